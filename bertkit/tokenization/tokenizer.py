@@ -1,0 +1,401 @@
+"""BertTokenizer: BasicTokenizer + WordPiece + special tokens, with the Hugging Face calling conventions.
+
+Speed comes from caching whole chunks (the whitespace-separated pieces after cleaning): a chunk's tokens depend on
+the chunk alone, and real text repeats its chunks, so most of a corpus is a dict lookup per chunk.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .alignment import Span, chunks_with_spans, token_spans
+from .basic import BasicTokenizer
+from .batch import BatchEncoding, Sequence, pad_sequences, padded_length, to_tensors, truncation_lengths
+from .vocab import load_vocab, save_vocab, write_text_atomic
+from .wordpiece import WordPiece
+
+logger = logging.getLogger(__name__)
+
+VOCAB_FILE = "vocab.txt"
+CONFIG_FILE = "tokenizer_config.json"
+SPECIAL_TOKEN_NAMES = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+_CONFIG_KEYS = ("do_lower_case", "do_basic_tokenize", "never_split", "tokenize_chinese_chars", "strip_accents")
+_CACHE_LIMIT = 1_000_000  # chunks; a cache this full is cleared rather than grown without bound
+
+
+class BertTokenizer:
+    """BERT's WordPiece tokenizer, reading a ``vocab.txt``; ids equal Hugging Face's ``BertTokenizer``."""
+
+    def __init__(
+        self,
+        vocab_file: str | os.PathLike | None = None,
+        do_lower_case: bool = True,
+        do_basic_tokenize: bool = True,
+        never_split: Iterable[str] | None = None,
+        unk_token: str = "[UNK]",
+        sep_token: str = "[SEP]",
+        pad_token: str = "[PAD]",
+        cls_token: str = "[CLS]",
+        mask_token: str = "[MASK]",
+        tokenize_chinese_chars: bool = True,
+        strip_accents: bool | None = None,
+        model_max_length: int = 512,
+        clean_up_tokenization_spaces: bool = True,
+        vocab: dict[str, int] | None = None,
+    ):
+        if (vocab_file is None) == (vocab is None):
+            raise ValueError("give exactly one of vocab_file (a vocab.txt path) or vocab (a token → id dict)")
+        self.vocab = dict(vocab) if vocab is not None else load_vocab(vocab_file)
+        self.ids_to_tokens = {i: t for t, i in self.vocab.items()}
+        self.unk_token, self.sep_token, self.pad_token = unk_token, sep_token, pad_token
+        self.cls_token, self.mask_token = cls_token, mask_token
+        missing = [t for t in self.all_special_tokens if t not in self.vocab]
+        if missing:
+            raise ValueError(f"the vocabulary lacks the special token(s) {missing}; BERT needs all of them")
+        self.do_basic_tokenize = do_basic_tokenize
+        self.model_max_length = model_max_length
+        self.clean_up_tokenization_spaces = clean_up_tokenization_spaces
+        self.basic = BasicTokenizer(do_lower_case, never_split, tokenize_chinese_chars, strip_accents)
+        self.wordpiece = WordPiece(self.vocab, unk_token)
+        self._specials = frozenset(self.all_special_tokens)
+        # Special tokens written in the text stay whole; the longest one wins where several start at one place.
+        by_length = sorted(self._specials, key=len, reverse=True)
+        self._special_split = re.compile("(" + "|".join(map(re.escape, by_length)) + ")")
+        first_chars = {t[0] for t in self._specials}
+        self._special_first_char = first_chars.pop() if len(first_chars) == 1 else None  # "[": a cheap filter
+        self._chunk_ids: dict[str, list[int]] = {}
+        self._chunk_tokens: dict[str, list[str]] = {}
+
+    # -- loading and saving -------------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike, **overrides: Any) -> BertTokenizer:
+        """Load ``vocab.txt`` and, if present, ``tokenizer_config.json`` from a local model folder."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"no such model folder: {folder} (bertkit loads local folders, not hub names)")
+        if not (folder / VOCAB_FILE).is_file():
+            raise FileNotFoundError(f"{folder} has no {VOCAB_FILE}")
+        settings: dict[str, Any] = {}
+        if (folder / CONFIG_FILE).is_file():
+            config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+            settings = {k: config[k] for k in _CONFIG_KEYS if config.get(k) is not None}
+            settings.update({k: _token_text(config[k]) for k in SPECIAL_TOKEN_NAMES if config.get(k)})
+            max_length = config.get("model_max_length")
+            if isinstance(max_length, int) and max_length < 1_000_000:  # transformers writes 1e30 for "none"
+                settings["model_max_length"] = max_length
+        settings.update(overrides)
+        return cls(folder / VOCAB_FILE, **settings)
+
+    def save_pretrained(self, folder: str | os.PathLike) -> list[Path]:
+        """Write ``vocab.txt`` and ``tokenizer_config.json`` (loadable by transformers too), atomically."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        config = {
+            "tokenizer_class": "BertTokenizer",
+            "do_lower_case": self.basic.do_lower_case,
+            "do_basic_tokenize": self.do_basic_tokenize,
+            "never_split": sorted(self.basic.never_split) or None,
+            "tokenize_chinese_chars": self.basic.tokenize_chinese_chars,
+            "strip_accents": self.basic.strip_accents,
+            "model_max_length": self.model_max_length,
+            "clean_up_tokenization_spaces": self.clean_up_tokenization_spaces,
+            **{name: getattr(self, name) for name in SPECIAL_TOKEN_NAMES},
+        }
+        vocab_path = save_vocab(self.vocab, folder / VOCAB_FILE)
+        write_text_atomic(folder / CONFIG_FILE, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+        return [vocab_path, folder / CONFIG_FILE]
+
+    # -- vocabulary -------------------------------------------------------------------------------------
+
+    @property
+    def all_special_tokens(self) -> list[str]:
+        """The five special tokens, in transformers' order."""
+        return [self.unk_token, self.sep_token, self.pad_token, self.cls_token, self.mask_token]
+
+    @property
+    def all_special_ids(self) -> list[int]:
+        """Ids of the special tokens."""
+        return [self.vocab[t] for t in self.all_special_tokens]
+
+    unk_token_id = property(lambda self: self.vocab[self.unk_token])
+    sep_token_id = property(lambda self: self.vocab[self.sep_token])
+    pad_token_id = property(lambda self: self.vocab[self.pad_token])
+    cls_token_id = property(lambda self: self.vocab[self.cls_token])
+    mask_token_id = property(lambda self: self.vocab[self.mask_token])
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of entries in the vocabulary."""
+        return len(self.vocab)
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    def get_vocab(self) -> dict[str, int]:
+        """A copy of the token → id dict."""
+        return dict(self.vocab)
+
+    def convert_tokens_to_ids(self, tokens: str | list[str]) -> int | list[int]:
+        """Token(s) → id(s); unknown tokens map to ``[UNK]``."""
+        unk = self.unk_token_id
+        if isinstance(tokens, str):
+            return self.vocab.get(tokens, unk)
+        return [self.vocab.get(t, unk) for t in tokens]
+
+    def convert_ids_to_tokens(self, ids: int | Iterable[int], skip_special_tokens: bool = False) -> str | list[str]:
+        """Id(s) → token(s); an id outside the vocabulary is an error."""
+        if isinstance(ids, int):
+            return self._id_to_token(ids)
+        tokens = [self._id_to_token(int(i)) for i in ids]
+        return [t for t in tokens if t not in self._specials] if skip_special_tokens else tokens
+
+    def _id_to_token(self, index: int) -> str:
+        token = self.ids_to_tokens.get(index)
+        if token is None:
+            raise ValueError(f"token id {index} is outside the vocabulary (0..{len(self.vocab) - 1})")
+        return token
+
+    # -- text → tokens ----------------------------------------------------------------------------------
+
+    def _segments(self, text: str) -> list[str]:
+        """Split out special tokens written in the text; they sit at the odd indices of the result."""
+        if self._special_first_char is not None and self._special_first_char not in text:
+            return [text]
+        return self._special_split.split(text)
+
+    def _chunks(self, text: str) -> list[str]:
+        return self.basic.chunks(text) if self.do_basic_tokenize else text.split()
+
+    def _tokens_of_chunk(self, chunk: str) -> list[str]:
+        """WordPiece tokens of one chunk (computed on a cache miss)."""
+        if not self.do_basic_tokenize:
+            return self.wordpiece.tokenize(chunk)
+        tokens = []
+        for word in self.basic.split_chunk(chunk, self._specials):
+            tokens += [word] if word in self.basic.never_split else self.wordpiece.tokenize(word)
+        return tokens
+
+    def _remember(self, chunk: str) -> list[int]:
+        """Compute a chunk's tokens and ids once and keep them."""
+        if len(self._chunk_ids) >= _CACHE_LIMIT:
+            self._chunk_ids.clear()
+            self._chunk_tokens.clear()
+        tokens = self._tokens_of_chunk(chunk)
+        self._chunk_tokens[chunk] = tokens
+        ids = self._chunk_ids[chunk] = self.convert_tokens_to_ids(tokens)
+        return ids
+
+    def tokenize(self, text: str) -> list[str]:
+        """Text → WordPiece tokens (no special tokens added)."""
+        _check_text(text, "text")
+        tokens: list[str] = []
+        for i, segment in enumerate(self._segments(text)):
+            if i % 2:
+                tokens.append(segment)
+                continue
+            for chunk in self._chunks(segment):
+                cached = self._chunk_tokens.get(chunk)
+                if cached is None:
+                    self._remember(chunk)
+                    cached = self._chunk_tokens[chunk]
+                tokens += cached
+        return tokens
+
+    def text_to_ids(self, text: str) -> list[int]:
+        """Text → token ids (no special tokens added): the hot path, one dict lookup per chunk."""
+        _check_text(text, "text")
+        ids: list[int] = []
+        cache = self._chunk_ids
+        for i, segment in enumerate(self._segments(text)):
+            if i % 2:
+                ids.append(self.vocab[segment])
+                continue
+            for chunk in self._chunks(segment):
+                chunk_ids = cache.get(chunk)
+                ids += chunk_ids if chunk_ids is not None else self._remember(chunk)
+        return ids
+
+    def text_to_ids_with_offsets(self, text: str) -> tuple[list[int], list[Span]]:
+        """Text → token ids and each token's (start, end) character span in ``text``."""
+        _check_text(text, "text")
+        ids: list[int] = []
+        spans: list[Span] = []
+        position = 0
+        for i, segment in enumerate(self._segments(text)):
+            if i % 2:
+                ids.append(self.vocab[segment])
+                spans.append((position, position + len(segment)))
+            else:
+                for token, (start, end) in self._token_spans(segment):
+                    ids.append(self.vocab.get(token, self.unk_token_id))
+                    spans.append((start + position, end + position))
+            position += len(segment)
+        return ids, spans
+
+    def _token_spans(self, text: str) -> list[tuple[str, Span]]:
+        basic = self.basic
+        out: list[tuple[str, Span]] = []
+        pad_chinese = basic.tokenize_chinese_chars and self.do_basic_tokenize
+        for chunk, positions in chunks_with_spans(text, pad_chinese):
+            if not self.do_basic_tokenize:
+                out += [(t, (positions[0], positions[-1] + 1)) for t in self.wordpiece.tokenize(chunk)]
+                continue
+            words = basic.split_chunk(chunk, self._specials)
+
+            def pieces(word: str) -> list[str]:
+                return [word] if word in basic.never_split else self.wordpiece.tokenize(word)
+
+            out += token_spans(
+                chunk, positions, words, pieces, basic.do_lower_case, basic.strip_accents, self.unk_token
+            )
+        return out
+
+    # -- tokens → model inputs --------------------------------------------------------------------------
+
+    def encode(
+        self,
+        text: str,
+        text_pair: str | None = None,
+        add_special_tokens: bool = True,
+        truncation: bool | str = False,
+        max_length: int | None = None,
+    ) -> list[int]:
+        """Text (and an optional pair) → ids, ``[CLS] A [SEP] B [SEP]`` by default."""
+        enc = self(text, text_pair, add_special_tokens=add_special_tokens, truncation=truncation,
+                   max_length=max_length)
+        return enc["input_ids"]
+
+    def __call__(
+        self,
+        text: str | list[str],
+        text_pair: str | list[str] | None = None,
+        add_special_tokens: bool = True,
+        padding: bool | str = False,
+        truncation: bool | str = False,
+        max_length: int | None = None,
+        return_tensors: str | None = None,
+        return_token_type_ids: bool = True,
+        return_attention_mask: bool = True,
+        return_special_tokens_mask: bool = False,
+        return_offsets_mapping: bool = False,
+    ) -> BatchEncoding:
+        """Tokenize a text or a batch (with optional pairs) into input ids, segment ids and attention masks."""
+        batched = not isinstance(text, str)
+        texts = _as_list(text, "text")
+        pairs = _as_list(text_pair, "text_pair") if text_pair is not None else None
+        if pairs is not None and len(pairs) != len(texts):
+            raise ValueError(f"got {len(texts)} texts but {len(pairs)} text pairs")
+        if truncation is True:
+            truncation = "longest_first"
+        if max_length is None and (truncation or padding == "max_length"):
+            max_length = self.model_max_length
+        sequences = [
+            self._build(a, pairs[i] if pairs else None, add_special_tokens, truncation, max_length,
+                        return_offsets_mapping)
+            for i, a in enumerate(texts)
+        ]
+        length = padded_length([len(s.input_ids) for s in sequences], padding, max_length)
+        rows = pad_sequences(sequences, length if length is not None else 0, self.pad_token_id)
+        keep = ["input_ids"]
+        keep += ["token_type_ids"] * return_token_type_ids + ["attention_mask"] * return_attention_mask
+        keep += ["special_tokens_mask"] * return_special_tokens_mask + ["offset_mapping"] * return_offsets_mapping
+        columns = {name: [row[name] for row in rows] for name in keep}
+        if not batched and return_tensors is None:
+            columns = {name: rows[0] for name, rows in columns.items()}
+        return BatchEncoding(to_tensors(columns, return_tensors))
+
+    def _build(
+        self, text: str, pair: str | None, add_special: bool, truncation: bool | str, max_length: int | None,
+        offsets: bool,
+    ) -> Sequence:
+        """One sequence: tokenize, truncate, add ``[CLS]``/``[SEP]``, segment ids."""
+        ids_a, spans_a = self.text_to_ids_with_offsets(text) if offsets else (self.text_to_ids(text), None)
+        ids_b, spans_b = (None, None)
+        if pair is not None:
+            ids_b, spans_b = self.text_to_ids_with_offsets(pair) if offsets else (self.text_to_ids(pair), None)
+        n_special = (3 if pair is not None else 2) if add_special else 0
+        if truncation:
+            budget = max_length - n_special
+            if budget < 0:
+                raise ValueError(f"max_length={max_length} leaves no room for the {n_special} special tokens")
+            keep_a, keep_b = truncation_lengths(len(ids_a), len(ids_b) if ids_b is not None else None, budget,
+                                                truncation)
+            ids_a, spans_a = ids_a[:keep_a], spans_a[:keep_a] if spans_a else spans_a
+            if ids_b is not None:
+                ids_b, spans_b = ids_b[:keep_b], spans_b[:keep_b] if spans_b else spans_b
+        seq = Sequence()
+        if add_special:
+            seq.append([self.cls_token_id], 0, True, None)
+        seq.append(ids_a, 0, False, spans_a)
+        if add_special:
+            seq.append([self.sep_token_id], 0, True, None)
+        if ids_b is not None:
+            seq.append(ids_b, 1, False, spans_b)
+            if add_special:
+                seq.append([self.sep_token_id], 1, True, None)
+        if len(seq.input_ids) > self.model_max_length and not truncation:
+            logger.warning("a sequence has %d tokens, more than model_max_length=%d; the model will refuse it "
+                           "unless truncation=True", len(seq.input_ids), self.model_max_length)
+        return seq
+
+    # -- ids → text --------------------------------------------------------------------------------------
+
+    def convert_tokens_to_string(self, tokens: list[str]) -> str:
+        """Join tokens with spaces and glue ``##`` pieces to their word."""
+        return " ".join(tokens).replace(" ##", "").strip()
+
+    def decode(
+        self, ids: Iterable[int], skip_special_tokens: bool = False, clean_up_tokenization_spaces: bool | None = None
+    ) -> str:
+        """Ids → text: pieces joined into words, special tokens kept unless skipped."""
+        if hasattr(ids, "tolist"):
+            ids = ids.tolist()
+        text = self.convert_tokens_to_string(self.convert_ids_to_tokens(ids, skip_special_tokens))
+        if clean_up_tokenization_spaces is None:
+            clean_up_tokenization_spaces = self.clean_up_tokenization_spaces
+        return clean_up_spaces(text) if clean_up_tokenization_spaces else text
+
+    def batch_decode(self, batch: Iterable[Iterable[int]], **kwargs: Any) -> list[str]:
+        """``decode`` for each sequence of a batch."""
+        return [self.decode(ids, **kwargs) for ids in batch]
+
+    def __repr__(self) -> str:
+        b = self.basic
+        return (f"BertTokenizer(vocab_size={len(self.vocab)}, do_lower_case={b.do_lower_case}, "
+                f"strip_accents={b.strip_accents}, tokenize_chinese_chars={b.tokenize_chinese_chars})")
+
+
+def clean_up_spaces(text: str) -> str:
+    """Undo the spaces that tokenization put before English punctuation and contractions (transformers' rule)."""
+    for spaced, tight in ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
+                          (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")):
+        text = text.replace(spaced, tight)
+    return text
+
+
+def _check_text(text: Any, name: str) -> None:
+    if not isinstance(text, str):
+        raise ValueError(f"{name} must be a string, got {type(text).__name__}: {text!r:.60}")
+
+
+def _as_list(value: Any, name: str) -> list[str]:
+    """A single text or a list/tuple of texts, every one checked to be a string."""
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"{name} must be a string or a list of strings, got {type(value).__name__}")
+    for i, item in enumerate(value):
+        _check_text(item, f"{name}[{i}]")
+    return list(value)
+
+
+def _token_text(value: Any) -> str:
+    """Special tokens in tokenizer_config.json are strings or AddedToken dicts with a "content" field."""
+    return value["content"] if isinstance(value, dict) else str(value)

