@@ -108,9 +108,11 @@ def load_weights(model: nn.Module, folder: Path) -> LoadingReport:
             )
     model.load_state_dict({t: stored[n] for n, t in mapping.items()}, strict=False)
     tied = tied_names(model)
+    by_target = {t: n for n, t in mapping.items()}
+    leftover = [n for n in stored if n not in mapping and not n.endswith(_IGNORED_SUFFIXES)]
     report = LoadingReport(
         missing=sorted(set(own) - set(mapping.values()) - tied),
-        unexpected=sorted(n for n in stored if n not in mapping and not n.endswith(_IGNORED_SUFFIXES)),
+        unexpected=sorted(n for n in leftover if not _is_alias(n, stored, by_target)),
     )
     if report.missing:
         logger.warning("%s: %d weights not in %s, left freshly initialised: %s", type(model).__name__,
@@ -119,6 +121,12 @@ def load_weights(model: nn.Module, folder: Path) -> LoadingReport:
         logger.warning("%s: %d weights in %s not used: %s", type(model).__name__, len(report.unexpected),
                        path.name, _summarise(report.unexpected))
     return report
+
+
+def _is_alias(name: str, stored: dict[str, torch.Tensor], by_target: dict[str, str]) -> bool:
+    """A second stored copy of a tensor already loaded under another name (transformers' decoder.bias)."""
+    target = match_names([name], set(by_target)).get(name)
+    return target is not None and torch.equal(stored[name], stored[by_target[target]])
 
 
 def _summarise(names: list[str], limit: int = 8) -> str:

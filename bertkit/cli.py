@@ -8,6 +8,7 @@ import json
 import os
 import sys
 import tempfile
+import unicodedata
 from pathlib import Path
 
 from .assets import default_model_dir
@@ -28,10 +29,15 @@ def cmd_tokenize(args: argparse.Namespace) -> None:
         print(format_tokens(tokens, enc["input_ids"]))
 
 
+def display_width(text: str) -> int:
+    """Terminal columns: East Asian wide characters take two."""
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
 def format_tokens(tokens: list[str], ids: list[int]) -> str:
     """Tokens above their ids, each column as wide as its widest entry."""
-    widths = [max(len(t), len(str(i))) for t, i in zip(tokens, ids, strict=True)]
-    top = " ".join(t.ljust(w) for t, w in zip(tokens, widths, strict=True))
+    widths = [max(display_width(t), len(str(i))) for t, i in zip(tokens, ids, strict=True)]
+    top = " ".join(t + " " * (w - display_width(t)) for t, w in zip(tokens, widths, strict=True))
     bottom = " ".join(str(i).ljust(w) for i, w in zip(ids, widths, strict=True))
     return f"{top.rstrip()}\n{bottom.rstrip()}"
 
@@ -121,7 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", help="a text file, one text a line")
     p.add_argument("--output", "-o", help="FILE.npy or FILE.jsonl; default: JSON lines on stdout")
     p.add_argument("--pooling", default="mean", choices=["mean", "max", "cls", "pooled"])
-    p.add_argument("--layer", default="-1", help="hidden-state index, or several joined by commas (concatenated)")
+    p.add_argument("--layer", default="-1",
+                   help="hidden-state index, or several joined by commas and concatenated (--layer=-2,-1)")
     p.add_argument("--normalize", action="store_true", help="L2-normalise each vector")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int)

@@ -14,7 +14,7 @@ from .encoding import SentenceEncoder
 from .model.parameters import format_breakdown
 from .tokenization import BertTokenizer
 
-ENGLISH = "BERT's WordPiece tokenizer splits unaffable words into ##pieces."
+ENGLISH = "Tokenizers split unaffable, unseen words into WordPiece units."
 CHINESE = "自然语言处理很有趣。"
 SENTENCES = ["First do it", "then do it right", "then do it better"]
 
