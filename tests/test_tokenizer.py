@@ -165,7 +165,7 @@ def test_save_and_reload_in_transformers(uncased, tmp_path):
 
 
 def test_bad_input_is_named(uncased, tmp_path):
-    with pytest.raises(ValueError, match="text must be a string or a list of strings, got NoneType"):
+    with pytest.raises(ValueError, match="text must be a string, got NoneType"):
         uncased.encode(None)
     with pytest.raises(ValueError, match=r"text\[1\] must be a string, got int"):
         uncased(["ok", 3])

@@ -268,6 +268,11 @@ class BertTokenizer:
         max_length: int | None = None,
     ) -> list[int]:
         """Text (and an optional pair) → ids, ``[CLS] A [SEP] B [SEP]`` by default."""
+        if text_pair is None and not truncation:  # the common case, without the batch machinery
+            ids = self.text_to_ids(text)
+            if len(ids) + 2 > self.model_max_length:
+                self._warn_too_long(len(ids) + 2 * add_special_tokens)
+            return [self.cls_token_id, *ids, self.sep_token_id] if add_special_tokens else ids
         enc = self(text, text_pair, add_special_tokens=add_special_tokens, truncation=truncation,
                    max_length=max_length)
         return enc["input_ids"]
@@ -341,9 +346,12 @@ class BertTokenizer:
             if add_special:
                 seq.append([self.sep_token_id], 1, True, None)
         if len(seq.input_ids) > self.model_max_length and not truncation:
-            logger.warning("a sequence has %d tokens, more than model_max_length=%d; the model will refuse it "
-                           "unless truncation=True", len(seq.input_ids), self.model_max_length)
+            self._warn_too_long(len(seq.input_ids))
         return seq
+
+    def _warn_too_long(self, length: int) -> None:
+        logger.warning("a sequence has %d tokens, more than model_max_length=%d; the model will refuse it "
+                       "unless truncation=True", length, self.model_max_length)
 
     # -- ids → text --------------------------------------------------------------------------------------
 
