@@ -69,6 +69,10 @@ class SentenceEncoder:
         single = isinstance(texts, str)
         texts = _checked_texts([texts] if single else texts, allow_empty)
         layers = [layer] if isinstance(layer, int) else list(layer)
+        depth = self.model.config.num_hidden_layers
+        if not layers or any(not isinstance(i, int) or not -depth - 1 <= i <= depth for i in layers):
+            raise ValueError(f"layer must be hidden-state indices in [{-depth - 1}, {depth}] (0 = embeddings, "
+                             f"-1 = last of {depth} layers), got {layer!r}")
         if pooling not in POOLING_STRATEGIES:
             raise ValueError(f"pooling must be one of {POOLING_STRATEGIES}, got {pooling!r}")
         if batch_size < 1:
@@ -81,7 +85,7 @@ class SentenceEncoder:
                 i, n = too_long[0]
                 raise ValueError(f"text {i} has {n} tokens, more than max_length={max_length}; pass truncate=True")
         order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
-        pool = Pooling(pooling)
+        pool = Pooling(pooling) if pooling != "pooled" else None
         out: np.ndarray | None = None
         batches = range(0, len(order), batch_size)
         for start in tqdm(batches, desc="encode", disable=not show_progress_bar, unit="batch"):
@@ -95,12 +99,14 @@ class SentenceEncoder:
         return out[0] if single else out
 
     @torch.inference_mode()
-    def _encode_batch(self, batch: list[list[int]], pool: Pooling, layers: list[int]) -> torch.Tensor:
-        """One padded batch through the model, pooled."""
+    def _encode_batch(self, batch: list[list[int]], pool: Pooling | None, layers: list[int]) -> torch.Tensor:
+        """One padded batch through the model, pooled (``pool=None``: the model's own pooler output)."""
         input_ids, attention_mask = pad_batch(batch, self.tokenizer.pad_token_id, self.device)
         want_layers = layers != [-1]
         output = self.model(input_ids, attention_mask=attention_mask, output_hidden_states=want_layers)
-        if pool.strategy == "pooled":
+        if pool is None:
+            if output.pooler_output is None:
+                raise ValueError("pooling='pooled' needs a model with a pooler; this checkpoint has none")
             return output.pooler_output.float().cpu()
         hidden = output.hidden_states if want_layers else (output.last_hidden_state,)
         picked = [hidden[i] for i in layers] if want_layers else list(hidden)

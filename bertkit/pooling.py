@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import torch
 
-POOLING_STRATEGIES = ("mean", "max", "cls", "pooled")
+TOKEN_POOLING = ("mean", "max", "cls")
+# "pooled" is BERT's own pooler (dense + tanh on [CLS]): the model computes it, so the encoder takes it from there.
+POOLING_STRATEGIES = (*TOKEN_POOLING, "pooled")
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -25,16 +27,12 @@ def cls_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor
 
 
 class Pooling(torch.nn.Module):
-    """A small module, as in sentence-transformers: ``Pooling("mean")(hidden, attention_mask)``.
-
-    ``"pooled"`` is BERT's own pooler (dense + tanh on ``[CLS]``) and needs the model's ``pooler_output``, so the
-    encoder handles it; here it falls back to ``[CLS]`` of the given hidden states.
-    """
+    """A small module, as in sentence-transformers: ``Pooling("mean")(hidden, attention_mask)``."""
 
     def __init__(self, strategy: str = "mean"):
         super().__init__()
-        if strategy not in POOLING_STRATEGIES:
-            raise ValueError(f"pooling must be one of {POOLING_STRATEGIES}, got {strategy!r}")
+        if strategy not in TOKEN_POOLING:
+            raise ValueError(f"pooling must be one of {TOKEN_POOLING}, got {strategy!r}")
         self.strategy = strategy
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

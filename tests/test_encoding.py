@@ -91,6 +91,8 @@ def test_bad_input(encoder):
     with pytest.raises(ValueError, match=r"texts\[0\] is empty"):
         encoder.encode(["", "fine"])
     assert encoder.encode(["", "fine"], allow_empty=True).shape == (2, 384)
+    with pytest.raises(ValueError, match=r"layer must be hidden-state indices in \[-7, 6\]"):
+        encoder.encode(["a"], layer=7)
     with pytest.raises(ValueError, match="pooling must be one of"):
         encoder.encode(["a"], pooling="median")
     with pytest.raises(ValueError, match="max_length=600 must be between 2 and the model's 512 positions"):
