@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from .atomic import write_atomic, write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -140,21 +141,8 @@ def save_model(model: nn.Module, folder: str | os.PathLike, tokenizer: Any = Non
     folder.mkdir(parents=True, exist_ok=True)
     tied = tied_names(model)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if k not in tied}
-    _atomic(folder / SAFETENSORS_FILE, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
-    config_text = model.config.to_json_string(architectures=[type(model).__name__])
-    _atomic(folder / CONFIG_FILE, lambda tmp: Path(tmp).write_text(config_text, encoding="utf-8"))
+    write_atomic(folder / SAFETENSORS_FILE, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
+    write_text_atomic(folder / CONFIG_FILE, model.config.to_json_string(architectures=[type(model).__name__]))
     if tokenizer is not None:
         tokenizer.save_pretrained(folder)
     return folder
-
-
-def _atomic(path: Path, write) -> None:
-    """Run ``write(tmp_path)`` on a temp file beside ``path``, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

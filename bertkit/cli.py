@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import sys
-import tempfile
 import unicodedata
 from pathlib import Path
 
 from .assets import default_model_dir
+from .atomic import write_bytes_atomic
 
 
 def _model_dir(value: str | None) -> Path:
@@ -75,19 +74,6 @@ def cmd_encode(args: argparse.Namespace) -> None:
         lines = (json.dumps({"text": t, "embedding": v.tolist()}, ensure_ascii=False) for t, v in pairs)
         write_bytes_atomic(out, ("\n".join(lines) + "\n").encode("utf-8"))
     print(f"wrote {len(texts)} embeddings of dimension {vectors.shape[1]} to {out}", file=sys.stderr)
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write through a temp file in the target folder, then rename: never a half-written output."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def cmd_params(args: argparse.Namespace) -> None:

@@ -14,10 +14,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_text_atomic
 from .alignment import Span, chunks_with_spans, token_spans
 from .basic import BasicTokenizer
 from .batch import BatchEncoding, Sequence, pad_sequences, padded_length, to_tensors, truncation_lengths
-from .vocab import load_vocab, save_vocab, write_text_atomic
+from .vocab import load_vocab, save_vocab
 from .wordpiece import WordPiece
 
 logger = logging.getLogger(__name__)

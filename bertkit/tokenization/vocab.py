@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
+
+from ..atomic import write_text_atomic
 
 
 def load_vocab(path: str | os.PathLike) -> dict[str, int]:
@@ -28,16 +29,3 @@ def save_vocab(vocab: dict[str, int], path: str | os.PathLike) -> Path:
     tokens = sorted(vocab, key=vocab.__getitem__)
     write_text_atomic(path, "".join(f"{token}\n" for token in tokens))
     return path
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same folder, so readers never see half a file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -1,0 +1,38 @@
+"""Atomic writes: a failed write leaves the old file whole and no temp file behind."""
+
+import pytest
+import torch
+
+from bertkit import BertConfig, BertModel
+from bertkit.atomic import write_atomic, write_text_atomic
+
+
+def test_failed_write_keeps_the_old_file(tmp_path):
+    target = write_text_atomic(tmp_path / "vocab.txt", "old\n")
+
+    def half_then_crash(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            f.write("half a fi")
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_atomic(target, half_then_crash)
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["vocab.txt"]
+
+
+def test_interrupted_checkpoint_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    model = BertModel(BertConfig.preset("tiny", vocab_size=50)).eval()
+    model.save_pretrained(tmp_path)
+    before = (tmp_path / "model.safetensors").read_bytes()
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("bertkit.checkpoint.save_file", crash)
+    with torch.no_grad():
+        model.embeddings.word_embeddings.weight.add_(1.0)
+    with pytest.raises(KeyboardInterrupt):
+        model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
