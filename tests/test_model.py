@@ -107,6 +107,27 @@ def test_pretraining_heads_match_transformers(tmp_path, shape, safetensors):
     assert abs(a.loss.item() - b.loss.item()) <= 1e-4
 
 
+def test_heads_checkpoint_with_unprefixed_encoder_and_tf_names(tmp_path):
+    """Encoder keys without `bert.`, LayerNorm as gamma/beta (TF-converted checkpoints), heads under `cls.`."""
+    from safetensors.torch import save_file
+
+    folder, theirs = random_hf_checkpoint(tmp_path, "BertForPreTraining", SHAPES[1], safetensors=True)
+    renamed = {}
+    for name, tensor in theirs.state_dict().items():
+        name = name.removeprefix("bert.")
+        if "LayerNorm" in name:
+            name = name.replace(".weight", ".gamma").replace(".bias", ".beta")
+        renamed[name] = tensor.clone()
+    save_file(renamed, folder / "model.safetensors")
+    ours = BertForPreTraining.from_pretrained(folder)
+    assert ours.loading_report.missing == [] and ours.loading_report.unexpected == []
+    ids, mask, types, _ = random_batch(SHAPES[1]["vocab_size"])
+    with torch.no_grad():
+        a, b = ours(ids, mask, types), theirs(input_ids=ids, attention_mask=mask, token_type_ids=types)
+    assert max_diff(a.prediction_logits, b.prediction_logits, mask.bool()) <= 1e-4
+    assert max_diff(a.seq_relationship_logits, b.seq_relationship_logits) <= 1e-4
+
+
 @pytest.mark.parametrize("kind", ["BertForMaskedLM", "BertModel"])
 def test_checkpoints_without_prefix_or_heads(tmp_path, kind):
     folder, theirs = random_hf_checkpoint(tmp_path, kind, SHAPES[0], safetensors=True)

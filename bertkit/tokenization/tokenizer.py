@@ -241,21 +241,19 @@ class BertTokenizer:
         return ids, spans
 
     def _token_spans(self, text: str) -> list[tuple[str, Span]]:
+        """Tokens of a text without special tokens, each with its span: the slow twin of ``text_to_ids``."""
         basic = self.basic
+        if not self.do_basic_tokenize:  # WordPiece straight on whitespace-separated words
+            return [(t, m.span()) for m in re.finditer(r"\S+", text) for t in self.wordpiece.tokenize(m.group())]
+
+        def pieces(word: str) -> list[str]:
+            return [word] if word in basic.never_split else self.wordpiece.tokenize(word)
+
         out: list[tuple[str, Span]] = []
-        pad_chinese = basic.tokenize_chinese_chars and self.do_basic_tokenize
-        for chunk, positions in chunks_with_spans(text, pad_chinese):
-            if not self.do_basic_tokenize:
-                out += [(t, (positions[0], positions[-1] + 1)) for t in self.wordpiece.tokenize(chunk)]
-                continue
+        for chunk, positions in chunks_with_spans(text, basic.tokenize_chinese_chars):
             words = basic.split_chunk(chunk, self._specials)
-
-            def pieces(word: str) -> list[str]:
-                return [word] if word in basic.never_split else self.wordpiece.tokenize(word)
-
-            out += token_spans(
-                chunk, positions, words, pieces, basic.do_lower_case, basic.strip_accents, self.unk_token
-            )
+            out += token_spans(chunk, positions, words, pieces, basic.do_lower_case, basic.strip_accents,
+                               self.unk_token)
         return out
 
     # -- tokens → model inputs --------------------------------------------------------------------------
