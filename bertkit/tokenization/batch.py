@@ -40,6 +40,23 @@ class Sequence:
         self.offset_mapping += offsets if offsets is not None else [(0, 0)] * len(ids)
 
 
+def check_text(text: Any, name: str) -> None:
+    """A clear error for anything that is not a string."""
+    if not isinstance(text, str):
+        raise ValueError(f"{name} must be a string, got {type(text).__name__}: {text!r:.60}")
+
+
+def as_text_list(value: Any, name: str) -> list[str]:
+    """A single text or a list/tuple of texts, every one checked to be a string."""
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, (list, tuple)):
+        raise ValueError(f"{name} must be a string or a list of strings, got {type(value).__name__}")
+    for i, item in enumerate(value):
+        check_text(item, f"{name}[{i}]")
+    return list(value)
+
+
 def truncation_lengths(len_a: int, len_b: int | None, budget: int, strategy: str) -> tuple[int, int | None]:
     """How many tokens of A (and B) to keep so that they fit in ``budget``.
 

@@ -17,7 +17,16 @@ from typing import Any
 from ..atomic import write_text_atomic
 from .alignment import Span, chunks_with_spans, token_spans
 from .basic import BasicTokenizer
-from .batch import BatchEncoding, Sequence, pad_sequences, padded_length, to_tensors, truncation_lengths
+from .batch import (
+    BatchEncoding,
+    Sequence,
+    as_text_list,
+    check_text,
+    pad_sequences,
+    padded_length,
+    to_tensors,
+    truncation_lengths,
+)
 from .vocab import load_vocab, save_vocab
 from .wordpiece import WordPiece
 
@@ -195,7 +204,7 @@ class BertTokenizer:
 
     def tokenize(self, text: str) -> list[str]:
         """Text → WordPiece tokens (no special tokens added)."""
-        _check_text(text, "text")
+        check_text(text, "text")
         tokens: list[str] = []
         for i, segment in enumerate(self._segments(text)):
             if i % 2:
@@ -211,7 +220,7 @@ class BertTokenizer:
 
     def text_to_ids(self, text: str) -> list[int]:
         """Text → token ids (no special tokens added): the hot path, one dict lookup per chunk."""
-        _check_text(text, "text")
+        check_text(text, "text")
         ids: list[int] = []
         cache = self._chunk_ids
         for i, segment in enumerate(self._segments(text)):
@@ -225,7 +234,7 @@ class BertTokenizer:
 
     def text_to_ids_with_offsets(self, text: str) -> tuple[list[int], list[Span]]:
         """Text → token ids and each token's (start, end) character span in ``text``."""
-        _check_text(text, "text")
+        check_text(text, "text")
         ids: list[int] = []
         spans: list[Span] = []
         position = 0
@@ -292,8 +301,8 @@ class BertTokenizer:
     ) -> BatchEncoding:
         """Tokenize a text or a batch (with optional pairs) into input ids, segment ids and attention masks."""
         batched = not isinstance(text, str)
-        texts = _as_list(text, "text")
-        pairs = _as_list(text_pair, "text_pair") if text_pair is not None else None
+        texts = as_text_list(text, "text")
+        pairs = as_text_list(text_pair, "text_pair") if text_pair is not None else None
         if pairs is not None and len(pairs) != len(texts):
             raise ValueError(f"got {len(texts)} texts but {len(pairs)} text pairs")
         if truncation is True:
@@ -385,22 +394,6 @@ def clean_up_spaces(text: str) -> str:
                           (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")):
         text = text.replace(spaced, tight)
     return text
-
-
-def _check_text(text: Any, name: str) -> None:
-    if not isinstance(text, str):
-        raise ValueError(f"{name} must be a string, got {type(text).__name__}: {text!r:.60}")
-
-
-def _as_list(value: Any, name: str) -> list[str]:
-    """A single text or a list/tuple of texts, every one checked to be a string."""
-    if isinstance(value, str):
-        return [value]
-    if not isinstance(value, (list, tuple)):
-        raise ValueError(f"{name} must be a string or a list of strings, got {type(value).__name__}")
-    for i, item in enumerate(value):
-        _check_text(item, f"{name}[{i}]")
-    return list(value)
 
 
 def _token_text(value: Any) -> str:
