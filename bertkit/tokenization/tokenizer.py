@@ -187,10 +187,11 @@ class BertTokenizer:
         """WordPiece tokens of one chunk (computed on a cache miss)."""
         if not self.do_basic_tokenize:
             return self.wordpiece.tokenize(chunk)
-        tokens = []
-        for word in self.basic.split_chunk(chunk, self._specials):
-            tokens += [word] if word in self.basic.never_split else self.wordpiece.tokenize(word)
-        return tokens
+        return [piece for word in self.basic.split_chunk(chunk, self._specials) for piece in self._pieces(word)]
+
+    def _pieces(self, word: str) -> list[str]:
+        """WordPiece of one word; words the user declared never-split stay whole."""
+        return [word] if word in self.basic.never_split else self.wordpiece.tokenize(word)
 
     def _remember(self, chunk: str) -> list[int]:
         """Compute a chunk's tokens and ids once and keep them."""
@@ -255,13 +256,10 @@ class BertTokenizer:
         if not self.do_basic_tokenize:  # WordPiece straight on whitespace-separated words
             return [(t, m.span()) for m in re.finditer(r"\S+", text) for t in self.wordpiece.tokenize(m.group())]
 
-        def pieces(word: str) -> list[str]:
-            return [word] if word in basic.never_split else self.wordpiece.tokenize(word)
-
         out: list[tuple[str, Span]] = []
         for chunk, positions in chunks_with_spans(text, basic.tokenize_chinese_chars):
             words = basic.split_chunk(chunk, self._specials)
-            out += token_spans(chunk, positions, words, pieces, basic.do_lower_case, basic.strip_accents,
+            out += token_spans(chunk, positions, words, self._pieces, basic.do_lower_case, basic.strip_accents,
                                self.unk_token)
         return out
 
