@@ -218,3 +218,22 @@ def test_config_that_does_not_match_the_weights(tmp_path):
         BertModel.from_pretrained(folder)
     with pytest.raises(ValueError, match="not a multiple of num_attention_heads"):
         BertConfig(hidden_size=30, num_attention_heads=4)
+
+
+class _Payload:
+    """Unpickling this would run a command: weights_only loading must refuse it."""
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch pwned",))
+
+
+def test_untrusted_pickle_is_refused_not_run(tmp_path, monkeypatch):
+    folder = BertModel(BertConfig(**SHAPES[0])).save_pretrained(tmp_path / "m")
+    (folder / "model.safetensors").unlink()
+    torch.save({"embeddings.word_embeddings.weight": _Payload()}, folder / "pytorch_model.bin")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="cannot read weights"):
+        BertModel.from_pretrained(folder)
+    assert not (tmp_path / "pwned").exists()
