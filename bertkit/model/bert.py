@@ -98,12 +98,12 @@ def explicit_attention(
     return F.dropout(probs, dropout) @ v, probs
 
 
-class BertSelfOutput(nn.Module):
-    """Project the heads back, then dropout, residual and LayerNorm (post-LN)."""
+class BertResidualOutput(nn.Module):
+    """Project to ``hidden_size``, dropout, add the residual, LayerNorm: how both blocks of a layer end (post-LN)."""
 
-    def __init__(self, config: BertConfig):
+    def __init__(self, config: BertConfig, in_features: int):
         super().__init__()
-        self.dense = Linear(config.hidden_size, config.hidden_size)
+        self.dense = Linear(in_features, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
@@ -117,7 +117,7 @@ class BertAttention(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
         self.self = BertSelfAttention(config)
-        self.output = BertSelfOutput(config)
+        self.output = BertResidualOutput(config, config.hidden_size)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, return_probs: bool = False):
         context, probs = self.self(x, mask, return_probs)
@@ -138,19 +138,6 @@ class BertIntermediate(nn.Module):
         return x if self.activation is None else self.activation(x)
 
 
-class BertOutput(nn.Module):
-    """The feed-forward layer's projection back to ``hidden_size``, dropout, residual and LayerNorm."""
-
-    def __init__(self, config: BertConfig):
-        super().__init__()
-        self.dense = Linear(config.intermediate_size, config.hidden_size)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
-
-    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
-
-
 class BertLayer(nn.Module):
     """One encoder layer: attention block, then feed-forward block, each with residual + LayerNorm."""
 
@@ -158,7 +145,7 @@ class BertLayer(nn.Module):
         super().__init__()
         self.attention = BertAttention(config)
         self.intermediate = BertIntermediate(config)
-        self.output = BertOutput(config)
+        self.output = BertResidualOutput(config, config.intermediate_size)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, return_probs: bool = False):
         x, probs = self.attention(x, mask, return_probs)
