@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import io
 import json
 import sys
@@ -11,6 +12,9 @@ from pathlib import Path
 
 from .assets import default_model_dir
 from .atomic import write_bytes_atomic
+
+# Modules under bertkit/commands/ that add their own subcommands: each has ``register(subparsers) -> None``.
+COMMAND_MODULES: list[str] = []
 
 
 def _model_dir(value: str | None) -> Path:
@@ -130,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="tokenize, embed, compare, count")
     p.add_argument("--model", help=model_help)
     p.set_defaults(run=cmd_demo)
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"bertkit.commands.{name}").register(sub)
     return parser
 
 

@@ -1,0 +1,1 @@
+"""Subcommands of ``bertkit`` that live beside their layer: each module has ``register(subparsers)``."""
