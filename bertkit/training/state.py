@@ -1,0 +1,80 @@
+"""Training checkpoints that a killed run resumes from exactly: weights, optimizer, scheduler, RNG, data position.
+
+A checkpoint is a folder ``step-0000100/`` holding a loadable model folder (config.json, model.safetensors, and the
+vocab when a tokenizer is given) plus ``trainer_state.pt``. It is written under a temporary name and renamed into
+place, and ``latest`` (a text file naming it) is replaced atomically after: a kill at any moment leaves either the
+previous checkpoint or the new one, never half of one. ``trainer_state.pt`` holds only tensors and plain Python
+values and is read with ``weights_only=True``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..atomic import write_text_atomic
+
+LATEST = "latest"
+STATE_FILE = "trainer_state.pt"
+
+
+def rng_states() -> dict[str, Any]:
+    """The generators a training step draws from: torch's (dropout) and Python's."""
+    return {"torch": torch.get_rng_state(), "python": random.getstate()}
+
+
+def restore_rng_states(states: dict[str, Any]) -> None:
+    """Put the generators back where :func:`rng_states` found them."""
+    torch.set_rng_state(states["torch"])
+    version, internal, gauss = states["python"]
+    random.setstate((version, tuple(internal), gauss))
+
+
+def save_checkpoint(
+    directory: str | os.PathLike, step: int, model: Any, state: dict[str, Any], tokenizer: Any = None, keep: int = 2
+) -> Path:
+    """Write ``directory/step-N`` (model folder + trainer state) atomically, point ``latest`` at it, prune old ones."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    final = directory / f"step-{step:07d}"
+    staging = directory / f".{final.name}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    model.save_pretrained(staging, tokenizer=tokenizer)
+    torch.save(state, staging / STATE_FILE)
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(staging, final)
+    write_text_atomic(directory / LATEST, final.name + "\n")
+    for old in sorted(directory.glob("step-*"))[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
+    """The folder ``latest`` names, or None when no checkpoint was completed."""
+    pointer = Path(directory) / LATEST
+    if not pointer.is_file():
+        return None
+    folder = Path(directory) / pointer.read_text(encoding="utf-8").strip()
+    if not folder.is_dir():
+        raise ValueError(f"{pointer} names {folder.name}, which does not exist; delete {pointer} to start afresh")
+    return folder
+
+
+def load_trainer_state(folder: str | os.PathLike) -> dict[str, Any]:
+    """The trainer state of a checkpoint folder; a corrupt or truncated file is a clear error."""
+    path = Path(folder) / STATE_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} is not a training checkpoint: {STATE_FILE} is missing")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
+        raise ValueError(f"cannot read the training checkpoint {path} (corrupt or truncated?): {error}") from None
+    if not isinstance(state, dict) or "step" not in state:
+        raise ValueError(f"{path} is not a bertkit trainer state")
+    return state
