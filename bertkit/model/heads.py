@@ -107,16 +107,28 @@ class BertForPreTraining(Pretrained):
         next_sentence_label: torch.Tensor | None = None,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
+        only_masked_logits: bool = False,
     ) -> BertForPreTrainingOutput:
-        """Logits for every position and for the sentence pair; the loss when labels are given."""
+        """Logits for every position and for the sentence pair; the loss when labels are given.
+
+        ``loss = L_mlm + L_nsp`` (``L_mlm`` alone without ``next_sentence_label``). With ``only_masked_logits``
+        the vocabulary projection runs only on the positions whose label is not -100 (~15 %), the pretraining
+        speed-up: ``prediction_logits`` is then (number of masked positions, vocab), in row-major position order.
+        """
         out = self.bert(input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions)
-        prediction_logits = self.cls.predictions(out.last_hidden_state)
+        hidden = out.last_hidden_state
+        if only_masked_logits:
+            if labels is None:
+                raise ValueError("only_masked_logits needs labels (-100 where nothing is predicted)")
+            predicted = labels != IGNORE_INDEX
+            hidden, labels = hidden[predicted], labels[predicted]
+        prediction_logits = self.cls.predictions(hidden)
         seq_relationship_logits = self.cls.seq_relationship(out.pooler_output)
         loss = None
-        if labels is not None and next_sentence_label is not None:
-            loss = mlm_loss(prediction_logits, labels) + F.cross_entropy(
-                seq_relationship_logits.view(-1, 2), next_sentence_label.view(-1)
-            )
+        if labels is not None:
+            loss = mlm_loss(prediction_logits, labels)
+            if next_sentence_label is not None:
+                loss = loss + F.cross_entropy(seq_relationship_logits.view(-1, 2), next_sentence_label.view(-1))
         return BertForPreTrainingOutput(loss, prediction_logits, seq_relationship_logits, out.hidden_states,
                                         out.attentions)
 

@@ -1,0 +1,104 @@
+"""PretrainingConfig: every setting of a pretraining run, read from YAML and overridable on the command line."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .instances import TASKS
+from .masking import MaskingConfig
+from .tokenized import WORD_BOUNDARIES
+
+
+@dataclass
+class PretrainingConfig:
+    """A pretraining run: corpus, tokenizer, model, instances, masking, optimisation, output."""
+
+    corpus: list[str] = field(default_factory=list)  # text files
+    corpus_format: str = "lines"  # "lines": a sentence a line, blank line between documents; "raw": running text
+    eval_corpus: list[str] = field(default_factory=list)  # held-out files; else eval_fraction of the documents
+    eval_fraction: float = 0.05
+    tokenizer: str | None = None  # a folder with vocab.txt (+ tokenizer_config.json); default: init_from's
+    init_from: str | None = None  # continued pretraining: a model folder (missing heads start fresh)
+    model_preset: str = "mini"  # size when training from scratch: tiny, mini, small, medium, base, large
+    num_hidden_layers: int | None = None
+    hidden_size: int | None = None
+    num_attention_heads: int | None = None
+    intermediate_size: int | None = None
+    max_position_embeddings: int | None = None
+    pair_task: str = "nsp"  # nsp | sop | none
+    word_boundaries: str = "wordpiece"  # wordpiece | jieba (Chinese whole words)
+    masking: str = "token"  # token | whole_word | ngram | span
+    mlm_probability: float = 0.15
+    max_predictions_per_seq: int = 20
+    dynamic_masking: bool = True
+    dupe_factor: int = 5  # static masking: copies of the corpus, each with its own mask
+    max_seq_length: int = 128
+    short_seq_prob: float = 0.1
+    batch_size: int = 32
+    max_steps: int = 1000
+    learning_rate: float = 1e-4
+    warmup_steps: int = 100
+    lr_schedule: str = "linear"
+    weight_decay: float = 0.01
+    gradient_accumulation_steps: int = 1
+    max_grad_norm: float = 1.0
+    bf16: bool = False
+    seed: int = 0
+    logging_steps: int = 10
+    eval_steps: int = 0
+    eval_batches: int = 20
+    save_steps: int = 0
+    output_dir: str = "out/pretrain"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        choices = {"pair_task": TASKS, "word_boundaries": WORD_BOUNDARIES, "corpus_format": ("lines", "raw")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        self.masking_config()  # validates the masking fields
+        if self.max_seq_length < 8:
+            raise ValueError(f"max_seq_length must be at least 8, got {self.max_seq_length}")
+        if not 0.0 <= self.eval_fraction < 1.0:
+            raise ValueError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
+        if self.batch_size < 1 or self.dupe_factor < 1:
+            raise ValueError("batch_size and dupe_factor must be ≥ 1")
+
+    def masking_config(self) -> MaskingConfig:
+        return MaskingConfig(strategy=self.masking, mlm_probability=self.mlm_probability,
+                             max_predictions_per_seq=self.max_predictions_per_seq)
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike, **overrides: Any) -> PretrainingConfig:
+        """Read a YAML file of fields; ``overrides`` (e.g. from the command line) win; unknown keys are errors."""
+        import yaml
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file not found: {path}")
+        try:
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as error:
+            raise ValueError(f"{path} is not valid YAML: {error}") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"{path} must hold a mapping of settings, not {type(values).__name__}")
+        return cls.from_dict({**values, **overrides})
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> PretrainingConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown pretraining setting(s) {unknown}; known: {sorted(known)}")
+        values = dict(values)
+        for name in ("corpus", "eval_corpus"):
+            if isinstance(values.get(name), str):
+                values[name] = [values[name]]
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)

@@ -1,0 +1,67 @@
+"""The pretraining step and its evaluation: ``L = L_mlm + L_nsp``, with the vocabulary projection run only on the
+masked positions (the MLM decoder is most of the step when it runs on every position)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..model.heads import IGNORE_INDEX
+
+
+def pretraining_step(model: nn.Module, batch: dict[str, torch.Tensor], pair_task: bool = True
+                     ) -> tuple[torch.Tensor, dict[str, float]]:
+    """Loss of one batch for ``BertForPreTraining`` (or its DDP wrapper), plus accuracies and the token count."""
+    labels = batch["labels"]
+    out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], labels=labels,
+                next_sentence_label=batch["next_sentence_label"] if pair_task else None, only_masked_logits=True)
+    targets = labels[labels != IGNORE_INDEX]
+    with torch.no_grad():
+        logits = out.prediction_logits.float()
+        stats = {"mlm_loss": F.cross_entropy(logits, targets).item(),
+                 "mlm_accuracy": (logits.argmax(-1) == targets).float().mean().item(),
+                 "tokens": float(batch["attention_mask"].sum())}
+        if pair_task:
+            pair_logits = out.seq_relationship_logits.float()
+            stats["nsp_loss"] = F.cross_entropy(pair_logits, batch["next_sentence_label"]).item()
+            stats["nsp_accuracy"] = (pair_logits.argmax(-1) == batch["next_sentence_label"]).float().mean().item()
+    return out.loss, stats
+
+
+@torch.no_grad()
+def evaluate_pretraining(model: nn.Module, batches: list[dict[str, torch.Tensor]], pair_task: bool = True,
+                         baseline_token: int | None = None) -> dict[str, float]:
+    """MLM accuracy and perplexity (and NSP/SOP accuracy) over fixed, pre-masked held-out batches.
+
+    ``baseline_token`` adds the accuracy of always predicting that token (the corpus's most frequent): what the
+    model must beat to have learned anything beyond token frequencies.
+    """
+    was_training = model.training
+    model.eval()
+    loss_sum = correct = total = pair_correct = pair_total = baseline = 0.0
+    for batch in batches:
+        labels = batch["labels"]
+        out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], labels=labels,
+                    only_masked_logits=True)
+        targets = labels[labels != IGNORE_INDEX]
+        logits = out.prediction_logits.float()
+        loss_sum += F.cross_entropy(logits, targets, reduction="sum").item()
+        correct += (logits.argmax(-1) == targets).sum().item()
+        total += targets.numel()
+        if baseline_token is not None:
+            baseline += (targets == baseline_token).sum().item()
+        pair_correct += (out.seq_relationship_logits.argmax(-1) == batch["next_sentence_label"]).sum().item()
+        pair_total += labels.shape[0]
+    model.train(was_training)
+    if total == 0:
+        raise ValueError("the evaluation set has no masked positions")
+    metrics = {"mlm_accuracy": correct / total, "mlm_loss": loss_sum / total,
+               "perplexity": math.exp(min(loss_sum / total, 50.0)), "predictions": total}
+    if pair_task:
+        metrics["nsp_accuracy"] = pair_correct / pair_total
+    if baseline_token is not None:
+        metrics["unigram_baseline_accuracy"] = baseline / total
+    return metrics

@@ -1,0 +1,154 @@
+"""A pretraining run from a :class:`PretrainingConfig`: corpus → instances → masked batches → Trainer → model."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..atomic import write_text_atomic
+from ..config import BertConfig
+from ..model import BertForPreTraining
+from ..tokenization import BertTokenizer
+from ..training import Trainer, TrainingArguments, distributed
+from .config import PretrainingConfig
+from .dataset import Example, PretrainingBatches, collate, mask_statically, to_example
+from .documents import read_documents
+from .instances import SpecialIds, create_instances
+from .objective import evaluate_pretraining, pretraining_step
+from .tokenized import tokenize_documents
+
+logger = logging.getLogger(__name__)
+PLOT_KEYS = ("loss", "mlm_accuracy", "nsp_accuracy", "learning_rate", "perplexity", "tokens_per_second")
+
+
+def load_tokenizer(config: PretrainingConfig) -> BertTokenizer:
+    """The run's tokenizer: ``tokenizer`` if given, else the one saved with ``init_from``."""
+    folder = config.tokenizer or config.init_from
+    if folder is None:
+        raise ValueError("give a tokenizer folder (tokenizer: DIR with vocab.txt) or a model to continue (init_from)")
+    return BertTokenizer.from_pretrained(folder)
+
+
+def special_ids(tokenizer: BertTokenizer) -> SpecialIds:
+    ids = tokenizer.convert_tokens_to_ids
+    return SpecialIds(cls=ids(tokenizer.cls_token), sep=ids(tokenizer.sep_token), pad=ids(tokenizer.pad_token),
+                      mask=ids(tokenizer.mask_token))
+
+
+def build_model(config: PretrainingConfig, tokenizer: BertTokenizer) -> BertForPreTraining:
+    """A fresh BERT of the configured size, or ``init_from`` with fresh heads where the checkpoint has none."""
+    if config.init_from:
+        model = BertForPreTraining.from_pretrained(config.init_from)
+    else:
+        sizes = {k: getattr(config, k) for k in ("num_hidden_layers", "hidden_size", "num_attention_heads",
+                                                  "intermediate_size", "max_position_embeddings")}
+        model = BertForPreTraining(BertConfig.preset(config.model_preset, vocab_size=len(tokenizer),
+                                                     pad_token_id=tokenizer.convert_tokens_to_ids("[PAD]"),
+                                                     **{k: v for k, v in sizes.items() if v is not None}))
+    if model.config.vocab_size < len(tokenizer):
+        raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the model only {model.config.vocab_size} "
+                         "embeddings: use the model's own vocab.txt")
+    if config.max_seq_length > model.config.max_position_embeddings:
+        raise ValueError(f"max_seq_length {config.max_seq_length} exceeds the model's "
+                         f"{model.config.max_position_embeddings} positions")
+    return model
+
+
+@dataclass
+class PretrainingData:
+    """Training examples, fixed-mask evaluation batches and the token the unigram baseline always predicts."""
+
+    train: list[Example]
+    eval_batches: list[dict[str, torch.Tensor]]
+    most_frequent_token: int
+
+
+def split_documents(config: PretrainingConfig, documents: list) -> tuple[list, list]:
+    """Held-out documents: ``eval_corpus`` if given, else every k-th document (``eval_fraction``)."""
+    if config.eval_corpus:
+        return documents, read_documents(config.eval_corpus, config.corpus_format)
+    if config.eval_fraction == 0:
+        return documents, []
+    every = max(2, round(1 / config.eval_fraction))
+    held_out = documents[::every]
+    train = [d for i, d in enumerate(documents) if i % every]
+    if not train:
+        raise ValueError(f"the corpus has {len(documents)} document(s): too few to hold out {config.eval_fraction} "
+                         "for evaluation; add documents (blank lines separate them), or set eval_fraction: 0")
+    return train, held_out
+
+
+def build_data(config: PretrainingConfig, tokenizer: BertTokenizer) -> PretrainingData:
+    """Read, tokenize, cut into instances and (statically) mask; evaluation data is masked once, fixed."""
+    show = config.progress and distributed.is_main()
+    train_docs, eval_docs = split_documents(config, read_documents(config.corpus, config.corpus_format))
+    train_docs = tokenize_documents(train_docs, tokenizer, config.word_boundaries, show)
+    special, masking, vocab_size = special_ids(tokenizer), config.masking_config(), len(tokenizer)
+    rng = random.Random(config.seed)
+    copies = 1 if config.dynamic_masking else config.dupe_factor
+    train: list[Example] = []
+    for _ in range(copies):
+        examples = [to_example(i) for i in create_instances(train_docs, config.max_seq_length, special, rng,
+                                                            config.pair_task, config.short_seq_prob)]
+        train += examples if config.dynamic_masking else mask_statically(examples, special, vocab_size, masking, rng)
+    counts = Counter(i for doc in train_docs for s in doc for i in s.ids)
+    eval_batches = []
+    if eval_docs:
+        eval_docs = tokenize_documents(eval_docs, tokenizer, config.word_boundaries, show)
+        eval_rng = random.Random(config.seed + 1)  # the same held-out masks in every run with this seed
+        examples = [to_example(i) for i in create_instances(eval_docs, config.max_seq_length, special, eval_rng,
+                                                            config.pair_task, 0.0)]
+        examples = mask_statically(examples, special, vocab_size, masking, eval_rng)
+        examples = examples[: config.eval_batches * config.batch_size]
+        eval_batches = [collate(examples[i:i + config.batch_size], special.pad)
+                        for i in range(0, len(examples), config.batch_size)]
+    return PretrainingData(train, eval_batches, counts.most_common(1)[0][0])
+
+
+def parameter_checksum(model: torch.nn.Module) -> float:
+    """A number that differs when any weight differs (used to check DDP ranks agree)."""
+    return float(sum((p.detach().double() * (i + 1)).sum() for i, p in enumerate(model.parameters())))
+
+
+def run_pretraining(config: PretrainingConfig, resume: bool = False) -> dict:
+    """Train, evaluate, save the final model (with its tokenizer) and ``summary.json``; returns the summary."""
+    distributed.init()
+    tokenizer = load_tokenizer(config)
+    model = build_model(config, tokenizer)
+    data = build_data(config, tokenizer)
+    pair_task = config.pair_task != "none"
+    batches = PretrainingBatches(data.train, config.batch_size, special_ids(tokenizer), len(tokenizer),
+                                 config.masking_config(), config.dynamic_masking, config.seed,
+                                 distributed.rank(), distributed.world_size())
+    args = TrainingArguments(
+        output_dir=config.output_dir, max_steps=config.max_steps, learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay, warmup_steps=config.warmup_steps, lr_schedule=config.lr_schedule,
+        gradient_accumulation_steps=config.gradient_accumulation_steps, max_grad_norm=config.max_grad_norm,
+        bf16=config.bf16, seed=config.seed, logging_steps=config.logging_steps, eval_steps=config.eval_steps,
+        save_steps=config.save_steps, plot_keys=PLOT_KEYS, progress=config.progress)
+
+    def evaluate(m: torch.nn.Module) -> dict[str, float]:
+        return evaluate_pretraining(m, data.eval_batches, pair_task, data.most_frequent_token)
+
+    trainer = Trainer(model, args, batches, lambda m, b: pretraining_step(m, b, pair_task),
+                      evaluate=evaluate if data.eval_batches else None, tokenizer=tokenizer)
+    result = trainer.train(resume=resume)
+    checksums = distributed.gather(parameter_checksum(model))
+    summary = {"steps": result.step, "train_instances": len(data.train), "ranks": distributed.world_size(),
+               "rank_checksums": checksums, "config": config.to_dict(),
+               "final_train": next((r for r in reversed(result.history) if r["split"] == "train"), None),
+               "final_eval": next((r for r in reversed(result.history) if r["split"] == "eval"), None)}
+    if distributed.is_main():
+        out = Path(config.output_dir)
+        model.save_pretrained(out / "model", tokenizer=tokenizer)
+        write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    distributed.barrier()
+    return summary
+
+
