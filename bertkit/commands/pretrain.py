@@ -74,7 +74,7 @@ def cmd_fill_mask(args: argparse.Namespace) -> None:
     for text in args.texts:
         print(text)
         for number, candidates in enumerate(fill_mask(model, tokenizer, text, args.top_k), start=1):
-            shown = "  ".join(f"{c.token} {c.probability:.3f}" for c in candidates)
+            shown = "  ".join(f"{c.token} {c.probability:.3g}" for c in candidates)
             print(f"  [MASK] {number}: {shown}")
 
 

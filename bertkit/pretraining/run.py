@@ -119,6 +119,7 @@ def parameter_checksum(model: torch.nn.Module) -> float:
 def run_pretraining(config: PretrainingConfig, resume: bool = False) -> dict:
     """Train, evaluate, save the final model (with its tokenizer) and ``summary.json``; returns the summary."""
     distributed.init()
+    torch.manual_seed(config.seed)  # the same initial weights on every rank and in every rerun
     tokenizer = load_tokenizer(config)
     model = build_model(config, tokenizer)
     data = build_data(config, tokenizer)
