@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable
 from functools import cache
@@ -20,8 +21,11 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from .alignment import Span, chunks_with_spans
-from .basic import clean_and_split, is_chinese_char
+from .basic import _CJK_RANGES, clean_and_split, is_chinese_char
 from .tokenizer import BertTokenizer
+
+# Runs of CJK ideographs: what jieba segments; everything between them takes BERT's usual path unchanged.
+_CJK_RUN = re.compile("([" + "".join(f"{chr(low)}-{chr(high)}" for low, high in _CJK_RANGES) + "]+)")
 
 
 @cache
@@ -69,30 +73,40 @@ class JiebaBertTokenizer(BertTokenizer):
     def _chunks(self, text: str) -> list[str]:
         return clean_and_split(text, tokenize_chinese_chars=False) if self.do_basic_tokenize else text.split()
 
+    def _pieces_of_chunk(self, chunk: str) -> list[tuple[str, int, bool]]:
+        """(text, start in chunk, is a vocabulary word): runs of other characters go whole to BERT's path, CJK
+        runs are segmented by jieba, and a word outside the vocabulary falls apart into characters, as in BERT."""
+        out: list[tuple[str, int, bool]] = []
+        start = 0
+        for i, run in enumerate(_CJK_RUN.split(chunk)):
+            words = _jieba().lcut(run) if i % 2 else [run] * bool(run)
+            for word in words:
+                if not i % 2 or self._is_vocab_word(word):
+                    out.append((word, start, bool(i % 2)))
+                else:
+                    out += [(char, start + k, False) for k, char in enumerate(word)]
+                start += len(word)
+        return out
+
     def _is_vocab_word(self, word: str) -> bool:
         return is_chinese_word(word) and word in self.vocab
 
-    def _fallback(self, word: str) -> list[str]:
-        """BERT's path for a word outside the vocabulary: CJK characters split apart, then WordPiece."""
-        return [t for chunk in self.basic.chunks(word) for t in super()._tokens_of_chunk(chunk)]
-
     def _tokens_of_chunk(self, chunk: str) -> list[str]:
+        parent = super()._tokens_of_chunk  # bound here: a comprehension has no super()
         if not self.do_basic_tokenize:
-            return super()._tokens_of_chunk(chunk)
-        return [t for w in segment(chunk) for t in ([w] if self._is_vocab_word(w) else self._fallback(w))]
+            return parent(chunk)
+        return [t for text, _, whole in self._pieces_of_chunk(chunk) for t in ([text] if whole else parent(text))]
 
     def _token_spans(self, text: str) -> list[tuple[str, Span]]:
+        parent = super()._token_spans
         if not self.do_basic_tokenize:
-            return super()._token_spans(text)
+            return parent(text)
         out: list[tuple[str, Span]] = []
         for chunk, positions in chunks_with_spans(text, tokenize_chinese_chars=False):
-            start = 0
-            for word in _jieba().lcut(chunk):  # a chunk holds no whitespace: its words tile it exactly
-                end = start + len(word)
-                if self._is_vocab_word(word):
-                    out.append((word, (positions[start], positions[end - 1] + 1)))
+            for piece, start, whole in self._pieces_of_chunk(chunk):
+                if whole:
+                    out.append((piece, (positions[start], positions[start + len(piece) - 1] + 1)))
                 else:
                     out += [(token, (positions[start + s], positions[start + e - 1] + 1))
-                            for token, (s, e) in super()._token_spans(word)]
-                start = end
+                            for token, (s, e) in parent(piece)]
         return out
