@@ -106,7 +106,7 @@ def test_jieba_vocab_from_scratch_mixes_words_and_subwords(tmp_path):
     corpus = tmp_path / "reviews.txt"
     corpus.write_text("\n".join(lines), encoding="utf-8")
     assert main(["train-tokenizer", str(corpus), "--vocab-size", "8000", "--limit-alphabet", "0",
-                 "--pre-tokenize", "jieba", "-o", str(tmp_path / "tok")]) == 0
+                 "--min-frequency", "2", "--pre-tokenize", "jieba", "-o", str(tmp_path / "tok")]) == 0
     tokenizer = BertTokenizer.from_pretrained(tmp_path / "tok")
     vocab = tokenizer.vocab
     assert len(vocab) == 8000 and list(vocab)[:5] == ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

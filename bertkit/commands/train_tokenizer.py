@@ -27,7 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--vocab-size", type=int, default=30000)
     p.add_argument("--model-type", default="wordpiece", choices=["wordpiece", "bpe"],
                    help="wordpiece: merge the pair with the best freq(ab)/(freq(a)·freq(b)); bpe: the most frequent")
-    p.add_argument("--min-frequency", type=int, default=2, help="a merge (or added word) must occur this often")
+    p.add_argument("--min-frequency", type=int,
+                   help="a merge (or added word) must occur this often; default 10 for wordpiece, 2 for bpe")
     p.add_argument("--limit-alphabet", type=int, default=1000,
                    help="keep this many most frequent characters (0: all); raise it for Chinese")
     p.add_argument("--cased", action="store_true", help="keep case (and accents); default: lower-case")
