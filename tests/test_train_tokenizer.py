@@ -2,6 +2,8 @@
 
 import itertools
 import json
+import subprocess
+import sys
 
 import pytest
 import transformers
@@ -110,3 +112,9 @@ def test_cli_trains_a_vocabulary(tmp_path, docs_sample, capsys):
     assert "vocab_size=20 is smaller than" in capsys.readouterr().err
     assert main(["train-tokenizer", str(tmp_path / "nope.txt"), "-o", str(out)]) == 2
     assert "training file not found" in capsys.readouterr().err
+
+
+def test_vocabulary_training_needs_no_torch():
+    code = ("import sys, bertkit.tokenization.training, bertkit.tokenization.chinese; "
+            "assert 'torch' not in sys.modules and 'jieba' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
