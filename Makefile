@@ -30,6 +30,7 @@ test: lint
 bench: $(VENV)/.test
 	$(PY) bench/tokenizer.py
 	$(PY) bench/encode.py
+	$(PY) bench/train_tokenizer.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -42,6 +42,8 @@ _CACHE_LIMIT = 1_000_000  # chunks; a cache this full is cleared rather than gro
 class BertTokenizer:
     """BERT's WordPiece tokenizer, reading a ``vocab.txt``; ids equal Hugging Face's ``BertTokenizer``."""
 
+    pre_tokenizer: str | None = None  # a variant that splits words differently names itself in tokenizer_config.json
+
     def __init__(
         self,
         vocab_file: str | os.PathLike | None = None,
@@ -95,6 +97,7 @@ class BertTokenizer:
         settings: dict[str, Any] = {}
         if (folder / CONFIG_FILE).is_file():
             config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+            cls = _tokenizer_class(config.get("pre_tokenizer"), cls)
             settings = {k: config[k] for k in _CONFIG_KEYS if config.get(k) is not None}
             settings.update({k: _token_text(config[k]) for k in SPECIAL_TOKEN_NAMES if config.get(k)})
             max_length = config.get("model_max_length")
@@ -118,6 +121,8 @@ class BertTokenizer:
             "clean_up_tokenization_spaces": self.clean_up_tokenization_spaces,
             **{name: getattr(self, name) for name in SPECIAL_TOKEN_NAMES},
         }
+        if self.pre_tokenizer:
+            config["pre_tokenizer"] = self.pre_tokenizer
         vocab_path = save_vocab(self.vocab, folder / VOCAB_FILE)
         write_text_atomic(folder / CONFIG_FILE, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
         return [vocab_path, folder / CONFIG_FILE]
@@ -392,6 +397,17 @@ def clean_up_spaces(text: str) -> str:
                           (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")):
         text = text.replace(spaced, tight)
     return text
+
+
+def _tokenizer_class(pre_tokenizer: str | None, default: type[BertTokenizer]) -> type[BertTokenizer]:
+    """The tokenizer class a config's ``pre_tokenizer`` asks for (the word-first Chinese one for "jieba")."""
+    if pre_tokenizer is None or pre_tokenizer == default.pre_tokenizer:
+        return default
+    if pre_tokenizer == "jieba":
+        from .chinese import JiebaBertTokenizer
+
+        return JiebaBertTokenizer
+    raise ValueError(f"tokenizer_config.json names an unknown pre_tokenizer {pre_tokenizer!r} (known: 'jieba')")
 
 
 def _token_text(value: Any) -> str:
