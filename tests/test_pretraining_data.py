@@ -170,3 +170,33 @@ def test_masking_config_rejects_bad_values():
         MaskingConfig(strategy="random")
     with pytest.raises(ValueError, match="mlm_probability"):
         MaskingConfig(mlm_probability=1.5)
+
+
+def test_chinese_whole_word_masking_keeps_jieba_words_together(chinese_vocab):
+    from bertkit.corpora import peoples_daily_paragraphs
+    from bertkit.pretraining.tokenized import tokenize_documents
+    from bertkit.tokenization import BertTokenizer
+    from bertkit.tokenization.chinese import segment
+
+    tokenizer = BertTokenizer(chinese_vocab)
+    paragraphs = peoples_daily_paragraphs()[100:130]
+    (document,) = tokenize_documents([paragraphs], tokenizer, "jieba", progress=False)
+    config = MaskingConfig(strategy="whole_word", max_predictions_per_seq=40)
+    rng = random.Random(0)
+    whole_words_masked = 0
+    for text, sentence in zip(paragraphs, document, strict=True):
+        assert sentence.ids == tokenizer.text_to_ids(text)
+        ids, offsets = tokenizer.text_to_ids_with_offsets(text)
+        spans, position = [], 0
+        for word in segment(text):  # each jieba word of two or more CJK characters: its token positions
+            start = text.index(word, position)
+            position = start + len(word)
+            if len(word) > 1 and all("\u4e00" <= c <= "\u9fff" for c in word):
+                spans.append([i for i, (a, _) in enumerate(offsets) if start <= a < position])
+        out = mask_instance(sentence.ids, sentence.word_starts, [True] * len(sentence.ids), SPECIAL.mask,
+                            len(tokenizer), config, rng)
+        chosen = set(out.masked_positions)
+        for span in spans:
+            assert chosen.isdisjoint(span) or chosen.issuperset(span)
+            whole_words_masked += chosen.issuperset(span)
+    assert whole_words_masked > 20  # multi-character words were masked, whole

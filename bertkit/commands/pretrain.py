@@ -1,4 +1,4 @@
-"""``bertkit pretrain``, ``bertkit fill-mask`` and ``bertkit explain masking``."""
+"""``bertkit pretrain``, ``bertkit corpus``, ``bertkit fill-mask`` and ``bertkit explain masking``."""
 
 from __future__ import annotations
 
@@ -90,6 +90,15 @@ def cmd_explain(args: argparse.Namespace) -> None:
     print(explain_masking(" ".join(args.text), tokenizer, masking, seed=args.seed))
 
 
+def cmd_corpus(args: argparse.Namespace) -> None:
+    """Write the installed real corpora of a language as pretraining text (a sentence a line)."""
+    from ..pretraining.sources import LANGUAGES, write_corpus
+
+    sources = args.source or list(LANGUAGES[args.language])
+    documents, sentences = write_corpus(sources, args.output)
+    print(f"wrote {documents:,} documents, {sentences:,} sentences from {', '.join(sources)} to {args.output}")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the pretraining subcommands."""
     from ..pretraining import PretrainingConfig
@@ -101,6 +110,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from output_dir's latest checkpoint")
     add_config_options(p, PretrainingConfig)
     p.set_defaults(run=cmd_pretrain)
+
+    from ..pretraining.sources import LANGUAGES, SOURCES
+
+    p = sub.add_parser("corpus", help="write installed real corpora as pretraining text (en, zh)")
+    p.add_argument("language", choices=sorted(LANGUAGES))
+    p.add_argument("--source", action="append", choices=sorted(SOURCES), help="instead of the language's defaults")
+    p.add_argument("--output", "-o", required=True)
+    p.set_defaults(run=cmd_corpus)
 
     p = sub.add_parser("fill-mask", help="top-k predictions for [MASK] (a model with an MLM head)")
     p.add_argument("texts", nargs="+")

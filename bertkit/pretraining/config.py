@@ -52,6 +52,7 @@ class PretrainingConfig:
     eval_steps: int = 0
     eval_batches: int = 20
     save_steps: int = 0
+    max_minutes: float | None = None  # stop early (evaluated, saved) once this much time is spent
     output_dir: str = "out/pretrain"
     progress: bool = True
 

@@ -1,7 +1,8 @@
 """Documents of text → documents of tokenized :class:`Sentence` s, with the word boundaries whole-word masking needs.
 
 Word boundaries come from WordPiece itself (a ``##`` piece continues the word before it) or, for Chinese, from
-jieba: the characters of one jieba word form one word, as Chinese-BERT-wwm does with its segmenter.
+jieba: the characters of one jieba word form one word, as Chinese-BERT-wwm does with its segmenter. The token ids
+are always the tokenizer's own; only the word-start flags differ.
 """
 
 from __future__ import annotations
@@ -28,32 +29,42 @@ def wordpiece_sentence(text: str, tokenizer: BertTokenizer, continuations: froze
     return Sentence(ids, [i not in continuations for i in ids])
 
 
-def jieba_sentence(text: str, tokenizer: BertTokenizer, segment: Callable[[str], list[str]]) -> Sentence:
-    """Token ids with word starts at jieba's word boundaries: a word's later characters continue it."""
-    ids, starts = [], []
-    for word in segment(text):
-        word_ids = tokenizer.text_to_ids(word)
-        ids.extend(word_ids)
-        starts.extend([True] + [False] * (len(word_ids) - 1))
-    return Sentence(ids, starts)
+def word_boundaries(text: str, words: list[str]) -> set[int]:
+    """Character offsets in ``text`` where one of ``words`` (found in order; whitespace between is skipped) starts."""
+    starts, position = set(), 0
+    for word in words:
+        found = text.find(word, position)
+        if found < 0:
+            continue  # a word the segmenter normalised; its characters then join the word before
+        starts.add(found)
+        position = found + len(word)
+    return starts
+
+
+def jieba_sentence(text: str, tokenizer: BertTokenizer, segment: Callable[[str], list[str]],
+                   continuations: frozenset[int]) -> Sentence:
+    """The usual token ids, with word starts where jieba's words start (and never on a ``##`` piece)."""
+    ids, spans = tokenizer.text_to_ids_with_offsets(text)
+    starts = word_boundaries(text, segment(text))
+    return Sentence(ids, [span[0] in starts and i not in continuations for i, span in zip(ids, spans, strict=True)])
 
 
 def tokenize_documents(
-    documents: list[Document], tokenizer: BertTokenizer, word_boundaries: str = "wordpiece", progress: bool = True
+    documents: list[Document], tokenizer: BertTokenizer, boundaries: str = "wordpiece", progress: bool = True
 ) -> list[list[Sentence]]:
     """Every sentence tokenized; sentences with no tokens and documents with no sentences are dropped."""
-    if word_boundaries == "jieba":
+    continuations = continuation_ids(tokenizer)
+    if boundaries == "jieba":
         from ..tokenization.chinese import segment
 
         def encode(text: str) -> Sentence:
-            return jieba_sentence(text, tokenizer, segment)
-    elif word_boundaries == "wordpiece":
-        continuations = continuation_ids(tokenizer)
+            return jieba_sentence(text, tokenizer, segment, continuations)
+    elif boundaries == "wordpiece":
 
         def encode(text: str) -> Sentence:
             return wordpiece_sentence(text, tokenizer, continuations)
     else:
-        raise ValueError(f"word_boundaries must be one of {WORD_BOUNDARIES}, got {word_boundaries!r}")
+        raise ValueError(f"word_boundaries must be one of {WORD_BOUNDARIES}, got {boundaries!r}")
     tokenized = []
     for document in tqdm(documents, desc="tokenizing", unit="doc", disable=not progress):
         sentences = [s for s in map(encode, document) if s.ids]

@@ -8,6 +8,7 @@ early stopping, atomic checkpoints and exact resumption, and DDP when launched b
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +25,8 @@ from . import distributed, state
 from .metrics import MetricsLog, plot_metrics
 from .optim import build_optimizer
 from .schedule import build_scheduler
+
+logger = logging.getLogger(__name__)
 
 
 class BatchSource(Protocol):
@@ -62,6 +65,7 @@ class TrainingArguments:
     early_stopping_patience: int = 0  # evaluations without improvement before stopping; 0 = never stop early
     plot_keys: Sequence[str] = ("loss", "learning_rate")
     progress: bool = True
+    max_minutes: float | None = None  # a time budget: stop (evaluate, checkpoint) once it is spent
 
     def __post_init__(self) -> None:
         if self.max_steps < 1:
@@ -150,6 +154,7 @@ class Trainer:
         bar = tqdm(total=args.max_steps, initial=self.step, disable=not (args.progress and main), unit="step",
                    dynamic_ncols=True)
         stopped_early = False
+        deadline = time.monotonic() + 60 * args.max_minutes if args.max_minutes else math.inf
         self.wrapped.train()
         while self.step < args.max_steps and not stopped_early:
             stats = self.optimizer_step()
@@ -169,11 +174,17 @@ class Trainer:
                                  if k in record})
                 window, window_steps, window_tokens, window_start = {}, 0, 0.0, time.perf_counter()
             bar.update(1)
-            last = self.step == args.max_steps
+            # rank 0's clock decides for every rank, so that all of them stop at the same step
+            out_of_time = bool(args.max_minutes) and distributed.gather(time.monotonic() > deadline)[0]
+            last = self.step == args.max_steps or out_of_time
             if self.evaluate_fn and ((args.eval_steps and self.step % args.eval_steps == 0) or last):
                 stopped_early = self.run_evaluation(history, log)
             if args.save_steps and (self.step % args.save_steps == 0 or last or stopped_early):
                 self.save_checkpoint()
+            if out_of_time:
+                logger.warning("the time budget of %s minutes is spent: stopping at step %d of %d",
+                               args.max_minutes, self.step, args.max_steps)
+                break
         bar.close()
         if main:
             plot_metrics(self.output_dir / "metrics.jsonl", self.output_dir / "metrics.png", args.plot_keys)
