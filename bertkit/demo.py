@@ -64,4 +64,9 @@ def run_demo(model_dir: Path) -> None:
     for preset in ("base", "large"):
         section(f"Parameters of BERT-{preset}")
         print(format_breakdown(BertConfig.preset(preset), with_heads=True))
+
+    section("Pretraining: a tiny BERT learns masked-LM (MLM + NSP) on real reviews")
+    from .pretraining.demo import run_pretraining_demo
+
+    run_pretraining_demo(model_dir)
     print(f"\ndone in {time.perf_counter() - started:.1f}s")
