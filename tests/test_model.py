@@ -237,3 +237,29 @@ def test_untrusted_pickle_is_refused_not_run(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="cannot read weights"):
         BertModel.from_pretrained(folder)
     assert not (tmp_path / "pwned").exists()
+
+
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients():
+    torch.manual_seed(0)
+    model = BertForPreTraining(BertConfig.preset("tiny", vocab_size=300)).train()
+    ids = torch.randint(5, 300, (4, 24))
+    labels = torch.where(torch.rand(4, 24) < 0.2, ids, torch.full_like(ids, -100))
+    labels[:, 3] = ids[:, 3]
+    batch = dict(input_ids=ids, labels=labels, next_sentence_label=torch.tensor([0, 1, 1, 0]),
+                 only_masked_logits=True)
+
+    def loss_and_grads():
+        torch.manual_seed(1)  # the same dropout masks in both runs
+        loss = model(**batch).loss
+        loss.backward()
+        grads = [p.grad.clone() for p in model.parameters()]
+        model.zero_grad()
+        return loss.item(), grads
+
+    plain_loss, plain = loss_and_grads()
+    model.gradient_checkpointing_enable()
+    assert model.bert.gradient_checkpointing
+    checked_loss, checked = loss_and_grads()
+    assert checked_loss == pytest.approx(plain_loss, abs=1e-6)
+    for a, b in zip(plain, checked, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from ..config import BertConfig
 from .linear import Linear
@@ -188,6 +189,7 @@ class BertModel(Pretrained):
         self.embeddings = BertEmbeddings(config)
         self.encoder = BertEncoder(config)
         self.pooler = BertPooler(config) if add_pooling_layer else None
+        self.gradient_checkpointing = False  # see Pretrained.gradient_checkpointing_enable
         self.init_weights()
 
     def forward(
@@ -203,8 +205,12 @@ class BertModel(Pretrained):
         x = self.embeddings(input_ids, token_type_ids)
         mask = additive_padding_mask(attention_mask, x.dtype)
         hidden_states, attentions = [x], []
+        checkpointed = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         for layer in self.encoder.layer:
-            x, probs = layer(x, mask, output_attentions)
+            if checkpointed:
+                x, probs = checkpoint(layer, x, mask, output_attentions, use_reentrant=False)
+            else:
+                x, probs = layer(x, mask, output_attentions)
             hidden_states.append(x)
             attentions.append(probs)
         return BertModelOutput(

@@ -54,6 +54,16 @@ class Pretrained(nn.Module):
         """Write config.json + model.safetensors (and the tokenizer's files if one is given), atomically."""
         return checkpoint.save_model(self, folder, tokenizer)
 
+    def gradient_checkpointing_enable(self) -> None:
+        """Keep only each encoder layer's input during training and recompute the rest in the backward pass.
+
+        Activation memory drops from every intermediate of every layer to one layer's worth, for about a third
+        more compute; dropout is replayed exactly (the RNG state is saved with each checkpoint).
+        """
+        for module in self.modules():
+            if hasattr(module, "gradient_checkpointing"):
+                module.gradient_checkpointing = True
+
     def num_parameters(self) -> int:
         """Number of distinct parameters (tied weights counted once)."""
         return sum(p.numel() for p in self.parameters())

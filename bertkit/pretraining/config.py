@@ -47,6 +47,7 @@ class PretrainingConfig:
     gradient_accumulation_steps: int = 1
     max_grad_norm: float = 1.0
     bf16: bool = False
+    gradient_checkpointing: bool = False  # less activation memory for about a third more compute
     seed: int = 0
     logging_steps: int = 10
     eval_steps: int = 0

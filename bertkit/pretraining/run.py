@@ -122,6 +122,8 @@ def run_pretraining(config: PretrainingConfig, resume: bool = False) -> dict:
     torch.manual_seed(config.seed)  # the same initial weights on every rank and in every rerun
     tokenizer = load_tokenizer(config)
     model = build_model(config, tokenizer)
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
     data = build_data(config, tokenizer)
     pair_task = config.pair_task != "none"
     batches = PretrainingBatches(data.train, config.batch_size, special_ids(tokenizer), len(tokenizer),

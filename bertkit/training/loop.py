@@ -22,6 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import distributed, state
+from .memory import release_freed_activations
 from .metrics import MetricsLog, plot_metrics
 from .optim import build_optimizer
 from .schedule import build_scheduler
@@ -106,6 +107,7 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, args.lr_schedule, args.warmup_steps, args.max_steps)
         self.wrapped = distributed.wrap(model)
         self.step, self.best_metric, self.bad_evals = 0, None, 0
+        release_freed_activations()
 
     # -- checkpoints ---------------------------------------------------------------------------------------------
     def resume(self, folder: str | Path | None = None) -> int:
