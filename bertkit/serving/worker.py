@@ -1,0 +1,70 @@
+"""A worker process: loads the model once, then encodes the batches the server sends it.
+
+Workers talk to the server over a DEALER socket (the server's end is a ROUTER, so it can address each one):
+``READY meta`` once loaded, then ``DONE job meta vectors tokens`` or ``ERROR job message`` per batch. A worker
+exits on ``STOP``, and on its own when its parent has gone, so none outlives the server.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+
+import zmq
+
+from .settings import ServerSettings
+
+logger = logging.getLogger(__name__)
+PARENT_CHECK_MS = 500
+
+
+def run_worker(index: int, settings: ServerSettings, address: str, parent_pid: int) -> None:
+    """Process entry point (spawned): serve batches until STOP or the parent's death."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which stops the workers in order
+    import torch
+
+    from .embedding import ServingModel
+
+    torch.set_num_threads(settings.torch_threads())
+    context = zmq.Context()
+    socket = context.socket(zmq.DEALER)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.setsockopt(zmq.IDENTITY, b"worker-%d" % index)
+    socket.connect(address)
+    try:
+        device = "cuda" if torch.cuda.is_available() and not settings.cpu else "cpu"
+        model = ServingModel.from_settings(settings, device)
+        model.encode(["warm up the kernels"])
+    except Exception as error:  # the server reports it and exits: one clear line
+        socket.send_multipart([b"FAILED", f"{type(error).__name__}: {error}".encode()])
+        socket.close()
+        context.term()
+        return
+    meta = {"pid": os.getpid(), "device": device, "threads": torch.get_num_threads(),
+            "torch_version": torch.__version__, "dimension": model.dimension}
+    socket.send_multipart([b"READY", json.dumps(meta).encode()])
+    with_tokens = settings.show_tokens_to_client
+    try:
+        while True:
+            if not socket.poll(PARENT_CHECK_MS):
+                if os.getppid() != parent_pid:
+                    break
+                continue
+            frames = socket.recv_multipart()
+            if frames[0] == b"STOP":
+                break
+            job_id, payload = frames[1], frames[2]
+            try:
+                vectors, tokens = model.encode(json.loads(payload))
+            except Exception as error:
+                logger.exception("worker %d failed on a batch", index)
+                socket.send_multipart([b"ERROR", job_id, f"{type(error).__name__}: {error}".encode()])
+                continue
+            meta = json.dumps({"shape": list(vectors.shape)}).encode()
+            tokens_frame = json.dumps(tokens if with_tokens else None, ensure_ascii=False).encode()
+            socket.send_multipart([b"DONE", job_id, meta, memoryview(vectors).cast("B"), tokens_frame])
+    finally:
+        socket.close()
+        context.term()
