@@ -9,10 +9,10 @@ import torch
 
 from ..encoding import pad_batch
 from ..model import BertModel
+from ..pooling import cls_pool, max_pool, mean_pool
 from ..tokenization import BertTokenizer
 from .features import Item, build_features
 from .settings import ServerSettings
-from .strategies import pool
 
 MODEL_BATCH_SIZE = 32  # sequences per forward pass: sorted by length, as SentenceEncoder batches
 
@@ -20,6 +20,33 @@ MODEL_BATCH_SIZE = 32  # sequences per forward pass: sorted by length, as Senten
 def load_tokenizer(folder: Path, cased: bool) -> BertTokenizer:
     """The model's tokenizer; lower-casing follows ``cased_tokenization`` as in bert-as-service."""
     return BertTokenizer.from_pretrained(folder, do_lower_case=not cased)
+
+
+def last_real_token(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The vector at index ``mask.sum() - 1`` of each row: ``[SEP]`` for a single text, as the original computes it."""
+    index = (mask.sum(dim=1) - 1).clamp(min=0)
+    return hidden[torch.arange(hidden.shape[0], device=hidden.device), index]
+
+
+def pool(strategy: str, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Apply a bert-as-service strategy to ``hidden`` (batch, seq, dim) under the 0/1 ``mask`` (batch, seq).
+
+    NONE keeps every token vector and zeroes the masked ones (padding, and [CLS]/[SEP] under ``mask_cls_sep``).
+    CLS_POOLED is not here: it is the model's pooler output, not a function of one layer.
+    """
+    if strategy == "REDUCE_MEAN":
+        return mean_pool(hidden, mask)
+    if strategy == "REDUCE_MAX":
+        return max_pool(hidden, mask)
+    if strategy == "REDUCE_MEAN_MAX":
+        return torch.cat([mean_pool(hidden, mask), max_pool(hidden, mask)], dim=-1)
+    if strategy == "CLS_TOKEN":
+        return cls_pool(hidden, mask)
+    if strategy == "SEP_TOKEN":
+        return last_real_token(hidden, mask)
+    if strategy == "NONE":
+        return hidden * mask.unsqueeze(-1).to(hidden.dtype)
+    raise ValueError(f"pooling strategy {strategy!r} is not a token-level strategy")
 
 
 class ServingModel:

@@ -64,7 +64,12 @@ def embedding_reply(identity: bytes, vectors: np.ndarray, tokens: list[list[str]
     """``[identity, {"dtype", "shape", "tokens"}, raw C-order buffer, req_id]``."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     meta = {"dtype": str(vectors.dtype), "shape": list(vectors.shape), "tokens": tokens if tokens is not None else ""}
-    return [identity, json.dumps(meta, ensure_ascii=False).encode(), memoryview(vectors).cast("B"), req_id]
+    return [identity, json.dumps(meta, ensure_ascii=False).encode(), raw_bytes(vectors), req_id]
+
+
+def raw_bytes(array: np.ndarray) -> np.ndarray:
+    """A C-contiguous array as a flat byte buffer ZMQ can send without a copy (also when it is empty)."""
+    return np.ascontiguousarray(array).reshape(-1).view(np.uint8)
 
 
 def json_reply(identity: bytes, data: dict, req_id: bytes) -> list[bytes]:

@@ -52,6 +52,10 @@ MAX_MESSAGE_BYTES = 256 << 20  # a larger request is refused by ZMQ itself (the 
 DRAIN_LIMIT = 2000  # messages read from one socket per loop turn, so no socket starves the others
 
 
+class WorkerFailed(ValueError):
+    """A worker could not load the model: the server cannot serve."""
+
+
 @dataclass
 class Worker:
     """A worker process and the batch it is encoding."""
@@ -195,14 +199,19 @@ class BertServer:
             waits.append(max(0.0, self.held[0][0] - now))
         return max(0, int(min(waits) * 1000 + 0.999))
 
-    @staticmethod
-    def _drain(socket: zmq.Socket, handle) -> None:
+    def _drain(self, socket: zmq.Socket, handle) -> None:
         for _ in range(DRAIN_LIMIT):
             try:
                 frames = socket.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
-            handle(frames)
+            try:
+                handle(frames)
+            except WorkerFailed:
+                raise
+            except Exception:  # the server survives any message: log it, drop it, go on
+                self.statistic.num_dropped += 1
+                logger.exception("dropped a message the server could not handle")
 
     # -- clients -----------------------------------------------------------------------------------------
 
@@ -313,7 +322,7 @@ class BertServer:
             worker.ready, worker.info = True, json.loads(rest[0])
             return
         if kind == b"FAILED":
-            raise ValueError(f"worker {worker.index} could not start: {rest[0].decode()}")
+            raise WorkerFailed(f"worker {worker.index} could not start: {rest[0].decode()}")
         job_id, batch = worker.job if worker.job is not None else (None, None)
         if batch is None or int(rest[0]) != job_id:
             logger.warning("worker %d answered job %s, which it was not given", worker.index, rest[0])
@@ -360,16 +369,16 @@ class BertServer:
     def close(self) -> None:
         """Stop the HTTP thread and the workers, close the sockets (freeing the ports)."""
         self.stopping.set()
-        if self.http is not None:
-            self.http.stop()
-        elif self.http_socket is not None:
-            self.http_socket.close()
-        for worker in self.workers:
+        for worker in self.workers:  # first, so that they wind down while the HTTP thread stops
             if worker.process.is_alive():
                 try:
                     self.backend.send_multipart([b"worker-%d" % worker.index, b"STOP"], zmq.NOBLOCK)
                 except zmq.ZMQError:
                     pass
+        if self.http is not None:
+            self.http.stop()
+        elif self.http_socket is not None:
+            self.http_socket.close()
         for worker in self.workers:
             worker.process.join(timeout=5)
             if worker.process.is_alive():

@@ -14,6 +14,7 @@ import signal
 
 import zmq
 
+from .protocol import raw_bytes
 from .settings import ServerSettings
 
 logger = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def run_worker(index: int, settings: ServerSettings, address: str, parent_pid: i
                 continue
             meta = json.dumps({"shape": list(vectors.shape)}).encode()
             tokens_frame = json.dumps(tokens if with_tokens else None, ensure_ascii=False).encode()
-            socket.send_multipart([b"DONE", job_id, meta, memoryview(vectors).cast("B"), tokens_frame])
+            socket.send_multipart([b"DONE", job_id, meta, raw_bytes(vectors), tokens_frame])
     finally:
         socket.close()
         context.term()
