@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 
 
@@ -30,6 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _flag(p, "show_tokens_to_client", action="store_true", help="send each text's tokens with its vectors")
     _flag(p, "cased_tokenization", action="store_true", help="do not lower-case (for cased models)")
     _flag(p, "num_worker", type=int, default=1, help="encoding processes; the cores are divided between them")
+    _flag(p, "torch_threads", type=int, default=None,
+          help="torch threads per worker (default: the cores divided between the workers)")
     _flag(p, "max_batch_size", type=int, default=256, help="most texts per batch; larger requests are split")
     _flag(p, "batch_wait_ms", type=float, default=2.0,
           help="how long a partial batch waits for more requests before it is encoded (default 2 ms)")
@@ -49,12 +52,7 @@ def run_serve(args: argparse.Namespace) -> None:
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = ServerSettings(
-        model_dir=args.model_dir or default_model_dir(), max_seq_len=args.max_seq_len,
-        pooling_layer=args.pooling_layer, pooling_strategy=args.pooling_strategy, mask_cls_sep=args.mask_cls_sep,
-        show_tokens_to_client=args.show_tokens_to_client, cased_tokenization=args.cased_tokenization,
-        num_worker=args.num_worker, max_batch_size=args.max_batch_size, batch_wait_ms=args.batch_wait_ms,
-        port=args.port, port_out=args.port_out, http_port=args.http_port, host=args.host, cpu=args.cpu,
-        verbose=args.verbose,
-    )
+    names = {f.name for f in dataclasses.fields(ServerSettings)}
+    values = {name: value for name, value in vars(args).items() if name in names}
+    settings = ServerSettings(**{**values, "model_dir": args.model_dir or default_model_dir()})
     BertServer(settings).run()

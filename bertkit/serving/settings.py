@@ -23,6 +23,7 @@ class ServerSettings:
     show_tokens_to_client: bool = False
     cased_tokenization: bool = False
     num_worker: int = 1
+    torch_threads: int | None = None  # per worker; None: the cores divided between the workers
     max_batch_size: int = 256
     batch_wait_ms: float = 2.0
     port: int = 5555
@@ -50,8 +51,8 @@ class ServerSettings:
         if not layers or any(not -depth <= i < depth for i in layers):
             raise ValueError(f"pooling_layer {layers} must be encoder layers in [{-depth}, {depth - 1}] "
                              f"(-1 = last of {depth}, -2 = second to last)")
-        for name in ("num_worker", "max_batch_size"):
-            if getattr(self, name) < 1:
+        for name in ("num_worker", "max_batch_size", "torch_threads"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.batch_wait_ms < 0:
             raise ValueError(f"batch_wait_ms must be >= 0, got {self.batch_wait_ms}")
@@ -61,9 +62,9 @@ class ServerSettings:
         return dataclasses.replace(self, model_dir=folder, max_seq_len=max_seq_len, pooling_layer=layers,
                                    pooling_strategy=checked_strategy(self.pooling_strategy))
 
-    def torch_threads(self) -> int:
-        """Threads per worker: the process's cores shared between the workers."""
-        return max(1, len(os.sched_getaffinity(0)) // self.num_worker)
+    def threads_per_worker(self) -> int:
+        """``torch_threads``, or the process's cores shared between the workers."""
+        return self.torch_threads or max(1, len(os.sched_getaffinity(0)) // self.num_worker)
 
     def as_reported(self) -> dict:
         """The settings as the original reports its arguments (pooling_strategy as the enum's number)."""

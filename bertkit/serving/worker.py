@@ -28,7 +28,7 @@ def run_worker(index: int, settings: ServerSettings, address: str, parent_pid: i
 
     from .embedding import ServingModel
 
-    torch.set_num_threads(settings.torch_threads())
+    torch.set_num_threads(settings.threads_per_worker())
     context = zmq.Context()
     socket = context.socket(zmq.DEALER)
     socket.setsockopt(zmq.LINGER, 0)

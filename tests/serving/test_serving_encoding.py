@@ -17,15 +17,6 @@ TEXTS = ["First do it", "then do it right", "then do it better",
          "Is this jackson ville ? ||| no it is not ."]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on the shared 2-core machine two threads spin against each other's load."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def reference(minilm_dir):
     model = transformers.BertModel.from_pretrained(minilm_dir, attn_implementation="eager").eval()
