@@ -110,6 +110,11 @@ def create_app(settings: ServerSettings) -> FastAPI:
     async def on_missing_feature(request: Request, exc: LookupError) -> JSONResponse:
         return error(404 if isinstance(exc, KeyError) else 422, str(exc).strip("'\""), "unsupported_model")
 
+    @app.exception_handler(Exception)
+    async def on_bug(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("HTTP %s %s failed", request.method, request.url.path)
+        return error(500, f"internal error: {type(exc).__name__}: {exc}", "server_error")
+
     @app.exception_handler(ServerUnavailable)
     async def on_unavailable(request: Request, exc: ServerUnavailable) -> JSONResponse:
         return error(503, str(exc), "server_error")

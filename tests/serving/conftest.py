@@ -47,3 +47,11 @@ def tiny_mlm(tmp_path_factory, minilm_dir):
     for name in ("vocab.txt", "tokenizer_config.json"):
         shutil.copy(minilm_dir / name, folder / name)
     return folder, model
+
+
+@pytest.fixture(scope="session")
+def tiny_server(tiny_mlm, tmp_path_factory):
+    """The tiny MLM checkpoint served with one worker of one thread, HTTP on."""
+    log = tmp_path_factory.mktemp("tiny-server") / "server.log"
+    with running_server(["-model_dir", str(tiny_mlm[0]), "--torch-threads", "1"], log, http=True) as server:
+        yield server

@@ -26,13 +26,6 @@ SENTENCES = ["First do it", "then do it right", "then do it better"]
 
 
 @pytest.fixture(scope="module")
-def tiny_server(tiny_mlm, tmp_path_factory):
-    log = tmp_path_factory.mktemp("tiny-server") / "server.log"
-    with running_server(["-model_dir", str(tiny_mlm[0]), "--torch-threads", "1"], log) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def tiny_local(tiny_mlm):
     model = ServingModel.from_settings(ServerSettings(tiny_mlm[0]).checked())
     return lambda items: model.encode(items)[0]
