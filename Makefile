@@ -24,7 +24,11 @@ demo: $(VENV)/.runtime
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check .
 
-test: lint
+# The web page test drives Debian's Chromium (headless); installed here because pip cannot.
+/usr/bin/chromium:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+
+test: lint /usr/bin/chromium
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.test

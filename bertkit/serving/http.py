@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .client import AsyncBertClient, ServerUnavailable
-from .inspection import Inspector
+from .inspection import Inspector, model_name
 from .settings import ServerSettings
 
 logger = logging.getLogger("bertkit.serving.http")
@@ -90,8 +90,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
 
     app = FastAPI(title="bertkit serve", version="1.10.0-compatible", lifespan=lifespan,
                   description="bert-as-service compatible encoding, OpenAI-style embeddings, and a look inside BERT.")
-    model_name = Path(settings.model_dir).name if Path(settings.model_dir).name != "model" \
-        else Path(settings.model_dir).parent.name
+    served_name = model_name(settings.model_dir)
 
     @app.exception_handler(RequestValidationError)
     async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -172,7 +171,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
             value = base64.b64encode(vector.astype("<f4").tobytes()).decode() \
                 if body.encoding_format == "base64" else vector.tolist()
             data.append({"object": "embedding", "embedding": value, "index": index})
-        return {"object": "list", "data": data, "model": body.model or model_name,
+        return {"object": "list", "data": data, "model": body.model or served_name,
                 "usage": {"prompt_tokens": used, "total_tokens": used}}
 
     @app.post("/tokenize")
@@ -202,7 +201,7 @@ def create_app(settings: ServerSettings) -> FastAPI:
         """Shape of the served model, for the web page."""
         inspector = state["inspector"]
         config = inspector.config
-        return {"name": model_name, "num_layers": config.num_hidden_layers, "num_heads": config.num_attention_heads,
+        return {"name": served_name, "num_layers": config.num_hidden_layers, "num_heads": config.num_attention_heads,
                 "hidden_size": config.hidden_size, "max_tokens": inspector.max_tokens,
                 "has_mlm_head": inspector.mlm is not None, "mask_token": inspector.tokenizer.mask_token,
                 "pooling_strategy": settings.pooling_strategy}

@@ -14,6 +14,12 @@ from .embedding import load_tokenizer
 MLM_HEAD_PREFIX = "cls.predictions."
 
 
+def model_name(folder: Path) -> str:
+    """A short name for a model folder (a package's ``.../name/model`` is called ``name``)."""
+    folder = Path(folder)
+    return folder.parent.name if folder.name == "model" else folder.name
+
+
 def has_mlm_head(folder: Path) -> bool:
     """Whether the checkpoint carries a masked-LM head (MiniLM, a sentence-embedding model, does not)."""
     path = checkpoint.find_weights(folder)
@@ -78,8 +84,9 @@ class Inspector:
     def fill_mask(self, text: str, top_k: int = 5) -> dict:
         """The ``top_k`` most likely tokens at each ``[MASK]`` of ``text``, with their probabilities."""
         if self.mlm is None:
-            raise LookupError(f"the served model ({self.folder}) has no masked-LM head ({MLM_HEAD_PREFIX}*), so it "
-                              "cannot fill masks; serve a BertForMaskedLM / BertForPreTraining checkpoint")
+            name = model_name(self.folder)
+            raise LookupError(f"the served model ({name}) has no masked-LM head ({MLM_HEAD_PREFIX}*), so it cannot "
+                              "fill masks; serve a BertForMaskedLM / BertForPreTraining checkpoint")
         mask = self.tokenizer.mask_token
         if mask not in text:
             raise ValueError(f"text must contain {mask} where a word should be guessed")
