@@ -34,6 +34,7 @@ test: lint /usr/bin/chromium
 bench: $(VENV)/.test
 	$(PY) bench/tokenizer.py
 	$(PY) bench/encode.py
+	$(PY) bench/serve.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

@@ -232,6 +232,7 @@ class BertServer:
                                      request.req_id))
             return
         self.statistic.data_request(request.identity, len(request.items))
+        logger.debug("request %s from %s: %d texts", request.req_id.decode(), request.identity[:36], len(request.items))
         pending = self.batcher.add(request)
         if not pending.size:
             self._answer(pending)

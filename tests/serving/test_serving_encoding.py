@@ -182,6 +182,18 @@ def test_batcher_splits_and_reassembles_in_order():
     assert b.assemble()[0].ravel().tolist() == [100, 101, 102]
 
 
+def test_token_matrices_of_different_lengths_are_padded_when_reassembled():
+    """max_seq_len NONE with NONE pooling: each batch has its own length; a split request is zero-padded."""
+    batcher = Batcher(max_batch_size=2, wait_s=0.0)
+    pending = batcher.add(Request(b"a", b"1", items=["x", "y", "z"]), now=0.0)
+    first, second = batcher.take(), batcher.take()
+    deliver(second, np.ones((1, 3, 2), np.float32), [["[CLS]", "z", "[SEP]"]])
+    assert deliver(first, np.full((2, 5, 2), 2, np.float32), [["t"] * 5, ["t"] * 5]) == [pending]
+    vectors, tokens = pending.assemble()
+    assert vectors.shape == (3, 5, 2) and tokens[2] == ["[CLS]", "z", "[SEP]"]
+    assert (vectors[:2] == 2).all() and (vectors[2, :3] == 1).all() and not vectors[2, 3:].any()
+
+
 @pytest.mark.parametrize("frames, message", [
     ([b"id", b"[]", b"1"], "expected 4 frames"),
     ([b"id", b"[]", b"1", b"0", b"x"], "expected 4 frames"),
