@@ -5,25 +5,20 @@ One thread owns every socket (ZMQ sockets are not thread-safe) and runs one poll
     clients ──PUSH──▶ PULL :port ──▶ Batcher ──ROUTER──▶ worker processes (DEALER)
     clients ◀──SUB─── XPUB :port_out ◀── replies ◀──────┘
 
-The result socket is an XPUB rather than a PUB so that the server sees subscriptions arrive: a reply whose
-client has not subscribed yet (ZMQ's "slow joiner": the client sends SHOW_CONFIG right after connecting) is held
-until it has, instead of the original's fixed 0.1 s sleep, which would stall every other client.
+Replies wait for their client's subscription (publisher.py); workers are separate processes (worker.py), fed
+one batch at a time, so whatever queues while they are busy goes into the next batch.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import multiprocessing
-import os
 import platform
 import shutil
 import signal
 import tempfile
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
@@ -40,9 +35,10 @@ from .protocol import (
     json_reply,
     parse_request,
 )
+from .publisher import Publisher
 from .settings import ServerSettings
 from .statistics import ServerStatistic
-from .worker import run_worker
+from .worker import Worker
 
 logger = logging.getLogger("bertkit.serving")
 
@@ -56,17 +52,6 @@ class WorkerFailed(ValueError):
     """A worker could not load the model: the server cannot serve."""
 
 
-@dataclass
-class Worker:
-    """A worker process and the batch it is encoding."""
-
-    index: int
-    process: multiprocessing.process.BaseProcess
-    job: tuple[int, Batch] | None = None
-    ready: bool = False
-    info: dict | None = None
-
-
 class BertServer:
     """A bert-as-service 1.10 compatible server: ``BertServer(settings).run()`` serves until terminated."""
 
@@ -76,8 +61,6 @@ class BertServer:
         self.batcher = Batcher(self.settings.max_batch_size, self.settings.batch_wait_ms / 1000)
         self.statistic = ServerStatistic()
         self.workers: list[Worker] = []
-        self.subscribed: set[bytes] = set()
-        self.held: deque[tuple[float, list]] = deque()  # (deadline, frames) waiting for a subscription
         self.stopping = threading.Event()
         self.started_at = datetime.now()
         self.next_job = 0
@@ -92,8 +75,9 @@ class BertServer:
         s = self.settings
         self.frontend = self._bind(zmq.PULL, s.port, "port")
         self.frontend.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
-        self.publisher = self._bind(zmq.XPUB, s.port_out, "port_out")
-        self.publisher.setsockopt(zmq.SNDHWM, 0)  # never drop a reply because a client reads slowly
+        results = self._bind(zmq.XPUB, s.port_out, "port_out")
+        results.setsockopt(zmq.SNDHWM, 0)  # never drop a reply because a client reads slowly
+        self.publisher = Publisher(results, HOLD_REPLY_S)
         self._ipc_dir = tempfile.mkdtemp(prefix="bertkit-serve-")
         self.backend_address = f"ipc://{self._ipc_dir}/workers"
         self.backend = self.context.socket(zmq.ROUTER)
@@ -120,12 +104,9 @@ class BertServer:
 
     def start_workers(self) -> None:
         """Spawn ``num_worker`` processes and wait until each has loaded the model."""
-        spawn = multiprocessing.get_context("spawn")  # a fork would copy torch's thread pools into the child
         for index in range(self.settings.num_worker):
-            process = spawn.Process(target=run_worker, daemon=True, name=f"bertkit-worker-{index}",
-                                    args=(index, self.settings, self.backend_address, os.getpid()))
-            process.start()
-            self.workers.append(Worker(index, process))
+            self.workers.append(Worker(index))
+            self.workers[-1].start(self.settings, self.backend_address)
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while not all(w.ready for w in self.workers):
             if self.stopping.is_set():
@@ -172,19 +153,19 @@ class BertServer:
     def serve(self) -> None:
         """The poll loop."""
         poller = zmq.Poller()
-        for socket in (self.frontend, self.backend, self.publisher):
+        for socket in (self.frontend, self.backend, self.publisher.socket):
             poller.register(socket, zmq.POLLIN)
         last_health_check = time.monotonic()
         while not self.stopping.is_set():
             events = dict(poller.poll(self._poll_timeout_ms()))
-            if self.publisher in events:
-                self._drain(self.publisher, self._on_subscription)
+            if self.publisher.socket in events:
+                self._drain(self.publisher.socket, self.publisher.on_subscription)
             if self.frontend in events:
                 self._drain(self.frontend, self._on_client_message)
             if self.backend in events:
                 self._drain(self.backend, self._on_worker_message)
             self._dispatch()
-            self._flush_held()
+            self.publisher.flush()
             if time.monotonic() - last_health_check > 1.0:
                 self._check_workers()
                 last_health_check = time.monotonic()
@@ -195,8 +176,9 @@ class BertServer:
             until = self.batcher.seconds_until_ready(now)
             if until is not None:
                 waits.append(until)
-        if self.held:
-            waits.append(max(0.0, self.held[0][0] - now))
+        due = self.publisher.seconds_until_due()
+        if due is not None:
+            waits.append(due)
         return max(0, int(min(waits) * 1000 + 0.999))
 
     def _drain(self, socket: zmq.Socket, handle) -> None:
@@ -228,7 +210,7 @@ class BertServer:
                 logger.info("TERMINATION request received: shutting down")
                 self.stopping.set()
                 return
-            self._publish(json_reply(request.identity, self.config(request, request.command == SHOW_STATUS),
+            self.publisher.publish(json_reply(request.identity, self.config(request, request.command == SHOW_STATUS),
                                      request.req_id))
             return
         self.statistic.data_request(request.identity, len(request.items))
@@ -272,35 +254,7 @@ class BertServer:
         if not self.settings.show_tokens_to_client:
             tokens = None
         request = pending.request
-        self._publish(embedding_reply(request.identity, vectors, tokens, request.req_id))
-
-    def _publish(self, frames: list) -> None:
-        if self._is_subscribed(frames[0]):
-            self.publisher.send_multipart(frames, copy=False)
-        else:
-            self.held.append((time.monotonic() + HOLD_REPLY_S, frames))
-
-    def _is_subscribed(self, identity: bytes) -> bool:
-        return identity in self.subscribed or any(identity.startswith(topic) for topic in self.subscribed
-                                                  if len(topic) < len(identity))
-
-    def _on_subscription(self, frames: list[bytes]) -> None:
-        message = frames[0]
-        if message[:1] == b"\x01":
-            self.subscribed.add(message[1:])
-        elif message[:1] == b"\x00":
-            self.subscribed.discard(message[1:])
-
-    def _flush_held(self) -> None:
-        if not self.held:
-            return
-        now, keep = time.monotonic(), deque()
-        for deadline, frames in self.held:
-            if self._is_subscribed(frames[0]) or now >= deadline:
-                self.publisher.send_multipart(frames, copy=False)  # past the deadline: sent, lost if nobody listens
-            else:
-                keep.append((deadline, frames))
-        self.held = keep
+        self.publisher.publish(embedding_reply(request.identity, vectors, tokens, request.req_id))
 
     # -- workers -----------------------------------------------------------------------------------------
 
@@ -312,9 +266,14 @@ class BertServer:
                 return
             batch = self.batcher.take()
             self.next_job += 1
-            worker.job = (self.next_job, batch)
             payload = json.dumps(batch.items, ensure_ascii=False).encode()
-            self.backend.send_multipart([b"worker-%d" % worker.index, b"JOB", b"%d" % self.next_job, payload])
+            try:
+                self.backend.send_multipart([worker.identity, b"JOB", b"%d" % self.next_job, payload])
+            except zmq.ZMQError:  # the worker has gone: the health check replaces it
+                self.batcher.requeue(batch)
+                worker.ready = False
+                continue
+            worker.job = (self.next_job, batch)
 
     def _on_worker_message(self, frames: list[bytes]) -> None:
         identity, kind, rest = frames[0], frames[1], frames[2:]
@@ -359,11 +318,7 @@ class BertServer:
                     self.batcher.requeue(batch)
                 else:
                     self._abandon(batch)
-            spawn = multiprocessing.get_context("spawn")
-            worker.process = spawn.Process(target=run_worker, daemon=True, name=f"bertkit-worker-{worker.index}",
-                                           args=(worker.index, self.settings, self.backend_address, os.getpid()))
-            worker.process.start()
-            worker.job, worker.ready = None, False
+            worker.start(self.settings, self.backend_address)
 
     # -- stop --------------------------------------------------------------------------------------------
 
@@ -373,7 +328,7 @@ class BertServer:
         for worker in self.workers:  # first, so that they wind down while the HTTP thread stops
             if worker.process.is_alive():
                 try:
-                    self.backend.send_multipart([b"worker-%d" % worker.index, b"STOP"], zmq.NOBLOCK)
+                    self.backend.send_multipart([worker.identity, b"STOP"], zmq.NOBLOCK)
                 except zmq.ZMQError:
                     pass
         if self.http is not None:
@@ -381,10 +336,7 @@ class BertServer:
         elif self.http_socket is not None:
             self.http_socket.close()
         for worker in self.workers:
-            worker.process.join(timeout=5)
-            if worker.process.is_alive():
-                worker.process.kill()
-                worker.process.join(timeout=5)
+            worker.stop()
         self.context.destroy(linger=0)
         if self._ipc_dir is not None:
             shutil.rmtree(self._ipc_dir, ignore_errors=True)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
 import os
 import signal
+from dataclasses import dataclass
 
 import zmq
 
@@ -19,6 +21,38 @@ from .settings import ServerSettings
 
 logger = logging.getLogger(__name__)
 PARENT_CHECK_MS = 500
+
+
+@dataclass
+class Worker:
+    """The server's handle on one worker process: its identity, state and the job it is encoding."""
+
+    index: int
+    process: multiprocessing.process.BaseProcess | None = None
+    job: tuple | None = None  # (job id, batch)
+    ready: bool = False
+    info: dict | None = None  # what the worker reported when ready: pid, device, threads, dimension
+
+    @property
+    def identity(self) -> bytes:
+        return b"worker-%d" % self.index
+
+    def start(self, settings: ServerSettings, address: str) -> None:
+        """Spawn the process (a fresh interpreter: a fork would copy torch's thread pools into the child)."""
+        spawn = multiprocessing.get_context("spawn")
+        self.process = spawn.Process(target=run_worker, daemon=True, name=f"bertkit-worker-{self.index}",
+                                     args=(self.index, settings, address, os.getpid()))
+        self.process.start()
+        self.job, self.ready = None, False
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        """Wait for the process to end after STOP; kill it if it does not."""
+        if self.process is None:
+            return
+        self.process.join(timeout=timeout_s)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout=timeout_s)
 
 
 def run_worker(index: int, settings: ServerSettings, address: str, parent_pid: int) -> None:
@@ -32,7 +66,7 @@ def run_worker(index: int, settings: ServerSettings, address: str, parent_pid: i
     context = zmq.Context()
     socket = context.socket(zmq.DEALER)
     socket.setsockopt(zmq.LINGER, 0)
-    socket.setsockopt(zmq.IDENTITY, b"worker-%d" % index)
+    socket.setsockopt(zmq.IDENTITY, Worker(index).identity)
     socket.connect(address)
     try:
         device = "cuda" if torch.cuda.is_available() and not settings.cpu else "cpu"

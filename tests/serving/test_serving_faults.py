@@ -6,6 +6,7 @@ compared with the same encoding in-process (ServingModel, itself checked against
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -85,10 +86,25 @@ def test_malformed_traffic_is_dropped_and_the_server_keeps_serving(tiny_server, 
           "(empty list, empty strings, 10,000 texts, a 1 MB text), then a normal request answered correctly")
 
 
-def test_termination_request_frees_the_ports_and_leaves_no_worker(tiny_mlm, tmp_path):
-    with running_server(["-model_dir", str(tiny_mlm[0]), "-num_worker", "2"], tmp_path / "server.log") as server:
+def test_a_killed_worker_is_replaced_then_termination_frees_the_ports(tiny_mlm, tiny_local, tmp_path):
+    with running_server(["-model_dir", str(tiny_mlm[0]), "-num_worker", "2", "--torch-threads", "1",
+                         "-max_batch_size", "4"], tmp_path / "server.log") as server:
         children = child_pids(server.process.pid)  # two workers and multiprocessing's resource tracker
-        assert sum("spawn_main" in Path(f"/proc/{pid}/cmdline").read_text() for pid in children) == 2
+        workers = [pid for pid in children if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()]
+        assert len(workers) == 2
+        texts = [f"sentence {i} for the surviving workers" for i in range(40)]
+        with BertClient(port=server.port, port_out=server.port_out, timeout=TIMEOUT_MS) as bc:
+            bc.encode(texts[:2])
+            os.kill(workers[0], signal.SIGKILL)  # a crash: batches in flight go back to the queue
+            for start in range(0, 40, 8):
+                bc.encode(texts[start : start + 8], blocking=False)
+            np.testing.assert_allclose(np.concatenate(bc.fetch_all()), tiny_local(texts), atol=1e-5)
+            deadline = time.monotonic() + 60
+            while "starting a new one" not in server.log and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert f"worker 0 died (exit code -{signal.SIGKILL})" in server.log
+            np.testing.assert_allclose(bc.encode(texts), tiny_local(texts), atol=1e-5)
+        children = set(children) | set(child_pids(server.process.pid))
         context = zmq.Context()
         push = context.socket(zmq.PUSH)
         push.connect(f"tcp://127.0.0.1:{server.port}")
