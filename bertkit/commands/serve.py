@@ -50,8 +50,9 @@ def run_serve(args: argparse.Namespace) -> None:
     from ..assets import default_model_dir
     from ..serving import BertServer, ServerSettings
 
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.verbose:
+        logging.getLogger("bertkit").setLevel(logging.DEBUG)
     names = {f.name for f in dataclasses.fields(ServerSettings)}
     values = {name: value for name, value in vars(args).items() if name in names}
     settings = ServerSettings(**{**values, "model_dir": args.model_dir or default_model_dir()})

@@ -135,6 +135,12 @@ def test_pretokenized_pairs_unknown_tokens_and_empty_text(minilm_dir, reference)
     assert tokens[3] == ["[CLS]", "[SEP]"]
 
 
+def test_cased_tokenization_keeps_the_case(minilm_dir):
+    assert serving(minilm_dir).encode(["Hello World"])[1] == [["[CLS]", "hello", "world", "[SEP]"]]
+    cased = ServingModel.from_settings(ServerSettings(minilm_dir, cased_tokenization=True).checked())
+    assert cased.encode(["Hello World"])[1] == [["[CLS]", "[UNK]", "[UNK]", "[SEP]"]]  # an uncased vocabulary
+
+
 def test_pairs_truncate_longest_first(minilm_dir, reference):
     items = ["one two three four five six seven eight nine ten ||| alpha beta"]
     ours, tokens = serving(minilm_dir, max_seq_len=10).encode(items)
