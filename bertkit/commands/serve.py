@@ -34,6 +34,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _flag(p, "torch_threads", type=int, default=None,
           help="torch threads per worker (default: the cores divided between the workers)")
     _flag(p, "max_batch_size", type=int, default=256, help="most texts per batch; larger requests are split")
+    _flag(p, "priority_batch_size", type=int, default=16,
+          help="requests of at most this many texts go ahead of larger ones (default 16)")
     _flag(p, "batch_wait_ms", type=float, default=2.0,
           help="how long a partial batch waits for more requests before it is encoded (default 2 ms)")
     _flag(p, "port", type=int, default=5555, help="port clients push requests to (default 5555)")

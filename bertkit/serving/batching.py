@@ -1,7 +1,7 @@
 """Batching across requests: texts from many clients share a forward pass, large requests are split.
 
 Each encode request is queued as one slice; ``take`` fills a batch of up to ``max_batch_size`` texts from the
-front of the queue (splitting a slice when it does not fit), and ``deliver`` files the rows of a finished batch back
+front of the queues (splitting a slice when it does not fit), and ``deliver`` files the rows of a finished batch back
 into their requests, which are complete when every row has arrived.
 """
 
@@ -68,57 +68,68 @@ class Batch:
 
 
 class Batcher:
-    """A queue of request slices, cut into batches of at most ``max_batch_size`` texts."""
+    """Queues of request slices, cut into batches of at most ``max_batch_size`` texts.
 
-    def __init__(self, max_batch_size: int, wait_s: float):
+    Requests of at most ``priority_size`` texts (bert-as-service's ``priority_batch_size``) queue apart and go
+    first, so that a one-sentence request does not wait behind a 10,000-text one.
+    """
+
+    def __init__(self, max_batch_size: int, wait_s: float, priority_size: int = 16):
         self.max_batch_size = max_batch_size
         self.wait_s = wait_s
-        self.queue: deque[Slice] = deque()
+        self.priority_size = priority_size
+        self.small: deque[Slice] = deque()
+        self.large: deque[Slice] = deque()
         self.queued = 0  # texts waiting
 
     def add(self, request: Request, now: float | None = None) -> Pending:
         """Queue an encode request's texts."""
         pending = Pending(request, time.monotonic() if now is None else now)
         if pending.size:
-            self.queue.append(Slice(pending, 0, pending.size))
+            queue = self.small if pending.size <= self.priority_size else self.large
+            queue.append(Slice(pending, 0, pending.size))
             self.queued += pending.size
         return pending
 
     def requeue(self, batch: Batch) -> None:
-        """Put a batch whose worker died back at the front of the queue."""
+        """Put a batch whose worker died back at the front."""
         for piece in reversed(batch.slices):
-            self.queue.appendleft(piece)
+            self.small.appendleft(piece)
             self.queued += piece.stop - piece.start
 
     def seconds_until_ready(self, now: float) -> float | None:
         """0 when a batch should go now (full, or its oldest text waited long enough); None when nothing waits."""
-        if not self.queue:
+        fronts = [queue[0].pending.received_at for queue in (self.small, self.large) if queue]
+        if not fronts:
             return None
         if self.queued >= self.max_batch_size:
             return 0.0
-        return max(0.0, self.queue[0].pending.received_at + self.wait_s - now)
+        return max(0.0, min(fronts) + self.wait_s - now)
 
     def take(self) -> Batch:
-        """The next batch, from the front of the queue."""
+        """The next batch: small requests first, then the front of the large ones."""
         slices, room = [], self.max_batch_size
-        while self.queue and room:
-            piece = self.queue[0]
-            count = piece.stop - piece.start
-            if count <= room:
-                slices.append(self.queue.popleft())
-            else:  # split: the rest stays at the front, so the request's rows keep their order
-                slices.append(Slice(piece.pending, piece.start, piece.start + room))
-                piece.start += room
-                count = room
-            room -= count
-            self.queued -= count
+        for queue in (self.small, self.large):
+            while queue and room:
+                piece = queue[0]
+                count = piece.stop - piece.start
+                if count <= room:
+                    slices.append(queue.popleft())
+                else:  # split: the rest stays at the front, so the request's rows keep their order
+                    slices.append(Slice(piece.pending, piece.start, piece.start + room))
+                    piece.start += room
+                    count = room
+                room -= count
+                self.queued -= count
         return Batch(slices)
 
     def drop(self, pending: Pending) -> None:
         """Remove a request's queued slices (its answer can no longer be complete)."""
-        kept = [piece for piece in self.queue if piece.pending is not pending]
-        self.queued -= sum(p.stop - p.start for p in self.queue if p.pending is pending)
-        self.queue = deque(kept)
+        for queue in (self.small, self.large):
+            self.queued -= sum(p.stop - p.start for p in queue if p.pending is pending)
+            kept = [piece for piece in queue if piece.pending is not pending]
+            queue.clear()
+            queue.extend(kept)
 
 
 def deliver(batch: Batch, vectors: np.ndarray, tokens: list | None) -> list[Pending]:

@@ -58,7 +58,8 @@ class BertServer:
     def __init__(self, settings: ServerSettings):
         self.settings = settings.checked()
         self.context = zmq.Context()
-        self.batcher = Batcher(self.settings.max_batch_size, self.settings.batch_wait_ms / 1000)
+        s = self.settings
+        self.batcher = Batcher(s.max_batch_size, s.batch_wait_ms / 1000, s.priority_batch_size)
         self.statistic = ServerStatistic()
         self.workers: list[Worker] = []
         self.stopping = threading.Event()

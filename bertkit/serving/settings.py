@@ -25,6 +25,7 @@ class ServerSettings:
     num_worker: int = 1
     torch_threads: int | None = None  # per worker; None: the cores divided between the workers
     max_batch_size: int = 256
+    priority_batch_size: int = 16
     batch_wait_ms: float = 2.0
     port: int = 5555
     port_out: int = 5556
@@ -51,7 +52,7 @@ class ServerSettings:
         if not layers or any(not -depth <= i < depth for i in layers):
             raise ValueError(f"pooling_layer {layers} must be encoder layers in [{-depth}, {depth - 1}] "
                              f"(-1 = last of {depth}, -2 = second to last)")
-        for name in ("num_worker", "max_batch_size", "torch_threads"):
+        for name in ("num_worker", "max_batch_size", "priority_batch_size", "torch_threads"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.batch_wait_ms < 0:

@@ -188,6 +188,17 @@ def test_batcher_splits_and_reassembles_in_order():
     assert b.assemble()[0].ravel().tolist() == [100, 101, 102]
 
 
+def test_small_requests_go_ahead_of_large_ones():
+    batcher = Batcher(max_batch_size=4, wait_s=0.0, priority_size=2)
+    batcher.add(Request(b"big", b"1", items=[f"big{i}" for i in range(10)]), now=0.0)
+    assert batcher.take().items == ["big0", "big1", "big2", "big3"]
+    batcher.add(Request(b"small", b"1", items=["s0"]), now=1.0)
+    batcher.add(Request(b"small", b"2", items=["t0", "t1"]), now=2.0)
+    assert batcher.take().items == ["s0", "t0", "t1", "big4"]
+    assert batcher.take().items == ["big5", "big6", "big7", "big8"]
+    assert batcher.take().items == ["big9"] and batcher.seconds_until_ready(3.0) is None and batcher.queued == 0
+
+
 def test_token_matrices_of_different_lengths_are_padded_when_reassembled():
     """max_seq_len NONE with NONE pooling: each batch has its own length; a split request is zero-padded."""
     batcher = Batcher(max_batch_size=2, wait_s=0.0)
