@@ -44,6 +44,7 @@ def test_config_and_status(server, capsys):
     assert config["server_version"] == "1.10.0" and config["max_seq_len"] == 25
     assert config["pooling_strategy"] == 2 and config["pooling_layer"] == [-2] and config["num_worker"] == 2
     assert config["show_tokens_to_client"] is True and config["client"] == bc.identity.decode()
+    assert config["host"] == "127.0.0.1" and config["max_batch_size"] == 64 and config["priority_batch_size"] == 16
     assert status["statistic"]["num_data_request"] >= 1 and status["statistic"]["num_total_seq"] >= 3
 
 
