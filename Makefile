@@ -24,13 +24,19 @@ demo: $(VENV)/.runtime
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check .
 
-test: lint
+# The web page test drives Debian's Chromium (headless); installed here because pip cannot.
+/usr/bin/chromium:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
+
+test: lint /usr/bin/chromium
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.test
 	$(PY) bench/tokenizer.py
 	$(PY) bench/encode.py
 	$(PY) bench/train_tokenizer.py
+	$(PY) bench/serve.py
+	$(PY) bench/pretrain.py
 
 # Real pretraining runs (≤ 30 minutes each on 2 cores): corpus → WordPiece vocab → mini BERT → fill-mask examples.
 pretrain-en: $(VENV)/.runtime

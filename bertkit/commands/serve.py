@@ -1,0 +1,61 @@
+"""``bertkit serve``: the bert-as-service compatible server (flags as ``bert-serving-start`` spells them too)."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+
+
+def _flag(parser: argparse.ArgumentParser, name: str, *extra: str, **kwargs) -> None:
+    """One option spelt ``--max-seq-len``, ``--max_seq_len`` and, as the original, ``-max_seq_len``."""
+    spellings = dict.fromkeys([f"--{name.replace('_', '-')}", f"--{name}", f"-{name}", *extra])
+    parser.add_argument(*spellings, dest=name, **kwargs)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``bertkit serve``."""
+    p = subparsers.add_parser("serve", help="bert-as-service compatible ZMQ server (+ HTTP API and web page)",
+                              allow_abbrev=False,
+                              description="Serve sentence embeddings to bert-as-service clients (BertClient), "
+                                          "over HTTP with --http-port, and a web page at / of the HTTP port.")
+    _flag(p, "model_dir", "--model", help="model folder (Hugging Face layout); default: the installed all-MiniLM-L6-v2")
+    _flag(p, "max_seq_len", default="25", help="tokens per text incl. [CLS]/[SEP], or NONE for the longest of each "
+                                               "batch (default 25)")
+    _flag(p, "pooling_layer", type=int, nargs="+", default=[-2],
+          help="encoder layer(s) to pool, -1 = last; several are concatenated (default -2)")
+    _flag(p, "pooling_strategy", default="REDUCE_MEAN",
+          help="NONE, REDUCE_MEAN, REDUCE_MAX, REDUCE_MEAN_MAX, CLS_TOKEN (FIRST_TOKEN), SEP_TOKEN (LAST_TOKEN), "
+               "CLS_POOLED (default REDUCE_MEAN)")
+    _flag(p, "mask_cls_sep", action="store_true", help="leave [CLS] and [SEP] out of attention and pooling")
+    _flag(p, "show_tokens_to_client", action="store_true", help="send each text's tokens with its vectors")
+    _flag(p, "cased_tokenization", action="store_true", help="do not lower-case (for cased models)")
+    _flag(p, "num_worker", type=int, default=1, help="encoding processes; the cores are divided between them")
+    _flag(p, "torch_threads", type=int, default=None,
+          help="torch threads per worker (default: the cores divided between the workers)")
+    _flag(p, "max_batch_size", type=int, default=256, help="most texts per batch; larger requests are split")
+    _flag(p, "priority_batch_size", type=int, default=16,
+          help="requests of at most this many texts go ahead of larger ones (default 16)")
+    _flag(p, "batch_wait_ms", type=float, default=2.0,
+          help="how long a partial batch waits for more requests before it is encoded (default 2 ms)")
+    _flag(p, "port", type=int, default=5555, help="port clients push requests to (default 5555)")
+    _flag(p, "port_out", type=int, default=5556, help="port results are published on (default 5556)")
+    _flag(p, "http_port", type=int, default=None, help="also serve the HTTP API and web page on this port")
+    _flag(p, "host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for every interface)")
+    _flag(p, "cpu", action="store_true", help="run on the CPU even when a GPU is available")
+    _flag(p, "verbose", action="store_true", help="log every request")
+    p.set_defaults(run=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> None:
+    """Check the settings, start, and serve until SIGTERM / SIGINT / a TERMINATION request."""
+    from ..assets import default_model_dir
+    from ..serving import BertServer, ServerSettings
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.verbose:
+        logging.getLogger("bertkit").setLevel(logging.DEBUG)
+    names = {f.name for f in dataclasses.fields(ServerSettings)}
+    values = {name: value for name, value in vars(args).items() if name in names}
+    settings = ServerSettings(**{**values, "model_dir": args.model_dir or default_model_dir()})
+    BertServer(settings).run()

@@ -1,0 +1,249 @@
+"""The HTTP API (FastAPI): bert-as-service's ``/encode``, OpenAI-style ``/v1/embeddings``, and inspection.
+
+Encoding goes through the ZMQ front like any client, so HTTP requests are batched with ZMQ ones; the inspection
+endpoints (tokens, attention, fill-mask) use a model of their own in this process. Every error is JSON,
+``{"status": code, "error": {"message", "type"}}`` with a 4xx (or 503) status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import socket
+import threading
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .client import AsyncBertClient, ServerUnavailable
+from .inspection import Inspector, model_name
+from .settings import ServerSettings
+
+logger = logging.getLogger("bertkit.serving.http")
+STATIC_DIR = Path(__file__).parent / "static"
+MAX_SIMILARITY_TEXTS = 256
+
+
+class EncodeRequest(BaseModel):
+    id: int | str | None = None
+    texts: list[str] | list[list[str]] = Field(min_length=1)
+    is_tokenized: bool = False
+
+
+class EmbeddingsRequest(BaseModel):
+    input: str | list[str]
+    model: str | None = None
+    encoding_format: Literal["float", "base64"] = "float"
+    user: str | None = None
+
+
+class TextRequest(BaseModel):
+    text: str = Field(min_length=1)
+    text_pair: str | None = None
+
+
+class AttentionRequest(TextRequest):
+    layer: int | None = None
+    head: int | None = None
+
+
+class FillMaskRequest(BaseModel):
+    text: str = Field(min_length=1)
+    top_k: int = 5
+
+
+class SimilarityRequest(BaseModel):
+    texts: list[str] = Field(min_length=1, max_length=MAX_SIMILARITY_TEXTS)
+
+
+def error(status: int, message: str, kind: str = "invalid_request_error") -> JSONResponse:
+    """The one JSON error shape (OpenAI clients read ``error.message``)."""
+    return JSONResponse({"status": status, "error": {"message": message, "type": kind}}, status_code=status)
+
+
+def front_address(settings: ServerSettings) -> str:
+    """Where this process reaches its own ZMQ front (a wildcard bind is reached on the loopback)."""
+    return "127.0.0.1" if settings.host in ("0.0.0.0", "*", "") else settings.host
+
+
+def create_app(settings: ServerSettings) -> FastAPI:
+    """The FastAPI application of a running server."""
+    state: dict = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        state["client"] = AsyncBertClient(front_address(settings), settings.port, settings.port_out)
+        state["inspector"] = await asyncio.to_thread(Inspector, settings.model_dir, settings.cased_tokenization,
+                                                     settings.max_seq_len)
+        yield
+        state["client"].close()
+
+    app = FastAPI(title="bertkit serve", version="1.10.0-compatible", lifespan=lifespan,
+                  description="bert-as-service compatible encoding, OpenAI-style embeddings, and a look inside BERT.")
+    served_name = model_name(settings.model_dir)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors())
+        return error(422, f"invalid request: {problems}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(ValueError)
+    async def on_bad_value(request: Request, exc: ValueError) -> JSONResponse:
+        return error(400, str(exc))
+
+    @app.exception_handler(LookupError)
+    async def on_missing_feature(request: Request, exc: LookupError) -> JSONResponse:
+        return error(404 if isinstance(exc, KeyError) else 422, str(exc).strip("'\""), "unsupported_model")
+
+    @app.exception_handler(Exception)
+    async def on_bug(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("HTTP %s %s failed", request.method, request.url.path)
+        return error(500, f"internal error: {type(exc).__name__}: {exc}", "server_error")
+
+    @app.exception_handler(ServerUnavailable)
+    async def on_unavailable(request: Request, exc: ServerUnavailable) -> JSONResponse:
+        return error(503, str(exc), "server_error")
+
+    async def encode(items: list) -> tuple[np.ndarray, list | str]:
+        return await state["client"].encode(items)
+
+    def sentence_vectors(vectors: np.ndarray) -> np.ndarray:
+        if vectors.ndim != 2:
+            raise ValueError("the server runs pooling_strategy NONE (token vectors); this endpoint needs one "
+                             "vector per text: start it with another -pooling_strategy")
+        return vectors
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html")
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        """Liveness: the HTTP process answers and the ZMQ front answers SHOW_CONFIG."""
+        config = await state["client"].config()
+        return {"status": "ok", "server_version": config["server_version"], "num_worker": config["num_worker"]}
+
+    @app.get("/status")
+    async def status() -> dict:
+        """SHOW_STATUS: the server's configuration and request statistics."""
+        return await state["client"].config(status=True)
+
+    @app.get("/status/server", include_in_schema=False)
+    async def status_server() -> dict:
+        return await state["client"].config(status=True)
+
+    @app.post("/encode")
+    async def encode_texts(body: EncodeRequest) -> dict:
+        """bert-as-service's HTTP encode: ``{"id", "texts", "is_tokenized"}`` → ``{"id", "result", "status"}``."""
+        texts = body.texts
+        tokenized = bool(texts) and isinstance(texts[0], list)
+        if tokenized != body.is_tokenized:
+            raise ValueError("is_tokenized=true needs texts as lists of tokens, and is_tokenized=false plain texts")
+        vectors, _ = await encode(list(texts))
+        return {"id": body.id, "result": vectors.tolist(), "status": 200}
+
+    @app.post("/v1/embeddings")
+    async def embeddings(body: EmbeddingsRequest) -> dict:
+        """OpenAI-style embeddings: ``{"input": str | [str], "model"}`` → ``{"data", "model", "usage"}``."""
+        texts = [body.input] if isinstance(body.input, str) else body.input
+        if not texts:
+            raise ValueError("input is empty: give a text or a non-empty list of texts")
+        vectors = sentence_vectors((await encode(texts))[0])
+        inspector = state["inspector"]
+        limit = settings.max_seq_len or inspector.max_tokens
+        used = sum(min(len(inspector.tokenizer.encode(t)), limit) for t in texts)
+        data = []
+        for index, vector in enumerate(vectors):
+            value = base64.b64encode(vector.astype("<f4").tobytes()).decode() \
+                if body.encoding_format == "base64" else vector.tolist()
+            data.append({"object": "embedding", "embedding": value, "index": index})
+        return {"object": "list", "data": data, "model": body.model or served_name,
+                "usage": {"prompt_tokens": used, "total_tokens": used}}
+
+    @app.post("/tokenize")
+    async def tokenize(body: TextRequest) -> dict:
+        """WordPiece tokens, ids, segment ids and character offsets."""
+        return state["inspector"].tokenize(body.text, body.text_pair)
+
+    @app.post("/similarity")
+    async def similarity(body: SimilarityRequest) -> dict:
+        """Cosine similarities between the server's embeddings of ``texts``."""
+        vectors = sentence_vectors((await encode(body.texts))[0]).astype(np.float64)
+        unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return {"texts": body.texts, "matrix": (unit @ unit.T).round(6).tolist()}
+
+    @app.post("/attention")
+    async def attention(body: AttentionRequest) -> dict:
+        """Attention probabilities per layer and head: ``attention[layer][head][query][key]``."""
+        return await asyncio.to_thread(state["inspector"].attention, body.text, body.text_pair, body.layer, body.head)
+
+    @app.post("/fill-mask")
+    async def fill_mask(body: FillMaskRequest) -> dict:
+        """Top-k guesses for each ``[MASK]`` (models with a masked-LM head only)."""
+        return await asyncio.to_thread(state["inspector"].fill_mask, body.text, body.top_k)
+
+    @app.get("/model")
+    async def model_info() -> dict:
+        """Shape of the served model, for the web page."""
+        inspector = state["inspector"]
+        config = inspector.config
+        return {"name": served_name, "num_layers": config.num_hidden_layers, "num_heads": config.num_attention_heads,
+                "hidden_size": config.hidden_size, "max_tokens": inspector.max_tokens,
+                "has_mlm_head": inspector.mlm is not None, "mask_token": inspector.tokenizer.mask_token,
+                "pooling_strategy": settings.pooling_strategy}
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    return app
+
+
+def bind_http(settings: ServerSettings) -> socket.socket:
+    """Bind the HTTP port now, so that a port in use is a start-up error, not a log line in a thread."""
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.http_port))
+    except OSError as exc:
+        sock.close()
+        raise ValueError(f"http_port {settings.http_port} on {settings.host} is not available: {exc.strerror}") \
+            from None
+    return sock
+
+
+class HttpThread:
+    """uvicorn serving the app from a thread of the server process (signals stay with the main thread)."""
+
+    def __init__(self, settings: ServerSettings, sock: socket.socket):
+        config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.sock = sock
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, name="bertkit-http",
+                                       daemon=True)
+
+    def start(self, timeout_s: float = 120.0) -> None:
+        """Start serving and wait until the app is up."""
+        self.thread.start()
+        for _ in range(int(timeout_s * 20)):
+            if self.server.started or not self.thread.is_alive():
+                break
+            threading.Event().wait(0.05)
+        if not self.server.started:
+            raise ValueError("the HTTP API did not start (see the log above)")
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+        self.sock.close()

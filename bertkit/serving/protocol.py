@@ -1,0 +1,77 @@
+"""bert-as-service 1.10 on the wire: the frames a client sends and the frames it expects back.
+
+Requests are ``[identity, payload, req_id, msg_len]``; replies are published with the client's identity as the
+topic and matched by the client on their last frame (the request id, echoed as sent).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from .features import Item
+
+SERVER_VERSION = "1.10.0"  # the real client refuses any other version unless built with check_version=False
+SHOW_CONFIG, SHOW_STATUS, TERMINATION = b"SHOW_CONFIG", b"SHOW_STATUS", b"TERMINATION"
+COMMANDS = (SHOW_CONFIG, SHOW_STATUS, TERMINATION)
+
+
+class ProtocolError(ValueError):
+    """A message the server cannot answer: it is logged and dropped."""
+
+
+@dataclass
+class Request:
+    """A parsed request: a command, or ``items`` to encode."""
+
+    identity: bytes
+    req_id: bytes
+    command: bytes | None = None
+    items: list[Item] | None = None
+
+
+def parse_request(frames: list[bytes]) -> Request:
+    """Check and decode one multipart message."""
+    if len(frames) != 4:
+        raise ProtocolError(f"expected 4 frames [identity, payload, req_id, msg_len], got {len(frames)}")
+    identity, payload, req_id, msg_len = frames
+    if not (req_id.isdigit() and msg_len.isdigit()):
+        raise ProtocolError(f"req_id and msg_len must be decimal digits, got {req_id[:20]!r} and {msg_len[:20]!r}")
+    if payload in COMMANDS:
+        return Request(identity, req_id, command=payload)
+    try:
+        items = json.loads(payload)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise ProtocolError(f"payload is neither a command nor UTF-8 JSON: {error}") from None
+    return Request(identity, req_id, items=checked_items(items))
+
+
+def checked_items(items: object) -> list[Item]:
+    """A list whose entries are texts or lists of token strings."""
+    if not isinstance(items, list):
+        raise ProtocolError(f"payload must be a JSON list of texts (or of token lists), got {type(items).__name__}")
+    for i, item in enumerate(items):
+        if isinstance(item, str):
+            continue
+        if not isinstance(item, list) or not all(isinstance(token, str) for token in item):
+            raise ProtocolError(f"entry {i} must be a text or a list of token strings, got {str(item)[:60]!r}")
+    return items
+
+
+def embedding_reply(identity: bytes, vectors: np.ndarray, tokens: list[list[str]] | None, req_id: bytes) -> list:
+    """``[identity, {"dtype", "shape", "tokens"}, raw C-order buffer, req_id]``."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    meta = {"dtype": str(vectors.dtype), "shape": list(vectors.shape), "tokens": tokens if tokens is not None else ""}
+    return [identity, json.dumps(meta, ensure_ascii=False).encode(), raw_bytes(vectors), req_id]
+
+
+def raw_bytes(array: np.ndarray) -> np.ndarray:
+    """A C-contiguous array as a flat byte buffer ZMQ can send without a copy (also when it is empty)."""
+    return np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+
+
+def json_reply(identity: bytes, data: dict, req_id: bytes) -> list[bytes]:
+    """``[identity, json, req_id]``: the reply to SHOW_CONFIG / SHOW_STATUS."""
+    return [identity, json.dumps(data, ensure_ascii=False, default=str).encode(), req_id]

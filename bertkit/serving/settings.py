@@ -1,0 +1,86 @@
+"""The server's settings: bert-as-service's flags and defaults, checked before anything starts."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import BertConfig
+from .strategies import STRATEGY_IDS, checked_strategy
+
+
+@dataclass
+class ServerSettings:
+    """What ``bertkit serve`` runs with; field names are bert-as-service's flag names."""
+
+    model_dir: Path
+    max_seq_len: int | None = 25
+    pooling_layer: list[int] = field(default_factory=lambda: [-2])
+    pooling_strategy: str = "REDUCE_MEAN"
+    mask_cls_sep: bool = False
+    show_tokens_to_client: bool = False
+    cased_tokenization: bool = False
+    num_worker: int = 1
+    torch_threads: int | None = None  # per worker; None: the cores divided between the workers
+    max_batch_size: int = 256
+    priority_batch_size: int = 16
+    batch_wait_ms: float = 2.0
+    port: int = 5555
+    port_out: int = 5556
+    http_port: int | None = None
+    host: str = "127.0.0.1"
+    cpu: bool = False
+    verbose: bool = False
+
+    def checked(self) -> ServerSettings:
+        """A copy with canonical values; bad values (and ones the original would hang on) are a clear error."""
+        folder = Path(self.model_dir)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"no such model folder: {folder}")
+        for name in ("config.json", "vocab.txt"):
+            if not (folder / name).is_file():
+                raise FileNotFoundError(f"model folder {folder} has no {name}")
+        config = BertConfig.from_json_file(folder / "config.json")
+        positions, depth = config.max_position_embeddings, config.num_hidden_layers
+        max_seq_len = parse_max_seq_len(self.max_seq_len)
+        if max_seq_len is not None and not 3 <= max_seq_len <= positions:
+            raise ValueError(f"max_seq_len={max_seq_len} must lie in [3, {positions}]: the model has "
+                             f"{positions} positions (use NONE for the longest text of each batch)")
+        layers = list(self.pooling_layer)
+        if not layers or any(not -depth <= i < depth for i in layers):
+            raise ValueError(f"pooling_layer {layers} must be encoder layers in [{-depth}, {depth - 1}] "
+                             f"(-1 = last of {depth}, -2 = second to last)")
+        for name in ("num_worker", "max_batch_size", "priority_batch_size", "torch_threads"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        if self.batch_wait_ms < 0:
+            raise ValueError(f"batch_wait_ms must be >= 0, got {self.batch_wait_ms}")
+        ports = [p for p in (self.port, self.port_out, self.http_port) if p is not None]
+        if any(not 0 < p < 65536 for p in ports) or len(set(ports)) != len(ports):
+            raise ValueError(f"port, port_out and http_port must be distinct ports in 1..65535, got {ports}")
+        return dataclasses.replace(self, model_dir=folder, max_seq_len=max_seq_len, pooling_layer=layers,
+                                   pooling_strategy=checked_strategy(self.pooling_strategy))
+
+    def threads_per_worker(self) -> int:
+        """``torch_threads``, or the process's cores shared between the workers."""
+        return self.torch_threads or max(1, len(os.sched_getaffinity(0)) // self.num_worker)
+
+    def as_reported(self) -> dict:
+        """The settings as the original reports its arguments (pooling_strategy as the enum's number)."""
+        values = dataclasses.asdict(self)
+        values["model_dir"] = str(self.model_dir)
+        values["pooling_strategy"] = STRATEGY_IDS[self.pooling_strategy]
+        values["pooling_strategy_name"] = self.pooling_strategy
+        return values
+
+
+def parse_max_seq_len(value: int | str | None) -> int | None:
+    """An int, or ``None`` from ``None``/``"NONE"`` (any case)."""
+    if value is None or (isinstance(value, str) and value.strip().upper() == "NONE"):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"max_seq_len must be an integer or NONE, got {value!r}") from None
