@@ -14,7 +14,7 @@ from .assets import default_model_dir
 from .atomic import write_bytes_atomic
 
 # Modules under bertkit/commands/ that add their own subcommands: each has ``register(subparsers) -> None``.
-COMMAND_MODULES: list[str] = ["finetune", "predict"]
+COMMAND_MODULES: list[str] = ["finetune", "predict", "tune"]
 
 
 def _model_dir(value: str | None) -> Path:
