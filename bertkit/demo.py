@@ -61,6 +61,11 @@ def run_demo(model_dir: Path) -> None:
     print(f"{len(SENTENCES)} sentences → array {vectors.shape}, float32")
     print(similarity_table(SENTENCES, vectors))
 
+    section("Fine-tuning MiniLM on Rotten Tomatoes reviews (sentiment)")
+    from .finetuning.demo import finetune_demo
+
+    finetune_demo(model_dir)
+
     for preset in ("base", "large"):
         section(f"Parameters of BERT-{preset}")
         print(format_breakdown(BertConfig.preset(preset), with_heads=True))
