@@ -18,6 +18,8 @@ from .train import build_model, finetune, load_splits, seed_everything
 
 def finetune_demo(model_dir: Path, train: int = 480, dev: int = 200, epochs: int = 2) -> dict[str, float]:
     """Fine-tune on ``train`` reviews; print and return dev accuracy before and after."""
+    title = "Fine-tuning MiniLM on Rotten Tomatoes reviews (sentiment)"
+    print(f"\n== {title} " + "=" * max(0, 70 - len(title)))
     with tempfile.TemporaryDirectory() as out:
         config = FinetuneConfig(dataset="rotten_tomatoes", model=str(model_dir), limit_train=train, limit_eval=dev,
                                 epochs=epochs, batch_size=32, max_length=48, learning_rate=1e-4, pooling="mean",
