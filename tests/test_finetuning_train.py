@@ -132,3 +132,19 @@ def test_multi_label_uses_bce_and_reports_f1(tmp_path, tiny_dir):  # noqa: F811
     assert result.metric == "micro_f1" and result.dev["micro_f1"] > 0.8
     out = SequenceClassifier.from_pretrained(f"{result.output_dir}/best").predict(["good"])
     assert set(out[0]["probabilities"]) == {"film", "neg", "pos"}
+
+
+def test_cli_finetune_reads_yaml_with_overrides_and_refuses_bad_options(tmp_path, tiny_dir, capsys):  # noqa: F811
+    data = files(tmp_path, {"train": sentiment_examples(48, 0), "dev": sentiment_examples(16, 1)})
+    options = data | {"model": tiny_dir, "lr": "1e-3", "epochs": 3, "max_length": 32, "threads": 1, "progress": "false"}
+    (tmp_path / "run.yaml").write_text("".join(f"{k}: {v}\n" for k, v in options.items()))
+    assert main(["finetune", "--config", str(tmp_path / "run.yaml"), "epochs=1", f"output_dir={tmp_path / 'o'}",
+                 "--train-head-only"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["epochs_run"] == 1.0 and report["metric"] == "accuracy"
+    saved = json.loads((tmp_path / "o" / "results.json").read_text())["config"]
+    assert saved["learning_rate"] == 1e-3 and saved["train_head_only"] is True
+    assert main(["finetune", "--config", str(tmp_path / "run.yaml"), "max_length=100"]) == 2
+    assert "max_length=100 is beyond the model's 64 positions" in capsys.readouterr().err
+    assert main(["finetune", "--config", str(tmp_path / "run.yaml"), "learning_speed=3"]) == 2
+    assert "unknown fine-tuning option(s) ['learning_speed']" in capsys.readouterr().err
