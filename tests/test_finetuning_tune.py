@@ -37,6 +37,8 @@ def test_bad_search_files_are_clear_errors(tmp_path):
         SearchSpec(search={"learning_speed": [1, 2]})
     with pytest.raises(ValueError, match="needs mode: random"):
         SearchSpec(search={"learning_rate": {"loguniform": [1e-5, 1e-4]}})
-    with pytest.raises(ValueError, match="lr_schedule|unknown schedule|must be one of"):
+    with pytest.raises(ValueError, match="epochs must be a positive integer, got 0"):
         SearchSpec(search={"epochs": [0]})
+    with pytest.raises(ValueError, match="lr_schedule must be one of \\('constant', 'linear', 'cosine'\\)"):
+        SearchSpec(search={"lr_schedule": ["linear", "exponential"]})
     assert SearchSpec().search["learning_rate"] == [1e-5, 2e-5, 3e-5, 4e-5]  # the seeds' grid by default

@@ -10,7 +10,11 @@ from typing import Any
 
 import yaml
 
+from ..training.schedule import SCHEDULES
 from .data import check_task
+from .heads import CLASSIFIER_HEADS
+from .long_text import STRATEGIES
+from .models import POOLINGS
 
 DEFAULT_METRIC = {"classification": "accuracy", "multi_label": "micro_f1", "regression": "spearman",
                   "token_classification": "f1", "question_answering": "f1"}
@@ -81,6 +85,10 @@ class FinetuneConfig:
                      "evals_per_epoch"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        for name, allowed in (("lr_schedule", tuple(SCHEDULES)), ("long_text", STRATEGIES),
+                              ("classifier_head", CLASSIFIER_HEADS), ("pooling", POOLINGS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.metric is None:
