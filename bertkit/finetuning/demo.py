@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 import time
 from pathlib import Path
@@ -18,6 +19,16 @@ from .train import build_model, finetune, load_splits, seed_everything
 
 def finetune_demo(model_dir: Path, train: int = 480, dev: int = 200, epochs: int = 2) -> dict[str, float]:
     """Fine-tune on ``train`` reviews; print and return dev accuracy before and after."""
+    loading = logging.getLogger("bertkit.checkpoint")  # "classifier.* freshly initialised" is expected here
+    level = loading.level
+    loading.setLevel(logging.ERROR)
+    try:
+        return _demo(model_dir, train, dev, epochs)
+    finally:
+        loading.setLevel(level)
+
+
+def _demo(model_dir: Path, train: int, dev: int, epochs: int) -> dict[str, float]:
     title = "Fine-tuning MiniLM on Rotten Tomatoes reviews (sentiment)"
     print(f"\n== {title} " + "=" * max(0, 70 - len(title)))
     with tempfile.TemporaryDirectory() as out:
