@@ -151,7 +151,7 @@ def run_search(spec: SearchSpec) -> dict[str, Any]:
     rows = []
     for result in results:
         if result.error:
-            raise RuntimeError(f"a trial failed: {result.error}")
+            raise ValueError(f"trial {result.config} failed: {result.error}")
         history = result.metrics_dataframe
         values = history[metric].tolist() if history is not None and metric in history else []
         best = (max if greater else min)(values) if values else math.nan
