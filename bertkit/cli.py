@@ -14,7 +14,8 @@ from .assets import default_model_dir
 from .atomic import write_bytes_atomic
 
 # Modules under bertkit/commands/ that add their own subcommands: each has ``register(subparsers) -> None``.
-COMMAND_MODULES: list[str] = ["train_tokenizer", "word_model", "pretrain", "serve"]
+COMMAND_MODULES: list[str] = ["train_tokenizer", "word_model", "pretrain", "finetune", "predict", "tune",
+                                 "serve"]
 
 
 def _model_dir(value: str | None) -> Path:

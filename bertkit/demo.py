@@ -11,6 +11,7 @@ from .assets import chinese_vocab_file
 from .cli import format_tokens
 from .config import BertConfig
 from .encoding import SentenceEncoder
+from .finetuning.demo import finetune_demo
 from .model.parameters import format_breakdown
 from .tokenization import BertTokenizer
 
@@ -60,6 +61,8 @@ def run_demo(model_dir: Path) -> None:
     vectors = encoder.encode(SENTENCES, pooling="mean", normalize=True)
     print(f"{len(SENTENCES)} sentences → array {vectors.shape}, float32")
     print(similarity_table(SENTENCES, vectors))
+
+    finetune_demo(model_dir)
 
     for preset in ("base", "large"):
         section(f"Parameters of BERT-{preset}")

@@ -1,0 +1,29 @@
+"""``bertkit finetune --config FILE.yaml [key=value ...]``: fine-tune, keep the best model, print the scores."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def run(args: argparse.Namespace) -> None:
+    from ..finetuning.config import FinetuneConfig
+    from ..finetuning.train import finetune
+
+    config = FinetuneConfig.from_yaml(args.config, args.overrides)
+    result = finetune(config)
+    print(json.dumps({"output_dir": result.output_dir, "metric": result.metric, "dev": result.dev,
+                      "test": result.test, "train_seconds": round(result.train_seconds, 1),
+                      "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
+                      "tokens_per_second": round(result.tokens_per_second, 1)}, indent=2))
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("finetune", help="fine-tune a BERT on a classification / NER / pair / QA task",
+                              description="Options come from --config (YAML) and KEY=VALUE overrides, e.g. "
+                                          "lr=3e-5 epochs=2 (see bertkit.finetuning.config.FinetuneConfig).")
+    p.add_argument("--config", help="a YAML file of FinetuneConfig options")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="options over the file's")
+    p.add_argument("--train-head-only", dest="overrides", action="append_const", const="train_head_only=true",
+                   help="freeze the encoder: only the head learns")
+    p.set_defaults(run=run)

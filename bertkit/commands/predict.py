@@ -1,0 +1,61 @@
+"""``bertkit predict --model DIR FILE``: run a fine-tuned model over a file, one JSON line per input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from ..atomic import write_text_atomic
+
+
+def read_inputs(path: Path, kind: str) -> list[dict]:
+    """A .txt file (one text a line), or .csv / .tsv / .jsonl rows with the task's columns."""
+    if not path.is_file():
+        raise FileNotFoundError(f"no such input file: {path}")
+    if path.suffix.lower() == ".txt":
+        rows = [{"text": line} for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    else:
+        from ..finetuning.data import read_rows
+
+        rows = read_rows(path)
+    if not rows:
+        raise ValueError(f"{path} holds no inputs")
+    needed = {"qa": ("question", "context")}.get(kind, ("text",))
+    missing = [c for c in needed if c not in rows[0]]
+    if missing:
+        raise ValueError(f"{path} has no column {missing[0]!r}; its columns are {sorted(rows[0])}")
+    return rows
+
+
+def run(args: argparse.Namespace) -> None:
+    from ..finetuning.predict import QuestionAnswerer, SequenceClassifier, load_predictor
+
+    predictor = load_predictor(args.model, args.batch_size)
+    kind = "qa" if isinstance(predictor, QuestionAnswerer) else "other"
+    rows = read_inputs(Path(args.file), kind)
+    if kind == "qa":
+        outputs = predictor.predict([r["question"] for r in rows], [r["context"] for r in rows])
+    elif isinstance(predictor, SequenceClassifier):
+        pairs = [r["text_pair"] for r in rows] if "text_pair" in rows[0] else None
+        outputs = predictor.predict([r["text"] for r in rows], pairs)
+    else:
+        outputs = predictor.predict([r["text"] for r in rows])
+    lines = "".join(json.dumps({**row, **out}, ensure_ascii=False) + "\n" for row, out in zip(rows, outputs,
+                                                                                               strict=True))
+    if args.output:
+        write_text_atomic(args.output, lines)
+        print(f"wrote {len(rows)} predictions to {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(lines)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("predict", help="predict with a fine-tuned model (labels, entities or answers)")
+    p.add_argument("file", help="inputs: .txt (one text a line) or .csv / .tsv / .jsonl with text (and text_pair) "
+                                "or question and context columns")
+    p.add_argument("--model", required=True, help="a fine-tuned folder (bertkit finetune's output_dir/best)")
+    p.add_argument("--output", "-o", help="write JSON lines here instead of stdout")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.set_defaults(run=run)

@@ -1,0 +1,143 @@
+"""FinetuneConfig: every option of a fine-tuning run, read from YAML with ``key=value`` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..training.schedule import SCHEDULES
+from .data import check_task
+from .heads import CLASSIFIER_HEADS
+from .long_text import STRATEGIES
+from .models import POOLINGS
+
+DEFAULT_METRIC = {"classification": "accuracy", "multi_label": "micro_f1", "regression": "spearman",
+                  "token_classification": "f1", "question_answering": "f1"}
+ALIASES = {"lr": "learning_rate", "lr_type": "lr_schedule", "batch": "batch_size"}  # the seeds' names
+
+
+@dataclass
+class FinetuneConfig:
+    """What to fine-tune on what, and how. Field names follow transformers' where one exists."""
+
+    task: str = "classification"
+    # data: a named real set (bertkit.finetuning.datasets) or files
+    dataset: str | None = None
+    train_file: str | None = None
+    dev_file: str | None = None
+    test_file: str | None = None
+    columns: dict[str, str] = field(default_factory=dict)
+    normalize: bool = False
+    split_seed: int = 0
+    limit_train: int | None = None
+    limit_eval: int | None = None
+    bio: str = "repair"  # NER tags that break BIO: "repair" (I-X starting an entity → B-X) or "strict" (error)
+    # model
+    model: str | None = None  # a Hugging Face BERT folder; None: the installed all-MiniLM-L6-v2
+    init: str = "pretrained"  # or "random": the same shape with fresh weights (the baseline)
+    classifier_head: str = "linear"
+    classifier_dropout: float | None = None
+    pooling: str = "pooled"
+    train_head_only: bool = False
+    # inputs
+    max_length: int = 128
+    long_text: str = "head"
+    head_tokens: int = 128
+    window_stride: int | None = None
+    window_aggregation: str = "mean"
+    doc_stride: int = 128
+    max_answer_length: int = 30
+    n_best: int = 20
+    # optimisation
+    epochs: int = 3
+    batch_size: int = 16
+    eval_batch_size: int = 64
+    learning_rate: float = 2e-5
+    lr_schedule: str = "linear"
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_grad_norm: float | None = 1.0
+    gradient_accumulation_steps: int = 1
+    head_lr_scale: float = 10.0
+    bf16: bool = False
+    threads: int | None = None  # torch threads for this run; 1 can be several times faster on a busy machine
+    bucket_by_length: bool = True
+    seed: int = 42
+    # evaluation and output
+    metric: str | None = None
+    early_stopping_patience: int = 0
+    evals_per_epoch: int = 1
+    output_dir: str = "out/finetune"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        check_task(self.task)
+        if self.init not in ("pretrained", "random"):
+            raise ValueError(f"init must be 'pretrained' or 'random', got {self.init!r}")
+        if self.bio not in ("repair", "strict"):
+            raise ValueError(f"bio must be 'repair' or 'strict', got {self.bio!r}")
+        for name in ("epochs", "batch_size", "eval_batch_size", "max_length", "gradient_accumulation_steps",
+                     "evals_per_epoch"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        for name, allowed in (("lr_schedule", tuple(SCHEDULES)), ("long_text", STRATEGIES),
+                              ("classifier_head", CLASSIFIER_HEADS), ("pooling", POOLINGS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.metric is None:
+            self.metric = DEFAULT_METRIC[self.task]
+
+    @property
+    def greater_is_better(self) -> bool:
+        return self.metric not in ("mse", "loss")
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> FinetuneConfig:
+        """Build from a dict; an unknown key is an error that lists the known ones."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {ALIASES.get(k, k): v for k, v in values.items()}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown fine-tuning option(s) {unknown}; known: {sorted(known)}")
+        for f in dataclasses.fields(cls):  # YAML 1.1 reads 2e-5 (no dot) as a string
+            if "float" in str(f.type) and isinstance(values.get(f.name), str):
+                try:
+                    values[f.name] = float(values[f.name])
+                except ValueError:
+                    raise ValueError(f"{f.name} must be a number, got {values[f.name]!r}") from None
+        return cls(**values)
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike | None, overrides: list[str] | tuple[str, ...] = ()) -> FinetuneConfig:
+        """A YAML file's options (or none), then ``key=value`` overrides (values parsed as YAML: 2e-5, true)."""
+        values: dict[str, Any] = {}
+        if path is not None:
+            path = Path(path)
+            if not path.is_file():
+                raise FileNotFoundError(f"no such config file: {path}")
+            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            if not isinstance(values, dict):
+                raise ValueError(f"{path} must hold a mapping of option: value")
+        values.update(parse_overrides(overrides))
+        return cls.from_dict(values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def parse_overrides(overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """``["lr=3e-5", "epochs=2"]`` → ``{"lr": 3e-05, "epochs": 2}``."""
+    values = {}
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"override {item!r} is not key=value")
+        values[key.strip().replace("-", "_")] = yaml.safe_load(raw)
+    return values

@@ -1,0 +1,242 @@
+"""Task data: labelled examples from CSV / TSV / JSON-lines files, label maps, seeded splits, text normalisation.
+
+An example is a plain dict with the task's named fields:
+
+=====================  ==============================================================
+task                   fields
+=====================  ==============================================================
+classification         ``text``, ``label`` (+ ``text_pair`` for pair classification)
+multi_label            ``text``, ``label`` (a list, or one string joined by ``|``)
+regression             ``text``, ``text_pair``, ``score`` (a float: the seeds' BertSim)
+token_classification   ``tokens``, ``tags`` (lists; in CSV/TSV, strings split on spaces)
+question_answering     ``question``, ``context``, ``answer`` (text) + ``answer_start``
+=====================  ==============================================================
+
+Bad data is refused with the problem named (a missing column, an empty split, an empty side of a pair, labels in
+dev/test that training never saw); nothing is silently dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import random
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+TASKS = ("classification", "multi_label", "regression", "token_classification", "question_answering")
+REQUIRED = {
+    "classification": ("text", "label"),
+    "multi_label": ("text", "label"),
+    "regression": ("text", "text_pair", "score"),
+    "token_classification": ("tokens", "tags"),
+    "question_answering": ("question", "context", "answer", "answer_start"),
+}
+OPTIONAL = {"classification": ("text_pair",), "multi_label": ("text_pair",)}
+MULTI_LABEL_SEPARATOR = "|"
+
+
+def check_task(task: str) -> str:
+    """The task name, or a clear error listing the known ones."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
+    return task
+
+
+# -- text normalisation ------------------------------------------------------------------------------------------
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+_SPACES = re.compile(r"\s+")
+_KEPT_SYMBOLS = frozenset("[]@#")
+
+
+def normalize_text(text: str) -> str:
+    """The seeds' BertSim cleaning: drop URLs, keep letters, digits, CJK and ``[]@#``, collapse whitespace."""
+    text = _URL.sub(" ", text)
+    text = "".join(c if c.isalnum() or c in _KEPT_SYMBOLS else " " for c in text)
+    return _SPACES.sub(" ", text).strip()
+
+
+# -- reading files -----------------------------------------------------------------------------------------------
+def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Rows of a ``.csv``, ``.tsv`` (header line first) or ``.jsonl`` / ``.json`` (one object a line) file."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no such data file: {path}")
+    suffix = path.suffix.lower()
+    with path.open(encoding="utf-8", newline="") as file:
+        if suffix in (".csv", ".tsv"):
+            return list(csv.DictReader(file, delimiter="\t" if suffix == ".tsv" else ","))
+        if suffix in (".jsonl", ".json"):
+            rows = []
+            for number, line in enumerate(file, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise ValueError(f"{path}:{number} is not a JSON object: {error}") from None
+                if not isinstance(row, dict):
+                    raise ValueError(f"{path}:{number} is not a JSON object")
+                rows.append(row)
+            return rows
+    raise ValueError(f"{path}: unknown data format {suffix!r}; use .csv, .tsv or .jsonl")
+
+
+def _as_list(value: Any, name: str, where: str) -> list[str]:
+    if isinstance(value, str):
+        return value.split()
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return value
+    raise ValueError(f"{where}: {name} must be a list of strings (or a space-separated string), got {value!r:.60}")
+
+
+def _text(value: Any, name: str, where: str, normalize: bool) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{where}: {name} must be a string, got {value!r:.60}")
+    value = normalize_text(value) if normalize else value.strip()
+    if not value:
+        raise ValueError(f"{where}: {name} is empty; every example needs text on each side")
+    return value
+
+
+def to_example(row: dict[str, Any], task: str, where: str, normalize: bool = False) -> dict[str, Any]:
+    """One validated example from one row (``where`` names it in errors)."""
+    example: dict[str, Any] = {}
+    if task in ("classification", "multi_label", "regression"):
+        example["text"] = _text(row["text"], "text", where, normalize)
+        if row.get("text_pair") is not None:
+            example["text_pair"] = _text(row["text_pair"], "text_pair", where, normalize)
+    if task == "classification":
+        example["label"] = str(row["label"]).strip()
+        if not example["label"]:
+            raise ValueError(f"{where}: the label is empty")
+    elif task == "multi_label":
+        labels = row["label"]
+        labels = labels.split(MULTI_LABEL_SEPARATOR) if isinstance(labels, str) else labels
+        example["label"] = sorted({str(x).strip() for x in labels if str(x).strip()})
+    elif task == "regression":
+        try:
+            example["score"] = float(row["score"])
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: score must be a number, got {row['score']!r:.60}") from None
+    elif task == "token_classification":
+        example["tokens"] = _as_list(row["tokens"], "tokens", where)
+        example["tags"] = _as_list(row["tags"], "tags", where)
+        if len(example["tokens"]) != len(example["tags"]):
+            raise ValueError(f"{where}: {len(example['tokens'])} tokens but {len(example['tags'])} tags")
+        if not example["tokens"]:
+            raise ValueError(f"{where}: no tokens")
+    elif task == "question_answering":
+        example["question"] = _text(row["question"], "question", where, False)
+        example["context"] = _text(row["context"], "context", where, False)
+        example["answer"] = str(row["answer"])
+        example["answer_start"] = int(row["answer_start"])
+        start = example["answer_start"]
+        if example["context"][start:start + len(example["answer"])] != example["answer"]:
+            raise ValueError(f"{where}: the answer {example['answer']!r:.40} is not at answer_start={start} "
+                             "of the context")
+    return example
+
+
+def load_examples(
+    path: str | os.PathLike, task: str, columns: dict[str, str] | None = None, normalize: bool = False
+) -> list[dict[str, Any]]:
+    """Validated examples of a file; ``columns`` maps a field to the file's column name (``{"text": "review"}``)."""
+    check_task(task)
+    rows = read_rows(path)
+    return examples_from_rows(rows, task, columns, normalize, source=str(path))
+
+
+def examples_from_rows(
+    rows: Sequence[dict[str, Any]], task: str, columns: dict[str, str] | None = None, normalize: bool = False,
+    source: str = "data",
+) -> list[dict[str, Any]]:
+    """Validated examples from rows (dicts): the column check names what is missing and what is there."""
+    columns = columns or {}
+    if not rows:
+        raise ValueError(f"{source} holds no examples")
+    present = set(rows[0])
+    for field in REQUIRED[task]:
+        column = columns.get(field, field)
+        if column not in present:
+            raise ValueError(f"{source} has no column {column!r} (needed as {field!r} for {task}); its columns "
+                             f"are {sorted(present)}; map another one with columns: {{{field}: NAME}}")
+    wanted = REQUIRED[task] + OPTIONAL.get(task, ())
+    renamed = [{field: row.get(columns.get(field, field)) for field in wanted} for row in rows]
+    return [to_example(row, task, f"{source} row {i + 1}", normalize) for i, row in enumerate(renamed)]
+
+
+def deduplicate(examples: Iterable[dict[str, Any]], key: tuple[str, ...] = ("text", "text_pair")) -> list[dict]:
+    """Keep the first example of each distinct ``key`` (by default the text, and its pair)."""
+    seen: set = set()
+    kept = []
+    for example in examples:
+        k = tuple(json.dumps(example.get(name), ensure_ascii=False) for name in key)
+        if k not in seen:
+            seen.add(k)
+            kept.append(example)
+    return kept
+
+
+def split_examples(
+    examples: Sequence[dict[str, Any]], seed: int = 0, dev: float = 0.1, test: float = 0.1
+) -> dict[str, list[dict[str, Any]]]:
+    """A fixed, seeded train / dev / test split (shuffle with ``random.Random(seed)``, then cut)."""
+    if not 0 <= dev < 1 or not 0 <= test < 1 or dev + test >= 1:
+        raise ValueError(f"dev={dev} and test={test} must be fractions that leave some training data")
+    order = list(examples)
+    random.Random(seed).shuffle(order)
+    n_dev, n_test = round(len(order) * dev), round(len(order) * test)
+    return {"train": order[n_dev + n_test:], "dev": order[:n_dev], "test": order[n_dev:n_dev + n_test]}
+
+
+# -- labels ------------------------------------------------------------------------------------------------------
+@dataclass
+class LabelMap:
+    """Label names ↔ ids, saved in config.json as ``id2label`` / ``label2id`` (Hugging Face's names)."""
+
+    labels: list[str]
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {label: i for i, label in enumerate(self.labels)}
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        return dict(enumerate(self.labels))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @classmethod
+    def from_examples(cls, examples: Sequence[dict[str, Any]], task: str) -> LabelMap:
+        """The labels seen in training, sorted (for tags: ``O`` first, then by entity type and B before I)."""
+        if task == "token_classification":
+            tags = {t for e in examples for t in e["tags"]}
+            return cls(sorted(tags, key=lambda t: (t != "O", t[2:], t[:2])))
+        if task == "multi_label":
+            return cls(sorted({label for e in examples for label in e["label"]}))
+        if task == "classification":
+            return cls(sorted({e["label"] for e in examples}))
+        return cls([])
+
+    def check(self, examples: Sequence[dict[str, Any]], task: str, split: str) -> None:
+        """Refuse labels that training never saw (the model has no output for them)."""
+        if task in ("regression", "question_answering"):
+            return
+        known = set(self.labels)
+        if task == "token_classification":
+            seen = {t for e in examples for t in e["tags"]}
+        elif task == "multi_label":
+            seen = {label for e in examples for label in e["label"]}
+        else:
+            seen = {e["label"] for e in examples}
+        unseen = sorted(seen - known)
+        if unseen:
+            raise ValueError(f"the {split} split has label(s) {unseen[:10]} that the training split lacks "
+                             f"(known: {self.labels[:20]}); the model cannot predict them — fix the split or "
+                             "add training examples")

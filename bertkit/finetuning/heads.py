@@ -1,0 +1,35 @@
+"""Task heads: small modules on top of a ``BertModel``'s outputs.
+
+Names follow transformers' task models (``classifier``), so a fine-tuned single-linear classifier
+loads in ``AutoModelForSequenceClassification`` as it is.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+CLASSIFIER_HEADS = ("linear", "two_layer")
+
+
+class TwoLayerHead(nn.Module):
+    """The seeds' head: dense (hidden → ``inner``), tanh, dropout, dense (→ labels)."""
+
+    def __init__(self, hidden_size: int, inner_size: int, num_labels: int, dropout: float):
+        super().__init__()
+        self.dense = nn.Linear(hidden_size, inner_size)
+        self.dropout = nn.Dropout(dropout)
+        self.out_proj = nn.Linear(inner_size, num_labels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out_proj(self.dropout(torch.tanh(self.dense(x))))
+
+
+def classifier_head(kind: str, hidden_size: int, num_labels: int, inner_size: int = 256,
+                    dropout: float = 0.1) -> nn.Module:
+    """``linear``: one dense layer (transformers' layout); ``two_layer``: :class:`TwoLayerHead`."""
+    if kind == "linear":
+        return nn.Linear(hidden_size, num_labels)
+    if kind == "two_layer":
+        return TwoLayerHead(hidden_size, inner_size, num_labels, dropout)
+    raise ValueError(f"classifier_head must be one of {CLASSIFIER_HEADS}, got {kind!r}")

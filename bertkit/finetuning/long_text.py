@@ -1,0 +1,61 @@
+"""Texts longer than the window, for classification: which tokens the model sees, chosen by one option.
+
+==========  ====================================================================================================
+strategy    the model sees
+==========  ====================================================================================================
+head        the first ``max_length - 2`` tokens (plain truncation)
+tail        the last ``max_length - 2`` tokens
+head+tail   the first ``head_tokens`` and the last ``max_length - 2 - head_tokens`` (Sun et al. 2019: 128 + 382)
+sliding     windows of ``max_length - 2`` tokens starting every ``stride`` tokens; the document's logits are the
+            mean (or max) of its windows' logits. In training every window is an example with the document's label.
+==========  ====================================================================================================
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+STRATEGIES = ("head", "tail", "head+tail", "sliding")
+AGGREGATIONS = ("mean", "max")
+
+
+def check_strategy(strategy: str, budget: int, head_tokens: int, stride: int | None, aggregation: str) -> None:
+    """Refuse settings that cannot work, naming the setting."""
+    if strategy not in STRATEGIES:
+        raise ValueError(f"long_text must be one of {STRATEGIES}, got {strategy!r}")
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"window_aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
+    if budget < 1:
+        raise ValueError("max_length leaves no room for text after [CLS] and [SEP]")
+    if strategy == "head+tail" and not 0 < head_tokens < budget:
+        raise ValueError(f"head_tokens={head_tokens} must lie between 1 and max_length - 3 = {budget - 1} "
+                         "so that the tail keeps some tokens")
+    if strategy == "sliding" and stride is not None and not 0 < stride <= budget:
+        raise ValueError(f"window_stride={stride} must lie in 1..{budget} (max_length - 2)")
+
+
+def windows(
+    ids: list[int], strategy: str, budget: int, head_tokens: int = 128, stride: int | None = None
+) -> list[list[int]]:
+    """The token runs (without ``[CLS]``/``[SEP]``) that represent one text; one run unless ``sliding``."""
+    if len(ids) <= budget:
+        return [ids]
+    if strategy == "head":
+        return [ids[:budget]]
+    if strategy == "tail":
+        return [ids[-budget:]]
+    if strategy == "head+tail":
+        return [ids[:head_tokens] + ids[len(ids) - (budget - head_tokens):]]
+    step = stride or max(1, budget // 2)
+    starts = list(range(0, len(ids) - budget, step)) + [len(ids) - budget]  # the last window ends at the end
+    return [ids[s:s + budget] for s in starts]
+
+
+def aggregate(logits: np.ndarray, owners: np.ndarray, count: int, how: str = "mean") -> np.ndarray:
+    """Per-document logits from per-window logits: ``owners[i]`` is the document of window ``i``."""
+    out = np.full((count, logits.shape[1]), -np.inf if how == "max" else 0.0, dtype=np.float64)
+    if how == "max":
+        np.maximum.at(out, owners, logits)
+        return out
+    np.add.at(out, owners, logits)
+    return out / np.bincount(owners, minlength=count)[:, None]

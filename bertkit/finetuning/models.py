@@ -1,0 +1,181 @@
+"""Fine-tuning models: a ``BertModel`` plus a head, saved in the Hugging Face layout with their label map.
+
+``TaskConfig`` is a ``BertConfig`` with the fields transformers' task models read (``id2label``, ``label2id``,
+``problem_type``, ``classifier_dropout``) and bertkit's own (head kind, pooling, and how inputs were prepared:
+``finetuning`` holds max_length and the long-text strategy, so ``predict`` prepares inputs the same way).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import BertConfig
+from ..model import BertModel
+from ..model.heads import IGNORE_INDEX
+from ..model.pretrained import Pretrained
+from ..pooling import mean_pool
+from .heads import classifier_head
+
+PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
+POOLINGS = ("pooled", "cls", "mean")
+
+
+@dataclass
+class TaskConfig(BertConfig):
+    """BERT's shape plus the task's labels and head."""
+
+    id2label: dict[int, str] = field(default_factory=dict)
+    label2id: dict[str, int] = field(default_factory=dict)
+    problem_type: str | None = None
+    classifier_dropout: float | None = None
+    classifier_head: str = "linear"
+    classifier_inner_size: int = 256
+    pooling: str = "pooled"
+    finetuning: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.id2label = {int(k): str(v) for k, v in self.id2label.items()}  # JSON keys are strings
+        self.label2id = {str(k): int(v) for k, v in self.label2id.items()} or {v: k for k, v in self.id2label.items()}
+        if self.problem_type is not None and self.problem_type not in PROBLEM_TYPES:
+            raise ValueError(f"problem_type must be one of {PROBLEM_TYPES}, got {self.problem_type!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
+
+    @property
+    def num_labels(self) -> int:
+        return 1 if self.problem_type == "regression" else max(1, len(self.id2label))
+
+    @property
+    def head_dropout(self) -> float:
+        return self.hidden_dropout_prob if self.classifier_dropout is None else self.classifier_dropout
+
+
+@dataclass
+class TaskOutput:
+    """Loss (when labels are given) and logits; QA fills ``start_logits`` / ``end_logits`` instead."""
+
+    loss: torch.Tensor | None
+    logits: torch.Tensor | None = None
+    start_logits: torch.Tensor | None = None
+    end_logits: torch.Tensor | None = None
+
+
+class TaskModel(Pretrained):
+    """A task model: loads its ``TaskConfig`` (labels, head) from the folder's config.json."""
+
+    config: TaskConfig
+    head_prefixes: tuple[str, ...] = ()
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike, config: TaskConfig | None = None, **kwargs: Any):
+        """Load a fine-tuned folder (or an encoder folder, given the task ``config``): see ``Pretrained``."""
+        if config is None:
+            config = TaskConfig.from_json_file(Path(folder) / "config.json")
+        return super().from_pretrained(folder, config=config, **kwargs)
+
+
+class BertForSequenceClassification(TaskModel):
+    """Sentence / pair classification (cross-entropy), multi-label (BCE) or regression (MSE: BertSim)."""
+
+    head_prefixes = ("classifier.",)
+
+    def __init__(self, config: TaskConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config, add_pooling_layer=config.pooling == "pooled")
+        self.dropout = nn.Dropout(config.head_dropout)
+        self.classifier = classifier_head(config.classifier_head, config.hidden_size, config.num_labels,
+                                          config.classifier_inner_size, config.head_dropout)
+        self.init_weights()
+
+    def sentence_vector(self, input_ids, attention_mask, token_type_ids) -> torch.Tensor:
+        out = self.bert(input_ids, attention_mask, token_type_ids)
+        if self.config.pooling == "pooled":
+            return out.pooler_output
+        if self.config.pooling == "cls":
+            return out.last_hidden_state[:, 0]
+        mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+        return mean_pool(out.last_hidden_state, mask)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> TaskOutput:
+        """Logits (batch, num_labels); the loss of the config's ``problem_type`` when labels are given."""
+        logits = self.classifier(self.dropout(self.sentence_vector(input_ids, attention_mask, token_type_ids)))
+        loss = None
+        if labels is not None:
+            kind = self.config.problem_type or "single_label_classification"
+            if kind == "regression":
+                loss = F.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))
+            elif kind == "multi_label_classification":
+                loss = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+            else:
+                loss = F.cross_entropy(logits, labels)
+        return TaskOutput(loss, logits)
+
+
+class BertForTokenClassification(TaskModel):
+    """A label per token (NER); positions labelled -100 (later WordPieces, special tokens, padding) are ignored."""
+
+    head_prefixes = ("classifier.",)
+
+    def __init__(self, config: TaskConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.dropout = nn.Dropout(config.head_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.init_weights()
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None) -> TaskOutput:
+        """Logits (batch, seq, num_labels); cross-entropy over labelled positions when labels are given."""
+        hidden = self.bert(input_ids, attention_mask, token_type_ids).last_hidden_state
+        logits = self.classifier(self.dropout(hidden))
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=IGNORE_INDEX)
+        return TaskOutput(loss, logits)
+
+
+class BertForQuestionAnswering(TaskModel):
+    """Extractive QA: start and end logits over the tokens; loss = mean of the two cross-entropies."""
+
+    head_prefixes = ("qa_outputs.",)
+
+    def __init__(self, config: TaskConfig):
+        super().__init__()
+        self.config = config
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+        self.init_weights()
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, start_positions=None,
+                end_positions=None) -> TaskOutput:
+        """Start / end logits (batch, seq); the loss when gold positions are given (0 = ``[CLS]``: no answer)."""
+        hidden = self.bert(input_ids, attention_mask, token_type_ids).last_hidden_state
+        start, end = self.qa_outputs(hidden).unbind(dim=-1)
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            loss = (F.cross_entropy(start, start_positions) + F.cross_entropy(end, end_positions)) / 2
+        return TaskOutput(loss, start_logits=start, end_logits=end)
+
+
+MODEL_CLASSES = {
+    "classification": BertForSequenceClassification,
+    "multi_label": BertForSequenceClassification,
+    "regression": BertForSequenceClassification,
+    "token_classification": BertForTokenClassification,
+    "question_answering": BertForQuestionAnswering,
+}

@@ -1,0 +1,194 @@
+"""Fine-tune a BERT on a task: load and check the data, build the model with its head, train with the shared
+Trainer (AdamW groups with a faster head, warm-up + schedule, accumulation, early stopping on the dev metric), keep
+the best model in ``output_dir/best`` (Hugging Face layout, label map in config.json) and score it on the test split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..assets import default_model_dir
+from ..atomic import write_text_atomic
+from ..config import BertConfig
+from ..tokenization import BertTokenizer
+from ..training import Trainer, TrainingArguments
+from ..training.batches import EpochBatches
+from . import ner
+from .config import FinetuneConfig
+from .data import LabelMap, load_examples, split_examples
+from .datasets import dataset_task, load_dataset
+from .models import MODEL_CLASSES, TaskConfig
+from .tasks import build_task
+
+logger = logging.getLogger(__name__)
+PROBLEM_TYPE = {"classification": "single_label_classification", "multi_label": "multi_label_classification",
+                "regression": "regression"}
+
+
+@dataclass
+class FinetuneResult:
+    """What a run reports: the best dev metrics, the test metrics of the best model, the time it took."""
+
+    output_dir: str
+    metric: str
+    dev: dict[str, float]
+    test: dict[str, float] | None
+    train_seconds: float
+    steps: int
+    epochs_run: float
+    stopped_early: bool
+    tokens_per_second: float
+    history: list[dict] = field(default_factory=list)
+
+
+def model_dir(config: FinetuneConfig) -> Path:
+    return Path(config.model) if config.model else default_model_dir()
+
+
+def load_splits(config: FinetuneConfig) -> dict[str, list[dict[str, Any]]]:
+    """train / dev / test examples from a named set or files (no dev file: 10 % of train, seeded); checked."""
+    if config.dataset:
+        if dataset_task(config.dataset) != config.task:
+            raise ValueError(f"data set {config.dataset} is for {dataset_task(config.dataset)}, not {config.task}")
+        splits = load_dataset(config.dataset, seed=config.split_seed)
+    elif config.train_file:
+        def read(path: str | None) -> list[dict[str, Any]]:
+            return load_examples(path, config.task, config.columns, config.normalize) if path else []
+
+        splits = {"train": read(config.train_file), "dev": read(config.dev_file), "test": read(config.test_file)}
+        if not config.dev_file:
+            carved = split_examples(splits["train"], seed=config.split_seed, dev=0.1, test=0.0)
+            splits["train"], splits["dev"] = carved["train"], carved["dev"]
+    else:
+        raise ValueError("no data: give dataset (a named set) or train_file (and dev_file, test_file)")
+    if config.limit_train:
+        splits["train"] = splits["train"][:config.limit_train]
+    if config.limit_eval:
+        splits["dev"], splits["test"] = splits["dev"][:config.limit_eval], splits["test"][:config.limit_eval]
+    for name in ("train", "dev"):
+        if not splits[name]:
+            raise ValueError(f"the {name} split is empty")
+    if config.task == "token_classification":
+        for name, examples in splits.items():
+            for i, example in enumerate(examples):
+                where = f"{name} example {i + 1}"
+                if config.bio == "strict":
+                    ner.strict_bio(example["tags"], where)
+                else:
+                    ner.check_tags(example["tags"], where)
+                    example["tags"] = ner.repair_bio(example["tags"])
+    return splits
+
+
+def task_config(config: FinetuneConfig, base: BertConfig, labels: LabelMap, words: str) -> TaskConfig:
+    """The base model's shape plus the label map, head and input settings that predict needs."""
+    if config.max_length > base.max_position_embeddings:
+        raise ValueError(f"max_length={config.max_length} is beyond the model's {base.max_position_embeddings} "
+                         "positions; lower max_length (long texts: see long_text)")
+    shape = {f.name: getattr(base, f.name) for f in dataclasses.fields(BertConfig)}
+    settings = {k: getattr(config, k) for k in ("task", "max_length", "long_text", "head_tokens", "window_stride",
+                                                "window_aggregation", "doc_stride", "max_answer_length", "n_best")}
+    return TaskConfig(**shape, id2label=labels.id2label, label2id=labels.label2id,
+                      problem_type=PROBLEM_TYPE.get(config.task), classifier_dropout=config.classifier_dropout,
+                      classifier_head=config.classifier_head, pooling=config.pooling,
+                      finetuning=settings | {"words": words})
+
+
+def build_model(config: FinetuneConfig, labels: LabelMap, words: str = "whitespace") -> torch.nn.Module:
+    """The task model: pretrained encoder weights and a fresh head (or all fresh for ``init: random``)."""
+    folder = model_dir(config)
+    base = BertConfig.from_json_file(folder / "config.json")
+    model_class = MODEL_CLASSES[config.task]
+    tc = task_config(config, base, labels, words)
+    model = model_class.from_pretrained(folder, config=tc) if config.init == "pretrained" else model_class(tc)
+    if config.train_head_only:  # the first step of parameter-efficient fine-tuning: only the head learns
+        for parameter in model.bert.parameters():
+            parameter.requires_grad_(False)
+    return model.train()
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def finetune(
+    config: FinetuneConfig, on_evaluate: Callable[[dict[str, float]], None] | None = None
+) -> FinetuneResult:
+    """Train, keep the best dev model in ``output_dir/best``, score it on test; ``on_evaluate`` sees every dev eval."""
+    threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    try:
+        return _finetune(config, on_evaluate)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _finetune(config: FinetuneConfig, on_evaluate: Callable[[dict[str, float]], None] | None) -> FinetuneResult:
+    seed_everything(config.seed)
+    splits = load_splits(config)
+    tokenizer = BertTokenizer.from_pretrained(model_dir(config))
+    labels = LabelMap.from_examples(splits["train"], config.task)
+    for name in ("dev", "test"):
+        labels.check(splits[name], config.task, name)
+    words = "chars" if config.task == "token_classification" and all(
+        len(t) == 1 for e in splits["train"][:200] for t in e["tokens"]) else "whitespace"
+    model = build_model(config, labels, words)
+    task = build_task(config, tokenizer, labels)
+    data = EpochBatches(task.features(splits["train"], training=True), config.batch_size, task.collate,
+                        seed=config.seed, bucket_size=50 if config.bucket_by_length else 1, length=task.length)
+    steps_per_epoch = math.ceil(data.steps_per_epoch / config.gradient_accumulation_steps)
+    max_steps = steps_per_epoch * config.epochs
+    eval_steps = max(1, steps_per_epoch // config.evals_per_epoch)
+    args = TrainingArguments(
+        output_dir=config.output_dir, max_steps=max_steps, learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay, warmup_steps=round(config.warmup_ratio * max_steps),
+        lr_schedule=config.lr_schedule, gradient_accumulation_steps=config.gradient_accumulation_steps,
+        max_grad_norm=config.max_grad_norm, bf16=config.bf16, seed=config.seed,
+        logging_steps=max(1, min(50, eval_steps // 2)), eval_steps=eval_steps, save_steps=0,
+        head_prefixes=model.head_prefixes, head_lr_scale=config.head_lr_scale, metric_for_best=config.metric,
+        greater_is_better=config.greater_is_better, early_stopping_patience=config.early_stopping_patience,
+        plot_keys=("loss", "learning_rate", config.metric, "tokens_per_second"), progress=config.progress)
+    trainer: Trainer
+
+    def evaluate(m: torch.nn.Module) -> dict[str, float]:
+        scores = task.evaluate(m, splits["dev"])
+        scores["epoch"] = round(trainer.step / steps_per_epoch, 4)
+        if on_evaluate:
+            on_evaluate(scores)
+        return scores
+
+    trainer = Trainer(model, args, data, task.compute, evaluate=evaluate, tokenizer=tokenizer)
+    started = time.perf_counter()
+    outcome = trainer.train()
+    seconds = time.perf_counter() - started
+    best_dir = Path(config.output_dir) / "best"
+    best = type(model).from_pretrained(best_dir)
+    evals = [r for r in outcome.history if r["split"] == "eval"]
+    best_dev = max(evals, key=lambda r: r[config.metric] * (1 if config.greater_is_better else -1))
+    test = task.evaluate(best, splits["test"]) if splits["test"] else None
+    speeds = [r["tokens_per_second"] for r in outcome.history if r["split"] == "train"]
+    result = FinetuneResult(
+        output_dir=config.output_dir, metric=config.metric,
+        dev={k: v for k, v in best_dev.items() if k not in ("split",)}, test=test, train_seconds=seconds,
+        steps=outcome.step, epochs_run=round(outcome.step / steps_per_epoch, 4), stopped_early=outcome.stopped_early,
+        tokens_per_second=float(np.median(speeds)) if speeds else 0.0, history=outcome.history)
+    summary = {k: v for k, v in dataclasses.asdict(result).items() if k != "history"}
+    summary["config"] = config.to_dict()
+    summary["sizes"] = {name: len(examples) for name, examples in splits.items()}
+    write_text_atomic(Path(config.output_dir) / "results.json", json.dumps(summary, indent=2) + "\n")
+    return result
