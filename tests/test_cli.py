@@ -40,9 +40,12 @@ def test_bad_input_ends_with_one_clear_line(tmp_path, capsys):
 
 
 def test_demo_runs_as_a_command():
-    result = subprocess.run([sys.executable, "-m", "bertkit", "demo"], capture_output=True, text=True, timeout=300)
+    result = subprocess.run([sys.executable, "-m", "bertkit", "demo", "--quick"], capture_output=True, text=True,
+                            timeout=300)
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "[CLS] token ##izer ##s" in out and "5632 4197 6427 6241 1905 4415" in out
     assert "then do it right    0.624   1.000   0.770" in out
     assert "109,482,240" in out and "335,141,888" in out
+    assert "fill-mask before training" in out and "fill-mask after training" in out and "loss curve:" in out
+    assert "held-out MLM accuracy" in out
