@@ -13,6 +13,7 @@ from ..pooling import cls_pool, max_pool, mean_pool
 from ..tokenization import BertTokenizer
 from .features import Item, build_features
 from .settings import ServerSettings
+from .strategies import FINE_TUNED
 
 MODEL_BATCH_SIZE = 32  # sequences per forward pass: sorted by length, as SentenceEncoder batches
 
@@ -61,8 +62,12 @@ class ServingModel:
         self.hidden_indices = [i + 1 if i >= 0 else depth + 1 + i for i in settings.pooling_layer]
 
     @classmethod
-    def from_settings(cls, settings: ServerSettings, device: str = "cpu") -> ServingModel:
-        """Load the model folder named by ``settings``."""
+    def from_settings(cls, settings: ServerSettings, device: str = "cpu"):
+        """Load the model folder named by ``settings`` (a fine-tuned one for CLASSIFICATION / REGRESSION)."""
+        if settings.pooling_strategy in FINE_TUNED:
+            from .fine_tuned import FineTunedServingModel
+
+            return FineTunedServingModel.from_settings(settings, device)
         model = BertModel.from_pretrained(settings.model_dir).to(device)
         if settings.pooling_strategy == "CLS_POOLED" and "pooler.dense.weight" in model.loading_report.missing:
             raise ValueError(f"pooling_strategy CLS_POOLED needs a pooler, and {settings.model_dir} has no "

@@ -20,16 +20,12 @@ STRATEGY_IDS = {
     "CLASSIFICATION": 7,
     "REGRESSION": 8,
 }
-NEEDS_FINE_TUNING = ("CLASSIFICATION", "REGRESSION")
+FINE_TUNED = ("CLASSIFICATION", "REGRESSION")  # served from a `bertkit finetune` model, see fine_tuned.py
 
 
 def checked_strategy(name: str) -> str:
-    """The canonical upper-case name of a strategy; unknown or not-yet-servable names are a clear error."""
+    """The canonical upper-case name of a strategy; an unknown name is a clear error."""
     canonical = str(name).strip().upper()
     if canonical not in STRATEGY_IDS:
         raise ValueError(f"unknown pooling_strategy {name!r}; choose one of {', '.join(STRATEGY_IDS)}")
-    if canonical in NEEDS_FINE_TUNING:
-        raise ValueError(f"pooling_strategy {canonical} needs a fine-tuned classification/regression head, which "
-                         "bertkit cannot load yet (the fine-tuning issue has not landed); use REDUCE_MEAN, "
-                         "CLS_TOKEN, CLS_POOLED, ... instead")
     return {"FIRST_TOKEN": "CLS_TOKEN", "LAST_TOKEN": "SEP_TOKEN"}.get(canonical, canonical)

@@ -152,7 +152,6 @@ def test_pairs_truncate_longest_first(minilm_dir, reference):
     ({"max_seq_len": 513}, "max_seq_len=513 must lie in [3, 512]"),
     ({"max_seq_len": "many"}, "max_seq_len must be an integer or NONE"),
     ({"pooling_strategy": "REDUCE_MEDIAN"}, "unknown pooling_strategy 'REDUCE_MEDIAN'"),
-    ({"pooling_strategy": "CLASSIFICATION"}, "the fine-tuning issue has not landed"),
     ({"pooling_layer": [6]}, "pooling_layer [6] must be encoder layers in [-6, 5]"),
     ({"num_worker": 0}, "num_worker must be at least 1"),
     ({"port": 5555, "port_out": 5555}, "must be distinct ports"),

@@ -129,7 +129,7 @@ def serve_error(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("args, message", [
     (["-model_dir", "/nonexistent/model"], "no such model folder: /nonexistent/model"),
     (["-pooling_strategy", "REDUCE_MEDIAN"], "unknown pooling_strategy 'REDUCE_MEDIAN'"),
-    (["-pooling_strategy", "CLASSIFICATION"], "the fine-tuning issue has not landed"),
+    (["-pooling_strategy", "CLASSIFICATION"], "needs a model fine-tuned for single_label_classification"),
     (["-max_seq_len", "1000"], "max_seq_len=1000 must lie in [3, 512]"),
     (["--max-seq-len", "NONE", "--pooling-layer", "-7"], "pooling_layer [-7] must be encoder layers in [-6, 5]"),
 ])

@@ -1,0 +1,79 @@
+"""CLASSIFICATION and REGRESSION: serving a model fine-tuned by ``bertkit finetune`` (its ``best/`` folder).
+
+As in bert-as-service 1.10 (``-tuned_model_dir``), a request's texts come back as rows of class probabilities
+(softmax over the model's labels, in ``id2label`` order) or as a one-column score. Inputs are prepared as the model
+was trained (its ``max_length`` and long-text strategy), so ``max_seq_len`` does not apply; ``"A ||| B"`` is a pair.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..finetuning.predict import SequenceClassifier
+from .features import Item
+from .settings import ServerSettings
+
+PROBLEM_OF_STRATEGY = {"CLASSIFICATION": "single_label_classification", "REGRESSION": "regression"}
+
+
+def _as_text_and_pair(item: Item) -> tuple[str, str | None]:
+    """A request entry as (text, pair): ``"A ||| B"``, or pre-tokenised words with a ``"|||"`` element."""
+    text = " ".join(item) if isinstance(item, list) else item
+    if "|||" in text:
+        first, second = text.split("|||", 1)
+        return first.strip(), second.strip()
+    return text, None
+
+
+class FineTunedServingModel:
+    """A fine-tuned sequence classifier or regressor answering encode requests."""
+
+    def __init__(self, predictor: SequenceClassifier, settings: ServerSettings):
+        self.predictor, self.settings = predictor, settings
+        self.tokenizer = predictor.tokenizer
+
+    @classmethod
+    def from_settings(cls, settings: ServerSettings, device: str = "cpu") -> FineTunedServingModel:
+        """Load ``model_dir``, refusing a folder that is not a fine-tuned model of the strategy's kind."""
+        folder = Path(settings.model_dir)
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        wanted = PROBLEM_OF_STRATEGY[settings.pooling_strategy]
+        found = config.get("problem_type") or ("single_label_classification" if config.get("id2label") else None)
+        if "BertForSequenceClassification" not in config.get("architectures", []) or found != wanted:
+            raise ValueError(f"pooling_strategy {settings.pooling_strategy} needs a model fine-tuned for {wanted} "
+                             f"(bertkit finetune ... then serve its best/ folder); {folder} is "
+                             f"{', '.join(config.get('architectures', ['?']))} with problem_type {found}")
+        predictor = SequenceClassifier.from_pretrained(folder)
+        predictor.model.to(device)
+        return cls(predictor, settings)
+
+    @property
+    def dimension(self) -> int:
+        """Columns of a reply: one per label, or one score."""
+        return 1 if self.settings.pooling_strategy == "REGRESSION" else len(self.predictor.labels.labels)
+
+    def encode(self, items: list[Item]) -> tuple[np.ndarray, list[list[str]]]:
+        """Probabilities (or scores) of ``items``, rows in request order, and each item's tokens."""
+        entries = [_as_text_and_pair(item) for item in items]
+        out = np.zeros((len(entries), self.dimension), dtype=np.float32)
+        for has_pair in (False, True):  # the predictor takes all-singles or all-pairs
+            rows = [i for i, (_, pair) in enumerate(entries) if (pair is not None) == has_pair]
+            if rows:
+                texts = [entries[i][0] for i in rows]
+                pairs = [entries[i][1] for i in rows] if has_pair else None
+                out[rows] = self._outputs(self.predictor.predict_logits(texts, pairs))
+        tokens = [self._tokens(text, pair) for text, pair in entries]
+        return out, tokens
+
+    def _outputs(self, logits: np.ndarray) -> np.ndarray:
+        if self.settings.pooling_strategy == "REGRESSION":
+            return logits[:, :1]
+        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
+
+    def _tokens(self, text: str, pair: str | None) -> list[str]:
+        tokens = [self.tokenizer.cls_token, *self.tokenizer.tokenize(text), self.tokenizer.sep_token]
+        return tokens + ([*self.tokenizer.tokenize(pair), self.tokenizer.sep_token] if pair is not None else [])

@@ -1,0 +1,73 @@
+"""CLASSIFICATION / REGRESSION: a model fine-tuned by bertkit, served to the real BertClient, equals transformers."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import transformers
+from bert_serving.client import BertClient
+from finetuning_fixtures import sentiment_examples, tiny_dir  # noqa: F401
+from serving_process import running_server
+
+from bertkit.finetuning.config import FinetuneConfig
+from bertkit.finetuning.train import finetune
+
+TEXTS = ["great fun", "the plot was dull and boring", "a film", "great ||| boring"]
+PAIRS = ["great fun ||| a film", "dull ||| the plot", "a film ||| boring", "great ||| boring"]  # BertSim scores pairs
+
+
+def fine_tuned(tmp_path, model, task, rows):
+    for split, seed in (("train", 0), ("dev", 1), ("test", 2)):
+        (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows(seed)))
+    config = FinetuneConfig(model=str(model), task=task, output_dir=str(tmp_path / "out"), max_length=32, epochs=1,
+                            batch_size=16, learning_rate=3e-3, progress=False, threads=1,
+                            **{f"{s}_file": str(tmp_path / f"{s}.jsonl") for s in ("train", "dev", "test")})
+    finetune(config)
+    return tmp_path / "out" / "best"
+
+
+def transformers_logits(folder, texts, num_labels):
+    tokenizer = transformers.BertTokenizer.from_pretrained(folder)
+    model = transformers.BertForSequenceClassification.from_pretrained(folder, num_labels=num_labels).eval()
+    rows = []
+    for text in texts:
+        first, _, second = (part.strip() for part in text.partition("|||"))
+        batch = tokenizer(first, second or None, truncation=True, max_length=32, return_tensors="pt")
+        with torch.no_grad():
+            rows.append(model(**batch).logits[0].numpy())
+    return np.stack(rows)
+
+
+@pytest.mark.parametrize("strategy", ["CLASSIFICATION", "REGRESSION"])
+def test_fine_tuned_model_serves_probabilities_or_scores(strategy, tmp_path, tiny_dir):  # noqa: F811
+    if strategy == "CLASSIFICATION":
+        best = fine_tuned(tmp_path, tiny_dir, "classification", lambda seed: sentiment_examples(64, seed))
+    else:
+        best = fine_tuned(tmp_path, tiny_dir, "regression", lambda seed: [
+            {"text": r["text"], "text_pair": "a film", "score": float(r["label"] == "pos")}
+            for r in sentiment_examples(64, seed)])
+    texts = TEXTS if strategy == "CLASSIFICATION" else PAIRS
+    args = ["-model_dir", str(best), "-pooling_strategy", strategy, "--torch-threads", "1", "-show_tokens_to_client"]
+    with running_server(args, tmp_path / "server.log") as server:
+        with BertClient(port=server.port, port_out=server.port_out, timeout=60000) as client:
+            assert client.server_config["pooling_strategy"] == {"CLASSIFICATION": 7, "REGRESSION": 8}[strategy]
+            served, tokens = client.encode(texts, show_tokens=True)
+    logits = transformers_logits(best, texts, num_labels=2 if strategy == "CLASSIFICATION" else 1)
+    if strategy == "CLASSIFICATION":
+        expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        assert served.shape == (4, 2)
+        np.testing.assert_allclose(served.sum(axis=1), 1.0, atol=1e-5)
+    else:
+        expected = logits[:, :1]
+        assert served.shape == (4, 1)
+    np.testing.assert_allclose(served, expected, atol=1e-4)
+    assert tokens[3][0] == "[CLS]" and tokens[3].count("[SEP]") == 2
+
+
+def test_a_plain_model_is_refused_for_regression(minilm_dir):
+    from bertkit.serving import ServerSettings
+    from bertkit.serving.embedding import ServingModel
+
+    with pytest.raises(ValueError, match="needs a model fine-tuned for regression"):
+        ServingModel.from_settings(ServerSettings(minilm_dir, pooling_strategy="REGRESSION").checked())
