@@ -67,6 +67,7 @@ class TrainingArguments:
     plot_keys: Sequence[str] = ("loss", "learning_rate")
     progress: bool = True
     max_minutes: float | None = None  # a time budget: stop (evaluate, checkpoint) once it is spent
+    low_memory: bool = False  # return freed activations to the system: lower peak RSS, slower steps (memory.py)
 
     def __post_init__(self) -> None:
         if self.max_steps < 1:
@@ -107,7 +108,8 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, args.lr_schedule, args.warmup_steps, args.max_steps)
         self.wrapped = distributed.wrap(model)
         self.step, self.best_metric, self.bad_evals = 0, None, 0
-        release_freed_activations()
+        if args.low_memory:
+            release_freed_activations()
 
     # -- checkpoints ---------------------------------------------------------------------------------------------
     def resume(self, folder: str | Path | None = None) -> int:
