@@ -108,6 +108,7 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, args.lr_schedule, args.warmup_steps, args.max_steps)
         self.wrapped = distributed.wrap(model)
         self.step, self.best_metric, self.bad_evals = 0, None, 0
+        self.device_type = next(model.parameters()).device.type  # where bf16 autocast applies
         if args.low_memory:
             release_freed_activations()
 
@@ -202,8 +203,7 @@ class Trainer:
             batch = self.data.next_batch()
             last_micro = micro == args.gradient_accumulation_steps - 1
             sync = nullcontext() if last_micro else distributed.no_sync(self.wrapped)
-            autocast = torch.autocast("cpu" if not torch.cuda.is_available() else "cuda", dtype=torch.bfloat16,
-                                      enabled=args.bf16)
+            autocast = torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=args.bf16)
             with sync:  # DDP skips the all-reduce on all but the last micro-batch
                 with autocast:
                     loss, stats = self.compute(self.wrapped, batch)
