@@ -96,7 +96,7 @@ def test_cli_pretrain_from_yaml_with_overrides_then_fill_mask(review_corpus, min
                                        f"eval_steps: 3\neval_batches: 2\nlearning_rate: 0.001\n")
     out = tmp_path / "out"
     assert main(["pretrain", "--config", str(tmp_path / "run.yaml"), "--max-steps", "6", "--output-dir", str(out),
-                 "--masking", "span", "--pair-task", "sop", "--logging-steps", "2", "--warmup-steps", "1"]) == 0
+                 "--masking", "span", "--logging-steps", "2", "pair_task=sop", "warmup_steps=1"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 6 and summary["config"]["masking"] == "span" and summary["config"]["pair_task"] == "sop"
     records = read_metrics(out / "metrics.jsonl")

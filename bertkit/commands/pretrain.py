@@ -46,9 +46,11 @@ def config_overrides(args: argparse.Namespace, config_class: type) -> dict:
 
 def cmd_pretrain(args: argparse.Namespace) -> None:
     """Pretrain (or continue pretraining) from a YAML config, with command-line overrides."""
+    from ..finetuning.config import parse_overrides
     from ..pretraining import PretrainingConfig, run_pretraining
 
-    overrides = config_overrides(args, PretrainingConfig)
+    # `--max-steps 200` and fine-tuning's `max_steps=200` spellings both work; flags win over key=value
+    overrides = parse_overrides(args.overrides) | config_overrides(args, PretrainingConfig)
     if args.config:
         config = PretrainingConfig.from_yaml(args.config, **overrides)
     else:
@@ -108,6 +110,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Settings come from --config FILE.yaml; every field can be overridden here.")
     p.add_argument("--config", help="YAML file of PretrainingConfig fields")
     p.add_argument("--resume", action="store_true", help="continue from output_dir's latest checkpoint")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="settings over the file's, as `bertkit finetune`")
     add_config_options(p, PretrainingConfig)
     p.set_defaults(run=cmd_pretrain)
 
