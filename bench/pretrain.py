@@ -92,9 +92,14 @@ def run_variant(variant: str, steps: int, threads: int, data_file: str) -> dict:
 
         def step_loss(batch):
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled="bf16" in variant):
-                return model(**batch, only_masked_logits=True).loss
+                return model(**batch, return_logits=False).loss
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
+    if variant.startswith("transformers"):
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
+    else:  # what bertkit's Trainer builds: decay groups, fused kernel
+        from bertkit.training.optim import build_optimizer
+
+        optimizer = build_optimizer(model, lr=1e-4, weight_decay=0.01)
     losses = []
     for i, batch in enumerate(data):
         if i == 2:

@@ -16,6 +16,8 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..config import BertConfig
+from .dropout import Dropout
+from .dropout import dropout as apply_dropout
 from .linear import Linear
 from .pretrained import Pretrained
 
@@ -50,7 +52,7 @@ class BertEmbeddings(nn.Module):
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
         positions = self.position_embeddings.weight[: input_ids.shape[1]]
@@ -80,8 +82,9 @@ class BertSelfAttention(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         q, k, v = self.split_heads(self.query(x)), self.split_heads(self.key(x)), self.split_heads(self.value(x))
         dropout = self.dropout_prob if self.training else 0.0
-        if return_probs:
+        if return_probs or (dropout > 0 and q.device.type == "cpu"):  # the CPU's SDPA has no fast dropout path
             context, probs = explicit_attention(q, k, v, mask, dropout)
+            probs = probs if return_probs else None
         else:
             context, probs = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout), None
         batch, _, seq, _ = context.shape
@@ -89,14 +92,15 @@ class BertSelfAttention(nn.Module):
 
 
 def explicit_attention(
-    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, dropout: float
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, dropout_prob: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """softmax(QKᵀ/√d + mask)·V, keeping the probabilities (the attention maps) to return them."""
-    scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+    scores = (q / math.sqrt(q.shape[-1])) @ k.transpose(-1, -2)
     if mask is not None:
-        scores = scores + mask
+        # in the scores' dtype (bf16 under autocast), so the probabilities stay half the size
+        scores = scores + mask.clamp(min=torch.finfo(scores.dtype).min).to(scores.dtype)
     probs = scores.softmax(dim=-1)
-    return F.dropout(probs, dropout) @ v, probs
+    return apply_dropout(probs, dropout_prob) @ v, probs
 
 
 class BertResidualOutput(nn.Module):
@@ -106,7 +110,7 @@ class BertResidualOutput(nn.Module):
         super().__init__()
         self.dense = Linear(in_features, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
         return self.LayerNorm(self.dropout(self.dense(x)) + residual)

@@ -12,6 +12,7 @@ from ..config import BertConfig
 from .bert import ACTIVATION_FUNCTIONS, BertModel
 from .linear import Linear
 from .pretrained import Pretrained
+from .vocab_loss import vocab_cross_entropy
 
 IGNORE_INDEX = -100  # label of positions that are not predicted, as in transformers
 
@@ -44,6 +45,11 @@ class BertLMPredictionHead(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.transform(x)) + self.bias
 
+    def loss(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """MLM cross-entropy of (rows, hidden) states against (rows,) labels, and the predicted ids, without
+        materialising the (rows, vocab) logits (``vocab_loss``)."""
+        return vocab_cross_entropy(self.transform(x), self.decoder.weight, self.bias, labels)
+
 
 class BertPreTrainingHeads(nn.Module):
     """The MLM head over tokens and the NSP classifier over the pooled ``[CLS]``."""
@@ -67,10 +73,13 @@ class BertForPreTrainingOutput:
     """Losses and logits of the two pretraining tasks."""
 
     loss: torch.Tensor | None
-    prediction_logits: torch.Tensor
+    prediction_logits: torch.Tensor | None
     seq_relationship_logits: torch.Tensor
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
+    mlm_loss: torch.Tensor | None = None
+    nsp_loss: torch.Tensor | None = None
+    mlm_predictions: torch.Tensor | None = None  # argmax ids of the masked positions (``return_logits=False``)
 
 
 @dataclass
@@ -108,29 +117,39 @@ class BertForPreTraining(Pretrained):
         output_hidden_states: bool = False,
         output_attentions: bool = False,
         only_masked_logits: bool = False,
+        return_logits: bool = True,
     ) -> BertForPreTrainingOutput:
         """Logits for every position and for the sentence pair; the loss when labels are given.
 
         ``loss = L_mlm + L_nsp`` (``L_mlm`` alone without ``next_sentence_label``). With ``only_masked_logits``
         the vocabulary projection runs only on the positions whose label is not -100 (~15 %), the pretraining
         speed-up: ``prediction_logits`` is then (number of masked positions, vocab), in row-major position order.
+        With ``return_logits=False`` as well, the logits are never materialised (the pretraining step's memory
+        saving): ``prediction_logits`` is None and ``mlm_predictions`` holds the predicted ids.
         """
         out = self.bert(input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions)
         hidden = out.last_hidden_state
-        if only_masked_logits:
+        if only_masked_logits or not return_logits:
             if labels is None:
-                raise ValueError("only_masked_logits needs labels (-100 where nothing is predicted)")
+                raise ValueError("only_masked_logits / return_logits=False need labels (-100 where nothing is "
+                                 "predicted)")
             predicted = labels != IGNORE_INDEX
             hidden, labels = hidden[predicted], labels[predicted]
-        prediction_logits = self.cls.predictions(hidden)
+        prediction_logits = predictions = masked_lm_loss = next_sentence_loss = loss = None
+        if return_logits:
+            prediction_logits = self.cls.predictions(hidden)
+            masked_lm_loss = mlm_loss(prediction_logits, labels) if labels is not None else None
+        else:
+            masked_lm_loss, predictions = self.cls.predictions.loss(hidden, labels)
         seq_relationship_logits = self.cls.seq_relationship(out.pooler_output)
-        loss = None
-        if labels is not None:
-            loss = mlm_loss(prediction_logits, labels)
+        if masked_lm_loss is not None:
+            loss = masked_lm_loss
             if next_sentence_label is not None:
-                loss = loss + F.cross_entropy(seq_relationship_logits.view(-1, 2), next_sentence_label.view(-1))
+                next_sentence_loss = F.cross_entropy(seq_relationship_logits.view(-1, 2).float(),
+                                                     next_sentence_label.view(-1))
+                loss = loss + next_sentence_loss
         return BertForPreTrainingOutput(loss, prediction_logits, seq_relationship_logits, out.hidden_states,
-                                        out.attentions)
+                                        out.attentions, masked_lm_loss, next_sentence_loss, predictions)
 
 
 class BertForMaskedLM(Pretrained):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..model.heads import IGNORE_INDEX
@@ -17,17 +16,15 @@ def pretraining_step(model: nn.Module, batch: dict[str, torch.Tensor], pair_task
     """Loss of one batch for ``BertForPreTraining`` (or its DDP wrapper), plus accuracies and the token count."""
     labels = batch["labels"]
     out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], labels=labels,
-                next_sentence_label=batch["next_sentence_label"] if pair_task else None, only_masked_logits=True)
+                next_sentence_label=batch["next_sentence_label"] if pair_task else None, return_logits=False)
     targets = labels[labels != IGNORE_INDEX]
-    with torch.no_grad():
-        logits = out.prediction_logits.float()
-        stats = {"mlm_loss": F.cross_entropy(logits, targets).item(),
-                 "mlm_accuracy": (logits.argmax(-1) == targets).float().mean().item(),
-                 "tokens": float(batch["attention_mask"].sum())}
-        if pair_task:
-            pair_logits = out.seq_relationship_logits.float()
-            stats["nsp_loss"] = F.cross_entropy(pair_logits, batch["next_sentence_label"]).item()
-            stats["nsp_accuracy"] = (pair_logits.argmax(-1) == batch["next_sentence_label"]).float().mean().item()
+    stats = {"mlm_loss": out.mlm_loss.item(),
+             "mlm_accuracy": (out.mlm_predictions == targets).float().mean().item(),
+             "tokens": float(batch["attention_mask"].sum())}
+    if pair_task:
+        stats["nsp_loss"] = out.nsp_loss.item()
+        stats["nsp_accuracy"] = (out.seq_relationship_logits.argmax(-1) == batch["next_sentence_label"]
+                                 ).float().mean().item()
     return out.loss, stats
 
 
@@ -45,11 +42,10 @@ def evaluate_pretraining(model: nn.Module, batches: list[dict[str, torch.Tensor]
     for batch in batches:
         labels = batch["labels"]
         out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], labels=labels,
-                    only_masked_logits=True)
+                    return_logits=False)
         targets = labels[labels != IGNORE_INDEX]
-        logits = out.prediction_logits.float()
-        loss_sum += F.cross_entropy(logits, targets, reduction="sum").item()
-        correct += (logits.argmax(-1) == targets).sum().item()
+        loss_sum += out.mlm_loss.item() * targets.numel()
+        correct += (out.mlm_predictions == targets).sum().item()
         total += targets.numel()
         if baseline_token is not None:
             baseline += (targets == baseline_token).sum().item()

@@ -1,0 +1,94 @@
+"""The pretraining step's memory- and time-saving pieces against plain PyTorch: the chunked vocabulary
+cross-entropy (``bertkit.model.vocab_loss``) and the CPU dropout with a cheap mask (``bertkit.model.dropout``)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bertkit.config import BertConfig
+from bertkit.model import BertForPreTraining
+from bertkit.model.dropout import Dropout, dropout, keep_mask
+from bertkit.model.vocab_loss import vocab_cross_entropy
+
+
+def leaves(*shapes, dtype=torch.float64):
+    return [torch.randn(*shape, dtype=dtype, requires_grad=True) for shape in shapes]
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 7, 64, 1000])
+def test_vocab_cross_entropy_equals_cross_entropy_of_the_logits(chunk_rows):
+    torch.manual_seed(0)
+    hidden, weight, bias = leaves((150, 32), (500, 32), (500,))
+    labels = torch.randint(0, 500, (150,))
+    labels[::9] = -100  # unlabelled rows do not count
+    loss, predictions = vocab_cross_entropy(hidden, weight, bias, labels, chunk_rows)
+    logits = hidden @ weight.t() + bias
+    expected = F.cross_entropy(logits, labels)
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-12)
+    assert torch.equal(predictions, logits.argmax(-1))
+    for ours, theirs in zip(torch.autograd.grad(loss, [hidden, weight, bias]),
+                            torch.autograd.grad(expected, [hidden, weight, bias]), strict=True):
+        torch.testing.assert_close(ours, theirs, atol=1e-12, rtol=0)
+
+
+def test_vocab_cross_entropy_under_bf16_autocast_keeps_fp32_gradients_close_to_fp32():
+    torch.manual_seed(0)
+    hidden, weight, bias = leaves((64, 32), (300, 32), (300,), dtype=torch.float32)
+    labels = torch.randint(0, 300, (64,))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss, _ = vocab_cross_entropy(hidden, weight, bias, labels, chunk_rows=16)
+    grads = torch.autograd.grad(loss, [hidden, weight, bias])
+    expected = F.cross_entropy(hidden @ weight.t() + bias, labels)
+    assert loss.item() == pytest.approx(expected.item(), rel=2e-2)
+    assert all(g.dtype == torch.float32 for g in grads)  # the master weight's gradient is not rounded to bf16
+    for ours, theirs in zip(grads, torch.autograd.grad(expected, [hidden, weight, bias]), strict=True):
+        assert (ours - theirs).norm() / theirs.norm() < 3e-2
+
+
+def test_vocab_cross_entropy_refuses_mismatched_shapes():
+    with pytest.raises(ValueError, match="rows"):
+        vocab_cross_entropy(torch.randn(4, 8), torch.randn(10, 8), torch.zeros(10), torch.zeros(5, dtype=torch.long))
+
+
+def test_fused_mlm_loss_trains_like_the_logits_path():
+    torch.manual_seed(0)
+    model = BertForPreTraining(BertConfig.preset("tiny", vocab_size=300)).eval()
+    ids = torch.randint(5, 300, (4, 24))
+    labels = torch.where(torch.rand(4, 24) < 0.2, ids, torch.full_like(ids, -100))
+    labels[:, 3] = ids[:, 3]
+    batch = dict(input_ids=ids, labels=labels, next_sentence_label=torch.tensor([0, 1, 1, 0]))
+    plain = model(**batch, only_masked_logits=True)
+    plain_grads = torch.autograd.grad(plain.loss, list(model.parameters()))
+    fused = model(**batch, return_logits=False)
+    fused_grads = torch.autograd.grad(fused.loss, list(model.parameters()))
+    assert fused.prediction_logits is None
+    assert torch.equal(fused.mlm_predictions, plain.prediction_logits.argmax(-1))
+    assert fused.loss.item() == pytest.approx(plain.loss.item(), abs=1e-5)
+    for ours, theirs in zip(fused_grads, plain_grads, strict=True):
+        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-4)
+
+
+def test_dropout_mask_drops_p_and_keeps_the_expectation():
+    torch.manual_seed(0)
+    keep, keep_probability = keep_mask(torch.Size([1000, 1000]), 0.1)
+    assert keep.dtype == torch.bool and keep_probability == pytest.approx(0.9, abs=1e-5)
+    # 10^6 Bernoulli draws: the kept fraction lies within 5 standard deviations (1.5e-3) of 0.9
+    assert abs(keep.float().mean().item() - keep_probability) < 1.5e-3
+    x = torch.ones(1000, 1000)
+    out = dropout(x, 0.1)
+    assert out.mean().item() == pytest.approx(1.0, abs=2e-3)
+    values = out.unique().tolist()
+    assert values[0] == 0.0 and values[1:] == [pytest.approx(1 / keep_probability)]
+    assert dropout(x, 0.1, training=False) is x and dropout(x, 0.0) is x
+
+
+def test_dropout_gradient_uses_the_same_mask_and_seeds_reproduce_it():
+    x = torch.randn(64, 64, requires_grad=True)
+    torch.manual_seed(3)
+    out = Dropout(0.3)(x)
+    out.sum().backward()
+    torch.testing.assert_close(x.grad, (out != 0).float() * (out / x).max())  # grad = mask / keep probability
+    torch.manual_seed(3)
+    assert torch.equal(Dropout(0.3)(x), out)
+    module = Dropout(0.3).eval()
+    assert module(x) is x
