@@ -24,11 +24,15 @@ demo: $(VENV)/.runtime
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check .
 
-# The web page test drives Debian's Chromium (headless); installed here because pip cannot.
+# The web page test drives Debian's Chromium (headless), and the Trainer's caching CPU allocator is compiled with
+# the system C++ compiler; installed here because pip cannot (on a machine that has them, nothing happens).
 /usr/bin/chromium:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
 
-test: lint /usr/bin/chromium
+/usr/bin/g++:
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends g++
+
+test: lint /usr/bin/chromium /usr/bin/g++
 	$(PY) -m pytest -q
 
 bench: $(VENV)/.test

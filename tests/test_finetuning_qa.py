@@ -54,10 +54,11 @@ def test_tiny_model_learns_questions_and_answers_with_character_offsets(tmp_path
     result = finetune(config)  # contexts (~22 tokens) exceed the 18-token window
     assert result.metric == "f1" and result.dev["exact_match"] >= 0.8
     qa = QuestionAnswerer.from_pretrained(tmp_path / "out" / "best")
-    context = "the plot was quite dull and carol visited new york . the cast was lovely and really fun"
-    out = qa.predict(["where", "who"], [context, context])
-    assert [o["answer"] for o in out] == ["new york", "carol"]
-    assert context[out[0]["start"]:out[0]["end"]] == "new york"
+    unseen = qa_examples(4, seed=5, filler=16)  # fresh contexts of the training distribution
+    out = qa.predict([e["question"] for e in unseen], [e["context"] for e in unseen])
+    answers = [e["answer"] for e in unseen]
+    assert [o["answer"] for o in out] == answers
+    assert [e["context"][o["start"]:o["end"]] for o, e in zip(out, unseen, strict=True)] == answers
 
 
 def test_bad_qa_rows_are_refused(tmp_path):

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from bertkit.config import BertConfig
-from bertkit.model import BertForPreTraining
+from bertkit.model import BertForPreTraining, vocab_loss
 from bertkit.model.dropout import Dropout, dropout, keep_mask
 from bertkit.model.vocab_loss import vocab_cross_entropy
 
@@ -15,13 +15,14 @@ def leaves(*shapes, dtype=torch.float64):
     return [torch.randn(*shape, dtype=dtype, requires_grad=True) for shape in shapes]
 
 
-@pytest.mark.parametrize("chunk_rows", [1, 7, 64, 1000])
-def test_vocab_cross_entropy_equals_cross_entropy_of_the_logits(chunk_rows):
+@pytest.mark.parametrize("slice_elements", [1, 150 * 300, 1 << 30])  # slices of 256, 300 and all 1000 tokens
+def test_vocab_cross_entropy_equals_cross_entropy_of_the_logits(slice_elements, monkeypatch):
+    monkeypatch.setattr(vocab_loss, "SLICE_ELEMENTS", slice_elements)
     torch.manual_seed(0)
-    hidden, weight, bias = leaves((150, 32), (500, 32), (500,))
-    labels = torch.randint(0, 500, (150,))
+    hidden, weight, bias = leaves((150, 32), (1000, 32), (1000,))
+    labels = torch.randint(0, 1000, (150,))
     labels[::9] = -100  # unlabelled rows do not count
-    loss, predictions = vocab_cross_entropy(hidden, weight, bias, labels, chunk_rows)
+    loss, predictions = vocab_cross_entropy(hidden, weight, bias, labels)
     logits = hidden @ weight.t() + bias
     expected = F.cross_entropy(logits, labels)
     assert loss.item() == pytest.approx(expected.item(), abs=1e-12)
@@ -36,7 +37,7 @@ def test_vocab_cross_entropy_under_bf16_autocast_keeps_fp32_gradients_close_to_f
     hidden, weight, bias = leaves((64, 32), (300, 32), (300,), dtype=torch.float32)
     labels = torch.randint(0, 300, (64,))
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss, _ = vocab_cross_entropy(hidden, weight, bias, labels, chunk_rows=16)
+        loss, _ = vocab_cross_entropy(hidden, weight, bias, labels)
     grads = torch.autograd.grad(loss, [hidden, weight, bias])
     expected = F.cross_entropy(hidden @ weight.t() + bias, labels)
     assert loss.item() == pytest.approx(expected.item(), rel=2e-2)

@@ -16,8 +16,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..config import BertConfig
-from .dropout import Dropout
-from .dropout import dropout as apply_dropout
+from .dropout import Dropout, dropout_matmul
 from .linear import Linear
 from .pretrained import Pretrained
 
@@ -77,10 +76,24 @@ class BertSelfAttention(nn.Module):
         batch, seq, _ = x.shape
         return x.view(batch, seq, self.num_heads, self.head_size).transpose(1, 2)
 
+    def project_qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Queries, keys and values; in training one GEMM over the three concatenated projections.
+
+        Why: one read of ``x`` (and one bf16 copy of it under autocast) instead of three, and a wider GEMM; the
+        concatenation is redone every call, which pays off only when a backward pass follows. Projections replaced
+        by other modules (adapters) are called one by one.
+        """
+        projections = (self.query, self.key, self.value)
+        if not (self.training and all(type(p) is Linear for p in projections)):
+            return tuple(p(x) for p in projections)
+        weight = torch.cat([p.weight for p in projections])
+        bias = torch.cat([p.bias for p in projections])
+        return F.linear(x, weight, bias).chunk(3, dim=-1)
+
     def forward(
         self, x: torch.Tensor, mask: torch.Tensor | None, return_probs: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        q, k, v = self.split_heads(self.query(x)), self.split_heads(self.key(x)), self.split_heads(self.value(x))
+        q, k, v = (self.split_heads(t) for t in self.project_qkv(x))
         dropout = self.dropout_prob if self.training else 0.0
         if return_probs or (dropout > 0 and q.device.type == "cpu"):  # the CPU's SDPA has no fast dropout path
             context, probs = explicit_attention(q, k, v, mask, dropout)
@@ -94,13 +107,16 @@ class BertSelfAttention(nn.Module):
 def explicit_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, dropout_prob: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """softmax(QKᵀ/√d + mask)·V, keeping the probabilities (the attention maps) to return them."""
-    scores = (q / math.sqrt(q.shape[-1])) @ k.transpose(-1, -2)
+    """softmax(QKᵀ/√d + mask)·V, keeping the probabilities (the attention maps) to return them.
+
+    Scaling and masking work in place on the scores (their gradients need neither input), and the mask is cast to
+    the scores' dtype (bf16 under autocast), so training stores one probability-sized tensor per layer.
+    """
+    scores = (q @ k.transpose(-1, -2)).mul_(1.0 / math.sqrt(q.shape[-1]))
     if mask is not None:
-        # in the scores' dtype (bf16 under autocast), so the probabilities stay half the size
-        scores = scores + mask.clamp(min=torch.finfo(scores.dtype).min).to(scores.dtype)
+        scores.add_(mask.clamp(min=torch.finfo(scores.dtype).min).to(scores.dtype))
     probs = scores.softmax(dim=-1)
-    return apply_dropout(probs, dropout_prob) @ v, probs
+    return dropout_matmul(probs, v, dropout_prob), probs
 
 
 class BertResidualOutput(nn.Module):

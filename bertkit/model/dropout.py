@@ -55,6 +55,32 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     return _MaskedScale.apply(x, keep, 1.0 / keep_probability)
 
 
+class _DropoutMatmul(torch.autograd.Function):
+    """``dropout(probs) @ v`` saving ``probs`` (kept anyway by the softmax before it) and the boolean mask, not the
+    dropped-out copy: attention's backward rebuilds that copy, one elementwise product, instead of storing it."""
+
+    @staticmethod
+    def forward(ctx, probs: torch.Tensor, v: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
+        ctx.save_for_backward(probs, v, keep)
+        ctx.scale = scale
+        return probs.mul(keep).mul_(scale) @ v
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        probs, v, keep = ctx.saved_tensors
+        grad_v = probs.mul(keep).mul_(ctx.scale).transpose(-1, -2) @ grad
+        grad_probs = (grad @ v.transpose(-1, -2)).mul_(keep).mul_(ctx.scale)
+        return grad_probs, grad_v, None, None
+
+
+def dropout_matmul(probs: torch.Tensor, v: torch.Tensor, p: float) -> torch.Tensor:
+    """``dropout(probs, p) @ v`` (attention's last step, in training) holding one less probability-sized tensor."""
+    if p == 0.0 or probs.device.type != "cpu" or p >= 1.0:
+        return dropout(probs, p) @ v
+    keep, keep_probability = keep_mask(probs.shape, p)
+    return _DropoutMatmul.apply(probs, v.to(probs.dtype), keep, 1.0 / keep_probability)
+
+
 class Dropout(nn.Dropout):
     """``nn.Dropout`` (same arguments, no parameters) drawing its CPU mask with :func:`dropout`."""
 

@@ -15,6 +15,7 @@ from .pretrained import Pretrained
 from .vocab_loss import vocab_cross_entropy
 
 IGNORE_INDEX = -100  # label of positions that are not predicted, as in transformers
+ROW_MULTIPLE = 32  # masked positions are padded to a multiple of this in the fused MLM loss
 
 
 class BertPredictionHeadTransform(nn.Module):
@@ -47,8 +48,18 @@ class BertLMPredictionHead(nn.Module):
 
     def loss(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """MLM cross-entropy of (rows, hidden) states against (rows,) labels, and the predicted ids, without
-        materialising the (rows, vocab) logits (``vocab_loss``)."""
-        return vocab_cross_entropy(self.transform(x), self.decoder.weight, self.bias, labels)
+        materialising the (rows, vocab) logits (``vocab_loss``).
+
+        The rows are padded with ignored ones to a multiple of ``ROW_MULTIPLE``: oneDNN compiles and caches kernels
+        per GEMM shape (~2 MB each, for the life of the process), and the number of masked positions changes with
+        every batch.
+        """
+        rows = len(x)
+        padding = -rows % ROW_MULTIPLE
+        x = F.pad(x, (0, 0, 0, padding))
+        labels = F.pad(labels, (0, padding), value=IGNORE_INDEX)
+        loss, predictions = vocab_cross_entropy(self.transform(x), self.decoder.weight, self.bias, labels)
+        return loss, predictions[:rows]
 
 
 class BertPreTrainingHeads(nn.Module):

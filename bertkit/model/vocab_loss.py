@@ -1,10 +1,12 @@
-"""Cross-entropy over the vocabulary without materialising the logits: the masked-LM loss, a few rows at a time.
+"""Cross-entropy over the vocabulary without materialising the logits: the masked-LM loss, a slice at a time.
 
 Why: with ~600 masked positions and a 30,522-token vocabulary the logits are 73 MB in fp32, and autograd keeps
 several tensors that size alive (logits, log-softmax, their gradients) — the largest activations of a small
-BERT's pretraining step. Here the projection runs on ``chunk_rows`` rows at a time; the forward keeps only each
-row's log-sum-exp, and the backward recomputes the chunk's logits to form ``softmax − one_hot``. That costs one
-more vocabulary GEMM and saves the memory. The loss and gradients equal ``F.cross_entropy(h @ Wᵀ + b, labels)``.
+BERT's pretraining step. Here the projection runs on one slice of the vocabulary at a time (~2M logits): the
+forward keeps a running log-sum-exp per row (the online softmax of FlashAttention), the target logit and the
+argmax; the backward recomputes each slice's logits to form ``softmax − one_hot`` and writes that slice of the
+weight gradient. That costs one more vocabulary GEMM and saves the memory. The loss and the gradients equal
+``F.cross_entropy(h @ Wᵀ + b, labels)``.
 """
 
 from __future__ import annotations
@@ -12,70 +14,88 @@ from __future__ import annotations
 import torch
 
 IGNORE_INDEX = -100
+SLICE_ELEMENTS = 1 << 21  # logits per slice: 8 MB in fp32
 
 
-def _chunk_logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-    """Logits of some rows in fp32 or wider (the GEMM runs in the inputs' dtype, bf16 under autocast)."""
-    return (hidden @ weight.t()).to(torch.promote_types(hidden.dtype, torch.float32)) + bias
+def vocab_slices(rows: int, vocab_size: int) -> list[slice]:
+    """Consecutive slices of the vocabulary, each ≤ ~``SLICE_ELEMENTS`` logits for ``rows`` rows (a power-of-two
+    width, so that few distinct GEMM shapes occur)."""
+    width = 1 << max(8, (SLICE_ELEMENTS // max(rows, 1)).bit_length() - 1)
+    return [slice(start, min(start + width, vocab_size)) for start in range(0, vocab_size, width)]
 
 
-class _ChunkedVocabCrossEntropy(torch.autograd.Function):
+def _slice_logits(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, tokens: slice) -> torch.Tensor:
+    """fp32 (or wider) logits of every row for one slice of the vocabulary; the GEMM runs in ``hidden``'s dtype
+    (bf16 under autocast, like ``F.linear`` there), the weight slice cast to it on the way."""
+    wide = torch.promote_types(hidden.dtype, torch.float32)
+    partial = torch.addmm(bias[tokens].to(hidden.dtype), hidden, weight[tokens].to(hidden.dtype).t())
+    return partial.to(wide)
+
+
+class _VocabCrossEntropy(torch.autograd.Function):
     """Mean cross-entropy of ``hidden @ weightᵀ + bias`` against ``labels``, and each row's argmax.
 
-    ``weight`` is cast to ``hidden``'s dtype inside, so its gradient comes back in its own (master) dtype
-    without a round trip through bf16.
+    ``weight`` and ``bias`` stay in their own (master) dtype and are cast slice by slice, so their gradients come
+    back in that dtype without a round trip through bf16.
     """
 
     @staticmethod
-    def forward(ctx, hidden, master_weight, bias, labels, chunk_rows):
-        weight = master_weight.to(hidden.dtype)
+    def forward(ctx, hidden, weight, bias, labels):
+        rows = len(hidden)
         wide = torch.promote_types(hidden.dtype, torch.float32)
-        log_sum_exp = torch.empty(len(hidden), dtype=wide, device=hidden.device)
-        target_logit = torch.zeros_like(log_sum_exp)
-        predictions = torch.empty(len(hidden), dtype=torch.long, device=hidden.device)
+        running_max = torch.full((rows,), -torch.inf, dtype=wide, device=hidden.device)
+        running_sum = torch.zeros(rows, dtype=wide, device=hidden.device)
+        target_logit = torch.zeros(rows, dtype=wide, device=hidden.device)
+        best_logit = torch.full((rows,), -torch.inf, dtype=wide, device=hidden.device)
+        predictions = torch.zeros(rows, dtype=torch.long, device=hidden.device)
+        for tokens in vocab_slices(rows, len(weight)):
+            logits = _slice_logits(hidden, weight, bias, tokens)
+            slice_best, slice_argmax = logits.max(dim=-1)
+            better = slice_best > best_logit
+            best_logit = torch.where(better, slice_best, best_logit)
+            predictions = torch.where(better, slice_argmax + tokens.start, predictions)
+            inside = (labels >= tokens.start) & (labels < tokens.stop)
+            local = (labels - tokens.start).clamp(0, tokens.stop - tokens.start - 1)
+            target_logit += logits.gather(1, local[:, None])[:, 0] * inside
+            new_max = torch.maximum(running_max, slice_best)
+            running_sum = running_sum * (running_max - new_max).exp() + logits.sub_(new_max[:, None]).exp_().sum(-1)
+            running_max = new_max
+        log_sum_exp = running_sum.log() + running_max
         valid = labels != IGNORE_INDEX
-        for start in range(0, len(hidden), chunk_rows):
-            rows = slice(start, start + chunk_rows)
-            logits = _chunk_logits(hidden[rows], weight, bias)
-            log_sum_exp[rows] = torch.logsumexp(logits, dim=-1)
-            predictions[rows] = logits.argmax(dim=-1)
-            target_logit[rows] = logits.gather(1, labels[rows].clamp(min=0)[:, None])[:, 0]
         count = valid.sum()
         loss = ((log_sum_exp - target_logit) * valid).sum() / count  # nan when no row has a label, as F.cross_entropy
-        ctx.save_for_backward(hidden, master_weight, bias, labels, log_sum_exp, count)
-        ctx.chunk_rows = chunk_rows
+        ctx.save_for_backward(hidden, weight, bias, labels, log_sum_exp, count)
         ctx.mark_non_differentiable(predictions)
         return loss, predictions
 
     @staticmethod
     def backward(ctx, grad_loss, _grad_predictions):
-        hidden, master_weight, bias, labels, log_sum_exp, count = ctx.saved_tensors
-        weight = master_weight.to(hidden.dtype)
-        grad_hidden = torch.empty_like(hidden)
+        hidden, weight, bias, labels, log_sum_exp, count = ctx.saved_tensors
         wide = log_sum_exp.dtype
-        grad_weight = torch.zeros(weight.shape, dtype=torch.promote_types(master_weight.dtype, wide),
-                                  device=weight.device)
-        grad_bias = torch.zeros(bias.shape, dtype=wide, device=bias.device)
-        scale = grad_loss / count
-        for start in range(0, len(hidden), ctx.chunk_rows):
-            rows = slice(start, start + ctx.chunk_rows)
-            chunk_labels = labels[rows]
-            valid = (chunk_labels != IGNORE_INDEX)[:, None]
+        grad_hidden = torch.zeros(hidden.shape, dtype=wide, device=hidden.device)
+        grad_weight = torch.empty(weight.shape, dtype=torch.promote_types(weight.dtype, wide), device=weight.device)
+        grad_bias = torch.empty(bias.shape, dtype=grad_weight.dtype, device=bias.device)
+        valid = labels != IGNORE_INDEX
+        row_scale = (valid * (grad_loss / count)).to(wide)[:, None]
+        for tokens in vocab_slices(len(hidden), len(weight)):
             # d loss / d logits = (softmax − one_hot) / count, zero on unlabelled rows
-            grad_logits = (_chunk_logits(hidden[rows], weight, bias) - log_sum_exp[rows, None]).exp_()
-            grad_logits.scatter_add_(1, chunk_labels.clamp(min=0)[:, None], -valid.to(wide))
-            grad_logits.mul_(valid * scale)
-            grad_bias += grad_logits.sum(0)
-            grad_logits = grad_logits.to(hidden.dtype)
-            grad_hidden[rows] = grad_logits @ weight
-            grad_weight += grad_logits.t() @ hidden[rows]
-        return grad_hidden, grad_weight.to(master_weight.dtype), grad_bias.to(bias.dtype), None, None
+            grad_logits = _slice_logits(hidden, weight, bias, tokens).sub_(log_sum_exp[:, None]).exp_()
+            inside = valid & (labels >= tokens.start) & (labels < tokens.stop)
+            local = (labels - tokens.start).clamp(0, tokens.stop - tokens.start - 1)
+            grad_logits.scatter_add_(1, local[:, None], -inside.to(wide)[:, None])
+            grad_logits.mul_(row_scale)
+            grad_bias[tokens] = grad_logits.sum(0)
+            grad_logits = grad_logits.to(hidden.dtype)  # the GEMMs below run in the forward's dtype
+            weight_slice = weight[tokens].to(hidden.dtype)
+            grad_hidden += grad_logits @ weight_slice
+            grad_weight[tokens] = grad_logits.t() @ hidden
+        return grad_hidden.to(hidden.dtype), grad_weight.to(weight.dtype), grad_bias.to(bias.dtype), None
 
 
 def vocab_cross_entropy(
-    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, labels: torch.Tensor, chunk_rows: int = 128
+    hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, labels: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean cross-entropy of the (rows, vocab) logits ``hidden @ weightᵀ + bias`` and their argmax, chunk by chunk.
+    """Mean cross-entropy of the (rows, vocab) logits ``hidden @ weightᵀ + bias`` and their argmax, slice by slice.
 
     Rows labelled -100 do not count. Under autocast the projection runs in the autocast dtype (the log-sum-exp in
     fp32), as ``F.linear`` followed by ``F.cross_entropy`` would.
@@ -87,4 +107,4 @@ def vocab_cross_entropy(
     if torch.is_autocast_enabled(device):
         hidden = hidden.to(torch.get_autocast_dtype(device))
     with torch.autocast(device, enabled=False):
-        return _ChunkedVocabCrossEntropy.apply(hidden, weight, bias, labels, chunk_rows)
+        return _VocabCrossEntropy.apply(hidden, weight, bias, labels)

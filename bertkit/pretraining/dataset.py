@@ -52,9 +52,13 @@ def mask_example(example: Example, special: SpecialIds, vocab_size: int, config:
                    example.label, np.asarray(masked.labels, np.int32))
 
 
+LENGTH_MULTIPLE = 8  # batch lengths are multiples of this: few distinct GEMM shapes, whose kernels oneDNN caches
+
+
 def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
-    """Pad to the longest example; ``next_sentence_label`` carries the NSP/SOP label."""
-    length = max(len(e.input_ids) for e in examples)
+    """Pad to the longest example, rounded up to ``LENGTH_MULTIPLE``; ``next_sentence_label`` carries the NSP/SOP
+    label."""
+    length = -(-max(len(e.input_ids) for e in examples) // LENGTH_MULTIPLE) * LENGTH_MULTIPLE
     batch = len(examples)
     input_ids = torch.full((batch, length), pad_id, dtype=torch.long)
     token_type_ids = torch.zeros((batch, length), dtype=torch.long)

@@ -135,7 +135,7 @@ def run_pretraining(config: PretrainingConfig, resume: bool = False) -> dict:
         gradient_accumulation_steps=config.gradient_accumulation_steps, max_grad_norm=config.max_grad_norm,
         bf16=config.bf16, seed=config.seed, logging_steps=config.logging_steps, eval_steps=config.eval_steps,
         save_steps=config.save_steps, plot_keys=PLOT_KEYS, progress=config.progress,
-        max_minutes=config.max_minutes, low_memory=config.low_memory)
+        max_minutes=config.max_minutes, caching_allocator=config.caching_allocator)
 
     def evaluate(m: torch.nn.Module) -> dict[str, float]:
         return evaluate_pretraining(m, data.eval_batches, pair_task, data.most_frequent_token)

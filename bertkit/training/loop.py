@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,8 +21,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import distributed, state
-from .memory import release_freed_activations
+from . import caching_allocator, distributed, state
 from .metrics import MetricsLog, plot_metrics
 from .optim import build_optimizer
 from .schedule import build_scheduler
@@ -67,7 +66,7 @@ class TrainingArguments:
     plot_keys: Sequence[str] = ("loss", "learning_rate")
     progress: bool = True
     max_minutes: float | None = None  # a time budget: stop (evaluate, checkpoint) once it is spent
-    low_memory: bool = False  # return freed activations to the system: lower peak RSS, slower steps (memory.py)
+    caching_allocator: bool = True  # on the CPU, pool activation memory while training (caching_allocator.py)
 
     def __post_init__(self) -> None:
         if self.max_steps < 1:
@@ -109,8 +108,6 @@ class Trainer:
         self.wrapped = distributed.wrap(model)
         self.step, self.best_metric, self.bad_evals = 0, None, 0
         self.device_type = next(model.parameters()).device.type  # where bf16 autocast applies
-        if args.low_memory:
-            release_freed_activations()
 
     # -- checkpoints ---------------------------------------------------------------------------------------------
     def resume(self, folder: str | Path | None = None) -> int:
@@ -143,8 +140,23 @@ class Trainer:
         distributed.barrier()
 
     # -- the loop ------------------------------------------------------------------------------------------------
+    @contextmanager
+    def memory_pool(self) -> Iterator[None]:
+        """While training on the CPU, torch allocates through bertkit's caching allocator (see its module doc):
+        the steps' activations reuse pooled blocks instead of fragmenting the heap or faulting in fresh pages."""
+        pooled = self.args.caching_allocator and self.device_type == "cpu" and caching_allocator.install()
+        try:
+            yield
+        finally:
+            if pooled:
+                caching_allocator.uninstall()
+
     def train(self, resume: bool = False) -> TrainingResult:
         """Train to ``max_steps`` (or an early stop), logging, evaluating and checkpointing on the way."""
+        with self.memory_pool():
+            return self._train(resume)
+
+    def _train(self, resume: bool) -> TrainingResult:
         args = self.args
         if resume:
             self.resume()
