@@ -93,3 +93,21 @@ def test_dropout_gradient_uses_the_same_mask_and_seeds_reproduce_it():
     assert torch.equal(Dropout(0.3)(x), out)
     module = Dropout(0.3).eval()
     assert module(x) is x
+
+
+def test_gelu_linear_equals_linear_of_gelu_and_stores_only_its_input():
+    from bertkit.model.linear import gelu_linear
+
+    torch.manual_seed(0)
+    pre, weight, bias = leaves((2, 5, 16), (8, 16), (8,))
+    out = gelu_linear(pre, weight, bias)
+    expected = F.linear(F.gelu(pre), weight, bias)
+    torch.testing.assert_close(out, expected, atol=1e-12, rtol=0)
+    grad = torch.randn_like(out)
+    for ours, theirs in zip(torch.autograd.grad(out, [pre, weight, bias], grad),
+                            torch.autograd.grad(expected, [pre, weight, bias], grad), strict=True):
+        torch.testing.assert_close(ours, theirs, atol=1e-12, rtol=0)
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.shape) or t, lambda t: t):
+        gelu_linear(pre, weight, bias)
+    assert saved == [pre.shape, weight.shape]  # no activation-sized copy of gelu(pre)

@@ -17,7 +17,7 @@ from torch.utils.checkpoint import checkpoint
 
 from ..config import BertConfig
 from .dropout import Dropout, dropout_matmul
-from .linear import Linear
+from .linear import Linear, gelu_linear
 from .pretrained import Pretrained
 
 ACTIVATION_FUNCTIONS = {
@@ -129,7 +129,11 @@ class BertResidualOutput(nn.Module):
         self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+        return self.add_and_norm(self.dense(x), residual)
+
+    def add_and_norm(self, projected: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """Dropout, residual, LayerNorm: the block's end once its input is projected."""
+        return self.LayerNorm(self.dropout(projected) + residual)
 
 
 class BertAttention(nn.Module):
@@ -168,9 +172,17 @@ class BertLayer(nn.Module):
         self.intermediate = BertIntermediate(config)
         self.output = BertResidualOutput(config, config.intermediate_size)
 
+    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The two FFN projections; in training with exact GELU the activation is recomputed in the backward pass
+        rather than stored (``gelu_linear``): the widest activation of the layer is not kept."""
+        first, second = self.intermediate.dense, self.output.dense
+        if self.training and self.intermediate.activation is None and type(second) is Linear:
+            return gelu_linear(F.linear(x, first.weight, first.bias), second.weight, second.bias)
+        return second(self.intermediate(x))
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, return_probs: bool = False):
         x, probs = self.attention(x, mask, return_probs)
-        return self.output(self.intermediate(x), x), probs
+        return self.output.add_and_norm(self.feed_forward(x), x), probs
 
 
 class BertEncoder(nn.Module):
