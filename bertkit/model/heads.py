@@ -56,8 +56,9 @@ class BertLMPredictionHead(nn.Module):
         """
         rows = len(x)
         padding = -rows % ROW_MULTIPLE
-        x = F.pad(x, (0, 0, 0, padding))
-        labels = F.pad(labels, (0, padding), value=IGNORE_INDEX)
+        if padding:
+            x = F.pad(x, (0, 0, 0, padding))
+            labels = F.pad(labels, (0, padding), value=IGNORE_INDEX)
         loss, predictions = vocab_cross_entropy(self.transform(x), self.decoder.weight, self.bias, labels)
         return loss, predictions[:rows]
 
