@@ -26,7 +26,7 @@ from bertkit import (
     corpora,  # noqa: E402
 )
 from bertkit.assets import default_model_dir  # noqa: E402
-from bertkit.model import linear  # noqa: E402
+from bertkit.model import kernels  # noqa: E402
 
 
 def rotten_tomatoes_reviews(limit: int) -> list[str]:
@@ -74,11 +74,11 @@ def main() -> None:
     our_rate, our_vectors = timed(
         lambda t: ours.encode(t, batch_size=args.batch_size, pooling="mean", normalize=True), texts, args.repeats
     )
-    linear.ONEDNN_LINEAR = False  # the same encoder with MKL's GEMM (F.linear): what the oneDNN path buys
+    kernels.ONEDNN_LINEAR = False  # the same encoder with MKL's GEMM (F.linear): what the oneDNN path buys
     plain_rate, _ = timed(
         lambda t: ours.encode(t, batch_size=args.batch_size, pooling="mean", normalize=True), texts, args.repeats
     )
-    linear.ONEDNN_LINEAR = True
+    kernels.ONEDNN_LINEAR = True
     cosine = float((st_vectors * our_vectors).sum(axis=1).min())
     print(f"{'sentence-transformers encode':<40}{st_rate:>10.1f} sentences/s")
     print(f"{'bertkit SentenceEncoder.encode':<40}{our_rate:>10.1f} sentences/s")

@@ -14,6 +14,10 @@ _EXPORTS = {
     "BertModel": "bertkit.model",
     "BertForPreTraining": "bertkit.model",
     "BertForMaskedLM": "bertkit.model",
+    **{name: "bertkit.model" for name in (
+        "AutoModel", "AutoModelForMaskedLM", "AutoModelForPreTraining", "RobertaModel", "RobertaForMaskedLM",
+        "AlbertModel", "AlbertForPreTraining", "AlbertForMaskedLM", "ElectraModel", "ElectraForPreTraining",
+        "ElectraForMaskedLM", "DistilBertModel", "DistilBertForMaskedLM")},
     "SentenceEncoder": "bertkit.encoding",
 }
 

@@ -1,8 +1,9 @@
 """Hugging Face model folders: read and write ``config.json`` + weights, mapping parameter names.
 
-Checkpoints name BERT's weights with or without the ``bert.`` prefix (a bare ``BertModel`` saves none, the head
-models save ``bert.…`` plus ``cls.…``), older ones call LayerNorm's parameters ``gamma``/``beta``. Loading matches
-each stored tensor to the model whatever the prefix; saving writes the layout transformers itself writes.
+Each architecture names its weights its own way in transformers (``model.hf_names()``, from
+``model/architectures.py``); checkpoints carry the encoder's prefix (``bert.``, ``roberta.``, …) or not (a bare
+encoder saves none), and older ones call LayerNorm's parameters ``gamma``/``beta``. Loading matches each stored
+tensor to the model whatever the prefix; saving writes the layout transformers itself writes.
 Pickles are never trusted: ``pytorch_model.bin`` is read with ``torch.load(weights_only=True)``.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,6 @@ logger = logging.getLogger(__name__)
 CONFIG_FILE = "config.json"
 SAFETENSORS_FILE = "model.safetensors"
 PYTORCH_FILE = "pytorch_model.bin"
-BASE_PREFIX = "bert."
 _RENAMES = ((".gamma", ".weight"), (".beta", ".bias"))
 _IGNORED_SUFFIXES = ("position_ids",)  # buffers some checkpoints carry, recomputed here
 
@@ -68,17 +69,18 @@ def _canonical(name: str) -> str:
     return name
 
 
-def match_names(stored: list[str], expected: set[str]) -> dict[str, str]:
-    """Map stored tensor names to the model's names, adding or dropping the ``bert.`` prefix as needed."""
-    mapping = {}
+def match_names(stored: list[str], by_hf_name: dict[str, str], prefix: str) -> dict[str, str]:
+    """Map stored tensor names to the model's names through transformers' names (``by_hf_name``: transformers'
+    name → the model's), adding or dropping the encoder's ``prefix.`` as needed (a bare encoder saves none)."""
+    mapping: dict[str, str] = {}
     for name in stored:
         if name.endswith(_IGNORED_SUFFIXES):
             continue
         base = _canonical(name)
-        stripped = base.removeprefix(BASE_PREFIX)
-        # transformers stores the MLM bias twice (cls.predictions.bias and its alias decoder.bias).
-        aliases = [base, BASE_PREFIX + stripped, stripped, base.replace("predictions.decoder.bias", "predictions.bias")]
-        target = next((a for a in aliases if a in expected), None)
+        stripped = base.removeprefix(prefix + ".")
+        # transformers stores the MLM bias twice (…predictions.bias / lm_head.bias and its alias decoder.bias)
+        aliases = [base, f"{prefix}.{stripped}", stripped, re.sub(r"decoder\.bias$", "bias", base)]
+        target = next((by_hf_name[a] for a in aliases if a in by_hf_name), None)
         if target is not None and target not in mapping.values():
             mapping[name] = target
     return mapping
@@ -96,25 +98,46 @@ def tied_names(model: nn.Module) -> set[str]:
     return tied
 
 
+def hf_names(model: nn.Module) -> dict[str, str]:
+    """The model's state-dict names → transformers' names (the same names for a model that is not bertkit's)."""
+    return model.hf_names() if hasattr(model, "hf_names") else {name: name for name in model.state_dict()}
+
+
+def encoder_names(model: nn.Module, names: set[str]) -> list[str]:
+    """The names among ``names`` that belong to the encoder proper (embeddings and layers, not pooler or heads):
+    without them a checkpoint does not hold this model at all."""
+    prefix = getattr(model, "base_model_prefix", "") + "."
+    parts = ("embeddings.", "embeddings_project.", "encoder.")
+    return sorted(n for n in names if n.removeprefix(prefix).startswith(parts))
+
+
 def load_weights(model: nn.Module, folder: Path) -> LoadingReport:
-    """Copy a folder's weights into ``model``; log what is missing or unexpected; fail on a shape mismatch."""
+    """Copy a folder's weights into ``model``; log missing heads and unused tensors; refuse a checkpoint that
+    lacks encoder weights or has a tensor of the wrong shape, naming the tensors."""
     path = find_weights(folder)
     stored = read_state_dict(path)
     own = model.state_dict()
-    mapping = match_names(list(stored), set(own))
+    by_hf_name = {hf: name for name, hf in hf_names(model).items()}
+    mapping = match_names(list(stored), by_hf_name, getattr(model, "base_model_prefix", ""))
     for name, target in mapping.items():
         if tuple(stored[name].shape) != tuple(own[target].shape):
             raise ValueError(
                 f"{path.name}: tensor {name} has shape {tuple(stored[name].shape)} but the model built from "
                 f"config.json expects {tuple(own[target].shape)} for {target}; does config.json match the weights?"
             )
+    fixed = {n for n, p in model.named_parameters() if not p.requires_grad}  # sinusoids: rebuilt, not loaded
+    missing = sorted(set(own) - set(mapping.values()) - tied_names(model) - fixed)
+    absent = encoder_names(model, set(missing))
+    if absent:
+        expected = [hf_names(model)[n] for n in absent]
+        raise ValueError(f"{path} does not hold this {type(model).__name__}: {len(absent)} encoder weights are "
+                         f"missing ({_summarise(expected)}); is it a checkpoint of another architecture?")
     model.load_state_dict({t: stored[n] for n, t in mapping.items()}, strict=False)
-    tied = tied_names(model)
     by_target = {t: n for n, t in mapping.items()}
     leftover = [n for n in stored if n not in mapping and not n.endswith(_IGNORED_SUFFIXES)]
     report = LoadingReport(
-        missing=sorted(set(own) - set(mapping.values()) - tied),
-        unexpected=sorted(n for n in leftover if not _is_alias(n, stored, by_target)),
+        missing=missing,
+        unexpected=sorted(n for n in leftover if not _is_alias(n, stored, by_target, by_hf_name, model)),
     )
     if report.missing:
         logger.warning("%s: %d weights not in %s, left freshly initialised: %s", type(model).__name__,
@@ -125,10 +148,11 @@ def load_weights(model: nn.Module, folder: Path) -> LoadingReport:
     return report
 
 
-def _is_alias(name: str, stored: dict[str, torch.Tensor], by_target: dict[str, str]) -> bool:
+def _is_alias(name: str, stored: dict[str, torch.Tensor], by_target: dict[str, str], by_hf_name: dict[str, str],
+              model: nn.Module) -> bool:
     """A second stored copy of a tensor already loaded under another name (transformers' decoder.bias)."""
-    target = match_names([name], set(by_target)).get(name)
-    return target is not None and torch.equal(stored[name], stored[by_target[target]])
+    target = match_names([name], by_hf_name, getattr(model, "base_model_prefix", "")).get(name)
+    return target is not None and target in by_target and torch.equal(stored[name], stored[by_target[target]])
 
 
 def _summarise(names: list[str], limit: int = 8) -> str:
@@ -141,9 +165,11 @@ def save_model(model: nn.Module, folder: str | os.PathLike, tokenizer: Any = Non
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tied = tied_names(model)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if k not in tied}
+    names = hf_names(model)
+    state = {names[k]: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if k not in tied}
     write_atomic(folder / SAFETENSORS_FILE, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
-    write_text_atomic(folder / CONFIG_FILE, model.config.to_json_string(architectures=[type(model).__name__]))
+    write_text_atomic(folder / CONFIG_FILE, model.config.to_json_string(
+        architectures=[getattr(model, "architecture_name", type(model).__name__)]))
     if tokenizer is not None:
         tokenizer.save_pretrained(folder)
     return folder

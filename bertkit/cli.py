@@ -82,15 +82,17 @@ def cmd_encode(args: argparse.Namespace) -> None:
 
 
 def cmd_params(args: argparse.Namespace) -> None:
-    """Print the parameter breakdown of a preset or a model folder's config."""
+    """Print the parameter breakdown of a preset or a model folder's config (and plot it)."""
     from .config import BertConfig
-    from .model.parameters import format_breakdown
+    from .model.parameters import format_breakdown, plot_breakdown
 
     if args.model:
         config = BertConfig.from_json_file(Path(args.model) / "config.json")
     else:
-        config = BertConfig.preset(args.preset)
+        config = BertConfig.preset(args.preset, model_type=args.arch)
     print(format_breakdown(config, with_heads=args.heads))
+    if args.plot:
+        print(f"wrote {plot_breakdown(config, args.plot, with_heads=args.heads)}", file=sys.stderr)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -126,10 +128,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help=model_help)
     p.set_defaults(run=cmd_encode)
 
-    p = sub.add_parser("params", help="parameter breakdown of a BERT")
-    p.add_argument("--preset", default="base", choices=["tiny", "mini", "small", "medium", "base", "large"])
+    p = sub.add_parser("params", help="parameter breakdown of a BERT-family model")
+    p.add_argument("--arch", default="bert", choices=["bert", "roberta", "albert", "electra", "distilbert"])
+    p.add_argument("--preset", default="base", help="bert: tiny mini small medium base large; roberta: base large; "
+                   "albert: base large xlarge xxlarge; electra: small base large (+ -generator); distilbert: base "
+                   "(default: base)")
     p.add_argument("--model", help="a model folder whose config.json to count instead of a preset")
-    p.add_argument("--heads", action="store_true", help="include the MLM and NSP heads")
+    p.add_argument("--heads", action="store_true", help="include the pretraining heads (MLM, NSP / SOP, RTD)")
+    p.add_argument("--plot", metavar="PNG", help="also draw the breakdown as a bar chart")
     p.set_defaults(run=cmd_params)
 
     p = sub.add_parser("demo", help="tokenize, embed, compare, fine-tune, count, pretrain")

@@ -1,4 +1,9 @@
-"""BertConfig: the shape of a BERT, with Hugging Face ``config.json`` field names."""
+"""BertConfig: the shape of any model of the BERT family, with Hugging Face ``config.json`` field names.
+
+One dataclass serves BERT, RoBERTa, ALBERT, ELECTRA and DistilBERT: the blocks read only these fields. Each
+architecture (``bertkit/model/<name>.py``) translates its own ``config.json`` to and from it, and refuses what the
+blocks cannot compute.
+"""
 
 from __future__ import annotations
 
@@ -18,12 +23,40 @@ PRESETS = {
     "base": (12, 768, 12),
     "large": (24, 1024, 16),
 }
-ACTIVATIONS = ("gelu", "relu", "gelu_new", "gelu_pytorch_tanh")
+# The published sizes of the other architectures (their reference configs), beyond the shape of PRESETS.
+_ALBERT = dict(model_type="albert", vocab_size=30000, embedding_size=128, hidden_act="gelu_new", num_hidden_groups=1,
+               hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+_ELECTRA_GENERATOR = dict(model_type="electra", hidden_size=256, num_attention_heads=4, intermediate_size=1024)
+ARCHITECTURE_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "roberta": {size: dict(preset=size, model_type="roberta", vocab_size=50265, max_position_embeddings=514,
+                           type_vocab_size=1, pad_token_id=1, layer_norm_eps=1e-5) for size in ("base", "large")},
+    "albert": {
+        "base": _ALBERT | dict(preset="base"),
+        "large": _ALBERT | dict(preset="large"),
+        "xlarge": _ALBERT | dict(num_hidden_layers=24, hidden_size=2048, num_attention_heads=16,
+                                 intermediate_size=8192),
+        "xxlarge": _ALBERT | dict(num_hidden_layers=12, hidden_size=4096, num_attention_heads=64,
+                                  intermediate_size=16384),
+    },
+    "electra": {
+        "small": dict(model_type="electra", num_hidden_layers=12, hidden_size=256, num_attention_heads=4,
+                      intermediate_size=1024, embedding_size=128),
+        "base": dict(preset="base", model_type="electra", embedding_size=768),
+        "large": dict(preset="large", model_type="electra", embedding_size=1024),
+        "small-generator": _ELECTRA_GENERATOR | dict(num_hidden_layers=12, embedding_size=128),
+        "base-generator": _ELECTRA_GENERATOR | dict(num_hidden_layers=12, embedding_size=768),
+        "large-generator": _ELECTRA_GENERATOR | dict(num_hidden_layers=24, embedding_size=1024),
+    },
+    "distilbert": {"base": dict(preset="base", model_type="distilbert", num_hidden_layers=6, type_vocab_size=0)},
+}
+ACTIVATIONS = ("gelu", "relu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "silu", "swish", "tanh")
+# absolute / sinusoidal: added to the token embeddings; relative_bias: T5's bucketed bias added to attention scores
+POSITION_TYPES = ("absolute", "sinusoidal", "none", "relative_bias")
 
 
 @dataclass
 class BertConfig:
-    """Sizes and regularisation of a BERT; defaults are bert-base-uncased."""
+    """Sizes and regularisation of a BERT-family encoder; defaults are bert-base-uncased."""
 
     vocab_size: int = 30522
     hidden_size: int = 768
@@ -34,23 +67,40 @@ class BertConfig:
     hidden_dropout_prob: float = 0.1
     attention_probs_dropout_prob: float = 0.1
     max_position_embeddings: int = 512
-    type_vocab_size: int = 2
+    type_vocab_size: int = 2  # 0: no segment embeddings (DistilBERT)
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-12
     pad_token_id: int = 0
+    model_type: str = "bert"
+    embedding_size: int | None = None  # ALBERT / ELECTRA: embeddings of this width, projected to hidden_size
+    position_embedding_type: str = "absolute"
+    relative_attention_num_buckets: int = 32  # relative_bias only
+    relative_attention_max_distance: int = 128
+    num_hidden_groups: int | None = None  # ALBERT: layers share the weights of this many groups; None: no sharing
+    inner_group_num: int = 1  # ALBERT: layers in a group
+    norm_first: bool = False  # pre-LN blocks (LayerNorm before attention / FFN) with a final LayerNorm
+    classifier_dropout_prob: float = 0.1  # ALBERT: dropout before the SOP classifier
 
     def __post_init__(self) -> None:
         sizes = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                 "max_position_embeddings", "type_vocab_size")
+                 "max_position_embeddings", "inner_group_num")
         for name in sizes:
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"config.{name} must be a positive integer, got {value!r}")
+            _check_int(name, getattr(self, name), minimum=1)
+        _check_int("type_vocab_size", self.type_vocab_size, minimum=0)
+        for name in ("embedding_size", "num_hidden_groups"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), minimum=1)
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads "
                              f"{self.num_attention_heads}")
         if self.hidden_act not in ACTIVATIONS:
             raise ValueError(f"hidden_act must be one of {ACTIVATIONS}, got {self.hidden_act!r}")
+        if self.position_embedding_type not in POSITION_TYPES:
+            raise ValueError(f"position_embedding_type {self.position_embedding_type!r} is not supported by bertkit; "
+                             f"choose one of {POSITION_TYPES}")
+        if self.num_hidden_groups is not None and self.num_hidden_layers % self.num_hidden_groups:
+            raise ValueError(f"num_hidden_layers {self.num_hidden_layers} is not a multiple of num_hidden_groups "
+                             f"{self.num_hidden_groups}")
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"config.{name} must be in [0, 1), got {getattr(self, name)!r}")
@@ -60,25 +110,60 @@ class BertConfig:
         """Width of one attention head."""
         return self.hidden_size // self.num_attention_heads
 
+    @property
+    def embedding_width(self) -> int:
+        """Width of the token embeddings: ``embedding_size`` when factorized, else ``hidden_size``."""
+        return self.embedding_size or self.hidden_size
+
+    @property
+    def max_tokens(self) -> int:
+        """The longest input the positions allow: RoBERTa's position ids start after the padding index."""
+        if self.model_type == "roberta" and self.position_embedding_type in ("absolute", "sinusoidal"):
+            return self.max_position_embeddings - self.pad_token_id - 1
+        return self.max_position_embeddings
+
+    @property
+    def num_unique_layers(self) -> int:
+        """Layers with their own weights: all of them, or ALBERT's groups × layers per group."""
+        if self.num_hidden_groups is None:
+            return self.num_hidden_layers
+        return self.num_hidden_groups * self.inner_group_num
+
     @classmethod
-    def preset(cls, name: str, **overrides: Any) -> BertConfig:
-        """A named size: tiny, mini, small, medium, base or large."""
+    def preset(cls, name: str, model_type: str = "bert", **overrides: Any) -> BertConfig:
+        """A named size of an architecture: BERT tiny … large (any architecture takes these shapes too), RoBERTa
+        base / large, ALBERT base … xxlarge, ELECTRA small / base / large (and ``-generator``), DistilBERT base."""
+        named = ARCHITECTURE_PRESETS.get(model_type, {})
+        if name in named:
+            values = dict(named[name])
+            shape = values.pop("preset", None)
+            return cls(**(_shape(shape) if shape else {}) | values | overrides)
         if name not in PRESETS:
-            raise ValueError(f"unknown preset {name!r}; choose one of {list(PRESETS)}")
-        layers, hidden, heads = PRESETS[name]
-        sizes = dict(num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=heads,
-                     intermediate_size=4 * hidden)
-        return cls(**(sizes | overrides))
+            raise ValueError(f"unknown preset {name!r} for {model_type}; choose one of {list(named) + list(PRESETS)}")
+        shape = _shape(name)
+        # the BERT shapes in another architecture keep what makes it that architecture
+        own = {"distilbert": dict(type_vocab_size=0),
+               "albert": dict(num_hidden_groups=1, embedding_size=min(128, shape["hidden_size"]),
+                              hidden_act="gelu_new")}.get(model_type, {})
+        return cls(**shape | dict(model_type=model_type) | own | overrides)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> BertConfig:
-        """Build from a ``config.json`` dict; keys that are not BERT's shape (model_type, ...) are ignored."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in values.items() if k in known and v is not None})
+        """Build from a ``config.json`` dict of any supported ``model_type`` (see ``bertkit.model.architectures``);
+        a field the blocks cannot honour is refused, never dropped."""
+        from .model.architectures import config_fields  # the model layer knows each architecture's fields
+
+        return cls(**config_fields(values, accepted={f.name for f in dataclasses.fields(cls)}))
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields, plus what transformers needs to recognise the folder."""
-        return {"architectures": ["BertModel"], "model_type": "bert", **dataclasses.asdict(self)}
+        """The ``config.json`` fields of this model's architecture, as transformers writes them."""
+        from .model.architectures import config_values
+
+        return config_values(self)
+
+    def fields(self) -> dict[str, Any]:
+        """Every field, bertkit's names."""
+        return dataclasses.asdict(self)
 
     @classmethod
     def from_json_file(cls, path: str | os.PathLike) -> BertConfig:
@@ -90,7 +175,12 @@ class BertConfig:
             values = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as error:
             raise ValueError(f"{path} is not valid JSON: {error}") from None
-        return cls.from_dict(values)
+        if not isinstance(values, dict):
+            raise ValueError(f"{path} does not hold a JSON object")
+        try:
+            return cls.from_dict(values)
+        except (ValueError, TypeError) as error:
+            raise ValueError(f"{path}: {error}") from None
 
     def to_json_string(self, architectures: list[str] | None = None) -> str:
         """The config as pretty JSON (``architectures`` names the model class for transformers)."""
@@ -98,3 +188,14 @@ class BertConfig:
         if architectures:
             values["architectures"] = architectures
         return json.dumps(values, indent=2) + "\n"
+
+
+def _shape(name: str) -> dict[str, int]:
+    """Layers, hidden size, heads and FFN size of a BERT preset."""
+    layers, hidden, heads = PRESETS[name]
+    return dict(num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=heads, intermediate_size=4 * hidden)
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"config.{name} must be an integer ≥ {minimum}, got {value!r}")

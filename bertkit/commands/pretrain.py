@@ -65,11 +65,11 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
 
 def cmd_fill_mask(args: argparse.Namespace) -> None:
     """Print the top-k tokens for every [MASK] of each text."""
-    from ..model import BertForPreTraining
+    from ..model import AutoModelForMaskedLM
     from ..pretraining.fill_mask import fill_mask
     from ..tokenization import BertTokenizer
 
-    model = BertForPreTraining.from_pretrained(args.model)
+    model = AutoModelForMaskedLM.from_pretrained(args.model)
     if model.loading_report and any(n.startswith("cls.predictions") for n in model.loading_report.missing):
         raise ValueError(f"{args.model} has no masked-LM head (cls.predictions.*): its predictions would be random")
     tokenizer = BertTokenizer.from_pretrained(args.model)

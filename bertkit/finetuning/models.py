@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import BertConfig
-from ..model import BertModel
+from ..model import AutoModel, EncoderModel
 from ..model.heads import IGNORE_INDEX
 from ..model.pretrained import Pretrained
 from ..pooling import mean_pool
@@ -68,11 +68,29 @@ class TaskOutput:
     end_logits: torch.Tensor | None = None
 
 
+CLASS_PREFIXES = {"bert": "Bert", "roberta": "Roberta", "albert": "Albert", "electra": "Electra",
+                  "distilbert": "DistilBert"}
+
+
+def task_encoder(config: TaskConfig, add_pooling_layer: bool) -> EncoderModel:
+    """The encoder of the config's architecture under a task head."""
+    if add_pooling_layer and config.model_type in ("electra", "distilbert"):
+        raise ValueError(f"{config.model_type} has no pooler: fine-tune it with pooling: cls or mean")
+    return AutoModel.model_class(config.model_type)(config, add_pooling_layer=add_pooling_layer)
+
+
 class TaskModel(Pretrained):
-    """A task model: loads its ``TaskConfig`` (labels, head) from the folder's config.json."""
+    """A task model of any architecture (its encoder at ``model.bert``, ``model.roberta``, …): loads its
+    ``TaskConfig`` (labels, head) from the folder's config.json."""
 
     config: TaskConfig
+    model_type = None  # any: the config says which encoder
     head_prefixes: tuple[str, ...] = ()
+
+    @property
+    def architecture_name(self) -> str:
+        """The class name written to config.json: ``RobertaForSequenceClassification`` for a RoBERTa encoder."""
+        return type(self).__name__.replace("Bert", CLASS_PREFIXES[self.config.model_type], 1)
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, config: TaskConfig | None = None, **kwargs: Any):
@@ -90,14 +108,14 @@ class BertForSequenceClassification(TaskModel):
     def __init__(self, config: TaskConfig):
         super().__init__()
         self.config = config
-        self.bert = BertModel(config, add_pooling_layer=config.pooling == "pooled")
+        setattr(self, self.base_model_prefix, task_encoder(config, add_pooling_layer=config.pooling == "pooled"))
         self.dropout = nn.Dropout(config.head_dropout)
         self.classifier = classifier_head(config.classifier_head, config.hidden_size, config.num_labels,
                                           config.classifier_inner_size, config.head_dropout)
         self.init_weights()
 
     def sentence_vector(self, input_ids, attention_mask, token_type_ids) -> torch.Tensor:
-        out = self.bert(input_ids, attention_mask, token_type_ids)
+        out = self.base_model(input_ids, attention_mask, token_type_ids)
         if self.config.pooling == "pooled":
             return out.pooler_output
         if self.config.pooling == "cls":
@@ -134,14 +152,14 @@ class BertForTokenClassification(TaskModel):
     def __init__(self, config: TaskConfig):
         super().__init__()
         self.config = config
-        self.bert = BertModel(config, add_pooling_layer=False)
+        setattr(self, self.base_model_prefix, task_encoder(config, add_pooling_layer=False))
         self.dropout = nn.Dropout(config.head_dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.init_weights()
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None) -> TaskOutput:
         """Logits (batch, seq, num_labels); cross-entropy over labelled positions when labels are given."""
-        hidden = self.bert(input_ids, attention_mask, token_type_ids).last_hidden_state
+        hidden = self.base_model(input_ids, attention_mask, token_type_ids).last_hidden_state
         logits = self.classifier(self.dropout(hidden))
         loss = None
         if labels is not None:
@@ -157,14 +175,14 @@ class BertForQuestionAnswering(TaskModel):
     def __init__(self, config: TaskConfig):
         super().__init__()
         self.config = config
-        self.bert = BertModel(config, add_pooling_layer=False)
+        setattr(self, self.base_model_prefix, task_encoder(config, add_pooling_layer=False))
         self.qa_outputs = nn.Linear(config.hidden_size, 2)
         self.init_weights()
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, start_positions=None,
                 end_positions=None) -> TaskOutput:
         """Start / end logits (batch, seq); the loss when gold positions are given (0 = ``[CLS]``: no answer)."""
-        hidden = self.bert(input_ids, attention_mask, token_type_ids).last_hidden_state
+        hidden = self.base_model(input_ids, attention_mask, token_type_ids).last_hidden_state
         start, end = self.qa_outputs(hidden).unbind(dim=-1)
         loss = None
         if start_positions is not None and end_positions is not None:

@@ -19,8 +19,9 @@ from .models import BertForQuestionAnswering, BertForSequenceClassification, Ber
 from .ner import entities
 from .tasks import build_task
 
-ARCHITECTURES = {"BertForSequenceClassification": "sequence", "BertForTokenClassification": "token",
-                 "BertForQuestionAnswering": "qa"}
+# the task of a folder, from its class name (any encoder: BertFor…, RobertaFor…, AlbertFor…)
+TASK_SUFFIXES = {"ForSequenceClassification": "sequence", "ForTokenClassification": "token",
+                 "ForQuestionAnswering": "qa"}
 
 
 def _settings(config: TaskConfig, batch_size: int) -> FinetuneConfig:
@@ -112,7 +113,7 @@ def load_predictor(folder: str | os.PathLike, batch_size: int = 64) -> Predictor
     if not path.is_file():
         raise FileNotFoundError(f"no fine-tuned model in {folder}: {path.name} is missing")
     architectures = json.loads(path.read_text(encoding="utf-8")).get("architectures") or []
-    kind = next((ARCHITECTURES[a] for a in architectures if a in ARCHITECTURES), None)
+    kind = next((kind for a in architectures for suffix, kind in TASK_SUFFIXES.items() if a.endswith(suffix)), None)
     if kind is None:
         raise ValueError(f"{folder} is not a fine-tuned model (architectures {architectures}); fine-tune one with "
                          "bertkit finetune")

@@ -94,8 +94,8 @@ def load_splits(config: FinetuneConfig) -> dict[str, list[dict[str, Any]]]:
 
 def task_config(config: FinetuneConfig, base: BertConfig, labels: LabelMap, words: str) -> TaskConfig:
     """The base model's shape plus the label map, head and input settings that predict needs."""
-    if config.max_length > base.max_position_embeddings:
-        raise ValueError(f"max_length={config.max_length} is beyond the model's {base.max_position_embeddings} "
+    if config.max_length > base.max_tokens:
+        raise ValueError(f"max_length={config.max_length} is beyond the model's {base.max_tokens} "
                          "positions; lower max_length (long texts: see long_text)")
     shape = {f.name: getattr(base, f.name) for f in dataclasses.fields(BertConfig)}
     settings = {k: getattr(config, k) for k in ("task", "max_length", "long_text", "head_tokens", "window_stride",
@@ -114,7 +114,7 @@ def build_model(config: FinetuneConfig, labels: LabelMap, words: str = "whitespa
     tc = task_config(config, base, labels, words)
     model = model_class.from_pretrained(folder, config=tc) if config.init == "pretrained" else model_class(tc)
     if config.train_head_only:  # the first step of parameter-efficient fine-tuning: only the head learns
-        for parameter in model.bert.parameters():
+        for parameter in model.base_model.parameters():
             parameter.requires_grad_(False)
     return model.train()
 

@@ -1,15 +1,40 @@
-"""Layer 1: BERT in PyTorch; knows nothing of tokenization."""
+"""Layer 1: the BERT family in PyTorch, on one set of blocks; knows nothing of tokenization.
 
-from .bert import BertModel, BertModelOutput
-from .heads import BertForMaskedLM, BertForPreTraining, BertForPreTrainingOutput, MaskedLMOutput
-from .linear import Linear
+Blocks: ``embeddings``, ``attention`` (+ ``position_bias``), ``feed_forward``, ``block`` (a layer), ``encoder``
+(stacks, shared or not, and the encoder model), ``heads``; speed paths: ``kernels``. One short file per
+architecture (``bert``, ``roberta``, ``albert``, ``electra``, ``distilbert``); ``architectures`` holds their
+config fields and transformers' names; ``auto`` dispatches on ``model_type``.
+"""
+
+from .albert import AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
+from .auto import AutoModel, AutoModelForMaskedLM, AutoModelForPreTraining
+from .bert import BertForMaskedLM, BertForPreTraining, BertModel
+from .distilbert import DistilBertForMaskedLM, DistilBertModel
+from .electra import ElectraForMaskedLM, ElectraForPreTraining, ElectraModel
+from .encoder import BertModelOutput, EncoderModel
+from .heads import BertForPreTrainingOutput, MaskedLMOutput, ReplacedTokenOutput
+from .roberta import RobertaForMaskedLM, RobertaModel
 
 __all__ = [
+    "AlbertForMaskedLM",
+    "AlbertForPreTraining",
+    "AlbertModel",
+    "AutoModel",
+    "AutoModelForMaskedLM",
+    "AutoModelForPreTraining",
     "BertForMaskedLM",
     "BertForPreTraining",
     "BertForPreTrainingOutput",
     "BertModel",
     "BertModelOutput",
-    "Linear",
+    "DistilBertForMaskedLM",
+    "DistilBertModel",
+    "ElectraForMaskedLM",
+    "ElectraForPreTraining",
+    "ElectraModel",
+    "EncoderModel",
     "MaskedLMOutput",
+    "ReplacedTokenOutput",
+    "RobertaForMaskedLM",
+    "RobertaModel",
 ]

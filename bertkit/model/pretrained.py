@@ -1,4 +1,4 @@
-"""What every bertkit model shares: weight initialisation and loading / saving Hugging Face folders."""
+"""What every bertkit model shares: its architecture, weight initialisation, loading / saving Hugging Face folders."""
 
 from __future__ import annotations
 
@@ -11,12 +11,27 @@ from torch import nn
 
 from .. import checkpoint
 from ..config import BertConfig
+from .architectures import architecture, hf_name
 
 
 class Pretrained(nn.Module):
-    """Base class: ``from_pretrained(folder)``, ``save_pretrained(folder)``, BERT's initialisation."""
+    """Base class: ``from_pretrained(folder)``, ``save_pretrained(folder)``, BERT's initialisation.
+
+    ``model_type`` names the architecture (``bert``, ``roberta``, …): the folder's config.json must say the same.
+    """
 
     config: BertConfig
+    model_type = "bert"
+
+    @property
+    def base_model_prefix(self) -> str:
+        """The encoder's attribute in head models and its prefix in checkpoints (``bert``, ``roberta``, …)."""
+        return architecture(self.model_type or self.config.model_type).prefix
+
+    @property
+    def base_model(self) -> nn.Module:
+        """The encoder inside a head model (``model.bert``), or the model itself."""
+        return getattr(self, self.base_model_prefix, self)
 
     def init_weights(self) -> None:
         """Normal(0, initializer_range) weights, zero biases, unit LayerNorms (as google-research/bert)."""
@@ -34,25 +49,41 @@ class Pretrained(nn.Module):
             elif isinstance(module, nn.LayerNorm):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
+        for module in self.modules():  # fixed tables (sinusoidal positions) are not random
+            if hasattr(module, "init_fixed_weights"):
+                module.init_fixed_weights()
+
+    def check_model_type(self, config: BertConfig) -> None:
+        """A config of another architecture would build this one silently wrong (RoBERTa's positions in a BERT)."""
+        if config.model_type != self.model_type:
+            raise ValueError(f"{type(self).__name__} is a {self.model_type} model but the config is for "
+                             f"{config.model_type!r}: use the {config.model_type} class or bertkit.AutoModel")
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, config: BertConfig | None = None, **kwargs: Any):
         """Load a Hugging Face model folder (config.json + model.safetensors or pytorch_model.bin), in eval mode.
 
-        Missing and unexpected weights are logged (and kept in ``model.loading_report``); missing heads start
-        from a fresh initialisation; a tensor whose shape does not match the config is an error.
+        Missing head weights start from a fresh initialisation and are logged (``model.loading_report``); missing
+        encoder weights, or a tensor whose shape does not match the config, are an error naming the tensors.
         """
         folder = Path(folder)
         if not folder.is_dir():
             raise FileNotFoundError(f"no such model folder: {folder} (bertkit loads local folders, not hub names)")
         config = config or BertConfig.from_json_file(folder / checkpoint.CONFIG_FILE)
+        if cls.model_type is not None and config.model_type != cls.model_type:
+            raise ValueError(f"{folder} holds a {config.model_type!r} model (config.json model_type); load it with "
+                             f"the {config.model_type} classes or bertkit.AutoModel, not {cls.__name__}")
         model = cls(config, **kwargs)
         model.loading_report = checkpoint.load_weights(model, folder)
         return model.eval()
 
     def save_pretrained(self, folder: str | os.PathLike, tokenizer: Any = None) -> Path:
-        """Write config.json + model.safetensors (and the tokenizer's files if one is given), atomically."""
+        """Write config.json + model.safetensors with transformers' names (and the tokenizer's files), atomically."""
         return checkpoint.save_model(self, folder, tokenizer)
+
+    def hf_names(self) -> dict[str, str]:
+        """Each state-dict name → the name transformers gives that tensor for this architecture."""
+        return {name: hf_name(name, self.config) for name in self.state_dict()}
 
     def gradient_checkpointing_enable(self) -> None:
         """Keep only each encoder layer's input during training and recompute the rest in the backward pass.

@@ -23,12 +23,16 @@ class PretrainingConfig:
     eval_fraction: float = 0.05
     tokenizer: str | None = None  # a folder with vocab.txt (+ tokenizer_config.json); default: init_from's
     init_from: str | None = None  # continued pretraining: a model folder (missing heads start fresh)
-    model_preset: str = "mini"  # size when training from scratch: tiny, mini, small, medium, base, large
+    architecture: str = "bert"  # from scratch: bert | roberta | albert | electra | distilbert (init_from: its own)
+    model_preset: str = "mini"  # size when training from scratch: tiny, mini, small, medium, base, large (or the
+    # architecture's own: albert base … xxlarge, electra small / base / large, …)
     num_hidden_layers: int | None = None
     hidden_size: int | None = None
     num_attention_heads: int | None = None
     intermediate_size: int | None = None
     max_position_embeddings: int | None = None
+    embedding_size: int | None = None  # ALBERT / ELECTRA: factorized embeddings of this width
+    num_hidden_groups: int | None = None  # ALBERT: layers share the weights of this many groups
     pair_task: str = "nsp"  # nsp | sop | none
     word_boundaries: str = "wordpiece"  # wordpiece | jieba (Chinese whole words)
     masking: str = "token"  # token | whole_word | ngram | span
@@ -59,7 +63,8 @@ class PretrainingConfig:
     progress: bool = True
 
     def __post_init__(self) -> None:
-        choices = {"pair_task": TASKS, "word_boundaries": WORD_BOUNDARIES, "corpus_format": ("lines", "raw")}
+        choices = {"pair_task": TASKS, "word_boundaries": WORD_BOUNDARIES, "corpus_format": ("lines", "raw"),
+                   "architecture": ("bert", "roberta", "albert", "electra", "distilbert")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")

@@ -45,9 +45,9 @@ def run_pretraining_demo(model_dir: Path, out_dir: Path = Path("out/demo"), minu
     print(f"trained {summary['steps']} steps: held-out MLM accuracy {final.get('mlm_accuracy', 0):.3f} "
           f"(always predicting the most frequent token: {final.get('unigram_baseline_accuracy', 0):.3f})")
     print("fill-mask after training:")
-    from ..model import BertForPreTraining
+    from ..model import AutoModelForMaskedLM
 
-    show_fill_mask(BertForPreTraining.from_pretrained(folder / "model"), tokenizer)
+    show_fill_mask(AutoModelForMaskedLM.from_pretrained(folder / "model"), tokenizer)
     print(f"loss curve: {folder / 'metrics.png'}")
     return folder
 

@@ -13,7 +13,8 @@ from ..model.heads import IGNORE_INDEX
 
 def pretraining_step(model: nn.Module, batch: dict[str, torch.Tensor], pair_task: bool = True
                      ) -> tuple[torch.Tensor, dict[str, float]]:
-    """Loss of one batch for ``BertForPreTraining`` (or its DDP wrapper), plus accuracies and the token count."""
+    """Loss of one batch for a pretraining model (``BertForPreTraining``, ``RobertaForMaskedLM``, … or its DDP
+    wrapper), plus accuracies and the token count."""
     labels = batch["labels"]
     out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], labels=labels,
                 next_sentence_label=batch["next_sentence_label"] if pair_task else None, return_logits=False)
@@ -49,8 +50,9 @@ def evaluate_pretraining(model: nn.Module, batches: list[dict[str, torch.Tensor]
         total += targets.numel()
         if baseline_token is not None:
             baseline += (targets == baseline_token).sum().item()
-        pair_correct += (out.seq_relationship_logits.argmax(-1) == batch["next_sentence_label"]).sum().item()
-        pair_total += labels.shape[0]
+        if pair_task:
+            pair_correct += (out.seq_relationship_logits.argmax(-1) == batch["next_sentence_label"]).sum().item()
+            pair_total += labels.shape[0]
     model.train(was_training)
     if total == 0:
         raise ValueError("the evaluation set has no masked positions")

@@ -13,7 +13,13 @@ import torch
 
 from ..atomic import write_text_atomic
 from ..config import BertConfig
-from ..model import BertForPreTraining
+from ..model import (
+    AlbertForPreTraining,
+    BertForPreTraining,
+    DistilBertForMaskedLM,
+    ElectraForMaskedLM,
+    RobertaForMaskedLM,
+)
 from ..tokenization import BertTokenizer
 from ..training import Trainer, TrainingArguments, distributed
 from .config import PretrainingConfig
@@ -41,22 +47,53 @@ def special_ids(tokenizer: BertTokenizer) -> SpecialIds:
                       mask=ids(tokenizer.mask_token))
 
 
-def build_model(config: PretrainingConfig, tokenizer: BertTokenizer) -> BertForPreTraining:
-    """A fresh BERT of the configured size, or ``init_from`` with fresh heads where the checkpoint has none."""
+# What each architecture pretrains as under masked-LM (ELECTRA's replaced-token objective is separate): only BERT
+# and ALBERT carry the sentence-pair head (NSP, SOP); RoBERTa, DistilBERT and ELECTRA's generator are MLM only.
+PRETRAINING_CLASSES = {"bert": BertForPreTraining, "albert": AlbertForPreTraining, "roberta": RobertaForMaskedLM,
+                       "distilbert": DistilBertForMaskedLM, "electra": ElectraForMaskedLM}
+
+
+def fresh_config(config: PretrainingConfig, tokenizer: BertTokenizer) -> BertConfig:
+    """The shape of a model trained from scratch: the preset of the architecture, with the configured sizes."""
+    sizes = {k: getattr(config, k) for k in ("num_hidden_layers", "hidden_size", "num_attention_heads",
+                                              "intermediate_size", "max_position_embeddings", "embedding_size",
+                                              "num_hidden_groups")}
+    pad = tokenizer.convert_tokens_to_ids(tokenizer.pad_token)
+    shape = {k: v for k, v in sizes.items() if v is not None}
+    if config.architecture == "roberta":  # positions count from pad + 1: room for max_seq_length real tokens
+        shape["max_position_embeddings"] = shape.get("max_position_embeddings", config.max_seq_length) + pad + 1
+    return BertConfig.preset(config.model_preset, model_type=config.architecture, vocab_size=len(tokenizer),
+                             pad_token_id=pad, **shape)
+
+
+def build_model(config: PretrainingConfig, tokenizer: BertTokenizer) -> torch.nn.Module:
+    """A fresh model of the configured architecture and size, or ``init_from`` with fresh heads where the
+    checkpoint has none."""
     if config.init_from:
-        model = BertForPreTraining.from_pretrained(config.init_from)
+        model_config = BertConfig.from_json_file(Path(config.init_from) / "config.json")
+        if config.architecture not in ("bert", model_config.model_type):
+            raise ValueError(f"architecture: {config.architecture} but init_from {config.init_from} holds a "
+                             f"{model_config.model_type} model")
     else:
-        sizes = {k: getattr(config, k) for k in ("num_hidden_layers", "hidden_size", "num_attention_heads",
-                                                  "intermediate_size", "max_position_embeddings")}
-        model = BertForPreTraining(BertConfig.preset(config.model_preset, vocab_size=len(tokenizer),
-                                                     pad_token_id=tokenizer.convert_tokens_to_ids("[PAD]"),
-                                                     **{k: v for k, v in sizes.items() if v is not None}))
+        model_config = fresh_config(config, tokenizer)
+    model_class = PRETRAINING_CLASSES[model_config.model_type]
+    if config.pair_task != "none" and not model_class.sentence_head:
+        raise ValueError(f"{model_config.model_type} has no sentence-pair head for pair_task: {config.pair_task}; "
+                         "pretrain it on full sentences (pair_task: none), as RoBERTa was")
+    if config.pair_task == "sop" and model_config.model_type == "bert" or (
+            config.pair_task == "nsp" and model_config.model_type == "albert"):
+        logger.info("%s pretrained with %s (its paper used %s)", model_config.model_type, config.pair_task,
+                    "NSP" if model_config.model_type == "bert" else "SOP")
+    if config.init_from:
+        model = model_class.from_pretrained(config.init_from, config=model_config)
+    else:
+        model = model_class(model_config)
     if model.config.vocab_size < len(tokenizer):
         raise ValueError(f"the tokenizer has {len(tokenizer)} tokens but the model only {model.config.vocab_size} "
                          "embeddings: use the model's own vocab.txt")
-    if config.max_seq_length > model.config.max_position_embeddings:
-        raise ValueError(f"max_seq_length {config.max_seq_length} exceeds the model's "
-                         f"{model.config.max_position_embeddings} positions")
+    if config.max_seq_length > model.config.max_tokens:
+        raise ValueError(f"max_seq_length {config.max_seq_length} exceeds the model's {model.config.max_tokens} "
+                         "positions")
     return model
 
 

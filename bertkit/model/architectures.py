@@ -1,0 +1,215 @@
+"""What distinguishes the architectures of the family on disk: their ``config.json`` fields and defaults, and the
+names transformers gives their weights. The blocks are shared; this table maps each ``model_type`` onto them.
+
+Names: bertkit's modules carry BERT's names (``encoder.layer.3.attention.self.query``) in every architecture; an
+architecture whose transformers names differ (ALBERT, DistilBERT, the heads of RoBERTa / ELECTRA) lists regex
+renames from bertkit's name to transformers'. Loading and saving apply them, so checkpoints map one to one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import BertConfig
+
+Rename = tuple[str, str | Callable[[re.Match, BertConfig], str]]
+
+# Fields every architecture writes, with transformers' BERT names.
+COMMON_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                 "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings",
+                 "type_vocab_size", "initializer_range", "layer_norm_eps", "pad_token_id", "position_embedding_type")
+# config.json keys that do not change what the encoder computes (bookkeeping, generation, task-head settings).
+IGNORED_KEYS = frozenset({
+    "architectures", "model_type", "transformers_version", "_name_or_path", "dtype", "torch_dtype", "use_cache",
+    "output_attentions", "output_hidden_states", "return_dict", "is_encoder_decoder", "chunk_size_feed_forward",
+    "bos_token_id", "eos_token_id", "sep_token_id", "cls_token_id", "decoder_start_token_id", "gradient_checkpointing",
+    "output_past", "directionality", "pooler_fc_size", "pooler_num_attention_heads", "pooler_num_fc_layers",
+    "pooler_size_per_head", "pooler_type", "tokenizer_class", "prefix", "task_specific_params", "finetuning_task",
+    "use_bfloat16", "torchscript", "tf_legacy_loss", "id2label", "label2id", "num_labels", "problem_type",
+    "classifier_dropout", "max_length", "min_length", "do_sample", "early_stopping", "num_beams", "temperature",
+    "top_k", "top_p", "repetition_penalty", "length_penalty", "no_repeat_ngram_size", "bad_words_ids",
+    # refused by refuse_unsupported() when set; harmless at their defaults
+    "is_decoder", "add_cross_attention", "pruned_heads", "tie_word_embeddings",
+    # bertkit's fine-tuned folders: the task head's settings (read by TaskConfig)
+    "classifier_head", "classifier_inner_size", "pooling", "finetuning",
+})
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One ``model_type``: its weight prefix, config fields and transformers' names for bertkit's modules."""
+
+    model_type: str
+    prefix: str  # attribute of the encoder inside head models, and the checkpoints' name prefix
+    defaults: dict[str, Any]  # transformers' config defaults, for fields a config.json omits
+    renamed_fields: dict[str, str] = field(default_factory=dict)  # config.json name → bertkit field
+    extra_fields: tuple[str, ...] = ()  # bertkit fields this architecture writes besides COMMON_FIELDS
+    fixed: dict[str, Any] = field(default_factory=dict)  # bertkit fields the architecture does not let vary
+    ignored: frozenset[str] = frozenset()
+    renames: tuple[Rename, ...] = ()  # bertkit weight name (regex) → transformers' name
+
+
+def _albert_layer(match: re.Match, config: BertConfig) -> str:
+    """bertkit's unique layer k → ALBERT's albert_layer_groups.G.albert_layers.J (k = G·inner + J)."""
+    group, inner = divmod(int(match.group(1)), config.inner_group_num)
+    return f"encoder.albert_layer_groups.{group}.albert_layers.{inner}."
+
+
+BERT_DEFAULTS = {f.name: f.default for f in dataclasses.fields(BertConfig) if f.default is not dataclasses.MISSING}
+ARCHITECTURES: dict[str, Architecture] = {
+    arch.model_type: arch for arch in (
+        Architecture("bert", "bert", BERT_DEFAULTS),
+        Architecture("roberta", "roberta", BERT_DEFAULTS | {"vocab_size": 50265, "pad_token_id": 1}, renames=(
+            (r"cls\.predictions\.transform\.dense\.", "lm_head.dense."),
+            (r"cls\.predictions\.transform\.LayerNorm\.", "lm_head.layer_norm."),
+            (r"cls\.predictions\.decoder\.", "lm_head.decoder."),
+            (r"cls\.predictions\.bias", "lm_head.bias"),
+        )),
+        Architecture("albert", "albert", BERT_DEFAULTS | dict(
+            vocab_size=30000, embedding_size=128, hidden_size=4096, num_attention_heads=64, intermediate_size=16384,
+            hidden_act="gelu_new", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, num_hidden_groups=1,
+            inner_group_num=1, classifier_dropout_prob=0.1),
+            extra_fields=("embedding_size", "num_hidden_groups", "inner_group_num", "classifier_dropout_prob"),
+            renames=(
+                (r"encoder\.layer\.(\d+)\.", _albert_layer),
+                (r"attention\.self\.", "attention."),
+                (r"attention\.output\.dense\.", "attention.dense."),
+                (r"attention\.output\.LayerNorm\.", "attention.LayerNorm."),
+                (r"intermediate\.dense\.", "ffn."),
+                (r"(albert_layers\.\d+)\.output\.dense\.", r"\1.ffn_output."),
+                (r"(albert_layers\.\d+)\.output\.LayerNorm\.", r"\1.full_layer_layer_norm."),
+                (r"embeddings_project\.", "encoder.embedding_hidden_mapping_in."),
+                (r"pooler\.dense\.", "pooler."),
+                (r"cls\.predictions\.transform\.", "predictions."),
+                (r"cls\.predictions\.", "predictions."),
+                (r"cls\.seq_relationship\.", "sop_classifier.classifier."),
+            )),
+        Architecture("electra", "electra", BERT_DEFAULTS | dict(
+            embedding_size=128, hidden_size=256, num_attention_heads=4, intermediate_size=1024),
+            extra_fields=("embedding_size",),
+            ignored=frozenset({"summary_type", "summary_use_proj", "summary_activation", "summary_last_dropout"}),
+            renames=(
+                (r"cls\.predictions\.transform\.", "generator_predictions."),
+                (r"cls\.predictions\.decoder\.", "generator_lm_head."),
+                (r"cls\.predictions\.bias", "generator_lm_head.bias"),
+            )),
+        Architecture("distilbert", "distilbert", BERT_DEFAULTS | dict(num_hidden_layers=6),
+            renamed_fields=dict(dim="hidden_size", n_layers="num_hidden_layers", n_heads="num_attention_heads",
+                                hidden_dim="intermediate_size", activation="hidden_act", dropout="hidden_dropout_prob",
+                                attention_dropout="attention_probs_dropout_prob"),
+            fixed=dict(type_vocab_size=0, layer_norm_eps=1e-12),
+            ignored=frozenset({"qa_dropout", "seq_classif_dropout", "tie_weights_"}),
+            renames=(
+                (r"encoder\.layer\.", "transformer.layer."),
+                (r"attention\.self\.query\.", "attention.q_lin."),
+                (r"attention\.self\.key\.", "attention.k_lin."),
+                (r"attention\.self\.value\.", "attention.v_lin."),
+                (r"attention\.output\.dense\.", "attention.out_lin."),
+                (r"attention\.output\.LayerNorm\.", "sa_layer_norm."),
+                (r"intermediate\.dense\.", "ffn.lin1."),
+                (r"(layer\.\d+)\.output\.dense\.", r"\1.ffn.lin2."),
+                (r"(layer\.\d+)\.output\.LayerNorm\.", r"\1.output_layer_norm."),
+                (r"cls\.predictions\.transform\.dense\.", "vocab_transform."),
+                (r"cls\.predictions\.transform\.LayerNorm\.", "vocab_layer_norm."),
+                (r"cls\.predictions\.decoder\.", "vocab_projector."),
+                (r"cls\.predictions\.bias", "vocab_projector.bias"),
+            )),
+    )
+}
+SUPPORTED = tuple(ARCHITECTURES)
+
+
+def architecture(model_type: str) -> Architecture:
+    """The architecture of a ``model_type``; an unknown one is a clear error."""
+    if model_type not in ARCHITECTURES:
+        raise ValueError(f"model_type {model_type!r} is not supported by bertkit; it knows {', '.join(SUPPORTED)}")
+    return ARCHITECTURES[model_type]
+
+
+def refuse_unsupported(values: dict[str, Any]) -> None:
+    """Settings transformers honours that the blocks do not compute: an error, never a silent difference."""
+    problems = []
+    if values.get("position_embedding_type") in ("relative_key", "relative_key_query"):
+        problems.append(f"position_embedding_type={values['position_embedding_type']!r} (Shaw / Huang relative "
+                        "keys; bertkit has absolute, sinusoidal, none and relative_bias)")
+    for flag in ("is_decoder", "add_cross_attention"):
+        if values.get(flag):
+            problems.append(f"{flag}=true (bertkit's encoders are bidirectional, without cross-attention)")
+    if values.get("tie_word_embeddings") is False:
+        problems.append("tie_word_embeddings=false (bertkit's MLM decoder is the word-embedding matrix)")
+    if values.get("pruned_heads"):
+        problems.append("pruned_heads (attention heads removed from some layers)")
+    if problems:
+        raise ValueError("config.json asks for what bertkit cannot compute: " + "; ".join(problems))
+
+
+def config_fields(values: dict[str, Any], accepted: set[str]) -> dict[str, Any]:
+    """bertkit field values of a ``config.json`` dict (old BERT configs without ``model_type`` are BERT's).
+
+    ``accepted`` are the field names of the config class being built (a task config adds its label fields);
+    a key that is neither one of them nor known to be harmless is refused, naming it.
+    """
+    arch = architecture(values.get("model_type") or "bert")
+    refuse_unsupported(values)
+    fields, unknown = {}, []
+    for key, value in values.items():
+        name = arch.renamed_fields.get(key, key)
+        if key == "sinusoidal_pos_embds" and arch.model_type == "distilbert":
+            if value:
+                fields["position_embedding_type"] = "sinusoidal"
+        elif name in accepted:
+            fields[name] = value
+        elif key not in IGNORED_KEYS and key not in arch.ignored:
+            unknown.append(key)
+    if unknown:
+        raise ValueError(f"config.json has field(s) bertkit does not know for model_type {arch.model_type!r}: "
+                         f"{', '.join(sorted(unknown))}; refusing rather than ignoring them")
+    defaults = {k: v for k, v in arch.defaults.items() if k in accepted and k not in fields}
+    for name, value in arch.fixed.items():
+        if name in fields and fields[name] != value:
+            raise ValueError(f"{arch.model_type} models have {name}={value!r}; config.json says {fields[name]!r}")
+    fields = defaults | fields | {k: v for k, v in arch.fixed.items() if k in accepted}
+    fields["model_type"] = arch.model_type
+    return {k: v for k, v in fields.items() if v is not None or k in ("embedding_size", "num_hidden_groups")}
+
+
+def config_values(config: BertConfig) -> dict[str, Any]:
+    """The ``config.json`` dict of a config: transformers' field names for its architecture, plus bertkit's own
+    fields where they leave their defaults (and any fields a subclass adds, such as a task's labels)."""
+    arch = architecture(config.model_type)
+    to_json = {bertkit: name for name, bertkit in arch.renamed_fields.items()}
+    values: dict[str, Any] = {"architectures": [], "model_type": arch.model_type}
+    for name in COMMON_FIELDS + arch.extra_fields:
+        if name in arch.fixed:
+            continue
+        value = getattr(config, name)
+        if name == "position_embedding_type" and arch.model_type == "distilbert" and value in ("absolute",
+                                                                                             "sinusoidal"):
+            values["sinusoidal_pos_embds"] = value == "sinusoidal"
+            continue
+        if name == "embedding_size" and value is None:
+            value = config.hidden_size
+        values[to_json.get(name, name)] = value
+    base = {f.name: f for f in dataclasses.fields(BertConfig)}
+    for name, spec in base.items():  # bertkit-only settings (pre-LN, relative bias, sharing in a BERT, …)
+        value = getattr(config, name)
+        if name not in values and name not in to_json and name != "model_type" and value != spec.default:
+            values[name] = value
+    for spec in dataclasses.fields(config):
+        if spec.name not in base:
+            values[spec.name] = getattr(config, spec.name)
+    return values
+
+
+def hf_name(name: str, config: BertConfig) -> str:
+    """transformers' name for one of bertkit's weight names."""
+    for pattern, replacement in architecture(config.model_type).renames:
+        if callable(replacement):
+            name = re.sub(pattern, lambda m, r=replacement: r(m, config), name)
+        else:
+            name = re.sub(pattern, replacement, name)
+    return name

@@ -1,0 +1,79 @@
+"""The attention block: Q, K, V projections, a kernel (``kernels.attention``), the output projection.
+
+The additive ``mask`` the kernel receives carries padding (−∞ on padded keys) and, for ``relative_bias`` models,
+the position bias; building it is the encoder's job, so this block is the same for every position scheme.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import BertConfig
+from . import kernels
+from .dropout import Dropout
+
+
+class SelfAttention(nn.Module):
+    """Multi-head scaled dot-product attention over the whole sequence (``attention.self`` in BERT's names)."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.num_heads = config.num_attention_heads
+        self.head_size = config.head_size
+        self.query = nn.Linear(config.hidden_size, config.hidden_size)
+        self.key = nn.Linear(config.hidden_size, config.hidden_size)
+        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dropout_prob = config.attention_probs_dropout_prob
+
+    def split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, seq, hidden) → (batch, heads, seq, head_size)."""
+        batch, seq, _ = x.shape
+        return x.view(batch, seq, self.num_heads, self.head_size).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, return_probs: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        q, k, v = (self.split_heads(t) for t in kernels.project_qkv(self.query, self.key, self.value, x,
+                                                                      self.training))
+        dropout = self.dropout_prob if self.training else 0.0
+        context, probs = kernels.attention(q, k, v, mask, dropout, return_probs)
+        batch, _, seq, _ = context.shape
+        return context.transpose(1, 2).reshape(batch, seq, -1), probs
+
+
+class ResidualOutput(nn.Module):
+    """How each half of a layer ends: project to ``hidden_size``, dropout, add the residual; LayerNorm after that
+    (post-LN, BERT) or, with ``norm_first``, before the half begins (pre-LN, GPT-2): see :meth:`pre_norm`."""
+
+    def __init__(self, config: BertConfig, in_features: int):
+        super().__init__()
+        self.norm_first = config.norm_first
+        self.dense = nn.Linear(in_features, config.hidden_size)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dropout = Dropout(config.hidden_dropout_prob)
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.add_and_norm(kernels.linear(self.dense, x), residual)
+
+    def add_and_norm(self, projected: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        """Dropout, residual, and (post-LN) LayerNorm: the end of the half once its input is projected."""
+        out = self.dropout(projected) + residual
+        return out if self.norm_first else self.LayerNorm(out)
+
+    def pre_norm(self, x: torch.Tensor) -> torch.Tensor:
+        """The half's input: LayerNorm of ``x`` in a pre-LN block, ``x`` itself in a post-LN one."""
+        return self.LayerNorm(x) if self.norm_first else x
+
+
+class Attention(nn.Module):
+    """Self-attention and its output block (``attention.self`` and ``attention.output``)."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.self = SelfAttention(config)
+        self.output = ResidualOutput(config, config.hidden_size)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, return_probs: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        context, probs = self.self(self.output.pre_norm(x), mask, return_probs)
+        return self.output(context, x), probs

@@ -1,0 +1,66 @@
+"""Auto classes: the right architecture for a folder, read from its ``config.json`` ``model_type``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from ..config import BertConfig
+from .albert import AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
+from .architectures import SUPPORTED
+from .bert import BertForMaskedLM, BertForPreTraining, BertModel
+from .distilbert import DistilBertForMaskedLM, DistilBertModel
+from .electra import ElectraForMaskedLM, ElectraForPreTraining, ElectraModel
+from .pretrained import Pretrained
+from .roberta import RobertaForMaskedLM, RobertaModel
+
+
+class _Auto:
+    """Dispatch on ``model_type``: ``from_pretrained(folder)`` and ``from_config(config)``."""
+
+    classes: dict[str, type[Pretrained]]
+
+    @classmethod
+    def model_class(cls, model_type: str) -> type[Pretrained]:
+        """The class for a ``model_type``; an unknown one is a clear error."""
+        if model_type not in cls.classes:
+            raise ValueError(f"{cls.__name__} has no model for model_type {model_type!r}; bertkit knows "
+                             f"{', '.join(SUPPORTED)}")
+        return cls.classes[model_type]
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike, **kwargs: Any) -> Pretrained:
+        """Load a folder with the class its config.json's ``model_type`` names."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"no such model folder: {folder} (bertkit loads local folders, not hub names)")
+        config = BertConfig.from_json_file(folder / "config.json")
+        return cls.model_class(config.model_type).from_pretrained(folder, config=config, **kwargs)
+
+    @classmethod
+    def from_config(cls, config: BertConfig, **kwargs: Any) -> Pretrained:
+        """A freshly initialised model of the config's architecture."""
+        return cls.model_class(config.model_type)(config, **kwargs)
+
+
+class AutoModel(_Auto):
+    """The bare encoder of any supported architecture."""
+
+    classes = {"bert": BertModel, "roberta": RobertaModel, "albert": AlbertModel, "electra": ElectraModel,
+               "distilbert": DistilBertModel}
+
+
+class AutoModelForMaskedLM(_Auto):
+    """Encoder + masked-LM head."""
+
+    classes = {"bert": BertForMaskedLM, "roberta": RobertaForMaskedLM, "albert": AlbertForMaskedLM,
+               "electra": ElectraForMaskedLM, "distilbert": DistilBertForMaskedLM}
+
+
+class AutoModelForPreTraining(_Auto):
+    """The model each architecture is pretrained as (as transformers maps them): BERT MLM + NSP, ALBERT MLM + SOP,
+    ELECTRA's discriminator, RoBERTa's and DistilBERT's MLM."""
+
+    classes = {"bert": BertForPreTraining, "roberta": RobertaForMaskedLM, "albert": AlbertForPreTraining,
+               "electra": ElectraForPreTraining, "distilbert": DistilBertForMaskedLM}

@@ -1,0 +1,38 @@
+"""One transformer layer: the attention half, then the feed-forward half, each with a residual connection and a
+LayerNorm — after the half (post-LN, BERT) or before it (pre-LN, ``norm_first``)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import BertConfig
+from . import kernels
+from .attention import Attention, ResidualOutput
+from .feed_forward import Intermediate
+
+
+class Layer(nn.Module):
+    """``attention`` → ``intermediate`` → ``output``: BERT's ``encoder.layer.N`` with Hugging Face's names."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.attention = Attention(config)
+        self.intermediate = Intermediate(config)
+        self.output = ResidualOutput(config, config.intermediate_size)
+
+    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The feed-forward half on the attention half's output ``x``; fused (``kernels.feed_forward``) only when
+        neither half-module was replaced or hooked."""
+        inner = self.output.pre_norm(x)
+        if kernels.is_plain(self.intermediate, kind=Intermediate) and kernels.is_plain(self.output,
+                                                                                        kind=ResidualOutput):
+            ffn = kernels.feed_forward(self.intermediate.dense, self.intermediate.intermediate_act_fn,
+                                       self.output.dense, inner, self.training)
+            return self.output.add_and_norm(ffn, x)
+        return self.output(self.intermediate(inner), x)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, return_probs: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        x, probs = self.attention(x, mask, return_probs)
+        return self.feed_forward(x), probs

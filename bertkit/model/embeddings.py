@@ -1,0 +1,75 @@
+"""The input block: token + position + segment embeddings, summed, then LayerNorm and dropout.
+
+Options, each from the config: positions learned (``absolute``), fixed sinusoids (``sinusoidal``, Vaswani et al.)
+or absent (``none`` / ``relative_bias``, where positions enter the attention scores instead); segments absent when
+``type_vocab_size`` is 0 (DistilBERT); a width ``embedding_size`` below ``hidden_size`` (ALBERT, ELECTRA: the model
+projects it up, see ``EncoderModel.embeddings_project``); RoBERTa's position ids, which count real tokens after the
+padding index.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import BertConfig
+from .dropout import Dropout
+
+
+def sinusoidal_table(positions: int, width: int) -> torch.Tensor:
+    """(positions, width): sin on even columns, cos on odd ones, wavelengths from 2π to 10000·2π."""
+    position = torch.arange(positions, dtype=torch.float64)[:, None]
+    pair = torch.arange(width, dtype=torch.float64)[None, :] // 2  # columns 2i and 2i+1 share a frequency
+    angle = position / torch.pow(10000.0, 2 * pair / width)
+    table = torch.where(torch.arange(width) % 2 == 0, torch.sin(angle), torch.cos(angle))
+    return table.float()
+
+
+def positions_after_padding(input_ids: torch.Tensor, padding_idx: int) -> torch.Tensor:
+    """RoBERTa's position ids: real tokens count from ``padding_idx + 1``; padding keeps ``padding_idx``."""
+    real = input_ids.ne(padding_idx).long()
+    return torch.cumsum(real, dim=1) * real + padding_idx
+
+
+class Embeddings(nn.Module):
+    """Token + position + segment embeddings of width ``embedding_size`` (default ``hidden_size``)."""
+
+    def __init__(self, config: BertConfig, count_positions_after_padding: bool = False):
+        super().__init__()
+        width = config.embedding_width
+        self.padding_idx = config.pad_token_id
+        self.count_positions_after_padding = count_positions_after_padding
+        self.word_embeddings = nn.Embedding(config.vocab_size, width, padding_idx=config.pad_token_id)
+        self.position_embeddings = None
+        if config.position_embedding_type in ("absolute", "sinusoidal"):
+            self.position_embeddings = nn.Embedding(
+                config.max_position_embeddings, width,
+                padding_idx=config.pad_token_id if count_positions_after_padding else None)
+        self.sinusoidal = config.position_embedding_type == "sinusoidal"
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, width) if config.type_vocab_size else None
+        # pre-LN stacks (GPT-2, nn.Transformer with norm_first) normalise inside each block, not here
+        self.LayerNorm = None if config.norm_first else nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.dropout = Dropout(config.hidden_dropout_prob)
+        self.init_fixed_weights()
+
+    @torch.no_grad()
+    def init_fixed_weights(self) -> None:
+        """Sinusoidal positions are a fixed table, not learned (re-applied after any initialisation)."""
+        if self.sinusoidal:
+            table = self.position_embeddings.weight
+            table.copy_(sinusoidal_table(*table.shape))
+            table.requires_grad_(False)
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None) -> torch.Tensor:
+        x = self.word_embeddings(input_ids)
+        if self.position_embeddings is not None:
+            if self.count_positions_after_padding:
+                x = x + self.position_embeddings(positions_after_padding(input_ids, self.padding_idx))
+            else:  # the first seq rows, broadcast over the batch: no index tensor, no gather
+                x = x + self.position_embeddings.weight[: input_ids.shape[1]]
+        if self.token_type_embeddings is not None:
+            x = x + self.token_type_embeddings(token_type_ids)
+        if self.LayerNorm is not None:
+            x = self.LayerNorm(x)
+        return self.dropout(x)
+

@@ -1,0 +1,174 @@
+"""The encoder: a stack of layers (each its own, or ALBERT's few shared ones applied many times), and the model
+around it — embeddings → (E→H projection) → encoder → (pooler) — that every architecture of the family is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from ..config import BertConfig
+from .block import Layer
+from .embeddings import Embeddings
+from .heads import Pooler
+from .position_bias import RelativePositionBias
+from .pretrained import Pretrained
+
+
+@dataclass
+class BertModelOutput:
+    """What an encoder model returns; also indexable like transformers' tuples (``out[0]`` is the last layer)."""
+
+    last_hidden_state: torch.Tensor
+    pooler_output: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+    def __getitem__(self, index: int) -> torch.Tensor | tuple | None:
+        present = [v for v in (self.last_hidden_state, self.pooler_output, self.hidden_states, self.attentions)
+                   if v is not None]
+        return present[index]
+
+
+def layer_schedule(config: BertConfig) -> list[list[int]]:
+    """For each of the ``num_hidden_layers`` steps, the unique layers it applies, in order.
+
+    Without sharing, step i applies layer i. ALBERT splits the steps evenly among ``num_hidden_groups`` groups of
+    ``inner_group_num`` layers; a step applies every layer of its group (ALBERT-base: one layer, applied 12 times).
+    """
+    if config.num_hidden_groups is None:
+        return [[i] for i in range(config.num_hidden_layers)]
+    steps_per_group = config.num_hidden_layers // config.num_hidden_groups
+    inner = config.inner_group_num
+    return [[(i // steps_per_group) * inner + j for j in range(inner)] for i in range(config.num_hidden_layers)]
+
+
+class Encoder(nn.Module):
+    """``layer``: the unique layers; ``schedule``: which of them each step applies."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.layer = nn.ModuleList(Layer(config) for _ in range(config.num_unique_layers))
+        self.schedule = layer_schedule(config)
+        self.relative_attention_bias = (RelativePositionBias(config)
+                                        if config.position_embedding_type == "relative_bias" else None)
+        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if config.norm_first else None
+        self.gradient_checkpointing = False  # see Pretrained.gradient_checkpointing_enable
+
+    def attention_mask(self, attention_mask: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor | None:
+        """The additive mask every layer adds to its scores: padding, plus the relative position bias if any."""
+        mask = additive_padding_mask(attention_mask, x.dtype)
+        if self.relative_attention_bias is None:
+            return mask
+        bias = self.relative_attention_bias(x.shape[1], x.shape[1]).to(x.dtype)
+        return bias if mask is None else bias + mask
+
+    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None, output_hidden_states: bool = False,
+                output_attentions: bool = False
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
+        """The last hidden state, and (when asked) the hidden state and attention maps of every layer applied."""
+        mask = self.attention_mask(attention_mask, x)
+        hidden_states, attentions = [x], []
+        checkpointed = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
+        for step in self.schedule:
+            for index in step:
+                layer = self.layer[index]
+                if checkpointed:
+                    x, probs = checkpoint(layer, x, mask, output_attentions, use_reentrant=False)
+                else:
+                    x, probs = layer(x, mask, output_attentions)
+                attentions.append(probs)
+                hidden_states.append(x)
+        if self.LayerNorm is not None:
+            x = self.LayerNorm(x)
+            hidden_states[-1] = x
+        return (x, tuple(hidden_states) if output_hidden_states else None,
+                tuple(attentions) if output_attentions else None)
+
+
+def additive_padding_mask(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """(batch, seq) 1/0 mask → (batch, 1, 1, seq) additive mask; None when nothing is padded (faster kernels)."""
+    if attention_mask is None or bool(attention_mask.all()):
+        return None
+    keep = attention_mask[:, None, None, :].to(dtype)
+    return (1.0 - keep) * torch.finfo(dtype).min
+
+
+class EncoderModel(Pretrained):
+    """The encoder of every architecture: ``last_hidden_state`` for every token, ``pooler_output`` for the sequence.
+
+    Subclasses (``BertModel``, ``RobertaModel``, …) only name their architecture and position-id rule.
+    """
+
+    count_positions_after_padding = False  # RoBERTa: position ids start after the padding index
+    always_project_embeddings = False  # ALBERT has its E→H projection even when E = H
+
+    def __init__(self, config: BertConfig, add_pooling_layer: bool = True):
+        super().__init__()
+        self.check_model_type(config)
+        self.config = config
+        self.embeddings = Embeddings(config, self.count_positions_after_padding)
+        factorized = config.embedding_width != config.hidden_size or self.always_project_embeddings
+        self.embeddings_project = nn.Linear(config.embedding_width, config.hidden_size) if factorized else None
+        self.encoder = Encoder(config)
+        self.pooler = Pooler(config) if add_pooling_layer else None
+        self.init_weights()
+
+    @property
+    def gradient_checkpointing(self) -> bool:
+        """Whether the encoder recomputes its layers in the backward pass (``gradient_checkpointing_enable``)."""
+        return self.encoder.gradient_checkpointing
+
+    @gradient_checkpointing.setter
+    def gradient_checkpointing(self, value: bool) -> None:
+        self.encoder.gradient_checkpointing = value
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+        output_attentions: bool = False,
+    ) -> BertModelOutput:
+        """Encode a (batch, seq) batch of token ids; ``attention_mask`` is 1 for real tokens, 0 for padding."""
+        token_type_ids = self.check_inputs(input_ids, attention_mask, token_type_ids)
+        x = self.embeddings(input_ids, token_type_ids)
+        if self.embeddings_project is not None:
+            x = self.embeddings_project(x)
+        x, hidden_states, attentions = self.encoder(x, attention_mask, output_hidden_states, output_attentions)
+        pooled = self.pooler(x) if self.pooler is not None else None
+        return BertModelOutput(x, pooled, hidden_states, attentions)
+
+    def check_inputs(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, token_type_ids: torch.Tensor | None
+    ) -> torch.Tensor | None:
+        """Refuse inputs the embeddings cannot take, with the reason; returns the segment ids to use."""
+        config = self.config
+        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
+            raise ValueError("input_ids must be a 2-D (batch, seq) tensor of token ids")
+        if input_ids.is_floating_point():
+            raise ValueError(f"input_ids must hold integer token ids, got {input_ids.dtype}")
+        batch, seq = input_ids.shape
+        if self.embeddings.position_embeddings is not None and seq > config.max_tokens:
+            raise ValueError(f"input has {seq} tokens but the model has only {config.max_tokens} positions; "
+                             "truncate it (tokenizer: truncation=True, max_length=...)")
+        if input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= config.vocab_size):
+            raise ValueError(f"token ids must lie in [0, {config.vocab_size}); got "
+                             f"{int(input_ids.min())}..{int(input_ids.max())} (a tokenizer of another vocabulary?)")
+        for name, tensor in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
+            if tensor is not None and tuple(tensor.shape) != (batch, seq):
+                raise ValueError(f"{name} has shape {tuple(tensor.shape)}, input_ids {(batch, seq)}")
+        if config.type_vocab_size == 0:
+            if token_type_ids is not None and token_type_ids.numel() and bool(token_type_ids.any()):
+                raise ValueError(f"this {config.model_type} model has no segment embeddings: token_type_ids must "
+                                 "be all 0 (or not given)")
+            return None
+        if token_type_ids is None:
+            return torch.zeros_like(input_ids)
+        if token_type_ids.numel() and int(token_type_ids.max()) >= config.type_vocab_size:
+            raise ValueError(f"token_type_ids must be < type_vocab_size={config.type_vocab_size}")
+        return token_type_ids

@@ -1,0 +1,43 @@
+"""The feed-forward block's first half: expand to ``intermediate_size``, then the activation — a module of its own,
+never inside the projection, so that replacing ``intermediate.dense`` by name (an adapter) changes exactly the
+projection. The second half (project back, dropout, residual, LayerNorm) is an ``attention.ResidualOutput``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..config import BertConfig
+from . import kernels
+
+# config.json's ``hidden_act`` → the module (transformers' names; the tanh GELU variants agree to float rounding)
+ACTIVATIONS = {
+    "gelu": lambda: nn.GELU(),
+    "gelu_new": lambda: nn.GELU(approximate="tanh"),
+    "gelu_pytorch_tanh": lambda: nn.GELU(approximate="tanh"),
+    "gelu_fast": lambda: nn.GELU(approximate="tanh"),
+    "relu": lambda: nn.ReLU(),
+    "silu": lambda: nn.SiLU(),
+    "swish": lambda: nn.SiLU(),
+    "tanh": lambda: nn.Tanh(),
+}
+
+
+def activation(name: str) -> nn.Module:
+    """A fresh activation module for a ``hidden_act`` name."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; bertkit knows {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+class Intermediate(nn.Module):
+    """``intermediate_act_fn(dense(x))``: the expansion and its activation."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.intermediate_act_fn = activation(config.hidden_act)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return kernels.linear_activation(self.dense, self.intermediate_act_fn, x)
