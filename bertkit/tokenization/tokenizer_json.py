@@ -3,7 +3,8 @@
 A tokenizer.json describes a pipeline, each stage a small JSON object:
 
 1. ``normalizer``: BERT's (``BertNormalizer``: clean, pad CJK, lower-case, strip accents), alone or in a
-   ``Sequence`` with steps that map onto it (``Lowercase``, ``NFD`` + ``StripAccents``, ``NFC``).
+   ``Sequence`` with steps that map onto it (``Lowercase``, ``NFC``). Not ``NFD`` + ``StripAccents``: that drops
+   every combining mark (the Devanagari vowel signs too), where BERT's accent stripping drops non-spacing ones only.
 2. ``pre_tokenizer``: ``BertPreTokenizer`` (split on whitespace, then isolate punctuation), or the same thing
    spelled as ``WhitespaceSplit`` + ``Punctuation``.
 3. ``model``: ``WordPiece`` with its vocabulary, ``unk_token``, ``##`` prefix and ``max_input_chars_per_word``.
@@ -140,8 +141,8 @@ def read_normalizer(spec: dict[str, Any] | None, path: Path) -> dict[str, Any]:
     ``tokenize_chinese_chars``.
 
     ``strip_accents: null`` means "strip when lower-casing", as in BertTokenizer. A ``Lowercase`` step turns
-    lower-casing on; ``NFD`` followed by ``StripAccents`` turns accent stripping on; ``NFC`` changes nothing bertkit
-    does not already do (it composes every word before lower-casing).
+    lower-casing on; ``NFC`` changes nothing bertkit does not already do (it composes every word before
+    lower-casing).
     """
     steps = _steps(spec, "normalizers")
     berts = [step for step in steps if step.get("type") == "BertNormalizer"]
@@ -160,18 +161,13 @@ def read_normalizer(spec: dict[str, Any] | None, path: Path) -> dict[str, Any]:
         return {"do_lower_case": lower, "strip_accents": strip, "tokenize_chinese_chars": chinese}
     strip = lower if strip is None else bool(strip)  # resolved before a later Lowercase changes its meaning
     kinds = _kinds(steps)
-    i = 0
-    while i < len(kinds):
-        if kinds[i] == "Lowercase":
+    for kind in kinds:
+        if kind == "Lowercase":
             lower = True
-        elif kinds[i] == "NFD" and kinds[i + 1: i + 2] == ["StripAccents"]:
-            strip = True
-            i += 1
-        elif kinds[i] not in ("BertNormalizer", "NFC"):
-            raise refuse(path, f"has a normalizer step {kinds[i]!r} (in {' → '.join(kinds)}) that bertkit's "
-                         "BertTokenizer cannot reproduce; it follows BERT's normalizer, with Lowercase or "
-                         "NFD + StripAccents around it")
-        i += 1
+        elif kind not in ("BertNormalizer", "NFC"):
+            raise refuse(path, f"has a normalizer step {kind!r} (in {' → '.join(kinds)}) that bertkit's "
+                         "BertTokenizer cannot reproduce; it follows BERT's normalizer, with Lowercase or NFC "
+                         "around it")
     return {"do_lower_case": lower, "strip_accents": strip, "tokenize_chinese_chars": chinese}
 
 
