@@ -15,6 +15,7 @@ import tokenizers
 import transformers
 
 from bertkit import AutoTokenizer as TopLevelAutoTokenizer
+from bertkit.serving.settings import ServerSettings
 from bertkit.tokenization import AutoTokenizer, BertTokenizer, UnsupportedTokenizer
 from bertkit.tokenization.chinese import JiebaBertTokenizer
 
@@ -142,6 +143,7 @@ def test_sentence_transformers_save_loads(minilm_dir, tmp_path, lines):
     mine = ours(lines, padding=True, truncation=True, max_length=model.max_seq_length)
     for key in ["input_ids", "token_type_ids", "attention_mask"]:
         assert mine[key] == theirs[key].tolist(), key
+    ServerSettings(model_dir=tmp_path).checked()  # `bertkit serve` takes the folder too
 
 
 # -- tokenizer.json alone, against the tokenizers library -----------------------------------------------------
