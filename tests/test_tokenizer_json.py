@@ -375,6 +375,17 @@ def test_unreproducible_pipelines_are_refused(minilm_document, minilm_rust, tmp_
         assert _rust(document).encode(probe).tokens != minilm_rust.encode(probe).tokens
 
 
+@pytest.mark.parametrize("key", ["padding_side", "truncation_side"])
+def test_left_side_in_config_is_refused(saved, tmp_path, key):
+    """transformers 5 keeps the sides in tokenizer_config.json, not in tokenizer.json."""
+    folder = shutil.copytree(saved("uncased"), tmp_path / "folder")
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps({**config, key: "left"}))
+    with pytest.raises(UnsupportedTokenizer, match=f"tokenizer_config.json sets {key}='left'; bertkit's "
+                                                   "BertTokenizer pads and truncates on the right only"):
+        BertTokenizer.from_pretrained(folder)
+
+
 def test_refused_beside_vocab_txt_too(minilm_dir, minilm_document, tmp_path):
     """A vocab.txt does not make a tokenizer.json that tokenizes differently go away: transformers would read it."""
     folder = _both_files(minilm_dir, tmp_path, _variant(minilm_document, {"pre_tokenizer": {"type": "Whitespace"}}))
@@ -389,6 +400,15 @@ def test_bad_tokenizer_json_is_named(tmp_path):
     (tmp_path / "tokenizer.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match=r"is not a tokenizers tokenizer.json \(no \"model\" entry\)"):
         BertTokenizer.from_pretrained(tmp_path)
+
+
+def test_malformed_parts_are_named(minilm_document, tmp_path):
+    for i, change in enumerate([{"post_processor": {"type": "BertProcessing", "cls": "[CLS]", "sep": ["[SEP]", 102]}},
+                                {"post_processor": {"type": "TemplateProcessing", "single": [{}]}},
+                                {"normalizer": ["BertNormalizer"]}, {"added_tokens": [None]}]):
+        with pytest.raises(ValueError, match=r"tokenizer.json is a malformed tokenizer.json \((BertProcessing|Key|"
+                                             r"Type|Attribute|StopIteration)"):
+            BertTokenizer.from_pretrained(json_only_folder(tmp_path / str(i), _variant(minilm_document, change)))
 
 
 # -- known differences from the Rust tokenizer (shared with vocab.txt folders) --------------------------------

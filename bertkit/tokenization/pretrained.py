@@ -60,6 +60,14 @@ def config_settings(config: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
+def check_sides(config: dict[str, Any], folder: Path) -> None:
+    """bertkit pads and truncates on the right; a config asking for the left would get other ids silently."""
+    for key in ("padding_side", "truncation_side"):
+        if config.get(key, "right") != "right":
+            raise UnsupportedTokenizer(f"{folder / CONFIG_FILE} sets {key}={config[key]!r}; bertkit's BertTokenizer "
+                                       "pads and truncates on the right only")
+
+
 def token_text(value: Any) -> str:
     """Special tokens in tokenizer_config.json are strings or AddedToken dicts with a "content" field."""
     return value["content"] if isinstance(value, dict) else str(value)
@@ -138,6 +146,7 @@ def tokenizer_arguments(folder: str | os.PathLike, default: type) -> tuple[type,
         raise FileNotFoundError(f"{folder} has no {VOCAB_FILE} and no {TOKENIZER_JSON} (bertkit reads BERT's "
                                 "WordPiece vocabulary from either)")
     config = read_config(folder)
+    check_sides(config, folder)
     cls = tokenizer_class(config.get("pre_tokenizer"), default)
     explicit = config_settings(config)
     if not json_file.is_file():

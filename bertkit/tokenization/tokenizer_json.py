@@ -201,7 +201,7 @@ def _template(pieces: list[dict[str, Any]]) -> list[tuple[str, str, int]]:
     """A TemplateProcessing template as (kind, name, segment id) triples: ("SpecialToken", "[CLS]", 0)."""
     out = []
     for piece in pieces:
-        (kind, body), = piece.items()
+        kind, body = next(iter(piece.items()))
         out.append((kind, str(body.get("id")), int(body.get("type_id", 0))))
     return out
 
@@ -221,7 +221,10 @@ def read_post_processor(spec: dict[str, Any] | None, vocab: dict[str, int], path
     steps = _steps(spec, "processors")
     kinds = _kinds(steps)
     if kinds == ["BertProcessing"]:
-        (cls, cls_id), (sep, sep_id) = steps[0]["cls"], steps[0]["sep"]
+        pairs = [steps[0].get(name) for name in ("cls", "sep")]
+        if not all(isinstance(pair, list) and len(pair) == 2 for pair in pairs):
+            raise ValueError(f"{path} is a malformed tokenizer.json (BertProcessing's cls and sep are [token, id])")
+        (cls, cls_id), (sep, sep_id) = pairs
         if vocab.get(cls) != cls_id or vocab.get(sep) != sep_id:
             raise refuse(path, f"adds {cls!r} (id {cls_id}) and {sep!r} (id {sep_id}) but the vocabulary gives "
                          f"them ids {vocab.get(cls)} and {vocab.get(sep)}")
@@ -314,12 +317,15 @@ def read_tokenizer_json(path: str | os.PathLike) -> TokenizerJson:
     if not path.is_file():
         raise FileNotFoundError(f"no such tokenizer file: {path}")
     document = load_document(path)
-    vocab, settings = read_model(document, path)
-    settings.update(read_normalizer(document.get("normalizer"), path))
-    read_pre_tokenizer(document.get("pre_tokenizer"), path)
-    settings.update(read_post_processor(document.get("post_processor"), vocab, path))
-    special = read_added_tokens(document.get("added_tokens"), vocab, path)
-    read_decoder(document.get("decoder"), path)
-    read_truncation(document.get("truncation"), path)
-    settings.update(read_padding(document.get("padding"), vocab, path))
+    try:
+        vocab, settings = read_model(document, path)
+        settings.update(read_normalizer(document.get("normalizer"), path))
+        read_pre_tokenizer(document.get("pre_tokenizer"), path)
+        settings.update(read_post_processor(document.get("post_processor"), vocab, path))
+        special = read_added_tokens(document.get("added_tokens"), vocab, path)
+        read_decoder(document.get("decoder"), path)
+        read_truncation(document.get("truncation"), path)
+        settings.update(read_padding(document.get("padding"), vocab, path))
+    except (KeyError, TypeError, AttributeError, IndexError, StopIteration) as error:  # a field of the wrong shape
+        raise ValueError(f"{path} is a malformed tokenizer.json ({type(error).__name__}: {error})") from None
     return TokenizerJson(vocab, settings, special)
