@@ -1,60 +1,26 @@
 """Folders with a tokenizer.json and no vocab.txt (as current transformers and sentence-transformers save them),
-against transformers / tokenizers as the oracle; AutoTokenizer's dispatch; the tokenizer.json pipelines bertkit
-refuses, each shown to tokenize differently from BERT's."""
+against transformers / tokenizers as the oracle; the tokenizer.json pipelines bertkit refuses, each shown to
+tokenize differently from BERT's; the known differences from the Rust tokenizer."""
 
-import copy
 import json
 import logging
-import random
 import shutil
-import subprocess
-import sys
 
 import pytest
 import tokenizers
 import transformers
+from tokenizer_json_fixtures import (
+    OPTIONS,
+    folder_maker,
+    json_only_folder,
+    minilm_tokenizer_json,
+    trained,
+    variant,
+    varied_lines,
+)
 
-from bertkit import AutoTokenizer as TopLevelAutoTokenizer
 from bertkit.serving.settings import ServerSettings
 from bertkit.tokenization import AutoTokenizer, BertTokenizer, UnsupportedTokenizer
-from bertkit.tokenization.chinese import JiebaBertTokenizer
-
-FRAGMENTS = [
-    "Hello", "world", "Don't", "panic!", "unaffable", "résumé", "naïve", "CAFÉ", "Ångström", "façade", "Zoë",
-    "İstanbul", "straße", "ǅemal", "ﬁnance", "Ⅻ", "ＦＵＬＬ", "ｗｉｄｔｈ", "，", "。", "自然语言处理", "中文", "漢字",
-    "日本語の", "テキスト", "한국어", "텍스트", "العربية", "עברית", "हिन्दी", "ไทย", "Ελληνικά", "Москва", "ПРИВЕТ",
-    "😀", "👍🏽", "∑∫√", "→", "€100", "$5.00", "©2024", "x^2+y^2", "a_b-c", "http://example.com/a_b?c=d&e=f#g",
-    "@user", "#tag", "(parens)", "[brackets]", "\"quoted\"", "'single'", "…", "—", "«guillemets»", "¿Qué?", "¡Sí!",
-    "x" * 101, "y" * 100, "antidisestablishmentarianism", "[MASK]", "[CLS]", "[SEP]", "[PAD]", "[UNK]", "[mask]",
-    "[MASK]ed", "a[SEP]b", "3.14159", "1,000,000", "ĲSSELMEER", "Łódź", "Dvořák", "Øresund", "ÀÉÎÕÜ", "tiếng Việt",
-]
-# Spaces of every kind, control characters (deleted: their neighbours join), zero-width and soft-hyphen characters.
-SEPARATORS = [" ", " ", " ", "  ", "\t", "\n", "\r\n", "\u00a0", "\u2003", "\u3000", "", "\u200b", "\x00", "\x7f",
-              "\ufffd", "\x0b", "\u2028", "\x85", "\u00ad", "-", ", ", ". "]
-OPTIONS = {
-    "uncased": {},
-    "cased": {"do_lower_case": False},
-    "uncased-strip-true": {"strip_accents": True},
-    "uncased-strip-false": {"strip_accents": False},
-    "cased-strip-true": {"do_lower_case": False, "strip_accents": True},
-    "cased-strip-none": {"do_lower_case": False, "strip_accents": None},
-    "no-chinese-chars": {"tokenize_chinese_chars": False},
-}
-
-
-def varied_lines(n: int, seed: int = 0) -> list[str]:
-    """Random lines of fragments in many scripts, joined by assorted spaces and control characters.
-
-    No Σ and no decomposed accents: those are the two known differences from the Rust tokenizer, tested below.
-    """
-    rng = random.Random(seed)
-    lines = []
-    for _ in range(n):
-        parts = [rng.choice(FRAGMENTS) for _ in range(rng.randint(1, 12))]
-        line = parts[0] + "".join(rng.choice(SEPARATORS) + part for part in parts[1:])
-        case = rng.random()
-        lines.append(line.upper() if case < 0.2 else line.lower() if case < 0.35 else line)
-    return lines
 
 
 @pytest.fixture(scope="module")
@@ -64,33 +30,12 @@ def lines() -> list[str]:
 
 @pytest.fixture(scope="module")
 def saved(minilm_dir, tmp_path_factory):
-    """Folder saved by transformers' BertTokenizerFast with the given OPTIONS (tokenizer.json, no vocab.txt)."""
-    folders = {}
-
-    def make(name: str):
-        if name not in folders:
-            folder = tmp_path_factory.mktemp(name)
-            transformers.BertTokenizerFast.from_pretrained(minilm_dir, **OPTIONS[name]).save_pretrained(folder)
-            (folder / "vocab.txt").unlink(missing_ok=True)
-            assert (folder / "tokenizer.json").is_file()
-            folders[name] = folder
-        return folders[name]
-
-    return make
+    return folder_maker(minilm_dir, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def minilm_document(minilm_dir) -> dict:
-    """MiniLM's tokenizer.json, without the padding / truncation state its last call left there."""
-    document = json.loads((minilm_dir / "tokenizer.json").read_text(encoding="utf-8"))
-    return {**document, "padding": None, "truncation": None}
-
-
-def json_only_folder(folder, document: dict):
-    """A folder holding nothing but this tokenizer.json."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "tokenizer.json").write_text(json.dumps(document, ensure_ascii=False), encoding="utf-8")
-    return folder
+    return minilm_tokenizer_json(minilm_dir)
 
 
 def assert_same_encodings(ours, theirs, n_lines: int) -> None:
@@ -208,20 +153,9 @@ EQUIVALENTS = {  # pipelines spelled differently from BertTokenizerFast's that b
 }
 
 
-def _variant(document: dict, change: dict) -> dict:
-    """A copy of the document with top-level parts replaced (and the model's fields updated; vocabulary copied)."""
-    out = {**document, "model": {**document["model"], "vocab": dict(document["model"]["vocab"])}}
-    for key, value in change.items():
-        if key == "model":
-            out["model"].update(value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
 @pytest.mark.parametrize("name", EQUIVALENTS)
 def test_equivalent_pipelines_match_rust(minilm_document, tmp_path, lines, name):
-    document = _variant(minilm_document, EQUIVALENTS[name])
+    document = variant(minilm_document, EQUIVALENTS[name])
     folder = json_only_folder(tmp_path, document)
     assert_matches_rust(BertTokenizer.from_pretrained(folder), _rust(document), lines)
 
@@ -257,42 +191,20 @@ def _both_files(minilm_dir, tmp_path, document: dict, config: dict | None = None
 
 
 def test_both_files_must_agree(minilm_dir, minilm_document, tmp_path):
-    cased = _variant(minilm_document, {"normalizer": BERT_CASED_KEEP_ACCENTS})
+    cased = variant(minilm_document, {"normalizer": BERT_CASED_KEEP_ACCENTS})
     with pytest.raises(ValueError, match=r"vocab.txt with tokenizer_config.json means do_lower_case=True, but "
                                          r"tokenizer.json says False; fix the folder"):
         BertTokenizer.from_pretrained(_both_files(minilm_dir, tmp_path / "a", cased))
     # The same file agrees once the config states what vocab.txt alone cannot.
     agreed = _both_files(minilm_dir, tmp_path / "b", cased, {"do_lower_case": False, "strip_accents": False})
     assert BertTokenizer.from_pretrained(agreed).tokenize("Héllo") == ["[UNK]"]
-    renamed = _variant(minilm_document, {})
+    renamed = variant(minilm_document, {})
     renamed["model"]["vocab"]["hello!"] = renamed["model"]["vocab"].pop("hello")
     with pytest.raises(ValueError, match=r"hold different vocabularies \(first difference: \('hello.*7592\)"):
         BertTokenizer.from_pretrained(_both_files(minilm_dir, tmp_path / "c", renamed))
 
 
 # -- refusals -------------------------------------------------------------------------------------------------
-
-
-def _trained(kind: str, lines: list[str]) -> tokenizers.Tokenizer:
-    """A small tokenizer of each non-WordPiece kind, trained on the test lines."""
-    if kind == "byte-level-bpe":
-        trainer = tokenizers.ByteLevelBPETokenizer()
-    elif kind == "char-bpe":
-        trainer = tokenizers.CharBPETokenizer()
-    elif kind == "sentencepiece-bpe":
-        trainer = tokenizers.SentencePieceBPETokenizer()
-    elif kind == "unigram":
-        trainer = tokenizers.SentencePieceUnigramTokenizer()
-        trainer.train_from_iterator(lines, vocab_size=300, show_progress=False)
-        return trainer
-    else:
-        words = sorted({word for line in lines for word in line.split()})
-        tokenizer = tokenizers.Tokenizer(tokenizers.models.WordLevel(
-            {"[UNK]": 0, **{word: i + 1 for i, word in enumerate(words)}}, unk_token="[UNK]"))
-        tokenizer.pre_tokenizer = tokenizers.pre_tokenizers.BertPreTokenizer()
-        return tokenizer
-    trainer.train_from_iterator(lines, vocab_size=400, min_frequency=1, show_progress=False)
-    return trainer
 
 
 @pytest.mark.parametrize("kind, message", [
@@ -304,7 +216,7 @@ def _trained(kind: str, lines: list[str]) -> tokenizers.Tokenizer:
     ("wordlevel", r"uses a WordLevel model \(whole words, no subword pieces\)"),
 ])
 def test_other_models_are_refused(tmp_path, lines, kind, message):
-    _trained(kind, lines[:100]).save(str(tmp_path / "tokenizer.json"))
+    trained(kind, lines[:100]).save(str(tmp_path / "tokenizer.json"))
     for load in (BertTokenizer.from_pretrained, AutoTokenizer.from_pretrained):
         with pytest.raises(UnsupportedTokenizer, match=f"tokenizer.json {message}"):
             load(tmp_path)
@@ -367,7 +279,7 @@ def minilm_rust(minilm_document) -> tokenizers.Tokenizer:
 @pytest.mark.parametrize("name", REFUSED)
 def test_unreproducible_pipelines_are_refused(minilm_document, minilm_rust, tmp_path, name):
     change, message, probe = REFUSED[name]
-    document = _variant(minilm_document, change)
+    document = variant(minilm_document, change)
     folder = json_only_folder(tmp_path, document)
     with pytest.raises(UnsupportedTokenizer, match=f"{tmp_path}/tokenizer.json .*{message}"):
         BertTokenizer.from_pretrained(folder)
@@ -388,7 +300,7 @@ def test_left_side_in_config_is_refused(saved, tmp_path, key):
 
 def test_refused_beside_vocab_txt_too(minilm_dir, minilm_document, tmp_path):
     """A vocab.txt does not make a tokenizer.json that tokenizes differently go away: transformers would read it."""
-    folder = _both_files(minilm_dir, tmp_path, _variant(minilm_document, {"pre_tokenizer": {"type": "Whitespace"}}))
+    folder = _both_files(minilm_dir, tmp_path, variant(minilm_document, {"pre_tokenizer": {"type": "Whitespace"}}))
     with pytest.raises(UnsupportedTokenizer, match="pre-tokenizes with 'Whitespace'"):
         BertTokenizer.from_pretrained(folder)
 
@@ -408,7 +320,7 @@ def test_malformed_parts_are_named(minilm_document, tmp_path):
                                 {"normalizer": ["BertNormalizer"]}, {"added_tokens": [None]}]):
         with pytest.raises(ValueError, match=r"tokenizer.json is a malformed tokenizer.json \((BertProcessing|Key|"
                                              r"Type|Attribute|StopIteration)"):
-            BertTokenizer.from_pretrained(json_only_folder(tmp_path / str(i), _variant(minilm_document, change)))
+            BertTokenizer.from_pretrained(json_only_folder(tmp_path / str(i), variant(minilm_document, change)))
 
 
 # -- known differences from the Rust tokenizer (shared with vocab.txt folders) --------------------------------
@@ -421,7 +333,7 @@ def test_known_differences_from_rust(saved, minilm_document, tmp_path):
     rust = transformers.AutoTokenizer.from_pretrained(saved("uncased"))
     assert uncased.tokenize("ΟΔΥΣΣΕΥΣ")[-1] == "##ς" and rust.tokenize("ΟΔΥΣΣΕΥΣ")[-1] == "##σ"
     # MiniLM's uncased vocabulary has no accented letter, so give "é" the id of [unused5] to see composition.
-    document = _variant(minilm_document, {"normalizer": BERT_CASED_KEEP_ACCENTS})
+    document = variant(minilm_document, {"normalizer": BERT_CASED_KEEP_ACCENTS})
     document["model"]["vocab"]["é"] = document["model"]["vocab"].pop("[unused5]")
     cased = BertTokenizer.from_pretrained(json_only_folder(tmp_path, document))
     rust = _rust(document)
@@ -449,90 +361,3 @@ def _vocab_txt(tokenizer: BertTokenizer, folder):
     path = folder.parent / f"{folder.name}-vocab.txt"
     path.write_text("".join(f"{token}\n" for token in sorted(tokenizer.vocab, key=tokenizer.vocab.get)))
     return path
-
-
-# -- AutoTokenizer --------------------------------------------------------------------------------------------
-
-
-def test_auto_tokenizer_equals_bert_tokenizer(minilm_dir, saved, lines):
-    assert TopLevelAutoTokenizer is AutoTokenizer
-    for folder in (minilm_dir, saved("cased")):
-        auto, direct = AutoTokenizer.from_pretrained(folder), BertTokenizer.from_pretrained(folder)
-        assert type(auto) is BertTokenizer and auto.vocab == direct.vocab and repr(auto) == repr(direct)
-        assert [auto.encode(line) for line in lines] == [direct.encode(line) for line in lines]
-    assert AutoTokenizer.from_pretrained(minilm_dir, do_lower_case=False).tokenize("Hello") == ["[UNK]"]
-
-
-def _folder_with(tmp_path, minilm_dir, config: dict | None = None, tokenizer_config: dict | None = None):
-    shutil.copy(minilm_dir / "vocab.txt", tmp_path / "vocab.txt")
-    if config is not None:
-        (tmp_path / "config.json").write_text(json.dumps(config))
-    if tokenizer_config is not None:
-        (tmp_path / "tokenizer_config.json").write_text(json.dumps(tokenizer_config))
-    return tmp_path
-
-
-@pytest.mark.parametrize("model_type", ["bert", "roberta", "albert", "electra", "distilbert"])
-def test_auto_tokenizer_follows_the_files_not_the_architecture(tmp_path, minilm_dir, model_type):
-    """bertkit trains RoBERTa- and ALBERT-shaped models on a WordPiece vocabulary: vocab.txt means WordPiece."""
-    folder = _folder_with(tmp_path, minilm_dir, {"model_type": model_type})
-    assert AutoTokenizer.from_pretrained(folder).encode("unaffable") == [101, 14477, 20961, 3468, 102]
-
-
-def test_auto_tokenizer_jieba_config(tmp_path, minilm_dir):
-    folder = _folder_with(tmp_path, minilm_dir, tokenizer_config={"tokenizer_class": "BertTokenizer",
-                                                                  "pre_tokenizer": "jieba"})
-    assert type(AutoTokenizer.from_pretrained(folder)) is JiebaBertTokenizer
-
-
-@pytest.mark.parametrize("name, message", [
-    ("RobertaTokenizerFast", r"names tokenizer_class 'RobertaTokenizer', a byte-level BPE tokenizer"),
-    ("XLMRobertaTokenizer", r"names tokenizer_class 'XLMRobertaTokenizer', a SentencePiece tokenizer"),
-    ("MPNetTokenizer", r"names tokenizer_class 'MPNetTokenizer', which bertkit does not reproduce"),
-    ("BertJapaneseTokenizer", r"names tokenizer_class 'BertJapaneseTokenizer', which bertkit does not reproduce"),
-])
-def test_auto_tokenizer_refuses_other_tokenizer_classes(tmp_path, minilm_dir, name, message):
-    folder = _folder_with(tmp_path, minilm_dir, tokenizer_config={"tokenizer_class": name})
-    with pytest.raises(UnsupportedTokenizer, match=message):
-        AutoTokenizer.from_pretrained(folder)
-
-
-def test_auto_tokenizer_refuses_bpe_and_sentencepiece_files(tmp_path, lines):
-    bpe = tmp_path / "roberta"
-    bpe.mkdir()
-    _trained("byte-level-bpe", lines[:100]).save_model(str(bpe))  # vocab.json + merges.txt, as GPT-2 ships
-    (bpe / "config.json").write_text(json.dumps({"model_type": "roberta"}))
-    with pytest.raises(UnsupportedTokenizer, match=r"holds a byte-level BPE tokenizer \(vocab.json \+ merges.txt, "
-                                                   r"GPT-2 / RoBERTa\) \(config.json: model_type 'roberta'\); "
-                                                   r"bertkit reads WordPiece only — byte-level BPE comes with"):
-        AutoTokenizer.from_pretrained(bpe)
-    with pytest.raises(FileNotFoundError, match="has no vocab.txt and no tokenizer.json"):
-        BertTokenizer.from_pretrained(bpe)
-    sentencepiece = tmp_path / "albert"
-    sentencepiece.mkdir()
-    (sentencepiece / "spiece.model").write_bytes(b"\x0a\x00")  # recognised by its name; bertkit never parses it
-    (sentencepiece / "config.json").write_text(json.dumps({"model_type": "albert"}))
-    with pytest.raises(UnsupportedTokenizer, match=r"holds a SentencePiece model \(spiece.model\) \(config.json: "
-                                                   r"model_type 'albert'\); bertkit reads WordPiece only"):
-        AutoTokenizer.from_pretrained(sentencepiece)
-
-
-def test_auto_tokenizer_missing_and_empty_folders(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no such model folder"):
-        AutoTokenizer.from_pretrained(tmp_path / "missing")
-    with pytest.raises(FileNotFoundError, match=r"is empty: bertkit looks for vocab.txt or tokenizer.json"):
-        AutoTokenizer.from_pretrained(tmp_path)
-    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
-    with pytest.raises(FileNotFoundError, match=r"holds no tokenizer files \(config.json: model_type 'bert'\)"):
-        AutoTokenizer.from_pretrained(tmp_path)
-    with pytest.raises(NotADirectoryError, match="is a file"):
-        AutoTokenizer.from_pretrained(tmp_path / "config.json")
-    with pytest.raises(TypeError, match="use AutoTokenizer.from_pretrained"):
-        AutoTokenizer()
-
-
-def test_tokenization_with_tokenizer_json_does_not_import_torch(saved):
-    code = ("import sys; from bertkit import AutoTokenizer; "
-            f"AutoTokenizer.from_pretrained({str(saved('uncased'))!r}).encode('hello'); "
-            "sys.exit('torch' in sys.modules)")
-    assert subprocess.run([sys.executable, "-c", code]).returncode == 0

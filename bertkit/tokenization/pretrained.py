@@ -10,6 +10,8 @@ The rules, in order:
 3. With both vocab.txt and tokenizer.json, vocab.txt is used as before, but the two must describe one tokenizer
    (the same vocabulary, the same settings); if they do not, loading fails and says where they differ, since
    transformers would read one file and bertkit the other.
+4. bertkit pads and truncates on the right; a tokenizer_config.json (or tokenizer.json) asking for the left is
+   refused rather than followed on the right.
 """
 
 from __future__ import annotations
