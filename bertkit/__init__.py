@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "BertConfig": "bertkit.config",
     "BertTokenizer": "bertkit.tokenization",
+    "AutoTokenizer": "bertkit.tokenization",
     "BertModel": "bertkit.model",
     "BertForPreTraining": "bertkit.model",
     "BertForMaskedLM": "bertkit.model",

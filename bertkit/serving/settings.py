@@ -39,9 +39,10 @@ class ServerSettings:
         folder = Path(self.model_dir)
         if not folder.is_dir():
             raise FileNotFoundError(f"no such model folder: {folder}")
-        for name in ("config.json", "vocab.txt"):
-            if not (folder / name).is_file():
-                raise FileNotFoundError(f"model folder {folder} has no {name}")
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(f"model folder {folder} has no config.json")
+        if not (folder / "vocab.txt").is_file() and not (folder / "tokenizer.json").is_file():
+            raise FileNotFoundError(f"model folder {folder} has no vocab.txt and no tokenizer.json")
         config = BertConfig.from_json_file(folder / "config.json")
         positions, depth = config.max_position_embeddings, config.num_hidden_layers
         max_seq_len = parse_max_seq_len(self.max_seq_len)

@@ -1,9 +1,12 @@
 """Layer 1: text → WordPiece ids. Pure Python; torch is imported only to return ``"pt"`` tensors."""
 
+from .auto import AutoTokenizer
 from .basic import BasicTokenizer
 from .batch import BatchEncoding
 from .tokenizer import BertTokenizer
+from .tokenizer_json import UnsupportedTokenizer, read_tokenizer_json
 from .vocab import load_vocab, save_vocab
 from .wordpiece import WordPiece
 
-__all__ = ["BasicTokenizer", "BatchEncoding", "BertTokenizer", "WordPiece", "load_vocab", "save_vocab"]
+__all__ = ["AutoTokenizer", "BasicTokenizer", "BatchEncoding", "BertTokenizer", "UnsupportedTokenizer", "WordPiece",
+           "load_vocab", "read_tokenizer_json", "save_vocab"]

@@ -27,20 +27,17 @@ from .batch import (
     to_tensors,
     truncation_lengths,
 )
+from .pretrained import CONFIG_FILE, SPECIAL_TOKEN_NAMES, VOCAB_FILE, tokenizer_arguments
 from .vocab import load_vocab, save_vocab
 from .wordpiece import WordPiece
 
 logger = logging.getLogger(__name__)
 
-VOCAB_FILE = "vocab.txt"
-CONFIG_FILE = "tokenizer_config.json"
-SPECIAL_TOKEN_NAMES = ("unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
-_CONFIG_KEYS = ("do_lower_case", "do_basic_tokenize", "never_split", "tokenize_chinese_chars", "strip_accents")
 _CACHE_LIMIT = 1_000_000  # chunks; a cache this full is cleared rather than grown without bound
 
 
 class BertTokenizer:
-    """BERT's WordPiece tokenizer, reading a ``vocab.txt``; ids equal Hugging Face's ``BertTokenizer``."""
+    """BERT's WordPiece tokenizer, from a ``vocab.txt`` or a ``tokenizer.json``; ids equal Hugging Face's."""
 
     pre_tokenizer: str | None = None  # a variant that splits words differently names itself in tokenizer_config.json
 
@@ -60,6 +57,7 @@ class BertTokenizer:
         model_max_length: int = 512,
         clean_up_tokenization_spaces: bool = True,
         vocab: dict[str, int] | None = None,
+        max_input_chars_per_word: int = 100,
     ):
         if (vocab_file is None) == (vocab is None):
             raise ValueError("give exactly one of vocab_file (a vocab.txt path) or vocab (a token → id dict)")
@@ -74,7 +72,7 @@ class BertTokenizer:
         self.model_max_length = model_max_length
         self.clean_up_tokenization_spaces = clean_up_tokenization_spaces
         self.basic = BasicTokenizer(do_lower_case, never_split, tokenize_chinese_chars, strip_accents)
-        self.wordpiece = WordPiece(self.vocab, unk_token)
+        self.wordpiece = WordPiece(self.vocab, unk_token, max_input_chars_per_word)
         self._specials = frozenset(self.all_special_tokens)
         # Special tokens written in the text stay whole; the longest one wins where several start at one place.
         by_length = sorted(self._specials, key=len, reverse=True)
@@ -88,23 +86,12 @@ class BertTokenizer:
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, **overrides: Any) -> BertTokenizer:
-        """Load ``vocab.txt`` and, if present, ``tokenizer_config.json`` from a local model folder."""
-        folder = Path(folder)
-        if not folder.is_dir():
-            raise FileNotFoundError(f"no such model folder: {folder} (bertkit loads local folders, not hub names)")
-        if not (folder / VOCAB_FILE).is_file():
-            raise FileNotFoundError(f"{folder} has no {VOCAB_FILE}")
-        settings: dict[str, Any] = {}
-        if (folder / CONFIG_FILE).is_file():
-            config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-            cls = _tokenizer_class(config.get("pre_tokenizer"), cls)
-            settings = {k: config[k] for k in _CONFIG_KEYS if config.get(k) is not None}
-            settings.update({k: _token_text(config[k]) for k in SPECIAL_TOKEN_NAMES if config.get(k)})
-            max_length = config.get("model_max_length")
-            if isinstance(max_length, int) and max_length < 1_000_000:  # transformers writes 1e30 for "none"
-                settings["model_max_length"] = max_length
-        settings.update(overrides)
-        return cls(folder / VOCAB_FILE, **settings)
+        """Load a local model folder: ``vocab.txt`` or ``tokenizer.json``, and ``tokenizer_config.json`` if present.
+
+        With both vocab.txt and tokenizer.json, vocab.txt is used and the two must agree (see ``pretrained.py``).
+        """
+        tokenizer_class, arguments = tokenizer_arguments(folder, cls)
+        return tokenizer_class(**{**arguments, **overrides})
 
     def save_pretrained(self, folder: str | os.PathLike) -> list[Path]:
         """Write ``vocab.txt`` and ``tokenizer_config.json`` (loadable by transformers too), atomically."""
@@ -123,6 +110,8 @@ class BertTokenizer:
         }
         if self.pre_tokenizer:
             config["pre_tokenizer"] = self.pre_tokenizer
+        if self.wordpiece.max_input_chars_per_word != 100:  # transformers' fixed value; kept only when it differs
+            config["max_input_chars_per_word"] = self.wordpiece.max_input_chars_per_word
         vocab_path = save_vocab(self.vocab, folder / VOCAB_FILE)
         write_text_atomic(folder / CONFIG_FILE, json.dumps(config, indent=2, ensure_ascii=False) + "\n")
         return [vocab_path, folder / CONFIG_FILE]
@@ -398,18 +387,3 @@ def clean_up_spaces(text: str) -> str:
         text = text.replace(spaced, tight)
     return text
 
-
-def _tokenizer_class(pre_tokenizer: str | None, default: type[BertTokenizer]) -> type[BertTokenizer]:
-    """The tokenizer class a config's ``pre_tokenizer`` asks for (the word-first Chinese one for "jieba")."""
-    if pre_tokenizer is None or pre_tokenizer == default.pre_tokenizer:
-        return default
-    if pre_tokenizer == "jieba":
-        from .chinese import JiebaBertTokenizer
-
-        return JiebaBertTokenizer
-    raise ValueError(f"tokenizer_config.json names an unknown pre_tokenizer {pre_tokenizer!r} (known: 'jieba')")
-
-
-def _token_text(value: Any) -> str:
-    """Special tokens in tokenizer_config.json are strings or AddedToken dicts with a "content" field."""
-    return value["content"] if isinstance(value, dict) else str(value)
