@@ -67,12 +67,12 @@ def cmd_fill_mask(args: argparse.Namespace) -> None:
     """Print the top-k tokens for every [MASK] of each text."""
     from ..model import AutoModelForMaskedLM
     from ..pretraining.fill_mask import fill_mask
-    from ..tokenization import BertTokenizer
+    from ..tokenization import AutoTokenizer
 
     model = AutoModelForMaskedLM.from_pretrained(args.model)
     if model.loading_report and any(n.startswith("cls.predictions") for n in model.loading_report.missing):
         raise ValueError(f"{args.model} has no masked-LM head (cls.predictions.*): its predictions would be random")
-    tokenizer = BertTokenizer.from_pretrained(args.model)
+    tokenizer = AutoTokenizer.from_pretrained(args.model)
     for text in args.texts:
         print(text)
         for number, candidates in enumerate(fill_mask(model, tokenizer, text, args.top_k), start=1):
@@ -85,9 +85,9 @@ def cmd_explain(args: argparse.Namespace) -> None:
     from ..assets import default_model_dir
     from ..pretraining import MaskingConfig
     from ..pretraining.explain import explain_masking
-    from ..tokenization import BertTokenizer
+    from ..tokenization import AutoTokenizer
 
-    tokenizer = BertTokenizer.from_pretrained(args.model or default_model_dir())
+    tokenizer = AutoTokenizer.from_pretrained(args.model or default_model_dir())
     masking = MaskingConfig(strategy=args.strategy, mlm_probability=args.mlm_probability)
     print(explain_masking(" ".join(args.text), tokenizer, masking, seed=args.seed))
 

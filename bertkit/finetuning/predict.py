@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..tokenization import BertTokenizer
+from ..tokenization import AutoTokenizer, BertTokenizer
 from .config import FinetuneConfig
 from .data import LabelMap
 from .models import BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification, TaskConfig
@@ -49,7 +49,7 @@ class Predictor:
         """Load a folder written by ``bertkit finetune`` (its ``best/``) or ``save_pretrained``."""
         folder = Path(folder)
         model = cls.model_class.from_pretrained(folder)
-        return cls(model, BertTokenizer.from_pretrained(folder), batch_size)
+        return cls(model, AutoTokenizer.from_pretrained(folder), batch_size)
 
 
 class SequenceClassifier(Predictor):

@@ -22,7 +22,7 @@ import torch
 from ..assets import default_model_dir
 from ..atomic import write_text_atomic
 from ..config import BertConfig
-from ..tokenization import BertTokenizer
+from ..tokenization import AutoTokenizer
 from ..training import Trainer, TrainingArguments
 from ..training.batches import EpochBatches
 from . import ner
@@ -141,7 +141,7 @@ def finetune(
 def _finetune(config: FinetuneConfig, on_evaluate: Callable[[dict[str, float]], None] | None) -> FinetuneResult:
     seed_everything(config.seed)
     splits = load_splits(config)
-    tokenizer = BertTokenizer.from_pretrained(model_dir(config))
+    tokenizer = AutoTokenizer.from_pretrained(model_dir(config))
     labels = LabelMap.from_examples(splits["train"], config.task)
     for name in ("dev", "test"):
         labels.check(splits[name], config.task, name)

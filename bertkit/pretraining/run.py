@@ -20,7 +20,7 @@ from ..model import (
     ElectraForMaskedLM,
     RobertaForMaskedLM,
 )
-from ..tokenization import BertTokenizer
+from ..tokenization import AutoTokenizer, BertTokenizer
 from ..training import Trainer, TrainingArguments, distributed
 from .config import PretrainingConfig
 from .dataset import Example, PretrainingBatches, collate, mask_statically, to_example
@@ -38,7 +38,7 @@ def load_tokenizer(config: PretrainingConfig) -> BertTokenizer:
     folder = config.tokenizer or config.init_from
     if folder is None:
         raise ValueError("give a tokenizer folder (tokenizer: DIR with vocab.txt) or a model to continue (init_from)")
-    return BertTokenizer.from_pretrained(folder)
+    return AutoTokenizer.from_pretrained(folder)
 
 
 def special_ids(tokenizer: BertTokenizer) -> SpecialIds:
