@@ -1,16 +1,14 @@
 """sentence-transformers folders read fully: every pooling mode, Dense, Normalize, prompts, max_seq_length.
 
-The folders are built by sentence-transformers itself around a small random BERT (hidden 32) with MiniLM's
-vocabulary; its outputs are the oracle. sentence-transformers 6 saves tokenizer.json only, so the tests copy
-MiniLM's vocab.txt beside it (bertkit's tokenizer reads vocab.txt).
+The folders are built by sentence-transformers itself (encoding_fixtures.py); its outputs are the oracle.
 """
 
 import json
-import shutil
 
 import numpy as np
 import pytest
 import torch
+from encoding_fixtures import build_folder, make_tiny_bert
 
 from bertkit.encoding import Dense, SentenceEncoder
 
@@ -26,38 +24,7 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory, minilm_dir):
-    """A random 2-layer BERT (hidden 32) saved by transformers, with MiniLM's tokenizer files."""
-    import transformers
-
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    config = transformers.BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                                     intermediate_size=64, max_position_embeddings=128)
-    torch.manual_seed(0)
-    transformers.BertModel(config).save_pretrained(folder)
-    for name in ("vocab.txt", "tokenizer_config.json", "tokenizer.json", "special_tokens_map.json"):
-        shutil.copy(minilm_dir / name, folder / name)
-    return folder
-
-
-def build_folder(folder, tiny_bert, minilm_dir, pooling, dense=None, normalize=False, max_seq_length=None,
-                 include_prompt=True, prompts=None, default_prompt_name=None):
-    """Save a SentenceTransformer made of the given modules with sentence-transformers, keeping vocab.txt."""
-    from sentence_transformers import SentenceTransformer
-    from sentence_transformers.sentence_transformer import modules
-
-    torch.manual_seed(1)
-    transformer = modules.Transformer(str(tiny_bert), max_seq_length=max_seq_length)
-    parts = [transformer, modules.Pooling(32, pooling_mode=pooling, include_prompt=include_prompt)]
-    if dense:
-        in_features, out_features, activation = dense
-        parts.append(modules.Dense(in_features, out_features, activation_function=activation))
-    if normalize:
-        parts.append(modules.Normalize())
-    model = SentenceTransformer(modules=parts, prompts=prompts, default_prompt_name=default_prompt_name,
-                                device="cpu")
-    model.save(str(folder))
-    shutil.copy(minilm_dir / "vocab.txt", folder / "vocab.txt")
-    return folder
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny-bert"), minilm_dir)
 
 
 def st_encode(folder, texts=TEXTS):

@@ -83,7 +83,7 @@ def fit_whitening(vectors: np.ndarray | torch.Tensor, k: int | None = None) -> W
         raise ValueError(f"k must be between 1 and the vectors' dimension {d}, got {k!r}")
     mean = x.mean(dim=0)
     centred = x - mean
-    covariance = centred.T @ centred / n
+    covariance = centred.T @ centred / (n - 1)  # np.cov's estimate, as in the paper's code
     u, s, _ = torch.linalg.svd(covariance)
     # A direction with no variance at all would get an infinite scale; floor it far below any real one.
     s = s.clamp(min=float(s[0]) * 1e-12)
