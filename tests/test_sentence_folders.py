@@ -153,3 +153,16 @@ def test_bad_folders(tiny_bert, minilm_dir, tmp_path):
     modules_file.write_text(json.dumps(entries[:2]))
     with pytest.raises(ValueError, match="pooling takes 64-d token vectors, but the model's hidden size is 32"):
         SentenceEncoder.from_pretrained(folder)
+
+
+def test_encode_command_follows_the_folder(tiny_bert, minilm_dir, tmp_path):
+    from bertkit.cli import main
+
+    folder = build_folder(tmp_path / "st", tiny_bert, minilm_dir, pooling="cls", dense=(32, 16, torch.nn.Tanh()),
+                          prompts={"query": "query: "})
+    assert main(["encode", *TEXTS[:2], "--model", str(folder), "-o", str(tmp_path / "a.npy")]) == 0
+    np.testing.assert_allclose(np.load(tmp_path / "a.npy"), st_encode(folder, TEXTS[:2]), rtol=1e-4, atol=2e-5)
+    assert main(["encode", *TEXTS[:2], "--model", str(folder), "--normalize", "--prompt-name", "query",
+                 "-o", str(tmp_path / "b.npy")]) == 0
+    want = SentenceEncoder.from_pretrained(folder).encode(TEXTS[:2], prompt="query: ", normalize=True)
+    np.testing.assert_allclose(np.load(tmp_path / "b.npy"), want, atol=1e-6)
