@@ -15,7 +15,7 @@ from .atomic import write_bytes_atomic
 
 # Modules under bertkit/commands/ that add their own subcommands: each has ``register(subparsers) -> None``.
 COMMAND_MODULES: list[str] = ["train_tokenizer", "word_model", "pretrain", "finetune", "predict", "tune",
-                                 "serve"]
+                                 "serve", "embeddings"]
 
 
 def _model_dir(value: str | None) -> Path:
@@ -61,7 +61,7 @@ def cmd_encode(args: argparse.Namespace) -> None:
     encoder = SentenceEncoder.from_pretrained(_model_dir(args.model))
     layers = [int(x) for x in args.layer.split(",")]
     vectors = encoder.encode(texts, pooling=args.pooling, layer=layers, normalize=args.normalize,
-                             batch_size=args.batch_size, max_length=args.max_length,
+                             prompt_name=args.prompt_name, batch_size=args.batch_size, max_length=args.max_length,
                              show_progress_bar=len(texts) > 1000)
     if args.output is None:
         for text, vector in zip(texts, vectors, strict=True):
@@ -119,10 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("texts", nargs="*")
     p.add_argument("--file", help="a text file, one text a line")
     p.add_argument("--output", "-o", help="FILE.npy or FILE.jsonl; default: JSON lines on stdout")
-    p.add_argument("--pooling", default="mean", choices=["mean", "max", "cls", "pooled"])
+    p.add_argument("--pooling", help="mean, max, cls, mean_sqrt_len_tokens, weightedmean, lasttoken (several "
+                   "joined by '+'), or pooled (BERT's pooler); default: the model folder's")
     p.add_argument("--layer", default="-1",
                    help="hidden-state index, or several joined by commas and concatenated (--layer=-2,-1)")
-    p.add_argument("--normalize", action="store_true", help="L2-normalise each vector")
+    p.add_argument("--normalize", action=argparse.BooleanOptionalAction,
+                   help="L2-normalise each vector (default: as the model folder says)")
+    p.add_argument("--prompt-name", help="one of the folder's prompts (default: its default prompt, if any)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int)
     p.add_argument("--model", help=model_help)

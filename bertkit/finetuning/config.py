@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
-import yaml
-
+from ..training.options import Options, parse_overrides
 from ..training.schedule import SCHEDULES
 from .data import check_task
 from .heads import CLASSIFIER_HEADS
@@ -22,8 +18,11 @@ ALIASES = {"lr": "learning_rate", "lr_type": "lr_schedule", "batch": "batch_size
 
 
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(Options):
     """What to fine-tune on what, and how. Field names follow transformers' where one exists."""
+
+    KIND: ClassVar[str] = "fine-tuning"
+    ALIASES: ClassVar[dict[str, str]] = ALIASES
 
     task: str = "classification"
     # data: a named real set (bertkit.finetuning.datasets) or files
@@ -98,46 +97,5 @@ class FinetuneConfig:
     def greater_is_better(self) -> bool:
         return self.metric not in ("mse", "loss")
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> FinetuneConfig:
-        """Build from a dict; an unknown key is an error that lists the known ones."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        values = {ALIASES.get(k, k): v for k, v in values.items()}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown fine-tuning option(s) {unknown}; known: {sorted(known)}")
-        for f in dataclasses.fields(cls):  # YAML 1.1 reads 2e-5 (no dot) as a string
-            if "float" in str(f.type) and isinstance(values.get(f.name), str):
-                try:
-                    values[f.name] = float(values[f.name])
-                except ValueError:
-                    raise ValueError(f"{f.name} must be a number, got {values[f.name]!r}") from None
-        return cls(**values)
 
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike | None, overrides: list[str] | tuple[str, ...] = ()) -> FinetuneConfig:
-        """A YAML file's options (or none), then ``key=value`` overrides (values parsed as YAML: 2e-5, true)."""
-        values: dict[str, Any] = {}
-        if path is not None:
-            path = Path(path)
-            if not path.is_file():
-                raise FileNotFoundError(f"no such config file: {path}")
-            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            if not isinstance(values, dict):
-                raise ValueError(f"{path} must hold a mapping of option: value")
-        values.update(parse_overrides(overrides))
-        return cls.from_dict(values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-def parse_overrides(overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """``["lr=3e-5", "epochs=2"]`` → ``{"lr": 3e-05, "epochs": 2}``."""
-    values = {}
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"override {item!r} is not key=value")
-        values[key.strip().replace("-", "_")] = yaml.safe_load(raw)
-    return values
+__all__ = ["FinetuneConfig", "parse_overrides"]  # parse_overrides: its old home, where commands import it from

@@ -1,0 +1,289 @@
+"""Sentence embeddings: texts → vectors, through the pipeline a sentence-transformers folder describes.
+
+``SentenceEncoder.from_pretrained(folder).encode(texts)`` runs what ``SentenceTransformer(folder).encode(texts)``
+runs: the folder's prompt, lower-casing and ``max_seq_length``, its pooling mode(s), Dense layers, whitening and
+Normalize (see modules.py). Texts are sorted by token count so that batches carry little padding.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..assets import default_model_dir
+from ..model import BertModel
+from ..tokenization import BertTokenizer
+from .modules import FolderLayout, Normalize, check_sizes, read_layout, write_layout
+from .pooling import Pooling, parse_modes
+from .whitening import Whitening, fit_whitening
+
+
+class SentenceEncoder(nn.Module):
+    """A BERT, its tokenizer and the modules after it (pooling, Dense, whitening, Normalize): texts → vectors.
+
+    ``encoder.pooling`` (e.g. ``"mean"``, several modes joined by '+'), ``encoder.normalize`` and
+    ``encoder.max_seq_length`` are the folder's settings; ``encode``'s arguments override them for one call.
+    As an ``nn.Module`` its ``forward(input_ids, attention_mask)`` is differentiable, for bi-encoder training.
+    """
+
+    def __init__(self, model: BertModel, tokenizer: BertTokenizer, max_length: int | None = None,
+                 layout: FolderLayout | None = None):
+        super().__init__()
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        layout = layout or FolderLayout(transformer_dir=Path("."))
+        self.pool = layout.pooling
+        self.head = nn.ModuleList(layout.modules)
+        positions = model.config.max_position_embeddings
+        self.max_seq_length = min(max_length or layout.max_seq_length or tokenizer.model_max_length, positions)
+        self.do_lower_case = layout.do_lower_case
+        self.prompts, self.default_prompt_name = dict(layout.prompts), layout.default_prompt_name
+        self.similarity_fn_name = layout.similarity_fn_name
+        if layout.token_dimension not in (None, model.config.hidden_size):
+            raise ValueError(f"the folder's pooling takes {layout.token_dimension}-d token vectors, but the model's "
+                             f"hidden size is {model.config.hidden_size}")
+        check_sizes(self.pooled_dimension, list(self.head))
+        self.eval()
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike | None = None, device: str | None = None) -> SentenceEncoder:
+        """Load a sentence-transformers or Hugging Face folder (default: the installed MiniLM package)."""
+        folder = Path(folder) if folder is not None else default_model_dir()
+        if not folder.is_dir():
+            raise FileNotFoundError(f"no such model folder: {folder} (bertkit loads local folders, not hub names)")
+        layout = read_layout(folder)
+        model = BertModel.from_pretrained(layout.transformer_dir)
+        encoder = cls(model, BertTokenizer.from_pretrained(layout.transformer_dir), layout=layout)
+        return encoder.to(device) if device is not None else encoder
+
+    def save_pretrained(self, folder: str | os.PathLike) -> Path:
+        """Write the folder sentence-transformers writes (weights, vocab, modules.json, pooling, Dense, settings)."""
+        folder = Path(folder)
+        self.model.save_pretrained(folder, tokenizer=self.tokenizer)
+        layout = FolderLayout(folder, self.pool, None, list(self.head), self.max_seq_length, self.do_lower_case,
+                              self.prompts, self.default_prompt_name, self.similarity_fn_name)
+        write_layout(folder, layout, self.model.config.hidden_size, self.max_seq_length)
+        return folder
+
+    # -- the folder's settings ---------------------------------------------------------------------------------
+    @property
+    def pooling(self) -> str:
+        """The pooling mode(s): ``"mean"``, ``"cls"``, … (several joined by '+', concatenated in that order)."""
+        return self.pool.strategy
+
+    @pooling.setter
+    def pooling(self, value: str) -> None:
+        pool = Pooling(parse_modes(value), self.pool.include_prompt)
+        check_sizes(len(pool.modes) * self.model.config.hidden_size, list(self.head))
+        self.pool = pool
+
+    @property
+    def normalize(self) -> bool:
+        """Whether the folder ends its vectors with Normalize (unit length)."""
+        return any(isinstance(m, Normalize) for m in self.head)
+
+    @normalize.setter
+    def normalize(self, value: bool) -> None:
+        kept = [m for m in self.head if not isinstance(m, Normalize)]
+        self.head = nn.ModuleList(kept + [Normalize()] * bool(value))
+
+    @property
+    def max_length(self) -> int:
+        """The old name of ``max_seq_length``."""
+        return self.max_seq_length
+
+    @property
+    def pooled_dimension(self) -> int:
+        return len(self.pool.modes) * self.model.config.hidden_size
+
+    @property
+    def dimension(self) -> int:
+        """Size of one embedding from the folder's pipeline."""
+        return check_sizes(self.pooled_dimension, list(self.head))
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's weights live."""
+        return next(self.model.parameters()).device
+
+    # -- texts → ids -------------------------------------------------------------------------------------------
+    def resolve_prompt(self, prompt: str | None = None, prompt_name: str | None = None) -> str:
+        """The prompt a call uses: ``prompt``, else the named one, else the folder's default, else none."""
+        if prompt is not None and prompt_name is not None:
+            raise ValueError("give prompt or prompt_name, not both")
+        if prompt_name is not None:
+            if prompt_name not in self.prompts:
+                raise ValueError(f"no prompt named {prompt_name!r}; this model has {sorted(self.prompts)}")
+            return self.prompts[prompt_name]
+        if prompt is None and self.default_prompt_name is not None:
+            return self.prompts[self.default_prompt_name]
+        return prompt or ""
+
+    def tokenize(self, texts: Sequence[str], prompt: str = "", max_length: int | None = None,
+                 truncate: bool = True) -> tuple[list[list[int]], int]:
+        """Ids of ``prompt + text`` for each text (lower-cased if the folder says so), and the prompt's length.
+
+        The prompt's length counts ``[CLS]`` and the prompt's tokens: what pooling leaves out under
+        ``include_prompt=False``, as sentence-transformers measures it.
+        """
+        max_length = self._checked_max_length(max_length)
+        case = str.lower if self.do_lower_case else str
+        ids = [self.tokenizer.encode(case(prompt + t), truncation=truncate, max_length=max_length) for t in texts]
+        if not truncate:
+            too_long = [(i, len(x)) for i, x in enumerate(ids) if len(x) > max_length]
+            if too_long:
+                i, n = too_long[0]
+                raise ValueError(f"text {i} has {n} tokens, more than max_length={max_length}; pass truncate=True")
+        prompt_length = len(self.tokenizer.encode(case(prompt))) - 1 if prompt else 0
+        return ids, prompt_length
+
+    # -- ids → vectors -----------------------------------------------------------------------------------------
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, prompt_length: int = 0) -> torch.Tensor:
+        """Embeddings of a padded batch through the folder's pipeline (with gradients when training)."""
+        hidden = self.model(input_ids, attention_mask=attention_mask).last_hidden_state
+        vectors = self.pool(hidden, attention_mask, prompt_length)
+        for module in self.head:
+            vectors = module(vectors)
+        return vectors
+
+    def encode(
+        self,
+        texts: str | Sequence[str],
+        pooling: str | None = None,
+        layer: int | Sequence[int] = -1,
+        normalize: bool | None = None,
+        prompt_name: str | None = None,
+        prompt: str | None = None,
+        batch_size: int = 32,
+        max_length: int | None = None,
+        truncate: bool = True,
+        allow_empty: bool = False,
+        show_progress_bar: bool = False,
+    ) -> np.ndarray:
+        """Embed ``texts`` → float32 array ``(n, dim)`` (``(dim,)`` for a single string), in input order.
+
+        With the defaults, the folder's pipeline runs. ``pooling`` (a mode, or ``"pooled"``: BERT's pooler) and
+        ``layer`` (hidden-state indices as transformers counts them, 0 = embeddings; several are concatenated)
+        choose another representation: then the folder's Dense and whitening, fitted on its own, are left out,
+        and the vectors are unit length only when ``normalize=True``. ``normalize`` always has the last word.
+        """
+        single = isinstance(texts, str)
+        texts = _checked_texts([texts] if single else texts, allow_empty)
+        layers = [layer] if isinstance(layer, int) else list(layer)
+        depth = self.model.config.num_hidden_layers
+        if not layers or any(not isinstance(i, int) or not -depth - 1 <= i <= depth for i in layers):
+            raise ValueError(f"layer must be hidden-state indices in [{-depth - 1}, {depth}] (0 = embeddings, "
+                             f"-1 = last of {depth} layers), got {layer!r}")
+        if pooling is not None and pooling != "pooled":
+            parse_modes(pooling)  # an unknown mode is an error naming the known ones
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        own = (pooling is None or pooling == self.pooling) and layers in ([-1], [depth])
+        if own:
+            pool, modules = self.pool, [m for m in self.head if normalize is not False or not isinstance(m, Normalize)]
+        else:
+            pool = None if pooling == "pooled" else Pooling(pooling or self.pooling, self.pool.include_prompt)
+            modules = []
+        if normalize and not any(isinstance(m, Normalize) for m in modules):
+            modules.append(Normalize())
+        ids, prompt_length = self.tokenize(texts, self.resolve_prompt(prompt, prompt_name), max_length, truncate)
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+        out: np.ndarray | None = None
+        was_training = self.training
+        self.eval()
+        try:
+            batches = range(0, len(order), batch_size)
+            for start in tqdm(batches, desc="encode", disable=not show_progress_bar, unit="batch"):
+                chosen = order[start : start + batch_size]
+                batch = [ids[i] for i in chosen]
+                vectors = self._encode_batch(batch, pool, layers, modules, prompt_length).numpy()
+                if out is None:
+                    out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
+                out[chosen] = vectors
+        finally:
+            self.train(was_training)
+        return out[0] if single else out
+
+    @torch.inference_mode()
+    def _encode_batch(self, batch: list[list[int]], pool: Pooling | None, layers: list[int],
+                      modules: list[nn.Module], prompt_length: int) -> torch.Tensor:
+        """One padded batch through the model, pooled (``pool=None``: the model's own pooler output)."""
+        input_ids, attention_mask = pad_batch(batch, self.tokenizer.pad_token_id, self.device)
+        want_layers = layers not in ([-1], [self.model.config.num_hidden_layers])
+        output = self.model(input_ids, attention_mask=attention_mask, output_hidden_states=want_layers)
+        if pool is None:
+            if output.pooler_output is None:
+                raise ValueError("pooling='pooled' needs a model with a pooler; this checkpoint has none")
+            vectors = output.pooler_output
+        else:
+            hidden = [output.hidden_states[i] for i in layers] if want_layers else [output.last_hidden_state]
+            vectors = torch.cat([pool(h, attention_mask, prompt_length) for h in hidden], dim=-1)
+        for module in modules:
+            vectors = module(vectors)
+        return vectors.float().cpu()
+
+    def _checked_max_length(self, max_length: int | None) -> int:
+        positions = self.model.config.max_position_embeddings
+        if max_length is None:
+            return self.max_seq_length
+        if not 2 <= max_length <= positions:
+            raise ValueError(f"max_length={max_length} must be between 2 and the model's {positions} positions")
+        return max_length
+
+    # -- whitening -----------------------------------------------------------------------------------------------
+    def fit_whitening(self, texts: Sequence[str], k: int | None = None, batch_size: int = 32,
+                      show_progress_bar: bool = False) -> Whitening:
+        """Fit whitening on the vectors of ``texts`` and insert it before Normalize (replacing any earlier one)."""
+        kept = [m for m in self.head if not isinstance(m, Whitening)]
+        at = next((i for i, m in enumerate(kept) if isinstance(m, Normalize)), len(kept))
+        self.head = nn.ModuleList(kept[:at])
+        try:
+            vectors = self.encode(list(texts), normalize=False, batch_size=batch_size,
+                                  show_progress_bar=show_progress_bar)
+        finally:
+            self.head = nn.ModuleList(kept)
+        whitening = fit_whitening(vectors, k).to(self.device)
+        self.head = nn.ModuleList([*kept[:at], whitening, *kept[at:]])
+        return whitening
+
+    def without_whitening(self) -> list[nn.Module]:
+        """Drop any whitening from the pipeline; returns the modules that remain after pooling."""
+        self.head = nn.ModuleList([m for m in self.head if not isinstance(m, Whitening)])
+        return list(self.head)
+
+
+def pad_batch(batch: list[list[int]], pad_id: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor,
+                                                                                             torch.Tensor]:
+    """Right-pad id lists into ``input_ids`` and ``attention_mask`` tensors."""
+    width = max(map(len, batch))
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, ids in enumerate(batch):
+        input_ids[row, : len(ids)] = torch.tensor(ids)
+        attention_mask[row, : len(ids)] = 1
+    return input_ids.to(device), attention_mask.to(device)
+
+
+def _checked_texts(texts: Sequence[str], allow_empty: bool) -> list[str]:
+    """A non-empty list of strings; empty or blank strings only when asked for."""
+    if isinstance(texts, (bytes, dict)) or not isinstance(texts, Sequence):
+        raise ValueError(f"texts must be a string or a list of strings, got {type(texts).__name__}")
+    if len(texts) == 0:
+        raise ValueError("texts is empty: nothing to encode")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ValueError(f"texts[{i}] must be a string, got {type(text).__name__}: {text!r:.60}")
+        if not allow_empty and not text.strip():
+            raise ValueError(
+                f"texts[{i}] is empty; its embedding would be that of [CLS] [SEP] alone (pass allow_empty=True)"
+            )
+    return list(texts)
+
+
+__all__ = ["SentenceEncoder", "pad_batch"]

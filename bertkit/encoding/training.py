@@ -1,0 +1,222 @@
+"""Bi-encoder training (SBERT): fine-tune a SentenceEncoder on pairs or scored pairs with the shared Trainer.
+
+Data: .jsonl, .csv or .tsv files read as fine-tuning reads them; a row's columns in order are its texts.
+``loss: mnrl`` takes (anchor, positive[, hard negative …]) rows and learns from in-batch negatives;
+``cosent`` and ``cosine`` take (text, text, score) rows. A dev file is scored during training (MRR@10 of anchor →
+positive retrieval, or Spearman of cosine vs score), and the best model is kept in ``output_dir/best``; the last
+one is always written to ``output_dir/model``. Both are sentence-transformers folders. No prompt is applied.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ..atomic import write_text_atomic
+from ..training import Trainer, TrainingArguments
+from ..training.batches import EpochBatches
+from ..training.options import Options
+from ..training.schedule import SCHEDULES
+from .encoder import SentenceEncoder, pad_batch
+from .losses import LOSSES, cosent_loss, cosine_similarity_loss, multiple_negatives_ranking_loss
+from .retrieval import retrieval_metrics
+
+DATASETS = ("python_docs",)
+
+
+@dataclass
+class EmbeddingTrainConfig(Options):
+    """What to train on, with which loss, and how (field names follow the fine-tuning config's)."""
+
+    KIND: ClassVar[str] = "bi-encoder training"
+    ALIASES: ClassVar[dict[str, str]] = {"lr": "learning_rate", "batch": "batch_size"}
+
+    model: str | None = None  # a sentence-transformers or Hugging Face folder; None: the installed MiniLM
+    dataset: str | None = None  # "python_docs": section title ↔ opening prose (the benchmark's training split)
+    train_file: str | None = None
+    dev_file: str | None = None
+    loss: str = "mnrl"
+    scale: float = 20.0  # inverse temperature of mnrl and cosent
+    max_seq_length: int | None = None  # None: the folder's
+    limit_train: int | None = None
+    limit_eval: int | None = None
+    epochs: int = 1
+    max_steps: int | None = None  # when set, instead of epochs
+    batch_size: int = 32
+    learning_rate: float = 2e-5
+    lr_schedule: str = "linear"
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_grad_norm: float | None = 1.0
+    bf16: bool = False
+    evals_per_epoch: int = 1
+    threads: int | None = None
+    seed: int = 42
+    output_dir: str = "out/embeddings"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {tuple(LOSSES)}, got {self.loss!r}")
+        if self.dataset is not None and self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
+        if (self.dataset is None) == (self.train_file is None):
+            raise ValueError("give the training data as dataset (a named set) or train_file, exactly one of them")
+        for name in ("epochs", "batch_size", "evals_per_epoch"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
+            raise ValueError(f"max_steps must be a positive integer, got {self.max_steps!r}")
+        if self.lr_schedule not in SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {tuple(SCHEDULES)}, got {self.lr_schedule!r}")
+        if self.loss == "mnrl" and self.batch_size < 2:
+            raise ValueError("loss mnrl learns from the other rows of a batch: batch_size must be at least 2")
+
+    @property
+    def scored(self) -> bool:
+        return LOSSES[self.loss]
+
+    @property
+    def metric(self) -> str:
+        return "spearman" if self.scored else "mrr@10"
+
+
+def read_examples(path: str | Path, scored: bool) -> list[tuple[Any, ...]]:
+    """Rows of a .csv / .tsv (header first) or .jsonl file as tuples of their columns in order: texts, and a
+    float score last when ``scored``; every row as wide as the first."""
+    from ..finetuning.data import read_rows
+
+    rows = []
+    for number, row in enumerate(read_rows(path), start=1):
+        rows.append(_checked_row(list(row.values()), scored, f"{path} row {number}"))
+        if len(rows[-1]) != len(rows[0]):
+            raise ValueError(f"{path} row {number} has {len(rows[-1])} columns, the first row {len(rows[0])}")
+    if not rows:
+        raise ValueError(f"{path} holds no rows")
+    return rows
+
+
+def _checked_row(cells: list[Any], scored: bool, where: str) -> tuple[Any, ...]:
+    texts = cells[:-1] if scored else cells
+    if scored:
+        try:
+            score = float(cells[-1])
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: the last column must be a score, got {cells[-1]!r}") from None
+        if len(texts) != 2:
+            raise ValueError(f"{where}: a scored row is (text, text, score), got {len(cells)} columns")
+    elif len(texts) < 2:
+        raise ValueError(f"{where}: a row needs an anchor and a positive (and optional negatives)")
+    for text in texts:
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{where}: every text column must be a non-empty string, got {text!r:.60}")
+    return (*texts, score) if scored else tuple(texts)
+
+
+def load_data(config: EmbeddingTrainConfig) -> tuple[list[tuple], list[tuple]]:
+    """(train, dev) rows from the named set or the files."""
+    if config.dataset == "python_docs":
+        if config.scored:
+            raise ValueError("dataset python_docs holds pairs without scores: use loss mnrl")
+        from .pairs import python_docs_pairs, split_by_source
+
+        train_all, _test = split_by_source(python_docs_pairs())  # the benchmark's test split stays unseen
+        train, dev = split_by_source(train_all, test_percent=15, seed=1)
+        train, dev = [(p.query, p.passage) for p in train], [(p.query, p.passage) for p in dev]
+    else:
+        train = read_examples(config.train_file, config.scored)
+        dev = read_examples(config.dev_file, config.scored) if config.dev_file else []
+    return train[: config.limit_train or None], dev[: config.limit_eval or None]
+
+
+def evaluate(encoder: SentenceEncoder, rows: list[tuple], scored: bool, batch_size: int = 64) -> dict[str, float]:
+    """Spearman of cosine vs score (scored rows), or anchor → positive retrieval among all dev positives."""
+    first = encoder.encode([r[0] for r in rows], batch_size=batch_size, prompt="")
+    second = encoder.encode([r[1] for r in rows], batch_size=batch_size, prompt="")
+    if not scored:
+        return retrieval_metrics(first, second)
+    from ..finetuning.metrics import spearman
+
+    cosines = (first * second).sum(1) / np.linalg.norm(first, axis=1) / np.linalg.norm(second, axis=1)
+    return {"spearman": spearman(cosines, [r[2] for r in rows])}
+
+
+def batch_loss(encoder: torch.nn.Module, batch: dict[str, torch.Tensor], loss: str, scale: float) -> torch.Tensor:
+    """The configured loss of one collated batch (columns ``input_ids_0``, ``input_ids_1``, …)."""
+    columns = sum(1 for key in batch if key.startswith("input_ids_"))
+    vectors = [encoder(batch[f"input_ids_{i}"], batch[f"attention_mask_{i}"]) for i in range(columns)]
+    if loss == "mnrl":
+        return multiple_negatives_ranking_loss(*vectors, scale=scale)
+    if loss == "cosent":
+        return cosent_loss(vectors[0], vectors[1], batch["scores"], scale=scale)
+    return cosine_similarity_loss(vectors[0], vectors[1], batch["scores"])
+
+
+def train_embeddings(config: EmbeddingTrainConfig) -> dict[str, Any]:
+    """Train, save ``output_dir/model`` (and ``best`` with a dev set), write results.json; returns the results."""
+    threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    try:
+        return _train(config)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(config: EmbeddingTrainConfig) -> dict[str, Any]:
+    torch.manual_seed(config.seed)
+    train, dev = load_data(config)
+    encoder = SentenceEncoder.from_pretrained(config.model)
+    if config.max_seq_length:
+        encoder.max_seq_length = encoder._checked_max_length(config.max_seq_length)
+    pad_id = encoder.tokenizer.pad_token_id
+
+    def collate(rows: list[tuple]) -> dict[str, torch.Tensor]:
+        texts = [r[:-1] if config.scored else r for r in rows]
+        batch = {}
+        for i, column in enumerate(zip(*texts, strict=True)):
+            ids, _ = encoder.tokenize(column, prompt="")
+            batch[f"input_ids_{i}"], batch[f"attention_mask_{i}"] = pad_batch(ids, pad_id, encoder.device)
+        if config.scored:
+            batch["scores"] = torch.tensor([r[-1] for r in rows], dtype=torch.float32, device=encoder.device)
+        return batch
+
+    # mnrl: a last batch of one row has no negatives, so it is dropped
+    data = EpochBatches(train, config.batch_size, collate, seed=config.seed, drop_last=not config.scored)
+    max_steps = config.max_steps or data.steps_per_epoch * config.epochs
+    eval_steps = max(1, data.steps_per_epoch // config.evals_per_epoch)
+    args = TrainingArguments(
+        output_dir=config.output_dir, max_steps=max_steps, learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay, warmup_steps=round(config.warmup_ratio * max_steps),
+        lr_schedule=config.lr_schedule, max_grad_norm=config.max_grad_norm, bf16=config.bf16, seed=config.seed,
+        logging_steps=max(1, min(50, eval_steps // 2)), eval_steps=eval_steps if dev else 0,
+        metric_for_best=config.metric if dev else None, greater_is_better=True,
+        plot_keys=("loss", "learning_rate", config.metric, "tokens_per_second"), progress=config.progress)
+
+    def compute(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        tokens = sum(float(v.sum()) for k, v in batch.items() if k.startswith("attention_mask_"))
+        return batch_loss(model, batch, config.loss, config.scale), {"tokens": tokens}
+
+    trainer = Trainer(encoder, args, data, compute,
+                      evaluate=(lambda m: evaluate(m, dev, config.scored)) if dev else None,
+                      save_best=lambda m, folder: m.save_pretrained(folder))
+    started = time.perf_counter()
+    outcome = trainer.train()
+    seconds = time.perf_counter() - started
+    encoder.eval().save_pretrained(Path(config.output_dir) / "model")
+    evals = [r for r in outcome.history if r["split"] == "eval"]
+    results = {"output_dir": config.output_dir, "loss": config.loss, "steps": outcome.step,
+               "epochs_run": round(outcome.step / data.steps_per_epoch, 4), "train_seconds": round(seconds, 1),
+               "metric": config.metric, "best_dev": outcome.best_metric,
+               "dev": evals[-1] if evals else None, "sizes": {"train": len(train), "dev": len(dev)},
+               "final_loss": next((r["loss"] for r in reversed(outcome.history) if "loss" in r), math.nan),
+               "config": config.to_dict()}
+    write_text_atomic(Path(config.output_dir) / "results.json", json.dumps(results, indent=2) + "\n")
+    return results
