@@ -166,3 +166,35 @@ def test_encode_command_follows_the_folder(tiny_bert, minilm_dir, tmp_path):
                  "-o", str(tmp_path / "b.npy")]) == 0
     want = SentenceEncoder.from_pretrained(folder).encode(TEXTS[:2], prompt="query: ", normalize=True)
     np.testing.assert_allclose(np.load(tmp_path / "b.npy"), want, atol=1e-6)
+
+
+@pytest.mark.parametrize("architecture", ["DistilBert", "Albert", "Electra"])
+def test_folders_of_other_architectures_with_only_tokenizer_json(architecture, minilm_dir, tmp_path):
+    """sentence-transformers around a DistilBERT / ALBERT / ELECTRA encoder, saved as it saves them today (no
+    vocab.txt): bertkit picks the architecture from config.json and the vocabulary from tokenizer.json."""
+    import shutil
+
+    import transformers
+
+    shape = dict(vocab_size=30522, max_position_embeddings=128)
+    if architecture == "DistilBert":
+        shape |= dict(dim=32, n_layers=2, n_heads=2, hidden_dim=48)
+    else:
+        shape |= dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48,
+                      embedding_size=16)
+    torch.manual_seed(0)
+    encoder_dir = tmp_path / "encoder"
+    getattr(transformers, f"{architecture}Model")(getattr(transformers, f"{architecture}Config")(**shape)
+                                                 ).save_pretrained(encoder_dir)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(minilm_dir / name, encoder_dir / name)
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer import modules
+
+    st = SentenceTransformer(modules=[modules.Transformer(str(encoder_dir)), modules.Pooling(32, "mean"),
+                                      modules.Normalize()], device="cpu")
+    st.save(str(tmp_path / "st"))
+    assert not (tmp_path / "st" / "vocab.txt").exists()
+    ours = SentenceEncoder.from_pretrained(tmp_path / "st")
+    assert ours.model.config.model_type == architecture.lower()
+    assert_same(ours.encode(TEXTS), st_encode(tmp_path / "st"))

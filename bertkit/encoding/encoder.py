@@ -17,22 +17,22 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..assets import default_model_dir
-from ..model import BertModel
-from ..tokenization import BertTokenizer
+from ..model import AutoModel, EncoderModel
+from ..tokenization import AutoTokenizer, BertTokenizer
 from .modules import FolderLayout, Normalize, check_sizes, read_layout, write_layout
 from .pooling import Pooling, parse_modes
 from .whitening import Whitening, fit_whitening
 
 
 class SentenceEncoder(nn.Module):
-    """A BERT, its tokenizer and the modules after it (pooling, Dense, whitening, Normalize): texts → vectors.
+    """An encoder (BERT or another of the family), its tokenizer and the modules after it (pooling, Dense, whitening, Normalize): texts → vectors.
 
     ``encoder.pooling`` (e.g. ``"mean"``, several modes joined by '+'), ``encoder.normalize`` and
     ``encoder.max_seq_length`` are the folder's settings; ``encode``'s arguments override them for one call.
     As an ``nn.Module`` its ``forward(input_ids, attention_mask)`` is differentiable, for bi-encoder training.
     """
 
-    def __init__(self, model: BertModel, tokenizer: BertTokenizer, max_length: int | None = None,
+    def __init__(self, model: EncoderModel, tokenizer: BertTokenizer, max_length: int | None = None,
                  layout: FolderLayout | None = None):
         super().__init__()
         self.model = model.eval()
@@ -40,7 +40,7 @@ class SentenceEncoder(nn.Module):
         layout = layout or FolderLayout(transformer_dir=Path("."))
         self.pool = layout.pooling
         self.head = nn.ModuleList(layout.modules)
-        positions = model.config.max_position_embeddings
+        positions = model.config.max_tokens
         self.max_seq_length = min(max_length or layout.max_seq_length or tokenizer.model_max_length, positions)
         self.do_lower_case = layout.do_lower_case
         self.prompts, self.default_prompt_name = dict(layout.prompts), layout.default_prompt_name
@@ -58,8 +58,8 @@ class SentenceEncoder(nn.Module):
         if not folder.is_dir():
             raise FileNotFoundError(f"no such model folder: {folder} (bertkit loads local folders, not hub names)")
         layout = read_layout(folder)
-        model = BertModel.from_pretrained(layout.transformer_dir)
-        encoder = cls(model, BertTokenizer.from_pretrained(layout.transformer_dir), layout=layout)
+        model = AutoModel.from_pretrained(layout.transformer_dir)  # any architecture of the family
+        encoder = cls(model, AutoTokenizer.from_pretrained(layout.transformer_dir), layout=layout)
         return encoder.to(device) if device is not None else encoder
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
@@ -229,7 +229,7 @@ class SentenceEncoder(nn.Module):
         return vectors.float().cpu()
 
     def _checked_max_length(self, max_length: int | None) -> int:
-        positions = self.model.config.max_position_embeddings
+        positions = self.model.config.max_tokens
         if max_length is None:
             return self.max_seq_length
         if not 2 <= max_length <= positions:
