@@ -25,7 +25,8 @@ from .whitening import Whitening, fit_whitening
 
 
 class SentenceEncoder(nn.Module):
-    """An encoder (BERT or another of the family), its tokenizer and the modules after it (pooling, Dense, whitening, Normalize): texts → vectors.
+    """An encoder of the family, its tokenizer and the modules after it (pooling, Dense, whitening, Normalize):
+    texts → vectors.
 
     ``encoder.pooling`` (e.g. ``"mean"``, several modes joined by '+'), ``encoder.normalize`` and
     ``encoder.max_seq_length`` are the folder's settings; ``encode``'s arguments override them for one call.
