@@ -78,7 +78,10 @@ def run_worker(index: int, settings: ServerSettings, address: str, parent_pid: i
         context.term()
         return
     meta = {"pid": os.getpid(), "device": device, "threads": torch.get_num_threads(),
-            "torch_version": torch.__version__, "dimension": model.dimension}
+            "torch_version": torch.__version__, "dimension": model.dimension,
+            "hidden_size": model.model.config.hidden_size if hasattr(model, "model") else None,
+            "sentence": getattr(model, "sentence", None), "labels": getattr(model, "labels", None),
+            "max_length": getattr(model, "max_length", None)}
     socket.send_multipart([b"READY", json.dumps(meta).encode()])
     with_tokens = settings.show_tokens_to_client
     try:
@@ -90,9 +93,9 @@ def run_worker(index: int, settings: ServerSettings, address: str, parent_pid: i
             frames = socket.recv_multipart()
             if frames[0] == b"STOP":
                 break
-            job_id, payload = frames[1], frames[2]
+            job_id, job = frames[1], json.loads(frames[2])
             try:
-                vectors, tokens = model.encode(json.loads(payload))
+                vectors, tokens = model.run(job["task"], job["items"])
             except Exception as error:
                 logger.exception("worker %d failed on a batch", index)
                 socket.send_multipart([b"ERROR", job_id, f"{type(error).__name__}: {error}".encode()])
