@@ -162,6 +162,7 @@ def create_app(settings: ServerSettings, metrics: ServerMetrics | None = None, i
     async def encode_texts(body: EncodeRequest) -> dict:
         """bert-as-service's HTTP encode: ``{"id", "texts", "is_tokenized"}`` → ``{"id", "result", "status"}``."""
         texts = body.texts
+        front.check_count(len(texts), "texts")
         tokenized = bool(texts) and isinstance(texts[0], list)
         if tokenized != body.is_tokenized:
             raise ValueError("is_tokenized=true needs texts as lists of tokens, and is_tokenized=false plain texts")

@@ -93,6 +93,7 @@ def test_health_status_openapi_and_page(http):
 @pytest.mark.parametrize("method, path, body, status, message", [
     ("post", "/encode", b"{not json", 400, "invalid JSON body"),
     ("post", "/encode", {"texts": []}, 422, "texts"),
+    ("post", "/encode", {"texts": ["a"] * 2049}, 413, "batch size 2049 > maximum allowed batch size 2048"),
     ("post", "/encode", {"texts": "just a string"}, 422, "texts"),
     ("post", "/encode", {"texts": ["a"], "is_tokenized": True}, 400, "is_tokenized"),
     ("post", "/v1/embeddings", {"input": []}, 422, "`inputs` cannot be empty"),
