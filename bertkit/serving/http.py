@@ -99,7 +99,7 @@ def create_app(settings: ServerSettings, metrics: ServerMetrics | None = None, i
     @app.exception_handler(ApiError)
     async def on_refused(request: Request, exc: ApiError) -> JSONResponse:
         path = request.url.path
-        tei = not (path.startswith("/v1/") or path == "/embeddings")
+        tei = path in ("/tokenize", "/similarity")  # raised there only for TEI's bodies
         return error_response("/embed" if tei else path, exc.status, exc.message, exc.kind)
 
     @app.exception_handler(RequestValidationError)
