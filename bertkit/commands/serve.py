@@ -62,6 +62,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                "truncate=false (default on)")
     _flag(p, "graceful_timeout_s", type=float, default=30.0,
           help="on SIGTERM, seconds that requests in flight get to be answered (default 30)")
+    ray = p.add_argument_group("Ray Serve (past one machine)")
+    ray.add_argument("--ray", action="store_true", help="serve the HTTP routes from Ray Serve replicas (see "
+                                                         "docs/serving-production.md)")
+    ray.add_argument("--address", default=None, help="Ray cluster to join, e.g. ray://head:10001 (default: a "
+                                                     "local cluster)")
+    ray.add_argument("--replicas", type=int, default=1, help="encoder replicas (default 1)")
+    ray.add_argument("--max-replicas", type=int, default=None, help="autoscale the encoders up to this many")
     p.set_defaults(run=run_serve)
 
 
@@ -76,4 +83,9 @@ def run_serve(args: argparse.Namespace) -> None:
     names = {f.name for f in dataclasses.fields(ServerSettings)}
     values = {name: value for name, value in vars(args).items() if name in names}
     settings = ServerSettings(**{**values, "model_dir": args.model_dir or default_model_dir()})
+    if args.ray:
+        from ..serving.ray_serve import serve_on_ray
+
+        serve_on_ray(settings.checked(), args.replicas, args.address, args.max_replicas)
+        return
     BertServer(settings).run()

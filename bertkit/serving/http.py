@@ -76,25 +76,8 @@ def front_address(settings: ServerSettings) -> str:
     return "127.0.0.1" if settings.host in ("0.0.0.0", "*", "") else settings.host
 
 
-def create_app(settings: ServerSettings, metrics: ServerMetrics | None = None, info: dict | None = None) -> FastAPI:
-    """The FastAPI application of a running server; ``info`` is what its workers reported when ready."""
-    state: dict = {}
-    metrics = metrics or ServerMetrics()
-    front = Front(settings, None, metrics, info or {})
-    started_at = time.time()
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI):
-        state["client"] = front.client = AsyncBertClient(front_address(settings), settings.port, settings.port_out)
-        state["inspector"] = await asyncio.to_thread(Inspector, settings.model_dir, settings.cased_tokenization,
-                                                     front.max_length if front.classifier else settings.max_seq_len)
-        yield
-        state["client"].close()
-
-    app = FastAPI(title="bertkit serve", version="1.10.0-compatible", lifespan=lifespan,
-                  description="bert-as-service compatible encoding, text-embeddings-inference and OpenAI-style "
-                              "embeddings, Prometheus metrics, and a look inside BERT.")
-    served_name = model_name(settings.model_dir)
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error as JSON in the shape of the route asked (see the module's docstring)."""
 
     @app.exception_handler(ApiError)
     async def on_refused(request: Request, exc: ApiError) -> JSONResponse:
@@ -129,6 +112,29 @@ def create_app(settings: ServerSettings, metrics: ServerMetrics | None = None, i
     @app.exception_handler(ServerUnavailable)
     async def on_unavailable(request: Request, exc: ServerUnavailable) -> JSONResponse:
         return error(request, 503, str(exc), "unhealthy")
+
+
+def create_app(settings: ServerSettings, metrics: ServerMetrics | None = None, info: dict | None = None) -> FastAPI:
+    """The FastAPI application of a running server; ``info`` is what its workers reported when ready."""
+    state: dict = {}
+    metrics = metrics or ServerMetrics()
+    front = Front(settings, None, metrics, info or {})
+    started_at = time.time()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        state["client"] = front.client = AsyncBertClient(front_address(settings), settings.port, settings.port_out)
+        state["inspector"] = await asyncio.to_thread(Inspector, settings.model_dir, settings.cased_tokenization,
+                                                     front.max_length if front.classifier else settings.max_seq_len)
+        yield
+        state["client"].close()
+
+    app = FastAPI(title="bertkit serve", version="1.10.0-compatible", lifespan=lifespan,
+                  description="bert-as-service compatible encoding, text-embeddings-inference and OpenAI-style "
+                              "embeddings, Prometheus metrics, and a look inside BERT.")
+    served_name = model_name(settings.model_dir)
+
+    install_error_handlers(app)
 
     async def encode(items: list) -> tuple[np.ndarray, list | str]:
         return await state["client"].encode(items)
