@@ -13,6 +13,7 @@ single-machine server.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import threading
@@ -151,6 +152,9 @@ def serve_on_ray(settings: ServerSettings, replicas: int, address: str | None = 
         raise ValueError("--ray serves HTTP only: give --http-port")
     if replicas < 1:
         raise ValueError(f"--replicas must be at least 1, got {replicas}")
+    if settings.torch_threads is None:  # like -num_worker: the replicas share this machine's cores (or OMP_NUM_THREADS)
+        settings = dataclasses.replace(settings, torch_threads=dataclasses.replace(
+            settings, num_worker=replicas).threads_per_worker())
     ray.init(address=address, include_dashboard=False, logging_level="warning",
              runtime_env={"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}})
     stop = threading.Event()
