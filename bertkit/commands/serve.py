@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 
 
 def _flag(parser: argparse.ArgumentParser, name: str, *extra: str, **kwargs) -> None:
@@ -44,6 +45,30 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _flag(p, "host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for every interface)")
     _flag(p, "cpu", action="store_true", help="run on the CPU even when a GPU is available")
     _flag(p, "verbose", action="store_true", help="log every request")
+    # production flags, spelt as text-embeddings-inference spells them
+    _flag(p, "max_batch_tokens", type=int, default=16384, help="most tokens per batch, summed over its texts "
+                                                                "(default 16384)")
+    _flag(p, "max_client_batch_size", type=int, default=2048, help="most inputs in one HTTP request; more is a 413 "
+                                                                   "(default 2048)")
+    _flag(p, "max_concurrent_requests", type=int, default=512,
+          help="HTTP inference requests in flight; more get 429 + Retry-After (default 512)")
+    _flag(p, "payload_limit", type=int, default=2_000_000, help="most bytes in an HTTP body; more is a 413 "
+                                                                 "(default 2000000)")
+    _flag(p, "api_key", default=os.environ.get("BERTKIT_API_KEY"),
+          help="HTTP requests must send 'Authorization: Bearer KEY' (default: $BERTKIT_API_KEY; the ZMQ ports have "
+               "no keys: keep them on 127.0.0.1)")
+    _flag(p, "auto_truncate", action=argparse.BooleanOptionalAction, default=True,
+          help="TEI / OpenAI routes cut inputs longer than the model's max_seq_length unless a request says "
+               "truncate=false (default on)")
+    _flag(p, "graceful_timeout_s", type=float, default=30.0,
+          help="on SIGTERM, seconds that requests in flight get to be answered (default 30)")
+    ray = p.add_argument_group("Ray Serve (past one machine)")
+    ray.add_argument("--ray", action="store_true", help="serve the HTTP routes from Ray Serve replicas (see "
+                                                         "docs/serving-production.md)")
+    ray.add_argument("--address", default=None, help="Ray cluster to join, e.g. ray://head:10001 (default: a "
+                                                     "local cluster)")
+    ray.add_argument("--replicas", type=int, default=1, help="encoder replicas (default 1)")
+    ray.add_argument("--max-replicas", type=int, default=None, help="autoscale the encoders up to this many")
     p.set_defaults(run=run_serve)
 
 
@@ -58,4 +83,9 @@ def run_serve(args: argparse.Namespace) -> None:
     names = {f.name for f in dataclasses.fields(ServerSettings)}
     values = {name: value for name, value in vars(args).items() if name in names}
     settings = ServerSettings(**{**values, "model_dir": args.model_dir or default_model_dir()})
+    if args.ray:
+        from ..serving.ray_serve import serve_on_ray
+
+        serve_on_ray(settings.checked(), args.replicas, args.address, args.max_replicas)
+        return
     BertServer(settings).run()

@@ -17,6 +17,10 @@ class ServerUnavailable(RuntimeError):
     """The ZMQ front did not answer in time."""
 
 
+class EncodingFailed(RuntimeError):
+    """The workers could not encode a request (a worker error, or a batch lost twice with its worker)."""
+
+
 class AsyncBertClient:
     """bert-as-service's client protocol over ``zmq.asyncio``; many requests may be in flight at once."""
 
@@ -63,6 +67,15 @@ class AsyncBertClient:
         frames = await self.request(json.dumps(items, ensure_ascii=False).encode(), len(items))
         meta = json.loads(frames[1])
         return np.frombuffer(frames[2], dtype=meta["dtype"]).reshape(meta["shape"]), meta.get("tokens", "")
+
+    async def run(self, task: str, items: list) -> np.ndarray:
+        """The rows of one of the HTTP front's tasks (``embed``, ``tokens``, ``classify``)."""
+        payload = json.dumps({"task": task, "items": items}, ensure_ascii=False).encode()
+        frames = await self.request(payload, len(items))
+        meta = json.loads(frames[1])
+        if len(frames) == 3 and "error" in meta:
+            raise EncodingFailed(meta["error"])
+        return np.frombuffer(frames[2], dtype=meta["dtype"]).reshape(meta["shape"])
 
     async def config(self, status: bool = False) -> dict:
         """SHOW_CONFIG, or SHOW_STATUS with ``status``."""

@@ -7,11 +7,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..encoding import pad_batch
+from ..encoding import SentenceEncoder, pad_batch
 from ..model import BertModel
-from ..pooling import cls_pool, max_pool, mean_pool
+from ..pooling import TOKEN_POOLING, Pooling, cls_pool, max_pool, mean_pool
 from ..tokenization import BertTokenizer
 from .features import Item, build_features
+from .protocol import EMBED, ENCODE, TOKENS
 from .settings import ServerSettings
 from .strategies import FINE_TUNED
 
@@ -50,13 +51,27 @@ def pool(strategy: str, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tenso
     raise ValueError(f"pooling strategy {strategy!r} is not a token-level strategy")
 
 
-class ServingModel:
-    """A BERT that answers bert-as-service encode requests with the server's settings."""
+def sentence_settings(encoder: SentenceEncoder) -> dict:
+    """The model folder's own sentence-transformers settings, as the TEI / OpenAI routes use them.
 
-    def __init__(self, model: BertModel, tokenizer: BertTokenizer, settings: ServerSettings):
+    Read from the encoder (which reads modules.json, the pooling config and sentence_bert_config.json); an encoder
+    that does not expose them yet gets what all-MiniLM-L6-v2's files say: mean pooling, normalised.
+    """
+    return {"pooling": getattr(encoder, "pooling", "mean"), "normalize": bool(getattr(encoder, "normalize", True)),
+            "max_seq_length": int(getattr(encoder, "max_seq_length", encoder.max_length))}
+
+
+class ServingModel:
+    """A BERT that answers bert-as-service encode requests with the server's settings, and the TEI / OpenAI
+    routes' token ids with the folder's own sentence-transformers settings."""
+
+    def __init__(self, model: BertModel, tokenizer: BertTokenizer, settings: ServerSettings,
+                 sentence: dict | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.settings = settings
+        self.sentence = sentence or {"pooling": "mean", "normalize": True,
+                                     "max_seq_length": model.config.max_position_embeddings}
         depth = model.config.num_hidden_layers
         # bert-as-service indexes encoder layer outputs (0 = first layer); hidden_states[0] is the embeddings.
         self.hidden_indices = [i + 1 if i >= 0 else depth + 1 + i for i in settings.pooling_layer]
@@ -68,11 +83,52 @@ class ServingModel:
             from .fine_tuned import FineTunedServingModel
 
             return FineTunedServingModel.from_settings(settings, device)
-        model = BertModel.from_pretrained(settings.model_dir).to(device)
+        encoder = SentenceEncoder.from_pretrained(settings.model_dir, device=device)
+        model = encoder.model
         if settings.pooling_strategy == "CLS_POOLED" and "pooler.dense.weight" in model.loading_report.missing:
             raise ValueError(f"pooling_strategy CLS_POOLED needs a pooler, and {settings.model_dir} has no "
                              "pooler weights")
-        return cls(model, load_tokenizer(settings.model_dir, settings.cased_tokenization), settings)
+        return cls(model, load_tokenizer(settings.model_dir, settings.cased_tokenization), settings,
+                   sentence_settings(encoder))
+
+    def run(self, task: str, items: list) -> tuple[np.ndarray, list | None]:
+        """One batch of a task: bert-as-service ``encode``, or the TEI routes' ``embed`` / ``tokens``."""
+        if task == ENCODE:
+            return self.encode(items)
+        if task == EMBED:
+            return self.embed_ids(items), None
+        if task == TOKENS:
+            return self.token_vectors(items), None
+        raise ValueError(f"the served model is not a fine-tuned classifier: it cannot answer task {task!r}")
+
+    def embed_ids(self, ids: list[list[int]]) -> np.ndarray:
+        """Sentence embeddings of complete token id sequences, pooled as the folder says (not normalised)."""
+        strategy = self.sentence["pooling"]
+        if strategy not in TOKEN_POOLING:
+            raise ValueError(f"pooling {strategy!r} of the model folder is not supported (only {TOKEN_POOLING})")
+        pool = Pooling(strategy)
+        return self._by_length(ids, lambda hidden, mask: pool(hidden, mask))
+
+    def token_vectors(self, ids: list[list[int]]) -> np.ndarray:
+        """Last-layer vectors of every token, ``(n, longest, dim)``, zero past each sequence's end."""
+        return self._by_length(ids, lambda hidden, mask: hidden * mask.unsqueeze(-1).to(hidden.dtype))
+
+    def _by_length(self, ids: list[list[int]], reduce) -> np.ndarray:
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+        out: np.ndarray | None = None
+        for start in range(0, len(order), MODEL_BATCH_SIZE):
+            chosen = order[start : start + MODEL_BATCH_SIZE]
+            with torch.inference_mode():
+                input_ids, mask = pad_batch([ids[i] for i in chosen], self.tokenizer.pad_token_id, self.device)
+                hidden = self.model(input_ids, attention_mask=mask).last_hidden_state
+                rows = reduce(hidden, mask).float().cpu().numpy()
+            if out is None:
+                out = np.zeros((len(ids), *rows.shape[1:]), dtype=np.float32)
+            if rows.ndim == 3:
+                out[chosen, : rows.shape[1]] = rows
+            else:
+                out[chosen] = rows
+        return out if out is not None else np.zeros((0, self.model.config.hidden_size), dtype=np.float32)
 
     @property
     def device(self) -> torch.device:

@@ -31,6 +31,18 @@ class Features:
     mask: list[int]
 
 
+def text_and_pair(item: Item) -> tuple[str, str | None]:
+    """An entry as (text, pair or None), by the same rule as ``split_item``: the last ``" ||| "`` of a text, the
+    first ``"|||"`` element of a token list (whose tokens are joined by spaces)."""
+    if isinstance(item, list):
+        if PAIR_TOKEN in item:
+            cut = item.index(PAIR_TOKEN)
+            return " ".join(item[:cut]), " ".join(item[cut + 1 :])
+        return " ".join(item), None
+    match = PAIR_PATTERN.match(item.strip())
+    return (item.strip(), None) if match is None else (match.group(1), match.group(2))
+
+
 def split_item(tokenizer: BertTokenizer, item: Item) -> tuple[list[str], list[str]]:
     """Tokens of the first and (possibly empty) second text of an item."""
     if isinstance(item, str):

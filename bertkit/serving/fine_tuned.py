@@ -13,19 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from ..finetuning.predict import SequenceClassifier
-from .features import Item
+from .features import Item, text_and_pair
+from .protocol import CLASSIFY, ENCODE
 from .settings import ServerSettings
 
 PROBLEM_OF_STRATEGY = {"CLASSIFICATION": "single_label_classification", "REGRESSION": "regression"}
-
-
-def _as_text_and_pair(item: Item) -> tuple[str, str | None]:
-    """A request entry as (text, pair): ``"A ||| B"``, or pre-tokenised words with a ``"|||"`` element."""
-    text = " ".join(item) if isinstance(item, list) else item
-    if "|||" in text:
-        first, second = text.split("|||", 1)
-        return first.strip(), second.strip()
-    return text, None
 
 
 class FineTunedServingModel:
@@ -55,22 +47,45 @@ class FineTunedServingModel:
         """Columns of a reply: one per label, or one score."""
         return 1 if self.settings.pooling_strategy == "REGRESSION" else len(self.predictor.labels.labels)
 
+    @property
+    def labels(self) -> list[str]:
+        """Label names in ``id2label`` order (one column each; a regressor has one)."""
+        return list(self.predictor.labels.labels)
+
+    @property
+    def max_length(self) -> int:
+        """The tokens per input the model was trained with."""
+        return int(self.predictor.settings.max_length)
+
+    def run(self, task: str, items: list) -> tuple[np.ndarray, list | None]:
+        """One batch: bert-as-service ``encode`` (probabilities / scores), or the TEI routes' ``classify``."""
+        if task == ENCODE:
+            return self.encode(items)
+        if task == CLASSIFY:
+            return self.logits([(text, pair) for text, pair in items]), None
+        raise ValueError(f"the served model is a fine-tuned classifier: it has no sentence embeddings ({task!r})")
+
     def encode(self, items: list[Item]) -> tuple[np.ndarray, list[list[str]]]:
         """Probabilities (or scores) of ``items``, rows in request order, and each item's tokens."""
-        entries = [_as_text_and_pair(item) for item in items]
+        entries = [text_and_pair(item) for item in items]
+        out = self._outputs(self.logits(entries)) if entries else np.zeros((0, self.dimension), dtype=np.float32)
+        tokens = [self._tokens(text, pair) for text, pair in entries]
+        return out, tokens
+
+    def logits(self, entries: list[tuple[str, str | None]]) -> np.ndarray:
+        """Raw logits of (text, pair or None) entries, rows in order."""
         out = np.zeros((len(entries), self.dimension), dtype=np.float32)
         for has_pair in (False, True):  # the predictor takes all-singles or all-pairs
             rows = [i for i, (_, pair) in enumerate(entries) if (pair is not None) == has_pair]
             if rows:
                 texts = [entries[i][0] for i in rows]
                 pairs = [entries[i][1] for i in rows] if has_pair else None
-                out[rows] = self._outputs(self.predictor.predict_logits(texts, pairs))
-        tokens = [self._tokens(text, pair) for text, pair in entries]
-        return out, tokens
+                out[rows] = self.predictor.predict_logits(texts, pairs)[:, : self.dimension]
+        return out
 
     def _outputs(self, logits: np.ndarray) -> np.ndarray:
         if self.settings.pooling_strategy == "REGRESSION":
-            return logits[:, :1]
+            return logits
         shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
         return shifted / shifted.sum(axis=1, keepdims=True)
 

@@ -2,6 +2,11 @@
 
 Requests are ``[identity, payload, req_id, msg_len]``; replies are published with the client's identity as the
 topic and matched by the client on their last frame (the request id, echoed as sent).
+
+bertkit's own HTTP front sends one more kind of payload, a JSON object ``{"task", "items"}``, for the encodings
+the TEI / OpenAI routes need (the real client only ever sends lists): ``embed`` (token ids → the model folder's own
+sentence embedding, not normalised), ``tokens`` (token ids → last-layer token vectors) and ``classify``
+(``[text, pair or null]`` → a fine-tuned classifier's logits).
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from .features import Item
 SERVER_VERSION = "1.10.0"  # the real client refuses any other version unless built with check_version=False
 SHOW_CONFIG, SHOW_STATUS, TERMINATION = b"SHOW_CONFIG", b"SHOW_STATUS", b"TERMINATION"
 COMMANDS = (SHOW_CONFIG, SHOW_STATUS, TERMINATION)
+ENCODE, EMBED, TOKENS, CLASSIFY = "encode", "embed", "tokens", "classify"
+TASKS = (EMBED, TOKENS, CLASSIFY)  # the tasks of ``{"task", "items"}`` payloads (ENCODE is a plain list)
 
 
 class ProtocolError(ValueError):
@@ -30,6 +37,7 @@ class Request:
     req_id: bytes
     command: bytes | None = None
     items: list[Item] | None = None
+    task: str = ENCODE
 
 
 def parse_request(frames: list[bytes]) -> Request:
@@ -45,7 +53,25 @@ def parse_request(frames: list[bytes]) -> Request:
         items = json.loads(payload)
     except (UnicodeDecodeError, ValueError) as error:
         raise ProtocolError(f"payload is neither a command nor UTF-8 JSON: {error}") from None
+    if isinstance(items, dict) and items.get("task") in TASKS:
+        return Request(identity, req_id, items=checked_task_items(items["task"], items.get("items")),
+                       task=items["task"])
     return Request(identity, req_id, items=checked_items(items))
+
+
+def checked_task_items(task: str, items: object) -> list:
+    """Token id lists (``embed`` / ``tokens``) or ``[text, pair or null]`` (``classify``)."""
+    if not isinstance(items, list):
+        raise ProtocolError(f"items of task {task} must be a list, got {type(items).__name__}")
+    for i, item in enumerate(items):
+        if task == CLASSIFY:
+            valid = (isinstance(item, list) and len(item) == 2 and isinstance(item[0], str)
+                     and (item[1] is None or isinstance(item[1], str)))
+        else:
+            valid = isinstance(item, list) and bool(item) and all(type(t) is int and t >= 0 for t in item)
+        if not valid:
+            raise ProtocolError(f"entry {i} of task {task} is malformed: {str(item)[:60]!r}")
+    return items
 
 
 def checked_items(items: object) -> list[Item]:

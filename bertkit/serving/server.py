@@ -26,7 +26,10 @@ import zmq
 
 from .. import __version__
 from .batching import Batch, Batcher, Pending, deliver
+from .metrics import ServerMetrics
 from .protocol import (
+    CLASSIFY,
+    ENCODE,
     SERVER_VERSION,
     SHOW_STATUS,
     TERMINATION,
@@ -46,6 +49,14 @@ HOLD_REPLY_S = 5.0  # how long a reply waits for its client's subscription befor
 STARTUP_TIMEOUT_S = 300.0
 MAX_MESSAGE_BYTES = 256 << 20  # a larger request is refused by ZMQ itself (the peer is disconnected)
 DRAIN_LIMIT = 2000  # messages read from one socket per loop turn, so no socket starves the others
+CHARS_PER_TOKEN = 4  # a text's token count is estimated from its length (English WordPiece: ~4 characters each)
+
+
+def estimated_tokens(item: str | list[str], limit: int) -> int:
+    """Tokens a text (or a pre-tokenised text) will take, for the batch's token budget, at most ``limit``
+    (tokenizing here would stall the loop: the worker tokenizes)."""
+    count = len(item) + 2 if isinstance(item, list) else len(item) // CHARS_PER_TOKEN + 3
+    return min(count, limit)
 
 
 class WorkerFailed(ValueError):
@@ -59,10 +70,14 @@ class BertServer:
         self.settings = settings.checked()
         self.context = zmq.Context()
         s = self.settings
-        self.batcher = Batcher(s.max_batch_size, s.batch_wait_ms / 1000, s.priority_batch_size)
+        self.batcher = Batcher(s.max_batch_size, s.batch_wait_ms / 1000, s.priority_batch_size, s.max_batch_tokens)
         self.statistic = ServerStatistic()
+        self.metrics = ServerMetrics()
         self.workers: list[Worker] = []
         self.stopping = threading.Event()
+        self.draining = threading.Event()  # SIGTERM: answer what is in flight, then stop
+        self.drain_deadline: float | None = None
+        self.serving = False  # a signal before the loop runs stops at once
         self.started_at = datetime.now()
         self.next_job = 0
         self.http = None
@@ -131,7 +146,7 @@ class BertServer:
         if self.settings.http_port is not None:
             from .http import HttpThread
 
-            self.http = HttpThread(self.settings, self.http_socket)
+            self.http = HttpThread(self.settings, self.http_socket, self.metrics, self.workers[0].info)
             self.http.start()
         s = self.settings
         logger.info("serving %s on tcp://%s:%d (requests) and :%d (results)%s", s.model_dir, s.host, s.port,
@@ -142,7 +157,7 @@ class BertServer:
     def run(self) -> None:
         """Start, serve until SIGTERM / SIGINT / a TERMINATION request, then shut down cleanly."""
         handled = (signal.SIGTERM, signal.SIGINT)
-        previous = {sig: signal.signal(sig, lambda *_: self.stopping.set()) for sig in handled}
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in handled}
         try:
             self.start()
             self.serve()
@@ -151,8 +166,31 @@ class BertServer:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
+    def _on_signal(self, *_) -> None:
+        """The first SIGTERM / SIGINT drains (requests in flight are answered), a second one stops at once."""
+        if self.draining.is_set() or not self.serving:
+            self.stopping.set()
+        self.draining.set()
+
+    def _drained(self) -> bool:
+        """During a drain: whether everything received has been answered (or the grace period is over)."""
+        now = time.monotonic()
+        if self.drain_deadline is None:
+            logger.info("SIGTERM: answering the requests in flight (at most %.0f s), then stopping",
+                        self.settings.graceful_timeout_s)
+            self.drain_deadline = now + self.settings.graceful_timeout_s
+            if self.http is not None:
+                self.http.begin_shutdown()  # stops accepting connections; requests in flight go on
+        if now > self.drain_deadline:
+            logger.warning("grace period over: stopping with %d text(s) unanswered", self.batcher.queued)
+            return True
+        http_done = self.http is None or not self.http.thread.is_alive()
+        idle = self.batcher.queued == 0 and all(w.job is None for w in self.workers)
+        return http_done and idle and self.publisher.seconds_until_due() is None
+
     def serve(self) -> None:
         """The poll loop."""
+        self.serving = True
         poller = zmq.Poller()
         for socket in (self.frontend, self.backend, self.publisher.socket):
             poller.register(socket, zmq.POLLIN)
@@ -170,9 +208,11 @@ class BertServer:
             if time.monotonic() - last_health_check > 1.0:
                 self._check_workers()
                 last_health_check = time.monotonic()
+            if self.draining.is_set() and self._drained():
+                break
 
     def _poll_timeout_ms(self) -> int:
-        now, waits = time.monotonic(), [0.5]
+        now, waits = time.monotonic(), [0.1 if self.draining.is_set() else 0.5]
         if any(w.ready and w.job is None for w in self.workers):
             until = self.batcher.seconds_until_ready(now)
             if until is not None:
@@ -216,9 +256,20 @@ class BertServer:
             return
         self.statistic.data_request(request.identity, len(request.items))
         logger.debug("request %s from %s: %d texts", request.req_id.decode(), request.identity[:36], len(request.items))
-        pending = self.batcher.add(request)
+        pending = self.batcher.add(request, costs=self._costs(request))
+        self.metrics.queue_size.set(self.batcher.queued)
         if not pending.size:
             self._answer(pending)
+
+    def _costs(self, request) -> list[int]:
+        """Token counts of a request's entries: exact for token ids, estimated for texts."""
+        if request.task not in (ENCODE, CLASSIFY):
+            return [len(ids) for ids in request.items]
+        info = next((w.info for w in self.workers if w.info), {}) or {}
+        limit = info.get("max_length") or self.settings.max_seq_len or 512
+        if request.task == CLASSIFY:  # [text, pair or None]
+            return [estimated_tokens(f"{text} {pair or ''}", limit) for text, pair in request.items]
+        return [estimated_tokens(item, limit) for item in request.items]
 
     def config(self, request=None, with_statistic: bool = False) -> dict:
         """What SHOW_CONFIG answers (SHOW_STATUS adds ``statistic``)."""
@@ -266,8 +317,9 @@ class BertServer:
             if self.batcher.seconds_until_ready(time.monotonic()) != 0.0:
                 return
             batch = self.batcher.take()
+            self._record_batch(batch)
             self.next_job += 1
-            payload = json.dumps(batch.items, ensure_ascii=False).encode()
+            payload = json.dumps({"task": batch.task, "items": batch.items}, ensure_ascii=False).encode()
             try:
                 self.backend.send_multipart([worker.identity, b"JOB", b"%d" % self.next_job, payload])
             except zmq.ZMQError:  # the worker has gone: the health check replaces it
@@ -275,6 +327,14 @@ class BertServer:
                 worker.ready = False
                 continue
             worker.job = (self.next_job, batch)
+
+    def _record_batch(self, batch: Batch) -> None:
+        metrics = self.metrics
+        metrics.batch_next_size.observe(len(batch.items))
+        metrics.batch_next_tokens.observe(batch.tokens)
+        metrics.queue_size.set(self.batcher.queued)
+        for piece in batch.slices:
+            metrics.queue_duration.observe(batch.taken_at - piece.pending.received_at)
 
     def _on_worker_message(self, frames: list[bytes]) -> None:
         identity, kind, rest = frames[0], frames[1], frames[2:]
@@ -292,19 +352,26 @@ class BertServer:
         if kind == b"ERROR":
             logger.error("worker %d failed on a batch of %d texts: %s", worker.index, len(batch.items),
                          rest[1].decode())
-            self._abandon(batch)
+            self._abandon(batch, rest[1].decode())
             return
+        self.metrics.batch_inference_duration.observe(time.monotonic() - batch.taken_at)
+        self.metrics.batch_inference_success.inc()
         shape = json.loads(rest[1])["shape"]
         vectors = np.frombuffer(rest[2], dtype=np.float32).reshape(shape)
         tokens = json.loads(rest[3])
         for pending in deliver(batch, vectors, tokens):
             self._answer(pending)
 
-    def _abandon(self, batch: Batch) -> None:
-        """Drop the requests of a batch that could not be encoded (logged; their clients get no answer)."""
+    def _abandon(self, batch: Batch, reason: str) -> None:
+        """Drop the requests of a batch that could not be encoded (logged). bert-as-service clients get no answer
+        (their protocol has no error reply); the HTTP front's task requests get an error it turns into a 424."""
+        self.metrics.batch_inference_failure.inc()
         for pending in {id(p.pending): p.pending for p in batch.slices}.values():
             self.batcher.drop(pending)
             self.statistic.num_dropped += 1
+            request = pending.request
+            if request.task != ENCODE:
+                self.publisher.publish(json_reply(request.identity, {"error": reason}, request.req_id))
 
     def _check_workers(self) -> None:
         """Replace a worker that died; its batch goes back to the queue once."""
@@ -318,7 +385,7 @@ class BertServer:
                     batch.retries += 1
                     self.batcher.requeue(batch)
                 else:
-                    self._abandon(batch)
+                    self._abandon(batch, f"worker {worker.index} died twice while encoding this batch")
             worker.start(self.settings, self.backend_address)
 
     # -- stop --------------------------------------------------------------------------------------------

@@ -33,6 +33,14 @@ class ServerSettings:
     host: str = "127.0.0.1"
     cpu: bool = False
     verbose: bool = False
+    # production settings, named as text-embeddings-inference names its flags
+    max_batch_tokens: int = 16384  # tokens per batch, summed over its texts
+    max_client_batch_size: int = 2048  # inputs in one HTTP request (OpenAI's own limit); more is a 413
+    max_concurrent_requests: int = 512  # HTTP encoding requests in flight; more get 429 + Retry-After
+    payload_limit: int = 2_000_000  # bytes of one HTTP request body; more is a 413
+    api_key: str | None = None  # HTTP requests must carry ``Authorization: Bearer <key>``
+    auto_truncate: bool = True  # TEI / OpenAI routes cut long inputs unless a request says truncate=false
+    graceful_timeout_s: float = 30.0  # on SIGTERM, how long requests in flight may take to be answered
 
     def checked(self) -> ServerSettings:
         """A copy with canonical values; bad values (and ones the original would hang on) are a clear error."""
@@ -53,11 +61,16 @@ class ServerSettings:
         if not layers or any(not -depth <= i < depth for i in layers):
             raise ValueError(f"pooling_layer {layers} must be encoder layers in [{-depth}, {depth - 1}] "
                              f"(-1 = last of {depth}, -2 = second to last)")
-        for name in ("num_worker", "max_batch_size", "priority_batch_size", "torch_threads"):
+        for name in ("num_worker", "max_batch_size", "priority_batch_size", "torch_threads", "max_batch_tokens",
+                     "max_client_batch_size", "max_concurrent_requests", "payload_limit"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.batch_wait_ms < 0:
             raise ValueError(f"batch_wait_ms must be >= 0, got {self.batch_wait_ms}")
+        if self.graceful_timeout_s < 0:
+            raise ValueError(f"graceful_timeout_s must be >= 0, got {self.graceful_timeout_s}")
+        if self.api_key is not None and not self.api_key.strip():
+            raise ValueError("api_key is empty: give a secret, or leave --api-key out")
         ports = [p for p in (self.port, self.port_out, self.http_port) if p is not None]
         if any(not 0 < p < 65536 for p in ports) or len(set(ports)) != len(ports):
             raise ValueError(f"port, port_out and http_port must be distinct ports in 1..65535, got {ports}")
@@ -65,12 +78,18 @@ class ServerSettings:
                                    pooling_strategy=checked_strategy(self.pooling_strategy))
 
     def threads_per_worker(self) -> int:
-        """``torch_threads``, or the process's cores shared between the workers."""
-        return self.torch_threads or max(1, len(os.sched_getaffinity(0)) // self.num_worker)
+        """``torch_threads``, else ``OMP_NUM_THREADS`` (as torch itself reads it), else the cores shared out."""
+        if self.torch_threads:
+            return self.torch_threads
+        omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+        if omp.isdigit() and int(omp) > 0:
+            return int(omp)
+        return max(1, len(os.sched_getaffinity(0)) // self.num_worker)
 
     def as_reported(self) -> dict:
         """The settings as the original reports its arguments (pooling_strategy as the enum's number)."""
         values = dataclasses.asdict(self)
+        values["api_key"] = "<set>" if self.api_key else None  # SHOW_CONFIG answers anyone on the ZMQ port
         values["model_dir"] = str(self.model_dir)
         values["pooling_strategy"] = STRATEGY_IDS[self.pooling_strategy]
         values["pooling_strategy_name"] = self.pooling_strategy

@@ -55,6 +55,17 @@ class Worker:
             self.process.join(timeout=timeout_s)
 
 
+def model_info(model) -> dict:
+    """What a loaded serving model tells the server and the HTTP front: shapes, settings, labels."""
+    import torch
+
+    return {"pid": os.getpid(), "threads": torch.get_num_threads(), "torch_version": torch.__version__,
+            "dimension": model.dimension,
+            "hidden_size": model.model.config.hidden_size if hasattr(model, "model") else None,
+            "sentence": getattr(model, "sentence", None), "labels": getattr(model, "labels", None),
+            "max_length": getattr(model, "max_length", None)}
+
+
 def run_worker(index: int, settings: ServerSettings, address: str, parent_pid: int) -> None:
     """Process entry point (spawned): serve batches until STOP or the parent's death."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which stops the workers in order
@@ -77,8 +88,7 @@ def run_worker(index: int, settings: ServerSettings, address: str, parent_pid: i
         socket.close()
         context.term()
         return
-    meta = {"pid": os.getpid(), "device": device, "threads": torch.get_num_threads(),
-            "torch_version": torch.__version__, "dimension": model.dimension}
+    meta = {"device": device, **model_info(model)}
     socket.send_multipart([b"READY", json.dumps(meta).encode()])
     with_tokens = settings.show_tokens_to_client
     try:
@@ -90,9 +100,9 @@ def run_worker(index: int, settings: ServerSettings, address: str, parent_pid: i
             frames = socket.recv_multipart()
             if frames[0] == b"STOP":
                 break
-            job_id, payload = frames[1], frames[2]
+            job_id, job = frames[1], json.loads(frames[2])
             try:
-                vectors, tokens = model.encode(json.loads(payload))
+                vectors, tokens = model.run(job["task"], job["items"])
             except Exception as error:
                 logger.exception("worker %d failed on a batch", index)
                 socket.send_multipart([b"ERROR", job_id, f"{type(error).__name__}: {error}".encode()])

@@ -222,3 +222,49 @@ def test_token_matrices_of_different_lengths_are_padded_when_reassembled():
 def test_malformed_requests_are_named(frames, message):
     with pytest.raises(ProtocolError, match=message):
         parse_request(frames)
+
+
+def test_batches_hold_at_most_max_batch_tokens_and_one_task():
+    """TEI's token budget: long texts make smaller batches; a text over the budget goes alone; tasks never mix."""
+    batcher = Batcher(max_batch_size=100, wait_s=0.0, max_batch_tokens=10)
+    long = batcher.add(Request(b"a", b"1", items=["l0", "l1", "l2"]), now=0.0, costs=[6, 6, 12])
+    short = batcher.add(Request(b"b", b"1", items=["s0", "s1", "s2", "s3"]), now=1.0, costs=[2, 2, 2, 2])
+    ids = batcher.add(Request(b"c", b"1", items=[[101, 102]], task="embed"), now=0.5, costs=[2])
+    batches = []
+    while batcher.seconds_until_ready(9.0) is not None:
+        batches.append(batcher.take())
+    assert [(b.task, b.items, b.tokens) for b in batches] == [
+        ("encode", ["l0"], 6), ("encode", ["l1"], 6), ("encode", ["l2"], 12),  # 6 + 6 > 10; 12 > 10 alone
+        ("embed", [[101, 102]], 2),  # then the task waiting longest: embed (0.5) before the rest of encode (1.0)
+        ("encode", ["s0", "s1", "s2", "s3"], 8)]
+    assert batcher.queued == batcher.queued_tokens == 0
+    assert {id(p) for b in batches for p in [s.pending for s in b.slices]} == {id(long), id(short), id(ids)}
+
+
+def test_token_estimates_thread_count_and_secrets(minilm_dir, monkeypatch):
+    from bertkit.serving.server import estimated_tokens
+
+    assert estimated_tokens("a" * 400, 512) == 103 and estimated_tokens("a" * 4000, 25) == 25
+    assert estimated_tokens(["tok", "ens"], 25) == 4
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    settings = ServerSettings(minilm_dir, api_key="hunter2").checked()
+    assert settings.threads_per_worker() == 3  # OMP_NUM_THREADS, as torch reads it
+    assert ServerSettings(minilm_dir, torch_threads=2).checked().threads_per_worker() == 2  # the flag wins
+    assert settings.as_reported()["api_key"] == "<set>"  # SHOW_CONFIG answers anyone on the ZMQ port
+    with pytest.raises(ValueError, match="api_key is empty"):
+        ServerSettings(minilm_dir, api_key=" ").checked()
+
+
+@pytest.mark.parametrize("payload, task, message", [
+    (b'{"task": "embed", "items": [[101, 7592, 102]]}', "embed", None),
+    (b'{"task": "classify", "items": [["a", null], ["a", "b"]]}', "classify", None),
+    (b'{"task": "embed", "items": [[101, -1]]}', None, "entry 0 of task embed is malformed"),
+    (b'{"task": "classify", "items": [["a"]]}', None, "entry 0 of task classify is malformed"),
+    (b'{"task": "nope", "items": []}', None, "must be a JSON list"),
+])
+def test_task_payloads_of_the_http_front(payload, task, message):
+    if message is None:
+        assert parse_request([b"id", payload, b"1", b"1"]).task == task
+    else:
+        with pytest.raises(ProtocolError, match=message):
+            parse_request([b"id", payload, b"1", b"1"])

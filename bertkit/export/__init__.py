@@ -1,0 +1,1 @@
+"""Layer 3: exporting a model for other runtimes (ONNX)."""
