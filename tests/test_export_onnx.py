@@ -1,6 +1,7 @@
 """`bertkit export onnx`: the graph (encoder + pooling + normalisation, dynamic batch and length) run by ONNX
 Runtime gives transformers' vectors pooled by hand, in the folder layout sentence-transformers and TEI read."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -27,6 +28,9 @@ def tiny_sentence_model(tmp_path_factory, minilm_dir):
     for name in ("vocab.txt", "tokenizer_config.json", "modules.json", "sentence_bert_config.json"):
         shutil.copy(minilm_dir / name, folder / name)
     shutil.copytree(minilm_dir / "1_Pooling", folder / "1_Pooling")
+    pooling = json.loads((folder / "1_Pooling" / "config.json").read_text())
+    pooling["word_embedding_dimension"] = 32  # this model's width, not MiniLM's 384
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(pooling))
     return folder, model
 
 

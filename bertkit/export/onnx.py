@@ -4,20 +4,20 @@ The graph is the encoder plus the folder's own pooling and normalisation, with d
 ``input_ids``, ``attention_mask``, ``token_type_ids`` (int64), outputs ``last_hidden_state`` (what
 sentence-transformers' and text-embeddings-inference's ONNX backends read, pooling themselves) and
 ``sentence_embedding`` (pooled, normalised when the folder says so). It goes through the public model API
-(``BertModel.forward``) and torch's dynamo exporter (the TorchScript exporter mis-exported MiniLM).
+(``EncoderModel.forward``, any architecture of the family) and torch's dynamo exporter (the TorchScript exporter
+mis-exported MiniLM); while traced, the model skips its value-dependent checks and shortcuts.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 
 from ..encoding import SentenceEncoder
-from ..model import BertModel
+from ..model import EncoderModel
 from ..pooling import TOKEN_POOLING, Pooling
 
 INPUT_NAMES = ["input_ids", "attention_mask", "token_type_ids"]
@@ -29,15 +29,12 @@ OPSET = 18
 class SentenceEmbeddingGraph(torch.nn.Module):
     """Encoder → pooling → (normalisation): what gets exported."""
 
-    def __init__(self, model: BertModel, pooling: str, normalize: bool):
+    def __init__(self, model: EncoderModel, pooling: str, normalize: bool):
         super().__init__()
         if pooling not in TOKEN_POOLING:
             raise ValueError(f"pooling {pooling!r} cannot be exported; choose one of {TOKEN_POOLING}")
+        # while exported the model skips its value-dependent checks and shortcuts (``kernels.exporting``)
         self.model, self.pool, self.normalize = model.eval(), Pooling(pooling), normalize
-        if hasattr(model, "check_inputs"):
-            # The model refuses out-of-vocabulary ids by reading their values, which a graph cannot do (the
-            # exporter stops at the data-dependent branch); in the graph only the shape checks stay.
-            model.check_inputs = _shape_checks_only
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 token_type_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,35 +43,6 @@ class SentenceEmbeddingGraph(torch.nn.Module):
         if self.normalize:
             pooled = torch.nn.functional.normalize(pooled, p=2.0, dim=1)
         return hidden, pooled
-
-
-def _shape_checks_only(input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
-                       token_type_ids: torch.Tensor | None) -> torch.Tensor:
-    """The segment ids to use, without the value checks of ``BertModel.check_inputs``."""
-    return torch.zeros_like(input_ids) if token_type_ids is None else token_type_ids
-
-
-def _padding_mask_always(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
-    """The additive padding mask, also when nothing is padded (the model skips it then, a choice made by looking
-    at the mask's values, which a graph cannot do)."""
-    if attention_mask is None:
-        return None
-    keep = attention_mask[:, None, None, :].to(dtype)
-    return (1.0 - keep) * torch.finfo(dtype).min
-
-
-@contextmanager
-def _graph_friendly(model: torch.nn.Module):
-    """Swap the model's value-dependent shortcuts for their general form while it is exported."""
-    module = __import__(type(model).__module__, fromlist=["_"])
-    saved = getattr(module, "additive_padding_mask", None)
-    if saved is not None:
-        module.additive_padding_mask = _padding_mask_always
-    try:
-        yield
-    finally:
-        if saved is not None:
-            module.additive_padding_mask = saved
 
 
 def export_onnx(model_dir: str | Path, out_dir: str | Path, pooling: str | None = None,
@@ -93,7 +61,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, pooling: str | None 
     example = encoder.tokenizer(["a short text", "a second, longer example text"], padding=True,
                                 return_tensors="pt")
     inputs = tuple(example[name].long() for name in INPUT_NAMES)
-    positions = encoder.model.config.max_position_embeddings
+    positions = encoder.model.config.max_tokens
     batch, length = torch.export.Dim("batch"), torch.export.Dim("sequence", max=positions)
     dynamic = {name: {0: batch, 1: length} for name in INPUT_NAMES}
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -106,9 +74,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, pooling: str | None 
             elif not item.name.endswith(WEIGHT_SUFFIXES):
                 shutil.copy2(item, staging / item.name)
         (staging / "onnx").mkdir()
-        # with gradients on, the model takes its plain-PyTorch path (its fused CPU inference kernels have no ONNX
-        # form); nothing is trained, the export only traces
-        with torch.inference_mode(False), torch.enable_grad(), _graph_friendly(encoder.model):
+        with torch.inference_mode(False):
             program = torch.onnx.export(graph, inputs, dynamo=True, input_names=INPUT_NAMES,
                                         output_names=OUTPUT_NAMES, dynamic_shapes=dynamic, opset_version=OPSET,
                                         external_data=False, verbose=False)

@@ -11,6 +11,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..config import BertConfig
+from . import kernels
 from .block import Layer
 from .embeddings import Embeddings
 from .heads import Pooler
@@ -91,7 +92,7 @@ class Encoder(nn.Module):
 
 def additive_padding_mask(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
     """(batch, seq) 1/0 mask → (batch, 1, 1, seq) additive mask; None when nothing is padded (faster kernels)."""
-    if attention_mask is None or bool(attention_mask.all()):
+    if attention_mask is None or (not kernels.exporting() and bool(attention_mask.all())):
         return None
     keep = attention_mask[:, None, None, :].to(dtype)
     return (1.0 - keep) * torch.finfo(dtype).min
@@ -150,6 +151,9 @@ class EncoderModel(Pretrained):
         config = self.config
         if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2:
             raise ValueError("input_ids must be a 2-D (batch, seq) tensor of token ids")
+        if kernels.exporting():  # a graph cannot branch on values: only the shapes are checked, at export time
+            return token_type_ids if token_type_ids is not None or config.type_vocab_size == 0 else \
+                torch.zeros_like(input_ids)
         if input_ids.is_floating_point():
             raise ValueError(f"input_ids must hold integer token ids, got {input_ids.dtype}")
         batch, seq = input_ids.shape

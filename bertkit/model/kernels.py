@@ -43,6 +43,12 @@ def _onednn_linear_available() -> bool:
 ONEDNN_LINEAR = _onednn_linear_available()  # benchmarks switch it off to measure what it buys
 
 
+def exporting() -> bool:
+    """Whether the model is being traced for export (ONNX, torch.export): graphs take the general path — no
+    value-dependent shortcuts, no kernels without an exported form."""
+    return torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export()
+
+
 def is_plain(*modules: nn.Module, kind: type = nn.Linear) -> bool:
     """Every module is exactly ``kind`` (not a subclass, not a wrapper) and nothing hooks into its forward."""
     if module_globals._global_forward_hooks or module_globals._global_forward_pre_hooks:
@@ -58,6 +64,8 @@ def is_exact_gelu(activation: nn.Module) -> bool:
 def _onednn_applies(layer: nn.Linear, x: torch.Tensor) -> bool:
     """oneDNN's linear has no autograd and runs fp32 on the CPU only."""
     if not ONEDNN_LINEAR or x.device.type != "cpu" or x.dtype != torch.float32 or layer.weight.dtype != torch.float32:
+        return False
+    if exporting():
         return False
     if torch.is_autocast_enabled("cpu"):
         return False

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..encoding import SentenceEncoder, pad_batch
-from ..model import BertModel
+from ..model import EncoderModel
 from ..pooling import TOKEN_POOLING, Pooling, cls_pool, max_pool, mean_pool
 from ..tokenization import BertTokenizer
 from .features import Item, build_features
@@ -65,7 +65,7 @@ class ServingModel:
     """A BERT that answers bert-as-service encode requests with the server's settings, and the TEI / OpenAI
     routes' token ids with the folder's own sentence-transformers settings."""
 
-    def __init__(self, model: BertModel, tokenizer: BertTokenizer, settings: ServerSettings,
+    def __init__(self, model: EncoderModel, tokenizer: BertTokenizer, settings: ServerSettings,
                  sentence: dict | None = None):
         self.model = model.eval()
         self.tokenizer = tokenizer

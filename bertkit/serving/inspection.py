@@ -8,10 +8,11 @@ from pathlib import Path
 import torch
 
 from .. import checkpoint
-from ..model import BertForMaskedLM, BertModel
+from ..model import AutoModel, AutoModelForMaskedLM
 from .embedding import load_tokenizer
 
-MLM_HEAD_PREFIX = "cls.predictions."
+# transformers' names of the MLM head in each architecture (BERT, RoBERTa, ALBERT, DistilBERT, ELECTRA's generator)
+MLM_HEAD_PREFIXES = ("cls.predictions.", "lm_head.", "predictions.", "vocab_transform.", "generator_predictions.")
 
 
 def model_name(folder: Path) -> str:
@@ -30,7 +31,7 @@ def has_mlm_head(folder: Path) -> bool:
             names = list(f.keys())
     else:
         names = list(checkpoint.read_state_dict(path))
-    return any(MLM_HEAD_PREFIX in name for name in names)
+    return any(name.startswith(MLM_HEAD_PREFIXES) for name in names)
 
 
 class Inspector:
@@ -38,9 +39,9 @@ class Inspector:
 
     def __init__(self, folder: Path, cased: bool = False, max_tokens: int | None = None):
         self.tokenizer = load_tokenizer(folder, cased)
-        self.mlm = BertForMaskedLM.from_pretrained(folder) if has_mlm_head(folder) else None
-        self.bert = self.mlm.bert if self.mlm is not None else BertModel.from_pretrained(folder)
-        positions = self.bert.config.max_position_embeddings
+        self.mlm = AutoModelForMaskedLM.from_pretrained(folder) if has_mlm_head(folder) else None
+        self.bert = self.mlm.base_model if self.mlm is not None else AutoModel.from_pretrained(folder)
+        positions = self.bert.config.max_tokens
         self.max_tokens = min(max_tokens or positions, positions)
         self.folder = folder
         self.lock = threading.Lock()
@@ -85,8 +86,8 @@ class Inspector:
         """The ``top_k`` most likely tokens at each ``[MASK]`` of ``text``, with their probabilities."""
         if self.mlm is None:
             name = model_name(self.folder)
-            raise LookupError(f"the served model ({name}) has no masked-LM head ({MLM_HEAD_PREFIX}*), so it cannot "
-                              "fill masks; serve a BertForMaskedLM / BertForPreTraining checkpoint")
+            raise LookupError(f"the served model ({name}) has no masked-LM head (cls.predictions.*), so it cannot "
+                              "fill masks; serve a checkpoint with one (BertForMaskedLM, BertForPreTraining, …)")
         mask = self.tokenizer.mask_token
         if mask not in text:
             raise ValueError(f"text must contain {mask} where a word should be guessed")
