@@ -141,11 +141,13 @@ class BertConfig:
         if name not in PRESETS:
             raise ValueError(f"unknown preset {name!r} for {model_type}; choose one of {list(named) + list(PRESETS)}")
         shape = _shape(name)
-        # the BERT shapes in another architecture keep what makes it that architecture
-        own = {"distilbert": dict(type_vocab_size=0),
-               "albert": dict(num_hidden_groups=1, embedding_size=min(128, shape["hidden_size"]),
-                              hidden_act="gelu_new")}.get(model_type, {})
-        return cls(**shape | dict(model_type=model_type) | own | overrides)
+        return cls(**shape | dict(model_type=model_type) | _essentials(model_type, shape["hidden_size"]) | overrides)
+
+    def as_architecture(self, model_type: str) -> BertConfig:
+        """The same sizes in another architecture, with what makes it that architecture (ALBERT's factorized,
+        shared layers; DistilBERT without segments): a model trained from scratch to compare architectures."""
+        values = self.fields() | dict(model_type=model_type, embedding_size=None, num_hidden_groups=None)
+        return type(self)(**values | _essentials(model_type, self.hidden_size))
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> BertConfig:
@@ -194,6 +196,13 @@ def _shape(name: str) -> dict[str, int]:
     """Layers, hidden size, heads and FFN size of a BERT preset."""
     layers, hidden, heads = PRESETS[name]
     return dict(num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=heads, intermediate_size=4 * hidden)
+
+
+def _essentials(model_type: str, hidden_size: int) -> dict[str, Any]:
+    """What a BERT shape needs to be an instance of ``model_type``."""
+    return {"distilbert": dict(type_vocab_size=0),
+            "albert": dict(num_hidden_groups=1, embedding_size=min(128, hidden_size), hidden_act="gelu_new")
+            }.get(model_type, {})
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:

@@ -185,8 +185,19 @@ def test_roberta_refuses_inputs_beyond_its_positions():
         model(torch.full((1, 11), 5))
 
 
-def test_distilbert_refuses_segment_ids():
-    model = AutoModel.from_config(small(model_type="distilbert", type_vocab_size=0))
-    model(torch.tensor([[2, 3]]), token_type_ids=torch.zeros(1, 2, dtype=torch.long))
-    with pytest.raises(ValueError, match="no segment embeddings"):
-        model(torch.tensor([[2, 3]]), token_type_ids=torch.ones(1, 2, dtype=torch.long))
+def test_distilbert_ignores_segment_ids_as_transformers_does():
+    model = AutoModel.from_config(small(model_type="distilbert", type_vocab_size=0)).eval()
+    ids = torch.tensor([[2, 3, 4]])
+    with torch.no_grad():
+        plain = model(ids).last_hidden_state
+        paired = model(ids, token_type_ids=torch.tensor([[0, 1, 1]])).last_hidden_state
+    assert torch.equal(plain, paired)
+
+
+def test_any_bert_folder_becomes_another_architecture_from_scratch():
+    bert = BertConfig.preset("mini", vocab_size=99)
+    albert = bert.as_architecture("albert")
+    assert (albert.model_type, albert.num_hidden_groups, albert.embedding_size, albert.hidden_size) == (
+        "albert", 1, 128, 256)
+    assert bert.as_architecture("distilbert").type_vocab_size == 0
+    assert AutoModel.from_config(albert).num_parameters() < AutoModel.from_config(bert).num_parameters() / 2

@@ -120,3 +120,20 @@ def test_presets_keep_what_makes_each_architecture():
     albert = BertConfig.preset("tiny", model_type="albert")
     assert albert.num_hidden_groups == 1 and albert.embedding_size == 128
     assert BertConfig.preset("mini", model_type="distilbert").type_vocab_size == 0
+
+
+def test_fine_tuning_from_scratch_as_another_architecture(tmp_path, capsys):
+    from finetuning_fixtures import save_tiny_model, sentiment_examples
+
+    folder = save_tiny_model(tmp_path / "tiny")
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(e) + "\n" for e in sentiment_examples(48, 0)))
+    common = [f"model={folder}", f"train_file={train}", "epochs=1", "batch_size=8", "max_length=24",
+              "progress=false", "threads=1"]
+    assert main(["finetune", *common, f"output_dir={tmp_path / 'albert'}", "init=random", "architecture=albert"]) == 0
+    written = json.loads((tmp_path / "albert" / "best" / "config.json").read_text())
+    assert written["model_type"] == "albert" and written["architectures"] == ["AlbertForSequenceClassification"]
+    assert written["num_hidden_groups"] == 1
+    capsys.readouterr()
+    assert main(["finetune", *common, f"output_dir={tmp_path / 'x'}", "architecture=albert"]) == 2
+    assert "only applies to a model trained from scratch (init: random)" in capsys.readouterr().err

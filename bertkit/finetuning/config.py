@@ -39,6 +39,7 @@ class FinetuneConfig(Options):
     # model
     model: str | None = None  # a Hugging Face BERT folder; None: the installed all-MiniLM-L6-v2
     init: str = "pretrained"  # or "random": the same shape with fresh weights (the baseline)
+    architecture: str | None = None  # init: random only: the folder's sizes as another architecture of the family
     classifier_head: str = "linear"
     classifier_dropout: float | None = None
     pooling: str = "pooled"
@@ -78,6 +79,12 @@ class FinetuneConfig(Options):
         check_task(self.task)
         if self.init not in ("pretrained", "random"):
             raise ValueError(f"init must be 'pretrained' or 'random', got {self.init!r}")
+        architectures = ("bert", "roberta", "albert", "electra", "distilbert")
+        if self.architecture is not None and self.architecture not in architectures:
+            raise ValueError(f"architecture must be one of {architectures}, got {self.architecture!r}")
+        if self.architecture is not None and self.init != "random":
+            raise ValueError("architecture: only applies to a model trained from scratch (init: random); a "
+                             "pretrained folder keeps its own")
         if self.bio not in ("repair", "strict"):
             raise ValueError(f"bio must be 'repair' or 'strict', got {self.bio!r}")
         for name in ("epochs", "batch_size", "eval_batch_size", "max_length", "gradient_accumulation_steps",

@@ -110,6 +110,8 @@ def build_model(config: FinetuneConfig, labels: LabelMap, words: str = "whitespa
     """The task model: pretrained encoder weights and a fresh head (or all fresh for ``init: random``)."""
     folder = model_dir(config)
     base = BertConfig.from_json_file(folder / "config.json")
+    if config.architecture and config.architecture != base.model_type:
+        base = base.as_architecture(config.architecture)
     model_class = MODEL_CLASSES[config.task]
     tc = task_config(config, base, labels, words)
     model = model_class.from_pretrained(folder, config=tc) if config.init == "pretrained" else model_class(tc)

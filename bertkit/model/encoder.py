@@ -166,10 +166,7 @@ class EncoderModel(Pretrained):
         for name, tensor in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
             if tensor is not None and tuple(tensor.shape) != (batch, seq):
                 raise ValueError(f"{name} has shape {tuple(tensor.shape)}, input_ids {(batch, seq)}")
-        if config.type_vocab_size == 0:
-            if token_type_ids is not None and token_type_ids.numel() and bool(token_type_ids.any()):
-                raise ValueError(f"this {config.model_type} model has no segment embeddings: token_type_ids must "
-                                 "be all 0 (or not given)")
+        if config.type_vocab_size == 0:  # DistilBERT: segments are not an input (BERT tokenizers still give them)
             return None
         if token_type_ids is None:
             return torch.zeros_like(input_ids)
