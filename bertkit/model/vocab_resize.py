@@ -14,8 +14,8 @@ from torch import nn
 
 
 def _base_model(model: nn.Module) -> nn.Module:
-    """The ``BertModel`` inside a head model (``model.bert``), or the model itself."""
-    return getattr(model, "bert", model)
+    """The encoder inside a head model (``model.bert``, ``model.roberta``, …), or the model itself."""
+    return getattr(model, "base_model", model)
 
 
 @torch.no_grad()
