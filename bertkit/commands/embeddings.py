@@ -36,8 +36,10 @@ def run_whiten(args: argparse.Namespace) -> None:
 
 def run_train(args: argparse.Namespace) -> None:
     from ..encoding.training import EmbeddingTrainConfig, train_embeddings
+    from ..training.options import flag_values, parse_overrides
 
-    results = train_embeddings(EmbeddingTrainConfig.from_yaml(args.config, args.overrides))
+    overrides = parse_overrides(args.overrides) | flag_values(args, EmbeddingTrainConfig)
+    results = train_embeddings(EmbeddingTrainConfig.from_yaml(args.config, overrides))
     print(json.dumps({k: v for k, v in results.items() if k != "config"}, indent=2))
 
 
@@ -57,5 +59,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                               description="Options come from --config (YAML) and KEY=VALUE overrides, e.g. "
                                           "loss=cosent lr=3e-5 (see bertkit.encoding.training.EmbeddingTrainConfig).")
     p.add_argument("--config", help="a YAML file of EmbeddingTrainConfig options")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="options over the file's")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="options over the file's (or as --key value)")
+    from ..encoding.training import EmbeddingTrainConfig
+    from ..training.options import add_option_flags
+
+    add_option_flags(p, EmbeddingTrainConfig)
     p.set_defaults(run=run_train)

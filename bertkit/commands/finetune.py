@@ -9,8 +9,9 @@ import json
 def run(args: argparse.Namespace) -> None:
     from ..finetuning.config import FinetuneConfig
     from ..finetuning.train import finetune
+    from ..training.options import flag_values, parse_overrides
 
-    config = FinetuneConfig.from_yaml(args.config, args.overrides)
+    config = FinetuneConfig.from_yaml(args.config, parse_overrides(args.overrides) | flag_values(args, FinetuneConfig))
     result = finetune(config)
     print(json.dumps({"output_dir": result.output_dir, "metric": result.metric, "dev": result.dev,
                       "test": result.test, "train_seconds": round(result.train_seconds, 1),
@@ -20,10 +21,13 @@ def run(args: argparse.Namespace) -> None:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("finetune", help="fine-tune a BERT on a classification / NER / pair / QA task",
-                              description="Options come from --config (YAML) and KEY=VALUE overrides, e.g. "
-                                          "lr=3e-5 epochs=2 (see bertkit.finetuning.config.FinetuneConfig).")
+                              description="Options come from --config (YAML), then KEY=VALUE overrides or "
+                                          "--key value flags, e.g. lr=3e-5 --epochs 2 (see "
+                                          "bertkit.finetuning.config.FinetuneConfig).")
     p.add_argument("--config", help="a YAML file of FinetuneConfig options")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="options over the file's")
-    p.add_argument("--train-head-only", dest="overrides", action="append_const", const="train_head_only=true",
-                   help="freeze the encoder: only the head learns")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="options over the file's (or as --key value)")
+    from ..finetuning.config import FinetuneConfig
+    from ..training.options import add_option_flags
+
+    add_option_flags(p, FinetuneConfig)  # --lr 3e-5 --epochs 2 --bf16 --train-head-only …
     p.set_defaults(run=run)

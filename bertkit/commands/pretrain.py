@@ -3,58 +3,17 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import types
-import typing
 from pathlib import Path
-
-
-def _field_type(field: dataclasses.Field):
-    """The argparse converter of a config field (``int | None`` → int; lists take several values)."""
-    hint = field.type if not isinstance(field.type, str) else eval(field.type, vars(typing), {})  # noqa: S307
-    args = [a for a in typing.get_args(hint) if a is not type(None)]
-    if typing.get_origin(hint) in (typing.Union, types.UnionType) and args:
-        hint = args[0]
-    return hint
-
-
-def _bool(value: str) -> bool:
-    if value.lower() in ("1", "true", "yes", "on"):
-        return True
-    if value.lower() in ("0", "false", "no", "off"):
-        return False
-    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
-
-
-def add_config_options(parser: argparse.ArgumentParser, config_class: type) -> None:
-    """One ``--field-name`` option per dataclass field, all defaulting to 'not given' so the YAML file stands."""
-    for field in dataclasses.fields(config_class):
-        hint = _field_type(field)
-        option = "--" + field.name.replace("_", "-")
-        if typing.get_origin(hint) is list:
-            parser.add_argument(option, dest=field.name, nargs="+", default=argparse.SUPPRESS)
-        else:
-            convert = _bool if hint is bool else hint
-            parser.add_argument(option, dest=field.name, type=convert, default=argparse.SUPPRESS,
-                                metavar=field.name.upper())
-
-
-def config_overrides(args: argparse.Namespace, config_class: type) -> dict:
-    """The config fields given on the command line."""
-    return {f.name: getattr(args, f.name) for f in dataclasses.fields(config_class) if hasattr(args, f.name)}
 
 
 def cmd_pretrain(args: argparse.Namespace) -> None:
     """Pretrain (or continue pretraining) from a YAML config, with command-line overrides."""
-    from ..finetuning.config import parse_overrides
     from ..pretraining import PretrainingConfig, run_pretraining
+    from ..training.options import flag_values, parse_overrides
 
-    # `--max-steps 200` and fine-tuning's `max_steps=200` spellings both work; flags win over key=value
-    overrides = parse_overrides(args.overrides) | config_overrides(args, PretrainingConfig)
-    if args.config:
-        config = PretrainingConfig.from_yaml(args.config, **overrides)
-    else:
-        config = PretrainingConfig.from_dict(overrides)
+    # `--max-steps 200` and `max_steps=200` both work, as in every command; flags win over key=value
+    overrides = parse_overrides(args.overrides) | flag_values(args, PretrainingConfig)
+    config = PretrainingConfig.from_yaml(args.config, overrides)
     if not config.corpus:
         raise ValueError("no corpus: give `corpus:` in the config file or --corpus FILE [FILE ...]")
     summary = run_pretraining(config, resume=args.resume)
@@ -105,13 +64,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the pretraining subcommands."""
     from ..pretraining import PretrainingConfig
     from ..pretraining.masking import STRATEGIES
+    from ..training.options import add_option_flags
 
     p = sub.add_parser("pretrain", help="pretrain a BERT (MLM + NSP/SOP) from text files",
                        description="Settings come from --config FILE.yaml; every field can be overridden here.")
     p.add_argument("--config", help="YAML file of PretrainingConfig fields")
     p.add_argument("--resume", action="store_true", help="continue from output_dir's latest checkpoint")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="settings over the file's, as `bertkit finetune`")
-    add_config_options(p, PretrainingConfig)
+    add_option_flags(p, PretrainingConfig)
     p.set_defaults(run=cmd_pretrain)
 
     from ..pretraining.sources import LANGUAGES, SOURCES

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import dataclasses
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
+from ..training.options import Options
 from .instances import TASKS
 from .masking import MaskingConfig
 from .tokenized import WORD_BOUNDARIES
 
 
 @dataclass
-class PretrainingConfig:
+class PretrainingConfig(Options):
     """A pretraining run: corpus, tokenizer, model, instances, masking, optimisation, output."""
+
+    KIND: ClassVar[str] = "pretraining"
 
     corpus: list[str] = field(default_factory=list)  # text files
     corpus_format: str = "lines"  # "lines": a sentence a line, blank line between documents; "raw": running text
@@ -80,33 +80,3 @@ class PretrainingConfig:
         return MaskingConfig(strategy=self.masking, mlm_probability=self.mlm_probability,
                              max_predictions_per_seq=self.max_predictions_per_seq)
 
-    @classmethod
-    def from_yaml(cls, path: str | os.PathLike, **overrides: Any) -> PretrainingConfig:
-        """Read a YAML file of fields; ``overrides`` (e.g. from the command line) win; unknown keys are errors."""
-        import yaml
-
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
-        try:
-            values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as error:
-            raise ValueError(f"{path} is not valid YAML: {error}") from None
-        if not isinstance(values, dict):
-            raise ValueError(f"{path} must hold a mapping of settings, not {type(values).__name__}")
-        return cls.from_dict({**values, **overrides})
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> PretrainingConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown pretraining setting(s) {unknown}; known: {sorted(known)}")
-        values = dict(values)
-        for name in ("corpus", "eval_corpus"):
-            if isinstance(values.get(name), str):
-                values[name] = [values[name]]
-        return cls(**values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)

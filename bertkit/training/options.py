@@ -1,17 +1,25 @@
-"""Typed run options from a YAML file plus ``key=value`` overrides: the one loader the commands' configs share.
+"""Typed run options from a YAML file plus overrides: the one loader every command's config shares.
 
-A config is a dataclass that inherits :class:`Options`; unknown keys are errors that list the known ones, and
-values given as text where a number is expected (YAML 1.1 reads ``2e-5`` as a string) are converted.
+A config is a dataclass that inherits :class:`Options`. Values are typed from the field annotations whatever
+their source — YAML (whose 1.1 rules read ``1e-4`` as a string), ``key=value`` overrides or ``--key value`` flags —
+so a mistake is one line naming the field, the value and what was expected, before any work starts; an unknown key
+is refused with the nearest known names ("did you mean …").
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
+import difflib
 import os
+import types
+import typing
 from pathlib import Path
 from typing import Any, ClassVar
 
 import yaml
+
+TRUE, FALSE = ("true", "yes", "on", "1"), ("false", "no", "off", "0")
 
 
 class Options:
@@ -22,23 +30,19 @@ class Options:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]):
-        """Build from a dict; an unknown key is an error that lists the known ones."""
-        known = {f.name for f in dataclasses.fields(cls)}
+        """Build from a dict: aliases resolved, unknown keys refused, every value typed by its field."""
         values = {cls.ALIASES.get(k, k): v for k, v in values.items()}
-        unknown = sorted(set(values) - known)
+        hints = typing.get_type_hints(cls)
+        known = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(set(values) - set(known))
         if unknown:
-            raise ValueError(f"unknown {cls.KIND} option(s) {unknown}; known: {sorted(known)}")
-        for f in dataclasses.fields(cls):  # YAML 1.1 reads 2e-5 (no dot) as a string
-            if "float" in str(f.type) and isinstance(values.get(f.name), str):
-                try:
-                    values[f.name] = float(values[f.name])
-                except ValueError:
-                    raise ValueError(f"{f.name} must be a number, got {values[f.name]!r}") from None
-        return cls(**values)
+            raise ValueError(f"unknown {cls.KIND} option(s) {unknown}{_suggestions(unknown, known)}")
+        typed = {name: coerce(name, value, hints[name]) for name, value in values.items()}
+        return cls(**typed)
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike | None, overrides: list[str] | tuple[str, ...] = ()):
-        """A YAML file's options (or none), then ``key=value`` overrides (values parsed as YAML: 2e-5, true)."""
+    def from_yaml(cls, path: str | os.PathLike | None, overrides: list[str] | tuple[str, ...] | dict[str, Any] = ()):
+        """A YAML file's options (or none), then overrides: ``key=value`` strings (values read as YAML) or a dict."""
         values: dict[str, Any] = {}
         if path is not None:
             path = Path(path)
@@ -50,11 +54,74 @@ class Options:
                 raise ValueError(f"{path} is not valid YAML: {error}") from None
             if not isinstance(values, dict):
                 raise ValueError(f"{path} must hold a mapping of option: value")
-        values.update(parse_overrides(overrides))
+        values.update(overrides if isinstance(overrides, dict) else parse_overrides(overrides))
         return cls.from_dict(values)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+def _suggestions(unknown: list[str], known: list[str]) -> str:
+    """"; did you mean learning_rate?" for the unknown names that resemble known ones."""
+    close = {name: difflib.get_close_matches(name, known, n=2, cutoff=0.6) for name in unknown}
+    hints = [f"{name} → {' or '.join(matches)}" for name, matches in close.items() if matches]
+    return f"; did you mean: {', '.join(hints)}?" if hints else "; `--help` lists the options"
+
+
+def _describe(hint: Any) -> str:
+    return {int: "an integer", float: "a number", bool: "true or false", str: "a text"}.get(hint, str(hint))
+
+
+def coerce(name: str, value: Any, hint: Any) -> Any:
+    """``value`` as the annotation ``hint`` asks (int, float, bool, str, list, dict, optional), or a ValueError
+    naming the field: ``learning_rate must be a number, got 'fast'``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.lower() in ("null", "none", "~")):
+            if type(None) in args:
+                return None
+        options = [a for a in args if a is not type(None)]
+        return coerce(name, value, options[0]) if len(options) == 1 else value
+    if origin is list:
+        items = value if isinstance(value, list) else [value]
+        return [coerce(name, item, args[0]) if args else item for item in items]
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{name} must be a mapping (key: value), got {value!r}")
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in TRUE + FALSE:
+            return value.lower() in TRUE
+        raise ValueError(f"{name} must be true or false, got {value!r}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value)
+            except ValueError:
+                pass
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return str(value)  # a folder named 2024
+        raise ValueError(f"{name} must be {_describe(str)}, got {value!r}")
+    return value
 
 
 def parse_overrides(overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
@@ -66,3 +133,28 @@ def parse_overrides(overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
             raise ValueError(f"override {item!r} is not key=value")
         values[key.strip().replace("-", "_")] = yaml.safe_load(raw)
     return values
+
+
+def add_option_flags(parser: argparse.ArgumentParser, config_class: type) -> None:
+    """One ``--field-name VALUE`` flag per field (lists take several values; aliases too, e.g. ``--lr``), all
+    defaulting to 'not given' so the YAML file stands; values are typed later, with the same rules as YAML's."""
+    names = {f.name: [f.name] for f in dataclasses.fields(config_class)}
+    for alias, name in getattr(config_class, "ALIASES", {}).items():
+        if alias not in names:
+            names[name].append(alias)
+    hints = typing.get_type_hints(config_class)
+    for name, spellings in names.items():
+        flags = ["--" + s.replace("_", "-") for s in spellings]
+        hint = hints[name]
+        if typing.get_origin(hint) is list:
+            parser.add_argument(*flags, dest=name, nargs="+", default=argparse.SUPPRESS)
+        elif hint is bool or bool in typing.get_args(hint):  # `--bf16` alone means true; `--bf16 false` works
+            parser.add_argument(*flags, dest=name, nargs="?", const="true", default=argparse.SUPPRESS,
+                                metavar="BOOL")
+        else:
+            parser.add_argument(*flags, dest=name, default=argparse.SUPPRESS, metavar=name.upper())
+
+
+def flag_values(args: argparse.Namespace, config_class: type) -> dict[str, Any]:
+    """The options given as ``--flags`` on the command line."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(config_class) if hasattr(args, f.name)}

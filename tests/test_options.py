@@ -1,0 +1,72 @@
+"""One typed config loader for every command: YAML, key=value and --flags typed alike; mistakes are one line."""
+
+import dataclasses
+import typing
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bertkit.cli import main
+from bertkit.encoding.training import EmbeddingTrainConfig
+from bertkit.finetuning.config import FinetuneConfig
+from bertkit.pretraining import PretrainingConfig
+
+CONFIGS = [PretrainingConfig, FinetuneConfig, EmbeddingTrainConfig]
+VALUES = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(allow_nan=True),
+                   st.text(max_size=12), st.lists(st.text(max_size=5), max_size=3),
+                   st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2),
+                   st.sampled_from(["1e-4", "64.5", "yes_please", "sixteen", "true", "null", "2", "0.5"]))
+
+
+@pytest.mark.parametrize("config_class", CONFIGS, ids=lambda c: c.__name__)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_value_for_any_field_builds_or_is_one_clear_error(config_class, data):
+    field = data.draw(st.sampled_from([f.name for f in dataclasses.fields(config_class)]))
+    value = data.draw(VALUES)
+    try:
+        config = config_class.from_dict({field: value})
+    except (ValueError, FileNotFoundError) as error:  # a message for a person, never a TypeError from deep inside
+        assert "\n" not in str(error) and len(str(error)) < 400
+        return
+    hint = typing.get_type_hints(config_class)[field]
+    kept = getattr(config, field)
+    if hint in (int, float, bool, str):
+        assert isinstance(kept, hint) and not (hint is int and isinstance(kept, bool))
+
+
+@pytest.mark.parametrize("values,message", [
+    ({"learning_rate": "fast"}, "learning_rate must be a number, got 'fast'"),
+    ({"batch_size": "sixteen"}, "batch_size must be an integer, got 'sixteen'"),
+    ({"max_seq_length": 64.5}, "max_seq_length must be an integer, got 64.5"),
+    ({"bf16": "yes_please"}, "bf16 must be true or false, got 'yes_please'"),
+    ({"lerning_rate": 1e-4}, r"unknown pretraining option\(s\) \['lerning_rate'\]; did you mean: lerning_rate → "
+                             "learning_rate"),
+])
+def test_pretraining_mistakes_name_the_field(values, message):
+    with pytest.raises(ValueError, match=message):
+        PretrainingConfig.from_dict(values)
+
+
+def test_yaml_numbers_and_overrides_are_typed(tmp_path):
+    (tmp_path / "run.yaml").write_text("learning_rate: 1e-4\nbatch_size: 16\nbf16: yes\ncorpus: a.txt\n")
+    config = PretrainingConfig.from_yaml(tmp_path / "run.yaml", ["warmup_steps=5", "max_minutes=2.5"])
+    assert (config.learning_rate, config.batch_size, config.bf16, config.corpus) == (1e-4, 16, True, ["a.txt"])
+    assert (config.warmup_steps, config.max_minutes) == (5, 2.5)
+    finetune = FinetuneConfig.from_yaml(None, ["lr=1e-4", "threads=2", "bf16=false"])
+    assert (finetune.learning_rate, finetune.threads, finetune.bf16) == (1e-4, 2, False)
+    with pytest.raises(ValueError, match="threads must be an integer, got 'two'"):
+        FinetuneConfig.from_yaml(None, ["threads=two"])
+
+
+def test_every_command_takes_key_value_and_flags(tmp_path, capsys):
+    """`bertkit finetune --lr … --bf16` (refused before) reaches the config, typed; a bad value is one line."""
+    assert main(["finetune", "--lr", "3e-5", "--epochs", "x"]) == 2
+    assert "epochs must be an integer, got 'x'" in capsys.readouterr().err
+    assert main(["finetune", "--bf16", "maybe"]) == 2
+    assert "bf16 must be true or false, got 'maybe'" in capsys.readouterr().err
+    assert main(["pretrain", "learning_rate=fast"]) == 2
+    assert "learning_rate must be a number, got 'fast'" in capsys.readouterr().err
+    assert main(["pretrain", "--batch-size", "sixteen"]) == 2
+    assert "batch_size must be an integer, got 'sixteen'" in capsys.readouterr().err
