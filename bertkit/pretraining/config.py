@@ -58,6 +58,8 @@ class PretrainingConfig(Options):
     eval_steps: int = 0
     eval_batches: int = 20
     save_steps: int = 0
+    save_total_limit: int = 2  # checkpoints kept (the newest; the one `latest` names is never removed)
+    overwrite: bool = False  # replace an earlier run in output_dir (else: refused; continue one with --resume)
     max_minutes: float | None = None  # stop early (evaluated, saved) once this much time is spent
     output_dir: str = "out/pretrain"
     progress: bool = True

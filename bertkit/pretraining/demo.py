@@ -32,7 +32,7 @@ def run_pretraining_demo(model_dir: Path, out_dir: Path = Path("out/demo"), minu
     config = PretrainingConfig(corpus=[str(corpus)], tokenizer=str(model_dir), output_dir=str(out_dir / "pretrain"),
                                model_preset="tiny", max_seq_length=64, batch_size=32, max_steps=400,
                                learning_rate=1e-3, warmup_steps=30, logging_steps=10, eval_steps=100,
-                               eval_batches=5, max_minutes=minutes, bf16=True)
+                               eval_batches=5, max_minutes=minutes, bf16=True, overwrite=True)  # the tour owns it
     tokenizer = BertTokenizer.from_pretrained(model_dir)
     torch.manual_seed(config.seed)
     print(f"corpus: {len(reviews):,} Rotten Tomatoes reviews; model: 2 layers, hidden 128; "

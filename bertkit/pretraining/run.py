@@ -22,6 +22,7 @@ from ..model import (
 )
 from ..tokenization import AutoTokenizer, BertTokenizer
 from ..training import Trainer, TrainingArguments, distributed
+from ..training.state import check_output_dir
 from .config import PretrainingConfig
 from .dataset import Example, PretrainingBatches, collate, mask_statically, to_example
 from .documents import read_documents
@@ -156,6 +157,9 @@ def parameter_checksum(model: torch.nn.Module) -> float:
 def run_pretraining(config: PretrainingConfig, resume: bool = False) -> dict:
     """Train, evaluate, save the final model (with its tokenizer) and ``summary.json``; returns the summary."""
     distributed.init()
+    # before any data preparation: a run over an earlier one is refused at once (every rank decides alike)
+    check_output_dir(config.output_dir, resume, config.overwrite, clear=distributed.is_main())
+    distributed.barrier()
     torch.manual_seed(config.seed)  # the same initial weights on every rank and in every rerun
     tokenizer = load_tokenizer(config)
     model = build_model(config, tokenizer)
@@ -171,7 +175,8 @@ def run_pretraining(config: PretrainingConfig, resume: bool = False) -> dict:
         weight_decay=config.weight_decay, warmup_steps=config.warmup_steps, lr_schedule=config.lr_schedule,
         gradient_accumulation_steps=config.gradient_accumulation_steps, max_grad_norm=config.max_grad_norm,
         bf16=config.bf16, seed=config.seed, logging_steps=config.logging_steps, eval_steps=config.eval_steps,
-        save_steps=config.save_steps, plot_keys=PLOT_KEYS, progress=config.progress,
+        save_steps=config.save_steps, save_total_limit=config.save_total_limit, plot_keys=PLOT_KEYS,
+        progress=config.progress,
         max_minutes=config.max_minutes, caching_allocator=config.caching_allocator)
 
     def evaluate(m: torch.nn.Module) -> dict[str, float]:

@@ -118,7 +118,16 @@ class Trainer:
         trainer_state = state.load_trainer_state(folder)
         from ..checkpoint import load_weights
 
-        load_weights(self.model, folder)
+        try:
+            load_weights(self.model, folder)
+        except ValueError as error:
+            raise ValueError(f"cannot resume from {folder}: its model differs from this run's ({error})") from None
+        saved_steps = trainer_state.get("max_steps", self.args.max_steps)
+        if saved_steps != self.args.max_steps:
+            # LambdaLR saves its step, not its formula: the schedule continues at step N of the new max_steps
+            logger.warning("resuming a run of max_steps %d with max_steps %d: the learning rate follows the new "
+                           "schedule from step %d (warm-up as configured, decay ending at step %d)", saved_steps,
+                           self.args.max_steps, trainer_state["step"], self.args.max_steps)
         self.optimizer.load_state_dict(trainer_state["optimizer"])
         self.scheduler.load_state_dict(trainer_state["scheduler"])
         self.data.load_state_dict(trainer_state["data"][distributed.rank()])
@@ -132,7 +141,7 @@ class Trainer:
         data_states = distributed.gather(self.data.state_dict())
         rngs = distributed.gather(state.rng_states())
         if distributed.is_main():
-            values = {"step": self.step, "optimizer": self.optimizer.state_dict(),
+            values = {"step": self.step, "max_steps": self.args.max_steps, "optimizer": self.optimizer.state_dict(),
                       "scheduler": self.scheduler.state_dict(), "data": data_states, "rng": rngs,
                       "best_metric": self.best_metric, "bad_evals": self.bad_evals}
             state.save_checkpoint(self.output_dir / "checkpoints", self.step, self.model, values, self.tokenizer,

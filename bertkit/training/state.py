@@ -50,9 +50,35 @@ def save_checkpoint(
     shutil.rmtree(final, ignore_errors=True)
     os.replace(staging, final)
     write_text_atomic(directory / LATEST, final.name + "\n")
-    for old in sorted(directory.glob("step-*"))[:-keep] if keep > 0 else []:
+    # newest first by the time they were written, not by their step (a rerun may write lower steps); the one
+    # `latest` names is never removed
+    older = sorted((p for p in directory.glob("step-*") if p != final), key=lambda p: p.stat().st_mtime,
+                   reverse=True)
+    for old in older[max(keep - 1, 0):] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+RUN_FILES = ("metrics.jsonl", "checkpoints", "summary.json", "model", "best", "results.json")
+
+
+def check_output_dir(directory: str | os.PathLike, resume: bool, overwrite: bool, clear: bool = True) -> None:
+    """Refuse to start a new run over an earlier one (its model, metrics and checkpoints would be lost), and to
+    resume where there is nothing to resume; ``overwrite`` clears the earlier run's files first (where ``clear``:
+    one rank of a distributed run)."""
+    directory = Path(directory)
+    earlier = [name for name in RUN_FILES if (directory / name).exists()]
+    if resume:
+        if latest_checkpoint(directory / "checkpoints") is None:
+            raise ValueError(f"--resume: {directory} has no checkpoint to continue from (checkpoints are written "
+                             "every save_steps; 0 writes none); drop --resume to start a new run")
+        return
+    if earlier and not overwrite:
+        raise ValueError(f"{directory} already holds a run ({', '.join(earlier)}): continue it with --resume, "
+                         "replace it with --overwrite, or choose another output_dir")
+    for name in earlier if clear else []:
+        target = directory / name
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
 
 
 def latest_checkpoint(directory: str | os.PathLike) -> Path | None:

@@ -1,0 +1,57 @@
+"""Nothing is lost: a new run never overwrites an earlier one unasked, --resume needs a checkpoint, pruning keeps
+what `latest` names, a resumed run with other sizes or another max_steps says so."""
+
+import logging
+
+import pytest
+import torch
+
+from bertkit.cli import main
+from bertkit.corpora import rotten_tomatoes_reviews
+from bertkit.training import state
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    reviews = [text for _, text in rotten_tomatoes_reviews()[:240]]
+    path = tmp_path_factory.mktemp("corpus") / "reviews.txt"
+    path.write_text("\n\n".join("\n".join(reviews[i:i + 4]) for i in range(0, len(reviews), 4)) + "\n")
+    return path
+
+
+def pretrain(corpus, tokenizer, out, *extra):
+    return main(["pretrain", "--corpus", str(corpus), "--tokenizer", str(tokenizer), "--model-preset", "tiny",
+                 "--max-seq-length", "32", "--batch-size", "8", "--max-steps", "2", "--save-steps", "2",
+                 "--progress", "false", "--eval-fraction", "0", "--output-dir", str(out), *extra])
+
+
+def test_a_second_run_is_refused_unless_resumed_or_overwritten(corpus, minilm_dir, tmp_path, capsys, caplog):
+    out = tmp_path / "run"
+    assert pretrain(corpus, minilm_dir, out, "--resume") == 2
+    assert "has no checkpoint to continue from" in capsys.readouterr().err
+    assert pretrain(corpus, minilm_dir, out) == 0
+    first = (out / "metrics.jsonl").read_text()
+    assert pretrain(corpus, minilm_dir, out) == 2
+    error = capsys.readouterr().err
+    assert "already holds a run (metrics.jsonl, checkpoints, summary.json, model)" in error and "--overwrite" in error
+    assert (out / "metrics.jsonl").read_text() == first  # untouched
+    with caplog.at_level(logging.WARNING, logger="bertkit.training.loop"):
+        assert pretrain(corpus, minilm_dir, out, "--resume", "--max-steps", "4") == 0
+    assert "resuming a run of max_steps 2 with max_steps 4" in caplog.text
+    assert pretrain(corpus, minilm_dir, out, "--overwrite", "--hidden-size", "64", "--num-attention-heads", "2") == 0
+    assert [p.name for p in (out / "checkpoints").glob("step-*")] == ["step-0000002"]  # the old run's are gone
+    capsys.readouterr()
+    assert pretrain(corpus, minilm_dir, out, "--resume", "--max-steps", "4") == 2  # sizes differ from the checkpoint's
+    assert "cannot resume from" in capsys.readouterr().err
+
+
+def test_pruning_never_removes_what_latest_names(tmp_path):
+    class Tiny(torch.nn.Linear):
+        def save_pretrained(self, folder, tokenizer=None):
+            folder.mkdir(parents=True, exist_ok=True)
+
+    model = Tiny(2, 2)
+    for step in (10, 20, 2, 4):  # a rerun into the same folder writes lower steps after higher ones
+        state.save_checkpoint(tmp_path, step, model, {"step": step}, keep=2)
+    assert state.latest_checkpoint(tmp_path).name == "step-0000004"
+    assert sorted(p.name for p in tmp_path.glob("step-*")) == ["step-0000002", "step-0000004"]
