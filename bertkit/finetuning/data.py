@@ -19,7 +19,9 @@ dev/test that training never saw); nothing is silently dropped.
 from __future__ import annotations
 
 import csv
+import io
 import json
+import math
 import os
 import random
 import re
@@ -27,6 +29,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ..textio import read_text
 
 TASKS = ("classification", "multi_label", "regression", "token_classification", "question_answering")
 REQUIRED = {
@@ -67,23 +71,38 @@ def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
     if not path.is_file():
         raise FileNotFoundError(f"no such data file: {path}")
     suffix = path.suffix.lower()
-    with path.open(encoding="utf-8", newline="") as file:
-        if suffix in (".csv", ".tsv"):
-            return list(csv.DictReader(file, delimiter="\t" if suffix == ".tsv" else ","))
-        if suffix in (".jsonl", ".json"):
-            rows = []
-            for number, line in enumerate(file, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as error:
-                    raise ValueError(f"{path}:{number} is not a JSON object: {error}") from None
-                if not isinstance(row, dict):
-                    raise ValueError(f"{path}:{number} is not a JSON object")
-                rows.append(row)
-            return rows
-    raise ValueError(f"{path}: unknown data format {suffix!r}; use .csv, .tsv or .jsonl")
+    if suffix not in (".csv", ".tsv", ".jsonl", ".json"):
+        raise ValueError(f"{path}: unknown data format {suffix!r}; use .csv, .tsv or .jsonl")
+    text = read_text(path)
+    if suffix in (".csv", ".tsv"):
+        return list(csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ","))
+    rows = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path}:{number} is not a JSON object: {error}") from None
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}:{number} is not a JSON object")
+        rows.append(row)
+    return rows
+
+
+def label_text(value: Any, where: str) -> str:
+    """One rule for every label: its text, with integral numbers written as integers (``1``, ``1.0``, ``"1"`` and
+    ``"1.0"`` are all ``"1"``) and booleans as ``true`` / ``false``; a missing label is an error."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValueError(f"{where}: the label is missing")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else text
 
 
 def _as_list(value: Any, name: str, where: str) -> list[str]:
@@ -111,18 +130,20 @@ def to_example(row: dict[str, Any], task: str, where: str, normalize: bool = Fal
         if row.get("text_pair") is not None:
             example["text_pair"] = _text(row["text_pair"], "text_pair", where, normalize)
     if task == "classification":
-        example["label"] = str(row["label"]).strip()
-        if not example["label"]:
-            raise ValueError(f"{where}: the label is empty")
+        example["label"] = label_text(row["label"], where)
     elif task == "multi_label":
         labels = row["label"]
+        if labels is None:
+            raise ValueError(f"{where}: the label is missing")
         labels = labels.split(MULTI_LABEL_SEPARATOR) if isinstance(labels, str) else labels
-        example["label"] = sorted({str(x).strip() for x in labels if str(x).strip()})
+        example["label"] = sorted({label_text(x, where) for x in labels if str(x).strip()})
     elif task == "regression":
         try:
             example["score"] = float(row["score"])
         except (TypeError, ValueError):
             raise ValueError(f"{where}: score must be a number, got {row['score']!r:.60}") from None
+        if not math.isfinite(example["score"]):
+            raise ValueError(f"{where}: score is {example['score']}; scores must be finite numbers")
     elif task == "token_classification":
         example["tokens"] = _as_list(row["tokens"], "tokens", where)
         example["tags"] = _as_list(row["tags"], "tags", where)

@@ -10,7 +10,9 @@ import json
 import logging
 import math
 import random
+import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,9 +142,28 @@ def finetune(
         torch.set_num_threads(threads)
 
 
+def data_summary(config: FinetuneConfig, splits: dict[str, list[dict[str, Any]]]) -> str:
+    """One line: examples per split, where dev came from, and the training labels' distribution."""
+    source = config.dataset or config.train_file
+    dev_from = "dev_file" if config.dev_file or config.dataset else f"10 % carved from train (seed {config.split_seed})"
+    line = (f"data ({source}): train {len(splits['train']):,}, dev {len(splits['dev']):,} ({dev_from}), "
+            f"test {len(splits['test']):,}")
+    if config.task in ("classification", "multi_label"):
+        counts = Counter(label for e in splits["train"]
+                         for label in (e["label"] if isinstance(e["label"], list) else [e["label"]]))
+        total = sum(counts.values())
+        shown = ", ".join(f"{label} {100 * n / total:.1f} %" for label, n in counts.most_common(8))
+        line += f"; train labels: {shown}" + (f" (+{len(counts) - 8} more)" if len(counts) > 8 else "")
+    elif config.task == "regression":
+        scores = [e["score"] for e in splits["train"]]
+        line += f"; train scores {min(scores):g} … {max(scores):g}, mean {sum(scores) / len(scores):.3g}"
+    return line
+
+
 def _finetune(config: FinetuneConfig, on_evaluate: Callable[[dict[str, float]], None] | None) -> FinetuneResult:
     seed_everything(config.seed)
     splits = load_splits(config)
+    print(data_summary(config, splits), file=sys.stderr)
     tokenizer = AutoTokenizer.from_pretrained(model_dir(config))
     labels = LabelMap.from_examples(splits["train"], config.task)
     for name in ("dev", "test"):

@@ -12,6 +12,8 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
+from .. import textio
+
 Document = list[str]  # its sentences, in order
 
 # A sentence runs to . ! ? (with any closing quotes) before whitespace and a capital, digit or CJK character, or to
@@ -29,10 +31,7 @@ def read_text(path: Path) -> str:
     """A corpus file's text, with a clear error for a missing or binary file."""
     if not path.is_file():
         raise FileNotFoundError(f"corpus file not found: {path}")
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise ValueError(f"{path} is not UTF-8 text: {error}") from None
+    return textio.read_text(path)
 
 
 def documents_from_lines(text: str) -> list[Document]:

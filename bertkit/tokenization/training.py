@@ -20,6 +20,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from ..textio import iter_lines
 from .basic import BasicTokenizer
 from .merges import MODEL_TYPES, learn_merges
 from .tokenizer import BertTokenizer
@@ -43,9 +44,8 @@ def read_lines(files: Iterable[str | os.PathLike]) -> Iterator[str]:
     for path in paths:
         if not path.is_file():
             raise FileNotFoundError(f"training file not found: {path}")
-    for path in paths:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            yield from f
+    for path in paths:  # strictly UTF-8: a byte of another encoding is an error naming the file and offset
+        yield from iter_lines(path)
 
 
 def count_words(lines: Iterable[str], basic: BasicTokenizer, progress: bool = True) -> Counter[str]:

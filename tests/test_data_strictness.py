@@ -1,0 +1,62 @@
+"""Data files are read strictly and explained: missing labels, mixed label spellings, NaN scores, Excel's BOM,
+other encodings, and a summary line of what a run trains on."""
+
+import json
+
+import pytest
+
+from bertkit.finetuning.config import FinetuneConfig
+from bertkit.finetuning.data import load_examples
+from bertkit.finetuning.train import data_summary, load_splits
+
+
+def write(path, text, encoding="utf-8"):
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+def test_a_csv_row_without_its_label_is_an_error_naming_the_row(tmp_path):
+    path = write(tmp_path / "d.csv", "text,label\ngood film,pos\nno label here\n")
+    with pytest.raises(ValueError, match=r"d.csv row 2: the label is missing"):
+        load_examples(path, "classification")
+
+
+def test_one_label_rule_for_numbers_strings_and_booleans(tmp_path):
+    rows = [{"text": "a", "label": 1}, {"text": "b", "label": 1.0}, {"text": "c", "label": "1"},
+            {"text": "d", "label": "1.0"}, {"text": "e", "label": 0}, {"text": "f", "label": True},
+            {"text": "g", "label": 2.5}]
+    path = write(tmp_path / "d.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    assert [e["label"] for e in load_examples(path, "classification")] == ["1", "1", "1", "1", "0", "true", "2.5"]
+
+
+@pytest.mark.parametrize("score", ["nan", "inf", "-inf"])
+def test_non_finite_scores_are_refused(tmp_path, score):
+    path = write(tmp_path / "d.csv", f"text,text_pair,score\na,b,0.5\nc,d,{score}\n")
+    with pytest.raises(ValueError, match=r"row 2: score is .*; scores must be finite"):
+        load_examples(path, "regression")
+
+
+def test_excel_bom_is_read_and_other_encodings_are_named(tmp_path):
+    path = write(tmp_path / "excel.csv", "\ufefftext,label\nbon film,pos\n")
+    assert load_examples(path, "classification") == [{"text": "bon film", "label": "pos"}]
+    path = write(tmp_path / "latin.csv", "text,label\ncafé crème,pos\n", encoding="latin-1")
+    with pytest.raises(ValueError, match=r"latin.csv is not UTF-8: byte 0xe9 at offset 14"):
+        load_examples(path, "classification")
+
+
+def test_a_run_says_what_it_trains_on(tmp_path):
+    rows = [{"text": f"text {i}", "label": "pos" if i % 4 else "neg"} for i in range(40)]
+    path = write(tmp_path / "train.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    config = FinetuneConfig(train_file=str(path))
+    line = data_summary(config, load_splits(config))
+    assert line.startswith(f"data ({path}): train 36, dev 4 (10 % carved from train (seed 0)), test 0")
+    assert "train labels: pos 7" in line and "neg 2" in line
+
+
+def test_vocabulary_training_refuses_other_encodings_instead_of_dropping_bytes(tmp_path, capsys):
+    from bertkit.cli import main
+
+    corpus = write(tmp_path / "corpus.txt", "plain line\nun café crème\n", encoding="latin-1")
+    assert main(["train-tokenizer", str(corpus), "--vocab-size", "200", "-o", str(tmp_path / "v")]) == 2
+    err = capsys.readouterr().err
+    assert "corpus.txt is not UTF-8: byte 0xe9 at offset 17, line 2" in err and not (tmp_path / "v").exists()
