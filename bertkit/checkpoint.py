@@ -49,6 +49,26 @@ def find_weights(folder: Path) -> Path:
     raise FileNotFoundError(f"{folder} holds no weights: looked for {SAFETENSORS_FILE} and {PYTORCH_FILE}")
 
 
+# transformers' names of the MLM head in each architecture (BERT, RoBERTa, ALBERT, DistilBERT, ELECTRA's generator)
+MLM_HEAD_PREFIXES = ("cls.predictions.", "lm_head.", "predictions.", "vocab_transform.", "generator_predictions.")
+
+
+def stored_names(folder: Path) -> list[str]:
+    """The tensor names of a folder's weights file, without reading the tensors where the format allows."""
+    path = find_weights(folder)
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as f:
+            return list(f.keys())
+    return list(read_state_dict(path))
+
+
+def has_mlm_head(folder: str | os.PathLike) -> bool:
+    """Whether the checkpoint carries a masked-LM head (MiniLM, a sentence-embedding model, does not)."""
+    return any(name.startswith(MLM_HEAD_PREFIXES) for name in stored_names(Path(folder)))
+
+
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Tensors of a weights file; a corrupt or truncated file is a clear error."""
     try:

@@ -6,6 +6,7 @@ import argparse
 import importlib
 import io
 import json
+import os
 import sys
 import unicodedata
 from pathlib import Path
@@ -55,9 +56,13 @@ def cmd_encode(args: argparse.Namespace) -> None:
         path = Path(args.file)
         if not path.is_file():
             raise FileNotFoundError(f"no such input file: {path}")
-        texts += [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        from .textio import read_texts
+
+        texts += read_texts(path)
     if not texts:
         raise ValueError("nothing to encode: give texts as arguments or --file FILE")
+    if args.output is not None and Path(args.output).suffix not in (".npy", ".jsonl"):
+        raise ValueError(f"-o {args.output}: write .npy (the vectors) or .jsonl (text + vector per line)")
     encoder = SentenceEncoder.from_pretrained(_model_dir(args.model))
     layers = [int(x) for x in args.layer.split(",")]
     vectors = encoder.encode(texts, pooling=args.pooling, layer=layers, normalize=args.normalize,
@@ -88,8 +93,10 @@ def cmd_params(args: argparse.Namespace) -> None:
 
     if args.model:
         config = BertConfig.from_json_file(Path(args.model) / "config.json")
-    else:
+    else:  # unlike the other commands, no model folder by default: the paper's sizes are what people count
         config = BertConfig.preset(args.preset, model_type=args.arch)
+        print(f"the {args.arch} {args.preset!r} preset (defaults --arch bert --preset base; --model DIR counts a "
+              "folder)", file=sys.stderr)
     print(format_breakdown(config, with_heads=args.heads))
     if args.plot:
         print(f"wrote {plot_breakdown(config, args.plot, with_heads=args.heads)}", file=sys.stderr)
@@ -102,8 +109,13 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_demo(_model_dir(args.model), quick=args.quick)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The ``bertkit`` command line."""
+# Commands that need no torch: when one of them runs, only its own module is registered (the others' options are
+# built from configs whose packages import torch, a second of start-up for nothing).
+TORCH_FREE = {"tokenize": [], "train-tokenizer": ["train_tokenizer"]}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``bertkit`` command line (for ``command``, only what that command needs)."""
     parser = argparse.ArgumentParser(prog="bertkit", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     model_help = "model folder (Hugging Face layout); default: the installed all-MiniLM-L6-v2"
@@ -146,19 +158,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", help=model_help)
     p.set_defaults(run=cmd_demo)
 
-    for name in COMMAND_MODULES:
+    for name in TORCH_FREE.get(command, COMMAND_MODULES):
         importlib.import_module(f"bertkit.commands.{name}").register(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run a command; bad input ends with one clear line and exit code 2."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    command = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(command).parse_args(argv)
     try:
         args.run(args)
     except (ValueError, FileNotFoundError) as error:
         print(f"bertkit {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `bertkit encode … | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

@@ -34,3 +34,14 @@ def iter_lines(path: str | os.PathLike) -> Iterator[str]:
             except UnicodeDecodeError as error:
                 raise _not_utf8(path, error, offset + error.start, f", line {number}") from None
             offset += len(raw)
+
+
+def read_texts(path: str | os.PathLike) -> list[str]:
+    """A one-text-a-line file's texts. Outputs keep row i = line i, so a blank line is refused (naming it) rather
+    than skipped, which would shift every row after it."""
+    lines = read_text(path).splitlines()
+    blank = [number for number, line in enumerate(lines, 1) if not line.strip()]
+    if blank:
+        raise ValueError(f"{path} line {blank[0]} is blank ({len(blank)} blank line(s)): every line is one text; "
+                         "remove them or put text on them")
+    return lines

@@ -19,7 +19,7 @@ def test_tokenize_prints_tokens_over_ids(capsys):
 
 def test_encode_writes_npy_and_jsonl(tmp_path, minilm_dir):
     texts = tmp_path / "texts.txt"
-    texts.write_text("First do it\n\nthen do it right\n")
+    texts.write_text("First do it\nthen do it right\n")
     expected = SentenceEncoder.from_pretrained(minilm_dir).encode(["First do it", "then do it right"], normalize=True)
     assert main(["encode", "--file", str(texts), "--normalize", "-o", str(tmp_path / "out.npy")]) == 0
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, atol=1e-6)

@@ -60,7 +60,7 @@ def test_saved_classifier_predicts_through_library_and_cli(trained, tmp_path, ca
     assert [o["label"] for o in out] == ["pos", "neg", "neg"]
     assert all(abs(sum(o["probabilities"].values()) - 1) < 1e-6 for o in out)
     inputs = tmp_path / "in.txt"
-    inputs.write_text("the cast was lovely\n\nit is boring\n")
+    inputs.write_text("the cast was lovely\nit is boring\n")
     assert main(["predict", "--model", f"{config.output_dir}/best", str(inputs)]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(r["text"], r["label"]) for r in lines] == [("the cast was lovely", "pos"), ("it is boring", "neg")]

@@ -15,7 +15,9 @@ def read_inputs(path: Path, kind: str) -> list[dict]:
     if not path.is_file():
         raise FileNotFoundError(f"no such input file: {path}")
     if path.suffix.lower() == ".txt":
-        rows = [{"text": line} for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        from ..textio import read_texts
+
+        rows = [{"text": line} for line in read_texts(path)]
     else:
         from ..finetuning.data import read_rows
 

@@ -9,6 +9,7 @@ from pathlib import Path
 def cmd_pretrain(args: argparse.Namespace) -> None:
     """Pretrain (or continue pretraining) from a YAML config, with command-line overrides."""
     from ..pretraining import PretrainingConfig, run_pretraining
+    from ..training import distributed
     from ..training.options import flag_values, parse_overrides
 
     # `--max-steps 200` and `max_steps=200` both work, as in every command; flags win over key=value
@@ -19,19 +20,28 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     summary = run_pretraining(config, resume=args.resume)
     final = summary["final_eval"] or summary["final_train"] or {}
     shown = ", ".join(f"{k} {v:.4g}" for k, v in final.items() if isinstance(v, float))
-    print(f"pretrained {summary['steps']} steps → {Path(config.output_dir) / 'model'}; {shown}")
+    if distributed.is_main():  # under torchrun every rank returns the summary; one prints it
+        print(f"pretrained {summary['steps']} steps → {Path(config.output_dir) / 'model'}; {shown}")
 
 
 def cmd_fill_mask(args: argparse.Namespace) -> None:
-    """Print the top-k tokens for every [MASK] of each text."""
+    """Print the top-k tokens for every [MASK] of each text (every text checked before any is predicted)."""
+    from ..assets import default_model_dir
+    from ..checkpoint import has_mlm_head
     from ..model import AutoModelForMaskedLM
     from ..pretraining.fill_mask import fill_mask
     from ..tokenization import AutoTokenizer
 
-    model = AutoModelForMaskedLM.from_pretrained(args.model)
-    if model.loading_report and any(n.startswith("cls.predictions") for n in model.loading_report.missing):
-        raise ValueError(f"{args.model} has no masked-LM head (cls.predictions.*): its predictions would be random")
-    tokenizer = AutoTokenizer.from_pretrained(args.model)
+    folder = Path(args.model) if args.model else default_model_dir()
+    if not has_mlm_head(folder):  # before loading: no warning about fresh weights ahead of the real answer
+        hint = " (the installed MiniLM is a sentence-embedding model without one)" if not args.model else ""
+        raise ValueError(f"{folder} has no masked-LM head{hint}: its guesses would be random; pretrain a model "
+                         "(make pretrain-en) and give --model out/en/pretrain/model")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    for number, text in enumerate(args.texts, 1):
+        if tokenizer.mask_token not in text:
+            raise ValueError(f"text {number} ({text[:40]!r}) has no {tokenizer.mask_token} to fill")
+    model = AutoModelForMaskedLM.from_pretrained(folder)
     for text in args.texts:
         print(text)
         for number, candidates in enumerate(fill_mask(model, tokenizer, text, args.top_k), start=1):
@@ -84,7 +94,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("fill-mask", help="top-k predictions for [MASK] (a model with an MLM head)")
     p.add_argument("texts", nargs="+")
-    p.add_argument("--model", required=True, help="model folder with cls.predictions weights and vocab.txt")
+    p.add_argument("--model", help="a model folder with a masked-LM head (default: the installed MiniLM, which has "
+                   "none: it says so)")
     p.add_argument("--top-k", type=int, default=5)
     p.set_defaults(run=cmd_fill_mask)
 

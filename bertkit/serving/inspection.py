@@ -7,31 +7,15 @@ from pathlib import Path
 
 import torch
 
-from .. import checkpoint
+from ..checkpoint import has_mlm_head
 from ..model import AutoModel, AutoModelForMaskedLM
 from .embedding import load_tokenizer
-
-# transformers' names of the MLM head in each architecture (BERT, RoBERTa, ALBERT, DistilBERT, ELECTRA's generator)
-MLM_HEAD_PREFIXES = ("cls.predictions.", "lm_head.", "predictions.", "vocab_transform.", "generator_predictions.")
 
 
 def model_name(folder: Path) -> str:
     """A short name for a model folder (a package's ``.../name/model`` is called ``name``)."""
     folder = Path(folder)
     return folder.parent.name if folder.name == "model" else folder.name
-
-
-def has_mlm_head(folder: Path) -> bool:
-    """Whether the checkpoint carries a masked-LM head (MiniLM, a sentence-embedding model, does not)."""
-    path = checkpoint.find_weights(folder)
-    if path.suffix == ".safetensors":
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            names = list(f.keys())
-    else:
-        names = list(checkpoint.read_state_dict(path))
-    return any(name.startswith(MLM_HEAD_PREFIXES) for name in names)
 
 
 class Inspector:
