@@ -60,3 +60,25 @@ def test_vocabulary_training_refuses_other_encodings_instead_of_dropping_bytes(t
     assert main(["train-tokenizer", str(corpus), "--vocab-size", "200", "-o", str(tmp_path / "v")]) == 2
     err = capsys.readouterr().err
     assert "corpus.txt is not UTF-8: byte 0xe9 at offset 17, line 2" in err and not (tmp_path / "v").exists()
+
+
+def test_predict_reads_the_columns_the_model_was_trained_with(tmp_path, capsys):
+    import csv
+
+    from finetuning_fixtures import save_tiny_model, sentiment_examples
+
+    from bertkit.cli import main
+
+    folder = save_tiny_model(tmp_path / "tiny")
+    path = tmp_path / "sim.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["review", "sentiment"])
+        writer.writerows((e["text"], e["label"]) for e in sentiment_examples(40, 0))
+    assert main(["finetune", f"model={folder}", f"train_file={path}", "columns={text: review, label: sentiment}",
+                 f"output_dir={tmp_path / 'out'}", "epochs=1", "max_length=24", "progress=false", "threads=1"]) == 0
+    capsys.readouterr()
+    assert main(["predict", "--model", str(tmp_path / "out" / "best"), str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 40 and all(json.loads(line)["label"] in ("pos", "neg") for line in lines)
+    assert main(["predict", "--model", str(tmp_path / "out" / "best"), str(path), "--columns", "text"]) == 2

@@ -55,3 +55,28 @@ def test_pruning_never_removes_what_latest_names(tmp_path):
         state.save_checkpoint(tmp_path, step, model, {"step": step}, keep=2)
     assert state.latest_checkpoint(tmp_path).name == "step-0000004"
     assert sorted(p.name for p in tmp_path.glob("step-*")) == ["step-0000002", "step-0000004"]
+
+
+def test_a_small_corpus_keeps_two_documents_on_each_side_for_nsp(tmp_path):
+    from bertkit.pretraining import PretrainingConfig
+    from bertkit.pretraining.run import split_documents
+
+    documents = [[f"document {i}."] for i in range(12)]
+    train, held_out = split_documents(PretrainingConfig(corpus=["x"], eval_fraction=0.05), documents)
+    assert len(held_out) == 2 and len(train) == 10
+    with pytest.raises(ValueError, match="3 document.*two documents on each side"):
+        split_documents(PretrainingConfig(corpus=["x"]), documents[:3])
+    assert PretrainingConfig.from_dict({"warmup_ratio": "0.1"}).warmup_ratio == 0.1
+
+
+def test_vocabulary_training_says_why_the_vocabulary_is_smaller(tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("a few words repeated\n" * 30)
+    assert main(["train-tokenizer", str(corpus), "--vocab-size", "2000", "-o", str(tmp_path / "v")]) == 0
+    assert "fewer than --vocab-size 2000: no further pair or word occurs often enough" in capsys.readouterr().err
+
+
+def test_a_missing_tokenizer_says_how_to_make_it(corpus, tmp_path, capsys):
+    assert pretrain(corpus, tmp_path / "vocab", tmp_path / "out") == 2
+    assert f"no tokenizer folder {tmp_path / 'vocab'}: train one first with `bertkit train-tokenizer" in \
+        capsys.readouterr().err

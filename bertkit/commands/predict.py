@@ -10,8 +10,9 @@ from pathlib import Path
 from ..atomic import write_text_atomic
 
 
-def read_inputs(path: Path, kind: str) -> list[dict]:
-    """A .txt file (one text a line), or .csv / .tsv / .jsonl rows with the task's columns."""
+def read_inputs(path: Path, kind: str, columns: dict[str, str] | None = None) -> list[dict]:
+    """A .txt file (one text a line), or .csv / .tsv / .jsonl rows with the task's columns (``columns`` maps a
+    field to the file's column, as in fine-tuning: ``{"text": "review"}``)."""
     if not path.is_file():
         raise FileNotFoundError(f"no such input file: {path}")
     if path.suffix.lower() == ".txt":
@@ -24,6 +25,9 @@ def read_inputs(path: Path, kind: str) -> list[dict]:
         rows = read_rows(path)
     if not rows:
         raise ValueError(f"{path} holds no inputs")
+    if columns and path.suffix.lower() != ".txt":
+        rows = [{**row, **{field: row[column] for field, column in columns.items() if column in row}}
+                for row in rows]
     needed = {"qa": ("question", "context")}.get(kind, ("text",))
     missing = [c for c in needed if c not in rows[0]]
     if missing:
@@ -36,7 +40,12 @@ def run(args: argparse.Namespace) -> None:
 
     predictor = load_predictor(args.model, args.batch_size)
     kind = "qa" if isinstance(predictor, QuestionAnswerer) else "other"
-    rows = read_inputs(Path(args.file), kind)
+    # the columns the model was trained with, unless given here
+    given = [item.split("=", 1) for item in args.columns or []]
+    if any(len(pair) != 2 for pair in given):
+        raise ValueError("--columns takes FIELD=COLUMN pairs, e.g. --columns text=review")
+    columns = dict(predictor.settings.columns) | dict(given)
+    rows = read_inputs(Path(args.file), kind, columns)
     if kind == "qa":
         outputs = predictor.predict([r["question"] for r in rows], [r["context"] for r in rows])
     elif isinstance(predictor, SequenceClassifier):
@@ -60,4 +69,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="a fine-tuned folder (bertkit finetune's output_dir/best)")
     p.add_argument("--output", "-o", help="write JSON lines here instead of stdout")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--columns", nargs="+", metavar="FIELD=COLUMN", help="which column holds text / text_pair / "
+                   "question / context (default: the mapping the model was fine-tuned with)")
     p.set_defaults(run=run)

@@ -17,6 +17,11 @@ def run(args: argparse.Namespace) -> None:
         base_vocab=args.base_vocab,
     )
     print(f"wrote {args.output}/vocab.txt ({len(tokenizer)} tokens) and tokenizer_config.json", file=sys.stderr)
+    if len(tokenizer) < args.vocab_size:
+        frequency = f"--min-frequency {args.min_frequency}" if args.min_frequency else "the default --min-frequency"
+        print(f"note: {len(tokenizer)} tokens, fewer than --vocab-size {args.vocab_size}: no further pair or word "
+              f"occurs often enough for {frequency} (lower it, or add text, for a larger vocabulary)",
+              file=sys.stderr)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

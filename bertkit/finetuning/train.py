@@ -101,7 +101,8 @@ def task_config(config: FinetuneConfig, base: BertConfig, labels: LabelMap, word
                          "positions; lower max_length (long texts: see long_text)")
     shape = {f.name: getattr(base, f.name) for f in dataclasses.fields(BertConfig)}
     settings = {k: getattr(config, k) for k in ("task", "max_length", "long_text", "head_tokens", "window_stride",
-                                                "window_aggregation", "doc_stride", "max_answer_length", "n_best")}
+                                                "window_aggregation", "doc_stride", "max_answer_length", "n_best",
+                                                "columns")}
     return TaskConfig(**shape, id2label=labels.id2label, label2id=labels.label2id,
                       problem_type=PROBLEM_TYPE.get(config.task), classifier_dropout=config.classifier_dropout,
                       classifier_head=config.classifier_head, pooling=config.pooling,

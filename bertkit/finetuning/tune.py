@@ -124,6 +124,9 @@ def run_trial(params: dict[str, Any], base: dict[str, Any], output_dir: str, cpu
     finetune(config, on_evaluate=lambda scores: tune.report({k: float(v) for k, v in scores.items()}))
 
 
+PATH_OPTIONS = ("train_file", "dev_file", "test_file", "model")
+
+
 def run_search(spec: SearchSpec) -> dict[str, Any]:
     """Run the search; write trials.csv, best.yaml and search.png under ``output_dir``; return the best trial."""
     try:
@@ -134,6 +137,9 @@ def run_search(spec: SearchSpec) -> dict[str, Any]:
         raise ValueError("hyper-parameter search needs Ray Tune: pip install 'ray[tune]' "
                          "(or pip install 'bertkit[tune]')") from None
     output_dir = Path(spec.output_dir).resolve()
+    # Ray runs trials in folders of its own: relative paths are made absolute here, against where the user ran
+    spec.base = {k: str(Path(v).resolve()) if k in PATH_OPTIONS and v and Path(v).exists() else v
+                 for k, v in spec.base.items()}
     metric, greater = spec.metric, FinetuneConfig.from_dict(spec.base).greater_is_better
     mode = "max" if greater else "min"
     if not ray.is_initialized():

@@ -46,6 +46,7 @@ class PretrainingConfig(Options):
     max_steps: int = 1000
     learning_rate: float = 1e-4
     warmup_steps: int = 100
+    warmup_ratio: float | None = None  # as fine-tuning: warm up over this fraction of max_steps (wins over steps)
     lr_schedule: str = "linear"
     weight_decay: float = 0.01
     gradient_accumulation_steps: int = 1

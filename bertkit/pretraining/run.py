@@ -39,6 +39,10 @@ def load_tokenizer(config: PretrainingConfig) -> BertTokenizer:
     folder = config.tokenizer or config.init_from
     if folder is None:
         raise ValueError("give a tokenizer folder (tokenizer: DIR with vocab.txt) or a model to continue (init_from)")
+    if config.tokenizer and not Path(config.tokenizer).exists():
+        raise FileNotFoundError(f"no tokenizer folder {config.tokenizer}: train one first with `bertkit "
+                                f"train-tokenizer CORPUS.txt --vocab-size 16000 -o {config.tokenizer}` (`bertkit "
+                                "corpus en -o corpus.txt` writes a corpus; `make pretrain-en` runs every step)")
     return AutoTokenizer.from_pretrained(folder)
 
 
@@ -114,11 +118,15 @@ def split_documents(config: PretrainingConfig, documents: list) -> tuple[list, l
     if config.eval_fraction == 0:
         return documents, []
     every = max(2, round(1 / config.eval_fraction))
+    if config.pair_task == "nsp":  # held-out NSP pairs need two documents as well: hold out at least two
+        every = min(every, max(2, len(documents) // 2))
     held_out = documents[::every]
     train = [d for i, d in enumerate(documents) if i % every]
-    if not train:
-        raise ValueError(f"the corpus has {len(documents)} document(s): too few to hold out {config.eval_fraction} "
-                         "for evaluation; add documents (blank lines separate them), or set eval_fraction: 0")
+    needed = 2 if config.pair_task == "nsp" else 1
+    if len(train) < needed or len(held_out) < needed:
+        raise ValueError(f"the corpus has {len(documents)} document(s): too few to hold some out for evaluation"
+                         + (" (next-sentence prediction needs two documents on each side)" if needed == 2 else "")
+                         + "; add documents (blank lines separate them), or set eval_fraction: 0")
     return train, held_out
 
 
@@ -172,7 +180,9 @@ def run_pretraining(config: PretrainingConfig, resume: bool = False) -> dict:
                                  distributed.rank(), distributed.world_size())
     args = TrainingArguments(
         output_dir=config.output_dir, max_steps=config.max_steps, learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay, warmup_steps=config.warmup_steps, lr_schedule=config.lr_schedule,
+        weight_decay=config.weight_decay, lr_schedule=config.lr_schedule,
+        warmup_steps=round(config.warmup_ratio * config.max_steps) if config.warmup_ratio is not None
+        else config.warmup_steps,
         gradient_accumulation_steps=config.gradient_accumulation_steps, max_grad_norm=config.max_grad_norm,
         bf16=config.bf16, seed=config.seed, logging_steps=config.logging_steps, eval_steps=config.eval_steps,
         save_steps=config.save_steps, save_total_limit=config.save_total_limit, plot_keys=PLOT_KEYS,
