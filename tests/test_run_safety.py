@@ -80,3 +80,24 @@ def test_a_missing_tokenizer_says_how_to_make_it(corpus, tmp_path, capsys):
     assert pretrain(corpus, tmp_path / "vocab", tmp_path / "out") == 2
     assert f"no tokenizer folder {tmp_path / 'vocab'}: train one first with `bertkit train-tokenizer" in \
         capsys.readouterr().err
+
+
+def test_fine_tuning_checkpoints_resumes_and_refuses_to_overwrite(tmp_path, capsys):
+    import json
+
+    from finetuning_fixtures import save_tiny_model, sentiment_examples
+
+    folder = save_tiny_model(tmp_path / "tiny")
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(e) + "\n" for e in sentiment_examples(64, 0)))
+    out = tmp_path / "out"
+    common = ["finetune", f"model={folder}", f"train_file={train}", f"output_dir={out}", "batch_size=8",
+              "max_length=24", "progress=false", "threads=1", "--save-steps", "2"]
+    assert main([*common, "--max-steps", "4"]) == 0
+    assert json.loads(capsys.readouterr().out)["epochs_run"] == 0.5  # 7 batches an epoch → 4 steps
+    assert main([*common, "--max-steps", "6"]) == 2
+    assert "already holds a run" in capsys.readouterr().err
+    assert main([*common, "--max-steps", "6", "--resume"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["epochs_run"] == 0.75 and report["dev"]["step"] in (4, 6)
+    assert state.latest_checkpoint(out / "checkpoints").name == "step-0000006"

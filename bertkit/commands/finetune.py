@@ -12,7 +12,7 @@ def run(args: argparse.Namespace) -> None:
     from ..training.options import flag_values, parse_overrides
 
     config = FinetuneConfig.from_yaml(args.config, parse_overrides(args.overrides) | flag_values(args, FinetuneConfig))
-    result = finetune(config)
+    result = finetune(config, resume=args.resume)
     print(json.dumps({"output_dir": result.output_dir, "metric": result.metric, "dev": result.dev,
                       "test": result.test, "train_seconds": round(result.train_seconds, 1),
                       "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
@@ -25,6 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                           "--key value flags, e.g. lr=3e-5 --epochs 2 (see "
                                           "bertkit.finetuning.config.FinetuneConfig).")
     p.add_argument("--config", help="a YAML file of FinetuneConfig options")
+    p.add_argument("--resume", action="store_true", help="continue from output_dir's latest checkpoint (save_steps)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="options over the file's (or as --key value)")
     from ..finetuning.config import FinetuneConfig
     from ..training.options import add_option_flags

@@ -55,6 +55,10 @@ class FinetuneConfig(Options):
     n_best: int = 20
     # optimisation
     epochs: int = 3
+    max_steps: int | None = None  # optimizer steps in all (wins over epochs)
+    save_steps: int = 0  # checkpoints every this many steps, to continue with --resume (0: none)
+    save_total_limit: int = 2
+    overwrite: bool = False  # replace an earlier run in output_dir (else refused; continue one with --resume)
     batch_size: int = 16
     eval_batch_size: int = 64
     learning_rate: float = 2e-5

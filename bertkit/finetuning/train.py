@@ -27,6 +27,8 @@ from ..config import BertConfig
 from ..tokenization import AutoTokenizer
 from ..training import Trainer, TrainingArguments
 from ..training.batches import EpochBatches
+from ..training.metrics import read_metrics
+from ..training.state import check_output_dir
 from . import ner
 from .config import FinetuneConfig
 from .data import LabelMap, load_examples, split_examples
@@ -131,14 +133,16 @@ def seed_everything(seed: int) -> None:
 
 
 def finetune(
-    config: FinetuneConfig, on_evaluate: Callable[[dict[str, float]], None] | None = None
+    config: FinetuneConfig, on_evaluate: Callable[[dict[str, float]], None] | None = None, resume: bool = False
 ) -> FinetuneResult:
-    """Train, keep the best dev model in ``output_dir/best``, score it on test; ``on_evaluate`` sees every dev eval."""
+    """Train, keep the best dev model in ``output_dir/best``, score it on test; ``on_evaluate`` sees every dev eval;
+    ``resume`` continues from ``output_dir``'s latest checkpoint (``save_steps``)."""
+    check_output_dir(config.output_dir, resume, config.overwrite)  # an earlier run is never silently replaced
     threads = torch.get_num_threads()
     if config.threads:
         torch.set_num_threads(config.threads)
     try:
-        return _finetune(config, on_evaluate)
+        return _finetune(config, on_evaluate, resume)
     finally:
         torch.set_num_threads(threads)
 
@@ -161,7 +165,8 @@ def data_summary(config: FinetuneConfig, splits: dict[str, list[dict[str, Any]]]
     return line
 
 
-def _finetune(config: FinetuneConfig, on_evaluate: Callable[[dict[str, float]], None] | None) -> FinetuneResult:
+def _finetune(config: FinetuneConfig, on_evaluate: Callable[[dict[str, float]], None] | None,
+              resume: bool) -> FinetuneResult:
     seed_everything(config.seed)
     splits = load_splits(config)
     print(data_summary(config, splits), file=sys.stderr)
@@ -176,14 +181,15 @@ def _finetune(config: FinetuneConfig, on_evaluate: Callable[[dict[str, float]], 
     data = EpochBatches(task.features(splits["train"], training=True), config.batch_size, task.collate,
                         seed=config.seed, bucket_size=50 if config.bucket_by_length else 1, length=task.length)
     steps_per_epoch = math.ceil(data.steps_per_epoch / config.gradient_accumulation_steps)
-    max_steps = steps_per_epoch * config.epochs
+    max_steps = config.max_steps or steps_per_epoch * config.epochs
     eval_steps = max(1, steps_per_epoch // config.evals_per_epoch)
     args = TrainingArguments(
         output_dir=config.output_dir, max_steps=max_steps, learning_rate=config.learning_rate,
         weight_decay=config.weight_decay, warmup_steps=round(config.warmup_ratio * max_steps),
         lr_schedule=config.lr_schedule, gradient_accumulation_steps=config.gradient_accumulation_steps,
         max_grad_norm=config.max_grad_norm, bf16=config.bf16, seed=config.seed,
-        logging_steps=max(1, min(50, eval_steps // 2)), eval_steps=eval_steps, save_steps=0,
+        logging_steps=max(1, min(50, eval_steps // 2)), eval_steps=eval_steps, save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit,
         head_prefixes=model.head_prefixes, head_lr_scale=config.head_lr_scale, metric_for_best=config.metric,
         greater_is_better=config.greater_is_better, early_stopping_patience=config.early_stopping_patience,
         plot_keys=("loss", "learning_rate", config.metric, "tokens_per_second"), progress=config.progress)
@@ -198,11 +204,12 @@ def _finetune(config: FinetuneConfig, on_evaluate: Callable[[dict[str, float]], 
 
     trainer = Trainer(model, args, data, task.compute, evaluate=evaluate, tokenizer=tokenizer)
     started = time.perf_counter()
-    outcome = trainer.train()
+    outcome = trainer.train(resume=resume)
     seconds = time.perf_counter() - started
     best_dir = Path(config.output_dir) / "best"
     best = type(model).from_pretrained(best_dir)
-    evals = [r for r in outcome.history if r["split"] == "eval"]
+    # every evaluation of the run, also those before a resume (metrics.jsonl keeps them)
+    evals = [r for r in read_metrics(Path(config.output_dir) / "metrics.jsonl") if r["split"] == "eval"]
     best_dev = max(evals, key=lambda r: r[config.metric] * (1 if config.greater_is_better else -1))
     test = task.evaluate(best, splits["test"]) if splits["test"] else None
     speeds = [r["tokens_per_second"] for r in outcome.history if r["split"] == "train"]

@@ -120,6 +120,7 @@ def run_trial(params: dict[str, Any], base: dict[str, Any], output_dir: str, cpu
 
     trial_dir = Path(output_dir) / "trials" / tune.get_context().get_trial_id()
     config = FinetuneConfig.from_dict(base | params | {"output_dir": str(trial_dir), "progress": False,
+                                                       "overwrite": True,  # the search owns its trial folders
                                                        "threads": cpus})
     finetune(config, on_evaluate=lambda scores: tune.report({k: float(v) for k, v in scores.items()}))
 
