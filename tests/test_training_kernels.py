@@ -111,3 +111,34 @@ def test_gelu_linear_equals_linear_of_gelu_and_stores_only_its_input():
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.shape) or t, lambda t: t):
         gelu_linear(pre, weight, bias)
     assert saved == [pre.shape, weight.shape]  # no activation-sized copy of gelu(pre)
+
+
+def test_dropout_matmul_backward_equals_autograd_of_the_plain_math_with_the_same_mask():
+    """The CPU training attention's last step, against autograd through mask · scale · probs @ v (fp64)."""
+    from bertkit.model import dropout as dropout_module
+
+    torch.manual_seed(0)
+    probs = torch.rand(2, 3, 5, 5, dtype=torch.float64).softmax(-1).requires_grad_()
+    v = torch.randn(2, 3, 5, 4, dtype=torch.float64, requires_grad=True)
+    state = torch.get_rng_state()
+    out = dropout_module.dropout_matmul(probs, v, 0.3)
+    torch.set_rng_state(state)  # the same draws give the same mask
+    keep, keep_probability = dropout_module.keep_mask(probs.shape, 0.3)
+    reference = (probs * keep / keep_probability) @ v
+    torch.testing.assert_close(out, reference)
+    grad = torch.randn_like(out)
+    ours = torch.autograd.grad(out, (probs, v), grad)
+    theirs = torch.autograd.grad(reference, (probs, v), grad)
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("name", ["gelu", "relu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "silu", "swish",
+                                  "tanh"])
+def test_activations_equal_transformers(name):
+    from transformers.activations import ACT2FN
+
+    from bertkit.model.feed_forward import activation
+
+    x = torch.linspace(-6, 6, 2001, dtype=torch.float64)
+    torch.testing.assert_close(activation(name)(x), ACT2FN[name](x), atol=1e-6, rtol=1e-6)
