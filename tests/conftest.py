@@ -10,6 +10,19 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub from a t
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
+# The independent oracles the tests compare against (pyproject's `test` extra): a missing one fails the run at
+# once instead of letting its tests skip silently.
+ORACLES = ("transformers", "tokenizers", "sentence_transformers", "sklearn", "scipy", "seqeval", "ray.tune",
+           "onnxruntime", "huggingface_hub")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    missing = [name for name in ORACLES if importlib.util.find_spec(name.split(".")[0]) is None]
+    if missing:
+        raise pytest.UsageError(f"test oracle(s) not installed: {', '.join(missing)}; run `make test`, which "
+                                "installs the test extra")
+
+
 def package_dir(name: str) -> Path:
     """Folder of an installed package, found without importing it."""
     spec = importlib.util.find_spec(name)
