@@ -82,3 +82,10 @@ def test_predict_reads_the_columns_the_model_was_trained_with(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 40 and all(json.loads(line)["label"] in ("pos", "neg") for line in lines)
     assert main(["predict", "--model", str(tmp_path / "out" / "best"), str(path), "--columns", "text"]) == 2
+
+
+def test_labels_mixing_booleans_and_numbers_are_refused(tmp_path):
+    rows = [{"text": "a", "label": True}, {"text": "b", "label": 1}]
+    path = write(tmp_path / "d.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(ValueError, match="mixes boolean and numeric labels"):
+        load_examples(path, "classification")

@@ -10,9 +10,10 @@ from hypothesis import strategies as st
 from bertkit.cli import main
 from bertkit.encoding.training import EmbeddingTrainConfig
 from bertkit.finetuning.config import FinetuneConfig
+from bertkit.finetuning.tune import SearchSpec, absolute_paths
 from bertkit.pretraining import PretrainingConfig
 
-CONFIGS = [PretrainingConfig, FinetuneConfig, EmbeddingTrainConfig]
+CONFIGS = [PretrainingConfig, FinetuneConfig, EmbeddingTrainConfig, SearchSpec]
 VALUES = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(allow_nan=True),
                    st.text(max_size=12), st.lists(st.text(max_size=5), max_size=3),
                    st.dictionaries(st.text(max_size=5), st.text(max_size=5), max_size=2),
@@ -70,3 +71,20 @@ def test_every_command_takes_key_value_and_flags(tmp_path, capsys):
     assert "learning_rate must be a number, got 'fast'" in capsys.readouterr().err
     assert main(["pretrain", "--batch-size", "sixteen"]) == 2
     assert "batch_size must be an integer, got 'sixteen'" in capsys.readouterr().err
+
+
+def test_search_paths_are_absolute_before_ray_changes_the_working_directory(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    base = absolute_paths({"train_file": "data/train.csv", "model": "models/m", "epochs": 2})
+    assert base == {"train_file": str(tmp_path / "data" / "train.csv"), "model": str(tmp_path / "models" / "m"),
+                    "epochs": 2}
+
+
+def test_the_seeds_names_are_search_keys_and_a_typo_gets_a_suggestion():
+    spec = SearchSpec.from_dict({"base": {"dataset": "rotten_tomatoes"},
+                                 "search": {"lr": [1e-5, 2e-5], "batch": [8], "lr_type": ["linear"],
+                                            "maxlength": [128]}})
+    assert set(spec.search) == {"lr", "batch", "lr_type", "maxlength"}
+    with pytest.raises(ValueError, match="cannot search 'learning_rat': not a fine-tuning option; did you mean: "
+                                         "learning_rat → learning_rate"):
+        SearchSpec.from_dict({"search": {"learning_rat": [1e-5]}})

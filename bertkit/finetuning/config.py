@@ -14,7 +14,8 @@ from .models import POOLINGS
 
 DEFAULT_METRIC = {"classification": "accuracy", "multi_label": "micro_f1", "regression": "spearman",
                   "token_classification": "f1", "question_answering": "f1"}
-ALIASES = {"lr": "learning_rate", "lr_type": "lr_schedule", "batch": "batch_size"}  # the seeds' names
+# the seeds' names, accepted as options and as search keys
+ALIASES = {"lr": "learning_rate", "lr_type": "lr_schedule", "batch": "batch_size", "maxlength": "max_length"}
 
 
 @dataclass

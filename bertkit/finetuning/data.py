@@ -188,6 +188,11 @@ def examples_from_rows(
                              f"are {sorted(present)}; map another one with columns: {{{field}: NAME}}")
     wanted = REQUIRED[task] + OPTIONAL.get(task, ())
     renamed = [{field: row.get(columns.get(field, field)) for field in wanted} for row in rows]
+    if task == "classification":
+        kinds = {"boolean" if isinstance(r["label"], bool) else "number" for r in renamed
+                 if isinstance(r["label"], (bool, int, float))}
+        if len(kinds) == 2:  # true and 1: the same class or two? The file should say, not a guess
+            raise ValueError(f"{source} mixes boolean and numeric labels (true / 1); write them one way")
     return [to_example(row, task, f"{source} row {i + 1}", normalize) for i, row in enumerate(renamed)]
 
 

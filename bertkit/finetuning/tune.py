@@ -22,16 +22,19 @@ one line per schedule).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
 from ..atomic import write_atomic, write_text_atomic
+from ..textio import read_text
+from ..training.options import Options, suggestions
 from .config import FinetuneConfig
 
 SEEDS_GRID = {"batch_size": [8, 16], "learning_rate": [1e-5, 2e-5, 3e-5, 4e-5],
@@ -40,8 +43,10 @@ DISTRIBUTIONS = ("choice", "uniform", "loguniform", "randint")
 
 
 @dataclass
-class SearchSpec:
-    """What to search, how, and where the results go."""
+class SearchSpec(Options):
+    """What to search, how, and where the results go (typed by the same loader as every command's options)."""
+
+    KIND: ClassVar[str] = "search"
 
     base: dict[str, Any] = field(default_factory=dict)
     search: dict[str, Any] = field(default_factory=lambda: dict(SEEDS_GRID))
@@ -58,10 +63,11 @@ class SearchSpec:
             raise ValueError(f"mode must be 'grid' or 'random', got {self.mode!r}")
         if not self.search:
             raise ValueError("search is empty: name at least one option and its values")
-        known = set(FinetuneConfig.__dataclass_fields__)
+        known = [f.name for f in dataclasses.fields(FinetuneConfig)]
         for name, values in self.search.items():
+            name = FinetuneConfig.ALIASES.get(name, name)  # the seeds' names (lr, batch, …) are search keys too
             if name not in known:
-                raise ValueError(f"cannot search {name!r}: not a fine-tuning option (known: {sorted(known)})")
+                raise ValueError(f"cannot search {name!r}: not a fine-tuning option{suggestions([name], known)}")
             if isinstance(values, dict) and (len(values) != 1 or next(iter(values)) not in DISTRIBUTIONS):
                 raise ValueError(f"search.{name}: a distribution is one of {DISTRIBUTIONS} with its arguments, "
                                  f"e.g. {{loguniform: [1e-5, 1e-4]}}; got {values!r}")
@@ -80,18 +86,14 @@ class SearchSpec:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no such search file: {path}")
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        values = yaml.safe_load(read_text(path)) or {}
         if not isinstance(values, dict):
             raise ValueError(f"{path} must hold a mapping")
         base_file = values.pop("base_config", None)
         if base_file:
             base_path = (path.parent / base_file) if not Path(base_file).is_absolute() else Path(base_file)
-            values["base"] = (yaml.safe_load(base_path.read_text(encoding="utf-8")) or {}) | values.get("base", {})
-        values |= overrides or {}
-        unknown = sorted(set(values) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown search option(s) {unknown}; known: {sorted(cls.__dataclass_fields__)}")
-        return cls(**values)
+            values["base"] = (yaml.safe_load(read_text(base_path)) or {}) | values.get("base", {})
+        return cls.from_dict(values | (overrides or {}))
 
     @property
     def metric(self) -> str:
@@ -128,6 +130,12 @@ def run_trial(params: dict[str, Any], base: dict[str, Any], output_dir: str, cpu
 PATH_OPTIONS = ("train_file", "dev_file", "test_file", "model")
 
 
+def absolute_paths(base: dict[str, Any]) -> dict[str, Any]:
+    """Ray runs trials in folders of its own: relative data and model paths are made absolute first, against the
+    folder the user ran the search from."""
+    return {k: str(Path(v).resolve()) if k in PATH_OPTIONS and isinstance(v, str) else v for k, v in base.items()}
+
+
 def run_search(spec: SearchSpec) -> dict[str, Any]:
     """Run the search; write trials.csv, best.yaml and search.png under ``output_dir``; return the best trial."""
     try:
@@ -138,9 +146,7 @@ def run_search(spec: SearchSpec) -> dict[str, Any]:
         raise ValueError("hyper-parameter search needs Ray Tune: pip install 'ray[tune]' "
                          "(or pip install 'bertkit[tune]')") from None
     output_dir = Path(spec.output_dir).resolve()
-    # Ray runs trials in folders of its own: relative paths are made absolute here, against where the user ran
-    spec.base = {k: str(Path(v).resolve()) if k in PATH_OPTIONS and v and Path(v).exists() else v
-                 for k, v in spec.base.items()}
+    spec.base = absolute_paths(spec.base)
     metric, greater = spec.metric, FinetuneConfig.from_dict(spec.base).greater_is_better
     mode = "max" if greater else "min"
     if not ray.is_initialized():

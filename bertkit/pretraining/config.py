@@ -55,6 +55,7 @@ class PretrainingConfig(Options):
     gradient_checkpointing: bool = False  # less activation memory for about a third more compute
     caching_allocator: bool = True  # pool activation memory on the CPU: faster steps, lower peak memory
     seed: int = 0
+    threads: int | None = None  # torch threads (as fine-tuning's option); None: torch's default
     logging_steps: int = 10
     eval_steps: int = 0
     eval_batches: int = 20

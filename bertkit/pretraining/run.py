@@ -168,6 +168,8 @@ def run_pretraining(config: PretrainingConfig, resume: bool = False) -> dict:
     # before any data preparation: a run over an earlier one is refused at once (every rank decides alike)
     check_output_dir(config.output_dir, resume, config.overwrite, clear=distributed.is_main())
     distributed.barrier()
+    if config.threads:
+        torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)  # the same initial weights on every rank and in every rerun
     tokenizer = load_tokenizer(config)
     model = build_model(config, tokenizer)

@@ -36,7 +36,7 @@ class Options:
         known = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(values) - set(known))
         if unknown:
-            raise ValueError(f"unknown {cls.KIND} option(s) {unknown}{_suggestions(unknown, known)}")
+            raise ValueError(f"unknown {cls.KIND} option(s) {unknown}{suggestions(unknown, known)}")
         typed = {name: coerce(name, value, hints[name]) for name, value in values.items()}
         return cls(**typed)
 
@@ -61,7 +61,7 @@ class Options:
         return dataclasses.asdict(self)
 
 
-def _suggestions(unknown: list[str], known: list[str]) -> str:
+def suggestions(unknown: list[str], known: list[str]) -> str:
     """"; did you mean learning_rate?" for the unknown names that resemble known ones."""
     close = {name: difflib.get_close_matches(name, known, n=2, cutoff=0.6) for name in unknown}
     hints = [f"{name} → {' or '.join(matches)}" for name, matches in close.items() if matches]
