@@ -154,6 +154,7 @@ def test_torchrun_two_ranks_train_with_equal_weights(review_corpus, minilm_dir, 
     result = subprocess.run(command, capture_output=True, text=True, timeout=240,
                             env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("pretrained 4 steps") == 1  # rank 0 alone prints
     summary = json.loads((out / "summary.json").read_text())
     assert summary["ranks"] == 2 and summary["steps"] == 4
     first, second = summary["rank_checksums"]
