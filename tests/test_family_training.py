@@ -137,3 +137,26 @@ def test_fine_tuning_from_scratch_as_another_architecture(tmp_path, capsys):
     capsys.readouterr()
     assert main(["finetune", *common, f"output_dir={tmp_path / 'x'}", "architecture=albert"]) == 2
     assert "only applies to a model trained from scratch (init: random)" in capsys.readouterr().err
+
+
+def test_a_regression_folder_loads_in_transformers_with_one_output(tmp_path):
+    """BertSim-style regression: transformers reads num_labels from id2label (empty before: 0 outputs)."""
+    from finetuning_fixtures import save_tiny_model, sentiment_examples
+
+    folder = save_tiny_model(tmp_path / "tiny")
+    rows = [{"text": e["text"], "text_pair": e["text"][::-1], "score": float(e["label"] == "pos")}
+            for e in sentiment_examples(48, 0)]
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["finetune", "task=regression", f"model={folder}", f"train_file={train}", "epochs=1",
+                 "max_length=24", "progress=false", "threads=1", f"output_dir={tmp_path / 'out'}"]) == 0
+    from bertkit.finetuning.predict import load_predictor
+    from bertkit.tokenization import BertTokenizer
+
+    best = tmp_path / "out" / "best"
+    theirs = transformers.AutoModelForSequenceClassification.from_pretrained(best).eval()
+    assert theirs.config.num_labels == 1
+    ours = load_predictor(best).model
+    batch = BertTokenizer.from_pretrained(best)(["good film"], ["film good"], return_tensors="pt")
+    with torch.no_grad():
+        assert (ours(**batch).logits - theirs(**batch).logits).abs().max() <= 1e-5

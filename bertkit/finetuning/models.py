@@ -43,6 +43,8 @@ class TaskConfig(BertConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.id2label = {int(k): str(v) for k, v in self.id2label.items()}  # JSON keys are strings
+        if self.problem_type == "regression" and not self.id2label:  # transformers counts outputs from id2label
+            self.id2label = {0: "score"}
         self.label2id = {str(k): int(v) for k, v in self.label2id.items()} or {v: k for k, v in self.id2label.items()}
         if self.problem_type is not None and self.problem_type not in PROBLEM_TYPES:
             raise ValueError(f"problem_type must be one of {PROBLEM_TYPES}, got {self.problem_type!r}")
