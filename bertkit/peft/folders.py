@@ -28,6 +28,7 @@ from .config import PEFT_TYPES, PeftConfig
 from .lora import LoraLinear
 from .prefix import load_prefix_table
 from .prompt import load_prompt_table
+from .targets import layer_modules
 
 ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
@@ -61,6 +62,25 @@ def _stored_name(model: nn.Module, name: str, prompt_learning: bool) -> str:
     return ("base_model." if prompt_learning else "base_model.model.") + hf_name(name, config)
 
 
+def hf_targets(model: nn.Module) -> list[str]:
+    """The last part of transformers' name of every LoRA-wrapped projection (``q_lin`` in DistilBERT): the
+    ``target_modules`` that make ``peft`` wrap the same projections."""
+    config = model.base_model.config
+    return sorted({hf_name(name + ".weight", config).removesuffix(".weight").rpartition(".")[2]
+                   for name, module in model.named_modules() if isinstance(module, LoraLinear)})
+
+
+def bertkit_targets(model: nn.Module, targets: list[str]) -> list[str]:
+    """``peft``'s ``target_modules`` (transformers' names) as names of the projections inside bertkit's layers."""
+    config = model.base_model.config
+    chosen = []
+    for name, (short, _) in layer_modules(model).items():
+        hf = hf_name(name + ".weight", config).removesuffix(".weight")
+        if any(hf == t or hf.endswith("." + t) for t in targets) and short not in chosen:
+            chosen.append(short)
+    return chosen or targets  # nothing matched: apply_peft names the problem
+
+
 def adapter_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """What an adapter folder stores: every trained tensor but the prompt encoders', and their output table."""
     config: PeftConfig = model.peft_config
@@ -84,7 +104,7 @@ def peft_config_dict(model: nn.Module, base_model: str | None) -> dict[str, Any]
                               "modules_to_save": [p.rstrip(".") for p in getattr(model, "head_prefixes", ())]}
     if config.method == "lora":
         values |= {"r": config.r, "lora_alpha": config.lora_alpha, "lora_dropout": config.lora_dropout,
-                   "target_modules": list(config.target_modules), "bias": "none", "fan_in_fan_out": False,
+                   "target_modules": hf_targets(model), "bias": "none", "fan_in_fan_out": False,
                    "init_lora_weights": True, "use_rslora": False, "use_dora": False}
     elif _prompt_learning(config):
         values |= {"num_virtual_tokens": config.num_virtual_tokens, "token_dim": base.embedding_width
@@ -171,6 +191,8 @@ def load_adapter(model: nn.Module, folder: str | os.PathLike, config: PeftConfig
     read, values = read_adapter_config(folder)
     config = config or read
     check_base(values, model.base_model.config, folder)
+    if config.method == "lora" and "bertkit" not in values:  # peft names transformers' modules
+        config.target_modules = bertkit_targets(model, config.target_modules)
     apply_peft(model, config)
     try:
         stored = load_file(str(folder / ADAPTER_WEIGHTS))
