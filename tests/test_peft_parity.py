@@ -128,3 +128,42 @@ def test_prefix_folders_are_peft_configs_and_round_trip(method, tmp_path):
     mine = load_task_adapter(tmp_path / "ours")
     assert mine.peft_prefix.transform is None
     assert (outputs(mine, x) - outputs(ours, x)).abs().max() <= 1e-6
+
+
+def test_lora_merges_into_a_plain_folder_that_transformers_loads(tmp_path):
+    from bertkit.cli import main
+
+    theirs, ours = base_pair("bert", "seq", tmp_path / "base")
+    apply_peft(ours, PeftConfig("lora", r=4, lora_alpha=8, target_modules=["query", "value", "dense"]))
+    randomise(ours)
+    save_adapter(ours.eval(), tmp_path / "adapter", tmp_path / "base")
+    BertTokenizerFast = transformers.BertTokenizerFast  # a vocabulary for the merged folder's tokenizer
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + [f"w{i}" for i in range(98)]))
+    BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(tmp_path / "adapter")
+    assert main(["merge-adapter", str(tmp_path / "adapter"), str(tmp_path / "merged")]) == 0
+    assert not (tmp_path / "merged" / "adapter_config.json").exists()
+    plain = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path / "merged").eval()
+    x = batch()
+    assert (outputs(plain, x) - outputs(ours, x)).abs().max() <= 1e-5
+    assert (outputs(plain, x) - outputs(theirs, x)).abs().max() > 1e-2
+
+
+def test_an_adapter_for_another_base_model_is_refused_by_name(tmp_path):
+    _, ours = base_pair("bert", "seq", tmp_path / "base")
+    apply_peft(ours, PeftConfig("lora", r=4))
+    save_adapter(ours, tmp_path / "adapter", tmp_path / "base")
+    config = hf_config("bert")
+    config.hidden_size, config.num_attention_heads = 48, 4
+    transformers.BertForSequenceClassification(config).save_pretrained(tmp_path / "wider")
+    with pytest.raises(ValueError, match="made for another base model: hidden_size 36 .the base model has 48"):
+        load_task_adapter(tmp_path / "adapter", base_model=tmp_path / "wider")
+    config = hf_config("albert-one-group")
+    transformers.AlbertForSequenceClassification(config).save_pretrained(tmp_path / "albert")
+    with pytest.raises(ValueError, match="model_type 'bert' .the base model has 'albert'"):
+        load_task_adapter(tmp_path / "adapter", base_model=tmp_path / "albert")
+    (tmp_path / "adapter" / "adapter_config.json").write_text(
+        (tmp_path / "adapter" / "adapter_config.json").read_text().replace(str((tmp_path / "base").resolve()),
+                                                                          str(tmp_path / "gone")))
+    with pytest.raises(FileNotFoundError, match="base model .*gone is not a model folder here"):
+        load_task_adapter(tmp_path / "adapter")

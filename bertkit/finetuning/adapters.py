@@ -64,3 +64,20 @@ def load_task_adapter(folder: str | os.PathLike, base_model: str | os.PathLike |
     config, cls = task_config(folder, base)
     model = cls.from_pretrained(base_dir, config=config)
     return load_adapter(model, folder)
+
+
+def merge_adapter(folder: str | os.PathLike, output: str | os.PathLike,
+                  base_model: str | os.PathLike | None = None) -> Path:
+    """Fold a LoRA adapter into its base model's weights and save a plain model folder (no inference cost)."""
+    from ..peft import merge_lora
+    from ..tokenization import AutoTokenizer
+
+    folder = Path(folder)
+    model = load_task_adapter(folder, base_model)
+    if model.peft_config.method != "lora":
+        raise ValueError(f"only LoRA merges into the weights; a {model.peft_config.method} adapter adds modules or "
+                         "positions the base architecture lacks, so it stays an adapter folder")
+    merge_lora(model)
+    tokens = folder if (folder / "vocab.txt").is_file() or (folder / "tokenizer.json").is_file() else None
+    tokenizer = AutoTokenizer.from_pretrained(tokens or base_folder(folder, base_model))
+    return model.save_pretrained(output, tokenizer=tokenizer)
