@@ -139,6 +139,9 @@ def test_bad_settings_are_refused_with_the_reason():
     model = task_model("bert")
     with pytest.raises(ValueError, match=r"match no projection.*available: \['attention.output.dense'"):
         apply_peft(model, PeftConfig(method="lora", target_modules=["q_proj"]))
+    tuned = apply_peft(task_model("bert"), PeftConfig(method="lora"))
+    with pytest.raises(ValueError, match="already has a lora adapter"):
+        apply_peft(tuned, PeftConfig(method="prefix"))
     for bad in (dict(r=0), dict(r=-2), dict(num_virtual_tokens=0), dict(method="ia3")):
         with pytest.raises(ValueError):
             PeftConfig(**bad)

@@ -15,6 +15,9 @@ from .targets import find_targets, replace_module
 def apply_peft(model: nn.Module, config: PeftConfig) -> nn.Module:
     """Freeze ``model`` (a task model: ``model.base_model`` is its encoder) and add ``config``'s method; the task
     head (``model.head_prefixes``) stays trainable. Returns the model, changed in place."""
+    if getattr(model, "peft_config", None) is not None:
+        raise ValueError(f"this model already has a {model.peft_config.method} adapter; load the base model again "
+                         "to add another method")
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     method = config.method
