@@ -38,7 +38,7 @@ def test_a_tiny_task_learns_with_each_method(method, tmp_path, minilm_dir, data)
                             adapter_size=8, num_virtual_tokens=4, encoder_hidden_size=32, learning_rate=5e-3,
                             epochs=1, limit_train=192, limit_eval=40, max_length=16, batch_size=16, pooling="mean",
                             progress=False,
-                            seed=1, threads=2)
+                            seed=1, threads=1)
     result = finetune(config)
     assert result.test["accuracy"] >= 0.9, (method, result.test)
     best = tmp_path / "out" / "best"
@@ -55,10 +55,9 @@ def test_a_tiny_task_learns_with_each_method(method, tmp_path, minilm_dir, data)
     for name, tensor in stored.items():
         assert not torch.allclose(tensor, started[name]), name
     predictor = load_predictor(best)
-    original = start.bert.state_dict()
-    for name, tensor in predictor.model.bert.state_dict().items():
-        if method != "bitfit" and name in original and "base_layer" not in name:
-            assert torch.equal(tensor, original[name]), name
+    frozen = {name: p for name, p in start.bert.named_parameters() if not p.requires_grad}
+    tuned = dict(predictor.model.bert.named_parameters())
+    assert frozen and all(torch.equal(tuned[name], p) for name, p in frozen.items())
     scored = predictor.predict(["the film was superb", "the plot was awful"])
     assert [p["label"] for p in scored] == ["pos", "neg"]
 
