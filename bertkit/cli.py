@@ -16,7 +16,7 @@ from .atomic import write_bytes_atomic
 
 # Modules under bertkit/commands/ that add their own subcommands: each has ``register(subparsers) -> None``.
 COMMAND_MODULES: list[str] = ["train_tokenizer", "word_model", "pretrain", "finetune", "predict", "tune",
-                                 "serve", "embeddings", "export"]
+                                 "serve", "embeddings", "export", "adapters"]
 
 
 def _model_dir(value: str | None) -> Path:
@@ -97,6 +97,19 @@ def cmd_params(args: argparse.Namespace) -> None:
         config = BertConfig.preset(args.preset, model_type=args.arch)
         print(f"the {args.arch} {args.preset!r} preset (defaults --arch bert --preset base; --model DIR counts a "
               "folder)", file=sys.stderr)
+    if args.peft:  # trainable parameters per PEFT method instead of the breakdown
+        from .peft.config import PeftConfig
+        from .peft.counts import ALL, format_peft_table, plot_peft_table
+
+        methods = ALL if args.peft == "all" else args.peft.split(",")
+        settings = PeftConfig(methods[0] if methods[0] in ALL else "lora", r=args.lora_r,
+                              adapter_size=args.adapter_size, num_virtual_tokens=args.virtual_tokens)
+        for method in methods:
+            PeftConfig(method)  # an unknown method: the error lists the known ones
+        print(format_peft_table(config, methods, settings))
+        if args.plot:
+            print(f"wrote {plot_peft_table(config, methods, settings, args.plot)}", file=sys.stderr)
+        return
     print(format_breakdown(config, with_heads=args.heads))
     if args.plot:
         print(f"wrote {plot_breakdown(config, args.plot, with_heads=args.heads)}", file=sys.stderr)
@@ -151,6 +164,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--model", help="a model folder whose config.json to count instead of a preset")
     p.add_argument("--heads", action="store_true", help="include the pretraining heads (MLM, NSP / SOP, RTD)")
     p.add_argument("--plot", metavar="PNG", help="also draw the breakdown as a bar chart")
+    p.add_argument("--peft", metavar="METHODS", help="trainable parameters per PEFT method instead: lora, houlsby, "
+                   "pfeiffer, prefix, ptuning_v2, prompt, ptuning, bitfit, head (several joined by ',') or all")
+    p.add_argument("--lora-r", type=int, default=8, help="LoRA rank r (default 8)")
+    p.add_argument("--adapter-size", type=int, default=64, help="adapter bottleneck width m (default 64)")
+    p.add_argument("--virtual-tokens", type=int, default=20, help="prefix / prompt length n (default 20)")
     p.set_defaults(run=cmd_params)
 
     p = sub.add_parser("demo", help="tokenize, embed, compare, fine-tune, count, pretrain")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from ..peft.config import PeftConfig
 from ..training.options import Options, parse_overrides
 from ..training.schedule import SCHEDULES
 from .data import check_task
@@ -45,6 +46,15 @@ class FinetuneConfig(Options):
     classifier_dropout: float | None = None
     pooling: str = "pooled"
     train_head_only: bool = False
+    # parameter-efficient fine-tuning (bertkit.peft): a method, and its settings (peft's names, LoRA's prefixed)
+    peft: str | None = None  # lora, houlsby, pfeiffer, prefix, ptuning_v2, prompt, ptuning, bitfit, head
+    lora_r: int = 8
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: ["query", "value"])
+    adapter_size: int = 64
+    num_virtual_tokens: int = 20
+    encoder_hidden_size: int | None = None
     # inputs
     max_length: int = 128
     long_text: str = "head"
@@ -104,6 +114,16 @@ class FinetuneConfig(Options):
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.metric is None:
             self.metric = DEFAULT_METRIC[self.task]
+        self.peft_config()  # bad PEFT settings fail here, before any data is read
+
+    def peft_config(self) -> PeftConfig | None:
+        """The PEFT method of this run (``train_head_only`` is the ``head`` method), or None: full fine-tuning."""
+        method = self.peft or ("head" if self.train_head_only else None)
+        if method is None:
+            return None
+        return PeftConfig(method, r=self.lora_r, lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout,
+                          target_modules=self.target_modules, adapter_size=self.adapter_size,
+                          num_virtual_tokens=self.num_virtual_tokens, encoder_hidden_size=self.encoder_hidden_size)
 
     @property
     def greater_is_better(self) -> bool:

@@ -12,7 +12,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..peft.folders import is_adapter_folder
 from ..tokenization import AutoTokenizer, BertTokenizer
+from .adapters import base_folder, load_task_adapter
 from .config import FinetuneConfig
 from .data import LabelMap
 from .models import BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification, TaskConfig
@@ -48,6 +50,10 @@ class Predictor:
     def from_pretrained(cls, folder: str | os.PathLike, batch_size: int = 64):
         """Load a folder written by ``bertkit finetune`` (its ``best/``) or ``save_pretrained``."""
         folder = Path(folder)
+        if is_adapter_folder(folder):  # an adapter: its base model (adapter_config.json) with the adapter on it
+            model = load_task_adapter(folder)
+            tokens = folder if (folder / "vocab.txt").is_file() or (folder / "tokenizer.json").is_file() else None
+            return cls(model, AutoTokenizer.from_pretrained(tokens or base_folder(folder, None)), batch_size)
         model = cls.model_class.from_pretrained(folder)
         return cls(model, AutoTokenizer.from_pretrained(folder), batch_size)
 
@@ -109,7 +115,7 @@ class QuestionAnswerer(Predictor):
 
 def load_predictor(folder: str | os.PathLike, batch_size: int = 64) -> Predictor:
     """The predictor for whatever task the folder's config.json names (its ``architectures``)."""
-    path = Path(folder) / "config.json"
+    path = Path(folder) / ("task_config.json" if is_adapter_folder(folder) else "config.json")
     if not path.is_file():
         raise FileNotFoundError(f"no fine-tuned model in {folder}: {path.name} is missing")
     architectures = json.loads(path.read_text(encoding="utf-8")).get("architectures") or []

@@ -24,12 +24,15 @@ import torch
 from ..assets import default_model_dir
 from ..atomic import write_text_atomic
 from ..config import BertConfig
+from ..peft import apply_peft, trainable_parameters
+from ..peft.folders import save_adapter
 from ..tokenization import AutoTokenizer
 from ..training import Trainer, TrainingArguments
 from ..training.batches import EpochBatches
 from ..training.metrics import read_metrics
 from ..training.state import check_output_dir
 from . import ner
+from .adapters import load_task_adapter
 from .config import FinetuneConfig
 from .data import LabelMap, load_examples, split_examples
 from .datasets import dataset_task, load_dataset
@@ -98,6 +101,11 @@ def load_splits(config: FinetuneConfig) -> dict[str, list[dict[str, Any]]]:
 
 def task_config(config: FinetuneConfig, base: BertConfig, labels: LabelMap, words: str) -> TaskConfig:
     """The base model's shape plus the label map, head and input settings that predict needs."""
+    prompt = config.peft_config()
+    if prompt is not None and prompt.is_prompt and config.max_length + prompt.num_virtual_tokens > base.max_tokens:
+        raise ValueError(f"a prompt of {prompt.num_virtual_tokens} virtual tokens and max_length={config.max_length} "
+                         f"need more than the model's {base.max_tokens} positions; lower max_length or "
+                         "num_virtual_tokens")
     if config.max_length > base.max_tokens:
         raise ValueError(f"max_length={config.max_length} is beyond the model's {base.max_tokens} "
                          "positions; lower max_length (long texts: see long_text)")
@@ -120,9 +128,9 @@ def build_model(config: FinetuneConfig, labels: LabelMap, words: str = "whitespa
     model_class = MODEL_CLASSES[config.task]
     tc = task_config(config, base, labels, words)
     model = model_class.from_pretrained(folder, config=tc) if config.init == "pretrained" else model_class(tc)
-    if config.train_head_only:  # the first step of parameter-efficient fine-tuning: only the head learns
-        for parameter in model.base_model.parameters():
-            parameter.requires_grad_(False)
+    method = config.peft_config()  # parameter-efficient: a frozen model, a few parameters added, the head trained
+    if method is not None:
+        apply_peft(model, method)
     return model.train()
 
 
@@ -202,12 +210,17 @@ def _finetune(config: FinetuneConfig, on_evaluate: Callable[[dict[str, float]], 
             on_evaluate(scores)
         return scores
 
-    trainer = Trainer(model, args, data, task.compute, evaluate=evaluate, tokenizer=tokenizer)
+    save_best = None
+    if config.peft:  # only the adapter and the head are written (peft's folder format)
+        def save_best(m: torch.nn.Module, folder: Path) -> None:
+            save_adapter(m, folder, model_dir(config), tokenizer)
+
+    trainer = Trainer(model, args, data, task.compute, evaluate=evaluate, tokenizer=tokenizer, save_best=save_best)
     started = time.perf_counter()
     outcome = trainer.train(resume=resume)
     seconds = time.perf_counter() - started
     best_dir = Path(config.output_dir) / "best"
-    best = type(model).from_pretrained(best_dir)
+    best = load_task_adapter(best_dir) if save_best else type(model).from_pretrained(best_dir)
     # every evaluation of the run, also those before a resume (metrics.jsonl keeps them)
     evals = [r for r in read_metrics(Path(config.output_dir) / "metrics.jsonl") if r["split"] == "eval"]
     best_dev = max(evals, key=lambda r: r[config.metric] * (1 if config.greater_is_better else -1))
@@ -221,5 +234,7 @@ def _finetune(config: FinetuneConfig, on_evaluate: Callable[[dict[str, float]], 
     summary = {k: v for k, v in dataclasses.asdict(result).items() if k != "history"}
     summary["config"] = config.to_dict()
     summary["sizes"] = {name: len(examples) for name, examples in splits.items()}
+    trainable, total = trainable_parameters(model)
+    summary["trainable_parameters"] = {"count": trainable, "total": total, "fraction": trainable / total}
     write_text_atomic(Path(config.output_dir) / "results.json", json.dumps(summary, indent=2) + "\n")
     return result

@@ -25,6 +25,7 @@ class SelfAttention(nn.Module):
         self.key = nn.Linear(config.hidden_size, config.hidden_size)
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout_prob = config.attention_probs_dropout_prob
+        self.prefix = None  # prefix tuning: (k, v, mask) → the same with key / value rows before them (bertkit.peft)
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, seq, hidden) → (batch, heads, seq, head_size)."""
@@ -35,6 +36,8 @@ class SelfAttention(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         q, k, v = (self.split_heads(t) for t in kernels.project_qkv(self.query, self.key, self.value, x,
                                                                       self.training))
+        if self.prefix is not None:
+            k, v, mask = self.prefix(k, v, mask)
         dropout = self.dropout_prob if self.training else 0.0
         context, probs = kernels.attention(q, k, v, mask, dropout, return_probs)
         batch, _, seq, _ = context.shape

@@ -1,4 +1,5 @@
-"""CLASSIFICATION and REGRESSION: serving a model fine-tuned by ``bertkit finetune`` (its ``best/`` folder).
+"""CLASSIFICATION and REGRESSION: serving a model fine-tuned by ``bertkit finetune`` (its ``best/`` folder), or a
+PEFT run's adapter folder on its base model (a LoRA adapter merged into the weights).
 
 As in bert-as-service 1.10 (``-tuned_model_dir``), a request's texts come back as rows of class probabilities
 (softmax over the model's labels, in ``id2label`` order) or as a one-column score. Inputs are prepared as the model
@@ -13,6 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from ..finetuning.predict import SequenceClassifier
+from ..peft import merge_lora
+from ..peft.folders import TASK_CONFIG, is_adapter_folder
 from .features import Item, text_and_pair
 from .protocol import CLASSIFY, ENCODE
 from .settings import ServerSettings
@@ -31,7 +34,8 @@ class FineTunedServingModel:
     def from_settings(cls, settings: ServerSettings, device: str = "cpu") -> FineTunedServingModel:
         """Load ``model_dir``, refusing a folder that is not a fine-tuned model of the strategy's kind."""
         folder = Path(settings.model_dir)
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        adapter = is_adapter_folder(folder)  # a PEFT run's best/: the base model it names, with the adapter
+        config = json.loads((folder / (TASK_CONFIG if adapter else "config.json")).read_text(encoding="utf-8"))
         wanted = PROBLEM_OF_STRATEGY[settings.pooling_strategy]
         found = config.get("problem_type") or ("single_label_classification" if config.get("id2label") else None)
         if "BertForSequenceClassification" not in config.get("architectures", []) or found != wanted:
@@ -39,6 +43,8 @@ class FineTunedServingModel:
                              f"(bertkit finetune ... then serve its best/ folder); {folder} is "
                              f"{', '.join(config.get('architectures', ['?']))} with problem_type {found}")
         predictor = SequenceClassifier.from_pretrained(folder)
+        if adapter and predictor.model.peft_config.method == "lora":
+            merge_lora(predictor.model)  # one adapter served: folded into the weights, no inference cost
         predictor.model.to(device)
         return cls(predictor, settings)
 

@@ -47,11 +47,13 @@ class ServerSettings:
         folder = Path(self.model_dir)
         if not folder.is_dir():
             raise FileNotFoundError(f"no such model folder: {folder}")
-        if not (folder / "config.json").is_file():
-            raise FileNotFoundError(f"model folder {folder} has no config.json")
+        # a PEFT adapter folder keeps its task's config (the base model's shape, labels) in task_config.json
+        config_file = "task_config.json" if (folder / "adapter_config.json").is_file() else "config.json"
+        if not (folder / config_file).is_file():
+            raise FileNotFoundError(f"model folder {folder} has no {config_file}")
         if not (folder / "vocab.txt").is_file() and not (folder / "tokenizer.json").is_file():
             raise FileNotFoundError(f"model folder {folder} has no vocab.txt and no tokenizer.json")
-        config = BertConfig.from_json_file(folder / "config.json")
+        config = BertConfig.from_json_file(folder / config_file)
         positions, depth = config.max_position_embeddings, config.num_hidden_layers
         max_seq_len = parse_max_seq_len(self.max_seq_len)
         if max_seq_len is not None and not 3 <= max_seq_len <= positions:

@@ -115,3 +115,29 @@ def test_a_classifier_answers_tei_routes_with_label_names(tmp_path, tiny_dir, mo
     assert model["labels"] == labels and model["max_tokens"] == 32 and info["max_input_length"] == 32
     for reply in refused:
         assert reply.status_code == 400 and "fine-tuned classifier" in reply.text and "/predict" in reply.text
+
+
+def test_a_lora_adapter_folder_serves_what_peft_computes(tmp_path, tiny_dir):  # noqa: F811
+    import peft
+
+    for split, seed in (("train", 0), ("dev", 1), ("test", 2)):
+        (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in sentiment_examples(64, seed)))
+    config = FinetuneConfig(model=str(tiny_dir), output_dir=str(tmp_path / "out"), max_length=32, epochs=1,
+                            batch_size=16, learning_rate=3e-3, progress=False, threads=1, peft="lora", lora_r=4,
+                            **{f"{s}_file": str(tmp_path / f"{s}.jsonl") for s in ("train", "dev", "test")})
+    finetune(config)
+    best = tmp_path / "out" / "best"
+    args = ["-model_dir", str(best), "-pooling_strategy", "CLASSIFICATION", "--torch-threads", "1"]
+    with running_server(args, tmp_path / "server.log") as server:
+        with BertClient(port=server.port, port_out=server.port_out, timeout=60000) as client:
+            served = client.encode(TEXTS)
+    tokenizer = transformers.BertTokenizer.from_pretrained(best)
+    base = transformers.BertForSequenceClassification.from_pretrained(tiny_dir, num_labels=2)
+    model = peft.PeftModel.from_pretrained(base, best).eval()
+    rows = []
+    for text in TEXTS:
+        first, _, second = (part.strip() for part in text.partition("|||"))
+        with torch.no_grad():
+            rows.append(model(**tokenizer(first, second or None, return_tensors="pt")).logits[0].numpy())
+    logits = np.stack(rows)
+    np.testing.assert_allclose(served, np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True), atol=1e-4)

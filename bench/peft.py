@@ -1,0 +1,82 @@
+"""Parameter-efficient fine-tuning on Rotten Tomatoes with MiniLM: every method against full fine-tuning.
+
+    .venv/bin/python bench/peft.py [--methods full,lora,...] [--limit-train N] [--epochs 2] [--out out/peft-rt]
+
+Each method runs `configs/rotten_tomatoes.yaml` (the data, epochs, seed, max_length, batch and pooling of
+`make finetune-rt`, 0.838 test accuracy with full fine-tuning) with `peft=METHOD` and the method's learning rate
+(LEARNING_RATES: usual values from the papers, not tuned here), in its own process with OMP_NUM_THREADS=1, one at
+a time. Reported: test accuracy, trainable share, seconds per epoch, median training tokens/s, peak RSS.
+`--limit-train N` keeps N training reviews (a speed check, not the accuracy of the full run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+METHODS = ["full", "lora", "houlsby", "pfeiffer", "prefix", "ptuning_v2", "prompt", "ptuning", "bitfit", "head"]
+LEARNING_RATES = {"full": 4e-5, "lora": 5e-4, "houlsby": 5e-4, "pfeiffer": 5e-4, "prefix": 5e-4, "ptuning_v2": 5e-3,
+                  "prompt": 3e-2, "ptuning": 1e-3, "bitfit": 1e-3, "head": 1e-3}
+
+
+def run_one(method: str, out: Path, limit_train: int | None, epochs: int) -> dict:
+    """Fine-tune with one method in this process; its figures as a dict."""
+    from bertkit.finetuning.config import FinetuneConfig
+    from bertkit.finetuning.train import finetune
+
+    overrides = [f"output_dir={out / method}", f"learning_rate={LEARNING_RATES[method]}", f"epochs={epochs}",
+                 "progress=false"]
+    if method != "full":
+        overrides.append(f"peft={method}")
+    if limit_train:
+        overrides.append(f"limit_train={limit_train}")
+    config = FinetuneConfig.from_yaml(ROOT / "configs" / "rotten_tomatoes.yaml", overrides)
+    result = finetune(config)
+    summary = json.loads((out / method / "results.json").read_text())
+    shares = summary["trainable_parameters"]
+    return {"method": method, "test_accuracy": result.test["accuracy"], "dev_accuracy": result.dev["accuracy"],
+            "trainable": shares["count"], "trainable_percent": 100 * shares["fraction"],
+            "seconds_per_epoch": result.train_seconds / max(result.epochs_run, 1e-9),
+            "tokens_per_second": result.tokens_per_second, "learning_rate": LEARNING_RATES[method],
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "train_reviews": summary["sizes"]["train"], "epochs": result.epochs_run}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--limit-train", type=int)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--out", default="out/peft-rt")
+    parser.add_argument("--one", help=argparse.SUPPRESS)  # the child process: run one method, print its JSON
+    args = parser.parse_args()
+    out = Path(args.out)
+    if args.one:
+        print(json.dumps(run_one(args.one, out, args.limit_train, args.epochs)))
+        return
+    rows = []
+    for method in args.methods.split(","):
+        command = [sys.executable, __file__, "--one", method, "--out", str(out), "--epochs", str(args.epochs)]
+        if args.limit_train:
+            command += ["--limit-train", str(args.limit_train)]
+        env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+        done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+        row = rows[-1]
+        print(f"{method:<11} test acc {row['test_accuracy']:.3f}  trainable {row['trainable']:>10,} "
+              f"({row['trainable_percent']:.3f} %)  {row['seconds_per_epoch']:7.1f} s/epoch  "
+              f"{row['tokens_per_second']:7.0f} tok/s  peak RSS {row['peak_rss_mb']:.0f} MB", flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench.json").write_text(json.dumps(rows, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,70 @@
+"""Turn a task model into a parameter-efficient one: freeze it, add the method's modules, train the head too."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .adapters import AdapterLinear
+from .config import HOULSBY_TARGETS, PFEIFFER_TARGETS, PeftConfig
+from .lora import LoraLinear
+from .prefix import add_prefix
+from .prompt import add_prompt
+from .targets import find_targets, replace_module
+
+
+def apply_peft(model: nn.Module, config: PeftConfig) -> nn.Module:
+    """Freeze ``model`` (a task model: ``model.base_model`` is its encoder) and add ``config``'s method; the task
+    head (``model.head_prefixes``) stays trainable. Returns the model, changed in place."""
+    if getattr(model, "peft_config", None) is not None:
+        raise ValueError(f"this model already has a {model.peft_config.method} adapter; load the base model again "
+                         "to add another method")
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    method = config.method
+    if method == "lora":
+        for name in find_targets(model, config.target_modules):
+            replace_module(model, name, LoraLinear(model.get_submodule(name), config.r, config.lora_alpha,
+                                                   config.lora_dropout))
+    elif method in ("houlsby", "pfeiffer"):
+        targets = HOULSBY_TARGETS if method == "houlsby" else PFEIFFER_TARGETS
+        for name in find_targets(model, targets, exact=True):
+            replace_module(model, name, AdapterLinear(model.get_submodule(name), config.adapter_size))
+    elif config.is_prefix:
+        projection = (config.encoder_hidden_size or model.base_model.config.hidden_size) if method == "prefix" else None
+        add_prefix(model, config.num_virtual_tokens, projection)
+    elif config.is_prompt:
+        mlp = (config.encoder_hidden_size or model.base_model.config.hidden_size) if method == "ptuning" else None
+        add_prompt(model, config.num_virtual_tokens, mlp)
+    elif method == "bitfit":
+        for name, parameter in model.base_model.named_parameters():
+            if name.endswith(".bias"):
+                parameter.requires_grad_(True)
+    for module in model.modules():  # the method's own modules learn ...
+        if isinstance(module, (LoraLinear, AdapterLinear)):
+            for child, parameter in module.named_parameters():
+                parameter.requires_grad_(not child.startswith("base_layer."))
+    for attribute in ("peft_prefix", "peft_prompt"):
+        if hasattr(model, attribute):
+            getattr(model, attribute).requires_grad_(True)
+    head = tuple(getattr(model, "head_prefixes", ()))  # ... and so does the head, always
+    for name, parameter in model.named_parameters():
+        if head and name.startswith(head):
+            parameter.requires_grad_(True)
+    model.peft_config = config
+    return model
+
+
+def trainable_parameters(model: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts, tied tensors once."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return trainable, sum(p.numel() for p in model.parameters())
+
+
+def merge_lora(model: nn.Module) -> nn.Module:
+    """Fold every LoRA update into its projection and put the plain ``nn.Linear`` back: the base architecture
+    again, at no inference cost, saved as an ordinary model folder."""
+    for name, module in list(model.named_modules()):
+        if isinstance(module, LoraLinear):
+            module.merge()
+            replace_module(model, name, module.base_layer)
+    return model
