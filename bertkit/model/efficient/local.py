@@ -61,7 +61,7 @@ class LocalGlobalAttention(nn.Module):
         # every query also scores the global keys
         global_scores = (q @ k[:, :, glob].transpose(-1, -2) * scale).masked_fill(~keep[:, None, None, glob],
                                                                                  lowest)
-        probs = torch.cat([scores, global_scores.view(batch, heads, -1, block, len(glob))], dim=-1).softmax(-1)
+        probs = torch.cat([scores, global_scores.view(batch, heads, n // block, block, len(glob))], dim=-1).softmax(-1)
         if dropout_prob > 0:
             probs = nn.functional.dropout(probs, dropout_prob)
         context = (probs[..., :3 * block] @ neighbour_blocks(v, block)).view(batch, heads, n, d)

@@ -24,7 +24,7 @@ def check_attention_options(config: Any) -> None:
     if config.lsh_num_buckets > 1 and config.lsh_num_buckets % 2:
         raise ValueError(f"config.lsh_num_buckets must be 1 or even (random rotations hash to ±directions), got "
                          f"{config.lsh_num_buckets}")
-    if config.linformer_k > config.max_position_embeddings:
+    if config.attention == "linformer" and config.linformer_k > config.max_position_embeddings:
         raise ValueError(f"config.linformer_k={config.linformer_k} exceeds max_position_embeddings="
                          f"{config.max_position_embeddings}: E and F project at most that many positions to k")
     tokens = config.local_global_tokens
