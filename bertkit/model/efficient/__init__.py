@@ -32,6 +32,21 @@ def build_kernel(config: BertConfig) -> nn.Module | None:
     return kinds[config.attention](config)
 
 
+def use_attention(model: nn.Module, attention: str, **sizes: int | bool | list[int]) -> nn.Module:
+    """Switch every attention block of a (loaded) model to another kernel, e.g. ``use_attention(m, "local",
+    local_window=256)``; the config records it, so ``save_pretrained`` writes it. Linformer's E, F start fresh."""
+    encoder = getattr(model, "base_model", model)
+    config = type(encoder.config)(**encoder.config.fields() | sizes | {"attention": attention})
+    for module in encoder.modules():
+        if hasattr(module, "kernel") and hasattr(module, "split_heads"):  # a SelfAttention block
+            kernel = build_kernel(config)
+            reference = next(module.parameters())
+            module.kernel = kernel.to(reference.device) if kernel is not None else None
+    for name in ("attention", *sizes):
+        setattr(encoder.config, name, getattr(config, name))
+    return model
+
+
 def keep_keys(mask: torch.Tensor | None, name: str) -> torch.Tensor | None:
     """(batch, seq) booleans, True for real keys, from the encoder's additive padding mask; None: keep all.
 
