@@ -41,7 +41,7 @@ class LocalGlobalAttention(nn.Module):
         if n % block:
             raise ValueError(f"attention='local': the sequence length {n} is not a multiple of local_window="
                              f"{self.window}; pad the batch to a multiple of {self.window} tokens (tokenizer: "
-                             f"pad_to_multiple_of={self.window})")
+                             f"padding='max_length', max_length=a multiple of {self.window})")
         keep = keep_keys(mask, "local")
         if keep is None:
             keep = torch.ones(batch, n, dtype=torch.bool, device=q.device)
@@ -64,7 +64,7 @@ class LocalGlobalAttention(nn.Module):
         probs = torch.cat([scores, global_scores.view(batch, heads, n // block, block, len(glob))], dim=-1).softmax(-1)
         if dropout_prob > 0:
             probs = nn.functional.dropout(probs, dropout_prob)
-        context = (probs[..., :3 * block] @ neighbour_blocks(v, block)).view(batch, heads, n, d)
+        context = (probs[..., :3 * block] @ neighbour_blocks(v, block)).view(batch, heads, n, -1)
         context = context + (probs[..., 3 * block:].reshape(batch, heads, n, -1) @ v[:, :, glob])
         # the global rows: full attention over every key
         rows = (q[:, :, glob] @ k.transpose(-1, -2) * scale).masked_fill(~keep[:, None, None, :], lowest)

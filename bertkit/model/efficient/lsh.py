@@ -55,7 +55,7 @@ class LSHAttention(nn.Module):
         if n % chunk:
             raise ValueError(f"attention='lsh': the sequence length {n} is not a multiple of lsh_chunk_size="
                              f"{chunk}; pad the batch to a multiple of {chunk} tokens (tokenizer: "
-                             f"pad_to_multiple_of={chunk})")
+                             f"padding='max_length', max_length=a multiple of {chunk})")
         keep = keep_keys(mask, "lsh")
         positions = torch.arange(n, device=q.device)
         order = (self.buckets(q, keep) * n + positions).argsort(dim=-1)  # (b, h, rounds, n): sorted positions
@@ -65,7 +65,7 @@ class LSHAttention(nn.Module):
             return expanded.gather(3, order.unsqueeze(-1).expand(-1, -1, -1, -1, t.shape[-1]))
 
         shape = (batch, heads, self.rounds, n // chunk, chunk)
-        queries, values = sort(q).view(*shape, d), sort(v).view(*shape, d)
+        queries, values = sort(q).view(*shape, d), sort(v).view(*shape, v.shape[-1])
         keys = nn.functional.normalize(queries, dim=-1)
         query_pos = order.view(shape)
         key_pos = look_back(query_pos, fill=-1)
@@ -80,9 +80,9 @@ class LSHAttention(nn.Module):
         probs = torch.exp(scores - lse)
         if dropout_prob > 0:
             probs = nn.functional.dropout(probs, dropout_prob)
-        context = (probs @ values).view(batch, heads, self.rounds, n, d)
+        context = (probs @ values).view(batch, heads, self.rounds, n, -1)
         unsort = order.argsort(dim=-1)
-        context = context.gather(3, unsort.unsqueeze(-1).expand(-1, -1, -1, -1, d))
+        context = context.gather(3, unsort.unsqueeze(-1).expand(-1, -1, -1, -1, v.shape[-1]))
         lse = lse.view(batch, heads, self.rounds, n).gather(3, unsort)
         weights = lse.softmax(dim=2).unsqueeze(-1)  # each round by its share of the total normaliser
         return (weights * context).sum(dim=2), None
