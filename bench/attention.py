@@ -1,6 +1,6 @@
 """Cost of attention vs sequence length: each efficient kernel against full attention, one layer and a 4-layer encoder.
 
-    .venv/bin/python bench/attention.py [--lengths 128,256,...,16384] [--out out/bench-attention]
+    .venv/bin/python bench/attention.py [--lengths 128,256,...,16384] [--threads 1] [--out out/bench-attention]
 
 For n = 128 … 16,384 (batch 1, BERT-mini shape: hidden 256, 4 heads of 64), forward passes in inference
 (``no_grad``, eval) of one attention block (Q/K/V projections, kernel, output projection) and of a 4-layer encoder,
@@ -16,6 +16,7 @@ and prints the ratios to full attention, the crossover lengths and the n = 4,096
 from __future__ import annotations
 
 import argparse
+import ctypes
 import gc
 import json
 import platform
@@ -69,10 +70,19 @@ def memory_mib(key: str) -> float:
     return int(re.search(rf"{key}:\s+(\d+) kB", status).group(1)) / 1024
 
 
+def release_free_memory() -> None:
+    """Hand freed heap pages back to the OS, so that the next call's peak shows as resident growth (glibc)."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def measure(run, max_seconds: float = 1.0, max_repeats: int = 5) -> tuple[float, float]:
     """(best seconds, peak resident growth in MiB) of ``run()``: one warm-up, then repeats while time allows."""
     run()
-    gc.collect()
+    release_free_memory()
     before = memory_mib("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current resident size
     times, start = [], time.perf_counter()
@@ -177,7 +187,9 @@ def main() -> None:
     parser.add_argument("--lengths", default="128,256,512,1024,2048,4096,8192,16384")
     parser.add_argument("--kernels", default=",".join(KERNELS))
     parser.add_argument("--out", default="out/bench-attention")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: steadier on a shared machine)")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     lengths = [int(n) for n in args.lengths.split(",")]
     kernels = args.kernels.split(",")
     unknown = set(kernels) - set(KERNELS)

@@ -3,14 +3,14 @@
 Each position attends to the keys at most ``local_window`` positions away and to the global positions
 (``local_global_tokens``, [CLS] by default); a global position attends to every key. The window is computed in
 blocks of ``local_window`` positions: a block of queries scores the keys of its previous, own and next block (3w
-keys, masked to the band |i − j| ≤ w) — O(n·w) time and memory instead of O(n²). The global rows are g full rows.
+keys, masked to the band |i − j| ≤ w, plus the g global keys), through torch's fused SDPA — O(n·w) time and
+O(n) memory instead of O(n²). The global rows are g full rows.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ...config import BertConfig
@@ -48,27 +48,30 @@ class LocalGlobalAttention(nn.Module):
         glob = torch.tensor([p for p in self.global_tokens if p < n], dtype=torch.long, device=q.device)
         is_global = torch.zeros(n, dtype=torch.bool, device=q.device)
         is_global[glob] = True
-        scale, lowest = 1.0 / math.sqrt(d), torch.finfo(q.dtype).min
+        blocks = n // block
 
-        # the band: each block of queries against its three neighbouring blocks of keys
-        key_pos = neighbour_blocks(torch.arange(n, device=q.device).view(1, 1, n), block, fill=-1)[0, 0]
-        query_pos = torch.arange(n, device=q.device).view(-1, block, 1)
-        band = (key_pos >= 0).unsqueeze(1) & ((query_pos - key_pos.unsqueeze(1)).abs() <= self.window)
-        band = band & ~is_global[key_pos.clamp(min=0)].unsqueeze(1)  # global keys are added once, below
-        band = band & neighbour_blocks(keep[:, None, :], block, fill=False)[:, 0, :, None, :].unsqueeze(1)
-        scores = (q.view(batch, heads, -1, block, d) @ neighbour_blocks(k, block).transpose(-1, -2)) * scale
-        scores = scores.masked_fill(~band, lowest)  # (b, h, blocks, block, 3·block)
-        # every query also scores the global keys
-        global_scores = (q @ k[:, :, glob].transpose(-1, -2) * scale).masked_fill(~keep[:, None, None, glob],
-                                                                                 lowest)
-        probs = torch.cat([scores, global_scores.view(batch, heads, n // block, block, len(glob))], dim=-1).softmax(-1)
-        if dropout_prob > 0:
-            probs = nn.functional.dropout(probs, dropout_prob)
-        context = (probs[..., :3 * block] @ neighbour_blocks(v, block)).view(batch, heads, n, -1)
-        context = context + (probs[..., 3 * block:].reshape(batch, heads, n, -1) @ v[:, :, glob])
+        # keys of each block of queries: its previous, own and next block, then the global positions
+        def block_keys(t: torch.Tensor) -> torch.Tensor:
+            extra = t[:, :, glob].unsqueeze(2).expand(-1, -1, blocks, -1, -1)
+            return torch.cat([neighbour_blocks(t, block), extra], dim=3)
+
+        positions = torch.arange(n, device=q.device)
+        key_pos = torch.cat([neighbour_blocks(positions.view(1, 1, n), block, fill=-1)[0, 0],
+                             glob.expand(blocks, -1)], dim=1)  # (blocks, 3·block + g)
+        query_pos = positions.view(blocks, block, 1)
+        in_band = (key_pos >= 0).unsqueeze(1) & ((query_pos - key_pos.unsqueeze(1)).abs() <= self.window)
+        band_part = torch.arange(key_pos.shape[1], device=q.device) < 3 * block
+        # a global key is taken once, from the global columns; a query always sees itself (no empty rows)
+        allowed = (in_band & ~is_global[key_pos.clamp(min=0)].unsqueeze(1)) & band_part
+        allowed = allowed | ~band_part
+        key_keep = torch.cat([neighbour_blocks(keep[:, None, :], block, fill=False)[:, 0],
+                              keep[:, glob].unsqueeze(1).expand(-1, blocks, -1)], dim=2)
+        allowed = (allowed & key_keep.unsqueeze(2)) | (query_pos == key_pos.unsqueeze(1))
+        context = F.scaled_dot_product_attention(q.view(batch, heads, blocks, block, d), block_keys(k),
+                                                 block_keys(v), attn_mask=allowed.unsqueeze(1),
+                                                 dropout_p=dropout_prob)
+        context = context.reshape(batch, heads, n, v.shape[-1])
         # the global rows: full attention over every key
-        rows = (q[:, :, glob] @ k.transpose(-1, -2) * scale).masked_fill(~keep[:, None, None, :], lowest)
-        rows = rows.softmax(dim=-1)
-        if dropout_prob > 0:
-            rows = nn.functional.dropout(rows, dropout_prob)
-        return context.index_copy(2, glob, rows @ v), None
+        rows = F.scaled_dot_product_attention(q[:, :, glob], k, v, attn_mask=keep[:, None, None, :],
+                                              dropout_p=dropout_prob)
+        return context.index_copy(2, glob, rows), None

@@ -59,12 +59,13 @@ class PerformerAttention(nn.Module):
         it), over all keys of a head for keys (every key must share it) — so exp never overflows.
         """
         x = x * x.shape[-1] ** -0.25
-        logits = x @ self.projection.to(x.dtype).T - (x * x).sum(dim=-1, keepdim=True) / 2
+        logits = (x @ self.projection.to(x.dtype).T).sub_((x * x).sum(dim=-1, keepdim=True) / 2)
         if keep is not None and not is_query:  # padded keys get φ = 0
-            logits = logits.masked_fill(~keep[:, None, :, None], torch.finfo(logits.dtype).min)
+            logits = logits.masked_fill_(~keep[:, None, :, None], torch.finfo(logits.dtype).min)
         dims = (-1,) if is_query else (-2, -1)
-        shift = logits.detach().amax(dim=dims, keepdim=True)
-        return torch.exp(logits - shift) / math.sqrt(self.num_features)
+        # in place, one (seq × m) tensor: the 1/√m factor rides in the shift (a later mul_ would break autograd)
+        shift = logits.detach().amax(dim=dims, keepdim=True) + 0.5 * math.log(self.num_features)
+        return logits.sub_(shift).exp_()
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
                 dropout_prob: float, return_probs: bool = False) -> tuple[torch.Tensor, None]:
