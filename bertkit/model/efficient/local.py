@@ -67,10 +67,15 @@ class LocalGlobalAttention(nn.Module):
         key_keep = torch.cat([neighbour_blocks(keep[:, None, :], block, fill=False)[:, 0],
                               keep[:, glob].unsqueeze(1).expand(-1, blocks, -1)], dim=2)
         allowed = (allowed & key_keep.unsqueeze(2)) | (query_pos == key_pos.unsqueeze(1))
-        context = F.scaled_dot_product_attention(q.view(batch, heads, blocks, block, d), block_keys(k),
-                                                 block_keys(v), attn_mask=allowed.unsqueeze(1),
+        # blocks join the batch dimension: the fused CPU kernel takes 4-D inputs and a mask broadcast over heads
+        def by_block(t: torch.Tensor) -> torch.Tensor:  # (b, h, blocks, rows, e) → (b·blocks, h, rows, e)
+            return t.transpose(1, 2).reshape(batch * blocks, heads, *t.shape[3:])
+
+        context = F.scaled_dot_product_attention(by_block(q.view(batch, heads, blocks, block, d)),
+                                                 by_block(block_keys(k)), by_block(block_keys(v)),
+                                                 attn_mask=allowed.reshape(batch * blocks, 1, block, -1),
                                                  dropout_p=dropout_prob)
-        context = context.reshape(batch, heads, n, v.shape[-1])
+        context = context.view(batch, blocks, heads, block, -1).transpose(1, 2).reshape(batch, heads, n, -1)
         # the global rows: full attention over every key
         rows = F.scaled_dot_product_attention(q[:, :, glob], k, v, attn_mask=keep[:, None, None, :],
                                               dropout_p=dropout_prob)
