@@ -143,7 +143,7 @@ def plot(results: list[dict], path: Path) -> None:
         axis.grid(True, which="both", alpha=0.3)
     axes[0, 0].legend()
     figure.suptitle(f"attention cost vs length, batch 1, hidden 256, 4 heads ({cpu_name()}, "
-                    f"{torch.get_num_threads()} threads)")
+                    f"{torch.get_num_threads()} thread(s))")
     figure.tight_layout()
     write_atomic(path, lambda tmp: figure.savefig(tmp, format="png", dpi=90))
 
@@ -196,7 +196,7 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown kernel(s) {sorted(unknown)}; choose from {KERNELS}")
     cases = [(k, n) for n in lengths for k in kernels if not (k == "full-explicit" and n > EXPLICIT_MAX)]
-    print(f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}")
+    print(f"{cpu_name()}, {torch.get_num_threads()} thread(s), torch {torch.__version__}")
     results = [one_case(kernel, n) for kernel, n in tqdm(cases, desc="attention cost")]
     out = Path(args.out)
     write_text_atomic(out / "results.json", json.dumps(dict(cpu=cpu_name(), threads=torch.get_num_threads(),
