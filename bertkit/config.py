@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .attention_options import check_attention_options
+
 # Google's BERT miniatures (Turc et al. 2019) plus the two paper sizes: (layers, hidden, heads); FFN = 4 × hidden.
 PRESETS = {
     "tiny": (2, 128, 2),
@@ -116,8 +118,6 @@ class BertConfig:
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"config.{name} must be in [0, 1), got {getattr(self, name)!r}")
-        from .model.efficient.options import check_attention_options  # lazy: the model layer imports this file
-
         check_attention_options(self)
 
     @property

@@ -1,4 +1,5 @@
-"""Checks of the attention-kernel fields of ``BertConfig``: each wrong size is refused with its name."""
+"""Checks of the attention-kernel fields of ``BertConfig`` (kernels: ``bertkit/model/efficient/``): each wrong size
+is refused with its name. No torch here: a config is read where torch is not imported."""
 
 from __future__ import annotations
 
