@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .attention_options import check_attention_options
+
 # Google's BERT miniatures (Turc et al. 2019) plus the two paper sizes: (layers, hidden, heads); FFN = 4 × hidden.
 PRESETS = {
     "tiny": (2, 128, 2),
@@ -80,6 +82,18 @@ class BertConfig:
     inner_group_num: int = 1  # ALBERT: layers in a group
     norm_first: bool = False  # pre-LN blocks (LayerNorm before attention / FFN) with a final LayerNorm
     classifier_dropout_prob: float = 0.1  # ALBERT: dropout before the SOP classifier
+    # attention kernel: "full" softmax, or an efficient one with its sizes (bertkit/model/efficient/, issue 14)
+    attention: str = "full"
+    linformer_k: int = 256  # linformer: keys and values projected to k positions
+    linformer_shared: bool = True  # linformer: one E, F pair per layer (True) or one per head
+    performer_features: int = 256  # performer: random features m
+    performer_redraw: int = 1000  # performer: training forward passes between feature redraws; 0: never
+    performer_causal: bool = False  # performer: each position attends to itself and earlier ones (prefix sums)
+    lsh_num_buckets: int = 8  # lsh: hash buckets per round (1 or even)
+    lsh_chunk_size: int = 64  # lsh: sorted positions attend within their chunk and the previous one
+    lsh_rounds: int = 2  # lsh: hash rounds, combined by their softmax normalisers
+    local_window: int = 256  # local: keys at most this many positions away on each side
+    local_global_tokens: tuple[int, ...] = (0,)  # local: positions that attend and are attended everywhere ([CLS])
 
     def __post_init__(self) -> None:
         sizes = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
@@ -104,6 +118,7 @@ class BertConfig:
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"config.{name} must be in [0, 1), got {getattr(self, name)!r}")
+        check_attention_options(self)
 
     @property
     def head_size(self) -> int:

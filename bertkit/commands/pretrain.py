@@ -50,7 +50,11 @@ def cmd_fill_mask(args: argparse.Namespace) -> None:
 
 
 def cmd_explain(args: argparse.Namespace) -> None:
-    """Show one masked training instance, position by position."""
+    """Show one masked training instance, position by position (or draw the attention kernels' patterns)."""
+    if args.what == "attention-cost":
+        from .attention_cost import cmd_attention_cost
+
+        return cmd_attention_cost(args)
     from ..assets import default_model_dir
     from ..pretraining import MaskingConfig
     from ..pretraining.explain import explain_masking
@@ -99,11 +103,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--top-k", type=int, default=5)
     p.set_defaults(run=cmd_fill_mask)
 
-    p = sub.add_parser("explain", help="explain a pretraining step on your text: `explain masking TEXT`")
-    p.add_argument("what", choices=["masking"])
+    p = sub.add_parser("explain", help="explain a pretraining step on your text: `explain masking TEXT`; "
+                       "`explain attention-cost TEXT`: each attention kernel's pattern as a PNG")
+    p.add_argument("what", choices=["masking", "attention-cost"])
     p.add_argument("text", nargs="+")
     p.add_argument("--strategy", default="token", choices=STRATEGIES)
     p.add_argument("--mlm-probability", type=float, default=0.15)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", help="whose vocab.txt to use; default: the installed MiniLM")
+    p.add_argument("--output", default="attention-patterns.png", help="attention-cost: the PNG to write")
     p.set_defaults(run=cmd_explain)

@@ -12,6 +12,7 @@ from torch import nn
 from ..config import BertConfig
 from . import kernels
 from .dropout import Dropout
+from .efficient import build_kernel
 
 
 class SelfAttention(nn.Module):
@@ -26,6 +27,7 @@ class SelfAttention(nn.Module):
         self.value = nn.Linear(config.hidden_size, config.hidden_size)
         self.dropout_prob = config.attention_probs_dropout_prob
         self.prefix = None  # prefix tuning: (k, v, mask) → the same with key / value rows before them (bertkit.peft)
+        self.kernel = build_kernel(config)  # None: full softmax attention (kernels.attention)
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, seq, hidden) → (batch, heads, seq, head_size)."""
@@ -39,7 +41,8 @@ class SelfAttention(nn.Module):
         if self.prefix is not None:
             k, v, mask = self.prefix(k, v, mask)
         dropout = self.dropout_prob if self.training else 0.0
-        context, probs = kernels.attention(q, k, v, mask, dropout, return_probs)
+        attend = kernels.attention if self.kernel is None else self.kernel
+        context, probs = attend(q, k, v, mask, dropout, return_probs)
         batch, _, seq, _ = context.shape
         return context.transpose(1, 2).reshape(batch, seq, -1), probs
 

@@ -159,7 +159,8 @@ class EncoderModel(Pretrained):
         batch, seq = input_ids.shape
         if self.embeddings.position_embeddings is not None and seq > config.max_tokens:
             raise ValueError(f"input has {seq} tokens but the model has only {config.max_tokens} positions; "
-                             "truncate it (tokenizer: truncation=True, max_length=...)")
+                             "truncate it (tokenizer: truncation=True, max_length=...) or extend the positions "
+                             "(bertkit.model.long_positions.extend_positions)")
         if input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= config.vocab_size):
             raise ValueError(f"token ids must lie in [0, {config.vocab_size}); got "
                              f"{int(input_ids.min())}..{int(input_ids.max())} (a tokenizer of another vocabulary?)")
