@@ -4,7 +4,8 @@ Each position attends to the keys at most ``local_window`` positions away and to
 (``local_global_tokens``, [CLS] by default); a global position attends to every key. The window is computed in
 blocks of ``local_window`` positions: a block of queries scores the keys of its previous, own and next block (3w
 keys, masked to the band |i − j| ≤ w, plus the g global keys), through torch's fused SDPA — O(n·w) time and
-O(n) memory instead of O(n²). The global rows are g full rows.
+O(n·w) memory (the band mask; the scores stay inside the fused kernel) instead of O(n²). The global rows are
+g full rows.
 """
 
 from __future__ import annotations
