@@ -51,14 +51,14 @@ def pool(strategy: str, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tenso
     raise ValueError(f"pooling strategy {strategy!r} is not a token-level strategy")
 
 
-def sentence_settings(encoder: SentenceEncoder) -> dict:
+def sentence_settings(encoder: SentenceEncoder, folder: Path) -> dict:
     """The model folder's own sentence-transformers settings, as the TEI / OpenAI routes use them.
 
-    Read from the encoder (which reads modules.json, the pooling config and sentence_bert_config.json); an encoder
-    that does not expose them yet gets what all-MiniLM-L6-v2's files say: mean pooling, normalised.
+    Read from the encoder (which reads modules.json, the pooling config and sentence_bert_config.json). A plain
+    model folder, without sentence-transformers files, gets TEI's defaults: mean pooling, unit vectors.
     """
-    return {"pooling": getattr(encoder, "pooling", "mean"), "normalize": bool(getattr(encoder, "normalize", True)),
-            "max_seq_length": int(getattr(encoder, "max_seq_length", encoder.max_length))}
+    normalize = encoder.normalize if (Path(folder) / "modules.json").is_file() else True
+    return {"pooling": encoder.pooling, "normalize": bool(normalize), "max_seq_length": int(encoder.max_seq_length)}
 
 
 class ServingModel:
@@ -89,7 +89,7 @@ class ServingModel:
             raise ValueError(f"pooling_strategy CLS_POOLED needs a pooler, and {settings.model_dir} has no "
                              "pooler weights")
         return cls(model, load_tokenizer(settings.model_dir, settings.cased_tokenization), settings,
-                   sentence_settings(encoder))
+                   sentence_settings(encoder, settings.model_dir))
 
     def run(self, task: str, items: list) -> tuple[np.ndarray, list | None]:
         """One batch of a task: bert-as-service ``encode``, or the TEI routes' ``embed`` / ``tokens``."""
