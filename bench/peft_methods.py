@@ -1,6 +1,6 @@
 """Parameter-efficient fine-tuning on Rotten Tomatoes with MiniLM: every method against full fine-tuning.
 
-    .venv/bin/python bench/peft.py [--methods full,lora,...] [--limit-train N] [--epochs 2] [--out out/peft-rt]
+    .venv/bin/python bench/peft_methods.py [--methods full,lora,...] [--limit-train N] [--epochs 2] [--out out/peft-rt]
 
 Each method runs `configs/rotten_tomatoes.yaml` (the data, epochs, seed, max_length, batch and pooling of
 `make finetune-rt`, 0.838 test accuracy with full fine-tuning) with `peft=METHOD` and the method's learning rate
