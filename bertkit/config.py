@@ -82,6 +82,8 @@ class BertConfig:
     inner_group_num: int = 1  # ALBERT: layers in a group
     norm_first: bool = False  # pre-LN blocks (LayerNorm before attention / FFN) with a final LayerNorm
     classifier_dropout_prob: float = 0.1  # ALBERT: dropout before the SOP classifier
+    is_decoder: bool = False  # causal self-attention: each position sees itself and earlier ones (GPT, decoders)
+    add_cross_attention: bool = False  # each layer also attends to an encoder's output (the Transformer's decoder)
     # attention kernel: "full" softmax, or an efficient one with its sizes (bertkit/model/efficient/, issue 14)
     attention: str = "full"
     linformer_k: int = 256  # linformer: keys and values projected to k positions
@@ -119,6 +121,12 @@ class BertConfig:
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"config.{name} must be in [0, 1), got {getattr(self, name)!r}")
         check_attention_options(self)
+        if (self.is_decoder or self.add_cross_attention) and self.attention != "full":
+            raise ValueError(f"attention={self.attention!r} cannot decode: decoders (is_decoder / "
+                             "add_cross_attention) need full attention for their causal mask and key / value cache")
+        if self.is_decoder and self.position_embedding_type == "relative_bias":
+            raise ValueError("position_embedding_type 'relative_bias' is bidirectional here; a decoder "
+                             "(is_decoder) needs 'absolute', 'sinusoidal' or 'none'")
 
     @property
     def head_size(self) -> int:

@@ -141,8 +141,8 @@ def write_config(folder, **values):
 @pytest.mark.parametrize("values,message", [
     (dict(model_type="xlnet"), "model_type 'xlnet' is not supported"),
     (dict(model_type="bert", position_embedding_type="relative_key"), "relative_key"),
-    (dict(model_type="bert", is_decoder=True), "is_decoder"),
-    (dict(model_type="bert", add_cross_attention=True), "add_cross_attention"),
+    (dict(model_type="bert", is_decoder=True, attention="performer"), "cannot decode"),
+    (dict(model_type="bert", is_decoder=True, position_embedding_type="relative_bias"), "is bidirectional here"),
     (dict(model_type="roberta", tie_word_embeddings=False), "tie_word_embeddings"),
     (dict(model_type="bert", rotary_dim=16), "bertkit does not know .*rotary_dim"),
     (dict(model_type="bert", hidden_act="mish"), "hidden_act must be one of"),

@@ -33,7 +33,7 @@ IGNORED_KEYS = frozenset({
     "classifier_dropout", "max_length", "min_length", "do_sample", "early_stopping", "num_beams", "temperature",
     "top_k", "top_p", "repetition_penalty", "length_penalty", "no_repeat_ngram_size", "bad_words_ids",
     # refused by refuse_unsupported() when set; harmless at their defaults
-    "is_decoder", "add_cross_attention", "pruned_heads", "tie_word_embeddings",
+    "pruned_heads", "tie_word_embeddings",
     # bertkit's fine-tuned folders: the task head's settings (read by TaskConfig)
     "classifier_head", "classifier_inner_size", "pooling", "finetuning",
 })
@@ -136,9 +136,6 @@ def refuse_unsupported(values: dict[str, Any]) -> None:
     if values.get("position_embedding_type") in ("relative_key", "relative_key_query"):
         problems.append(f"position_embedding_type={values['position_embedding_type']!r} (Shaw / Huang relative "
                         "keys; bertkit has absolute, sinusoidal, none and relative_bias)")
-    for flag in ("is_decoder", "add_cross_attention"):
-        if values.get(flag):
-            problems.append(f"{flag}=true (bertkit's encoders are bidirectional, without cross-attention)")
     if values.get("tie_word_embeddings") is False:
         problems.append("tie_word_embeddings=false (bertkit's MLM decoder is the word-embedding matrix)")
     if values.get("pruned_heads"):

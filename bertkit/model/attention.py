@@ -1,7 +1,9 @@
 """The attention block: Q, K, V projections, a kernel (``kernels.attention``), the output projection.
 
-The additive ``mask`` the kernel receives carries padding (−∞ on padded keys) and, for ``relative_bias`` models,
-the position bias; building it is the encoder's job, so this block is the same for every position scheme.
+The additive ``mask`` the kernel receives carries padding (−∞ on padded keys), a decoder's causal mask and, for
+``relative_bias`` models, the position bias; building it is the encoder's job, so this block is the same for every
+position scheme. The same block is a decoder's cross-attention when given ``memory`` (queries from the decoder, keys
+and values from the encoder's output), and decodes step by step with a ``LayerCache`` (``kv_cache.py``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from ..config import BertConfig
 from . import kernels
 from .dropout import Dropout
 from .efficient import build_kernel
+from .kv_cache import LayerCache
 
 
 class SelfAttention(nn.Module):
@@ -34,10 +37,25 @@ class SelfAttention(nn.Module):
         batch, seq, _ = x.shape
         return x.view(batch, seq, self.num_heads, self.head_size).transpose(1, 2)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, return_probs: bool = False
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, return_probs: bool = False,
+                memory: torch.Tensor | None = None, cache: LayerCache | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        q, k, v = (self.split_heads(t) for t in kernels.project_qkv(self.query, self.key, self.value, x,
-                                                                      self.training))
+        """Attend from ``x`` to ``x`` itself, or to ``memory`` (cross-attention); ``cache`` holds earlier
+        positions' keys and values while decoding."""
+        if memory is None:
+            q, k, v = (self.split_heads(t) for t in kernels.project_qkv(self.query, self.key, self.value, x,
+                                                                          self.training))
+            if cache is not None:
+                k, v = cache.extend(k, v)
+        else:
+            q = self.split_heads(kernels.linear(self.query, x))
+            if cache is not None and cache.length:  # the encoder's output does not change while decoding
+                k, v = cache.key, cache.value
+            else:
+                k, v = self.split_heads(kernels.linear(self.key, memory)), self.split_heads(
+                    kernels.linear(self.value, memory))
+                if cache is not None:
+                    cache.extend(k, v)
         if self.prefix is not None:
             k, v, mask = self.prefix(k, v, mask)
         dropout = self.dropout_prob if self.training else 0.0
@@ -72,14 +90,15 @@ class ResidualOutput(nn.Module):
 
 
 class Attention(nn.Module):
-    """Self-attention and its output block (``attention.self`` and ``attention.output``)."""
+    """Self-attention (or cross-attention) and its output block (``attention.self`` and ``attention.output``)."""
 
     def __init__(self, config: BertConfig):
         super().__init__()
         self.self = SelfAttention(config)
         self.output = ResidualOutput(config, config.hidden_size)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, return_probs: bool = False
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, return_probs: bool = False,
+                memory: torch.Tensor | None = None, cache: LayerCache | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        context, probs = self.self(self.output.pre_norm(x), mask, return_probs)
+        context, probs = self.self(self.output.pre_norm(x), mask, return_probs, memory, cache)
         return self.output(context, x), probs

@@ -1,5 +1,6 @@
 """One transformer layer: the attention half, then the feed-forward half, each with a residual connection and a
-LayerNorm — after the half (post-LN, BERT) or before it (pre-LN, ``norm_first``)."""
+LayerNorm — after the half (post-LN, BERT) or before it (pre-LN, ``norm_first``). A decoder layer
+(``add_cross_attention``: the Transformer's decoder) has a cross-attention half between the two."""
 
 from __future__ import annotations
 
@@ -10,14 +11,17 @@ from ..config import BertConfig
 from . import kernels
 from .attention import Attention, ResidualOutput
 from .feed_forward import Intermediate
+from .kv_cache import LayerCache
 
 
 class Layer(nn.Module):
-    """``attention`` → ``intermediate`` → ``output``: BERT's ``encoder.layer.N`` with Hugging Face's names."""
+    """``attention`` → (``crossattention``) → ``intermediate`` → ``output``: BERT's ``encoder.layer.N`` with
+    Hugging Face's names."""
 
     def __init__(self, config: BertConfig):
         super().__init__()
         self.attention = Attention(config)
+        self.crossattention = Attention(config) if config.add_cross_attention else None
         self.intermediate = Intermediate(config)
         self.output = ResidualOutput(config, config.intermediate_size)
 
@@ -32,7 +36,12 @@ class Layer(nn.Module):
             return self.output.add_and_norm(ffn, x)
         return self.output(self.intermediate(inner), x)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, return_probs: bool = False
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        x, probs = self.attention(x, mask, return_probs)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, return_probs: bool = False,
+                memory: torch.Tensor | None = None, memory_mask: torch.Tensor | None = None,
+                cache: tuple[LayerCache, LayerCache] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``memory`` / ``memory_mask``: the encoder's output and its additive padding mask (cross-attention);
+        ``cache``: this layer's (self-attention, cross-attention) caches while decoding step by step."""
+        x, probs = self.attention(x, mask, return_probs, cache=cache[0] if cache else None)
+        if self.crossattention is not None:
+            x, _ = self.crossattention(x, memory_mask, memory=memory, cache=cache[1] if cache else None)
         return self.feed_forward(x), probs

@@ -25,10 +25,11 @@ def sinusoidal_table(positions: int, width: int) -> torch.Tensor:
     return table.float()
 
 
-def positions_after_padding(input_ids: torch.Tensor, padding_idx: int) -> torch.Tensor:
-    """RoBERTa's position ids: real tokens count from ``padding_idx + 1``; padding keeps ``padding_idx``."""
+def positions_after_padding(input_ids: torch.Tensor, padding_idx: int, past: int = 0) -> torch.Tensor:
+    """RoBERTa's position ids: real tokens count from ``padding_idx + 1`` (after ``past`` decoded ones); padding
+    keeps ``padding_idx``."""
     real = input_ids.ne(padding_idx).long()
-    return torch.cumsum(real, dim=1) * real + padding_idx
+    return (torch.cumsum(real, dim=1) + past) * real + padding_idx
 
 
 class Embeddings(nn.Module):
@@ -60,13 +61,14 @@ class Embeddings(nn.Module):
             table.copy_(sinusoidal_table(*table.shape))
             table.requires_grad_(False)
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None, past: int = 0) -> torch.Tensor:
+        """Embed a batch; ``past``: positions a decoder has already cached (the new tokens' positions follow)."""
         x = self.word_embeddings(input_ids)
         if self.position_embeddings is not None:
             if self.count_positions_after_padding:
-                x = x + self.position_embeddings(positions_after_padding(input_ids, self.padding_idx))
-            else:  # the first seq rows, broadcast over the batch: no index tensor, no gather
-                x = x + self.position_embeddings.weight[: input_ids.shape[1]]
+                x = x + self.position_embeddings(positions_after_padding(input_ids, self.padding_idx, past))
+            else:  # rows past … past + seq, broadcast over the batch: no index tensor, no gather
+                x = x + self.position_embeddings.weight[past: past + input_ids.shape[1]]
         if self.token_type_embeddings is not None:
             x = x + self.token_type_embeddings(token_type_ids)
         if self.LayerNorm is not None:

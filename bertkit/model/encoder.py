@@ -1,5 +1,8 @@
 """The encoder: a stack of layers (each its own, or ALBERT's few shared ones applied many times), and the model
 around it — embeddings → (E→H projection) → encoder → (pooler) — that every architecture of the family is.
+
+With ``is_decoder`` the same stack is causal (each position sees itself and earlier ones: GPT, the Transformer's
+decoder), decodes step by step with a ``KVCache``, and with ``add_cross_attention`` attends to an encoder's output.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from . import kernels
 from .block import Layer
 from .embeddings import Embeddings
 from .heads import Pooler
+from .kv_cache import KVCache
 from .position_bias import RelativePositionBias
 from .pretrained import Pretrained
 
@@ -27,10 +31,11 @@ class BertModelOutput:
     pooler_output: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
+    past_key_values: KVCache | None = None  # a decoder's cache, extended by this call (``use_cache=True``)
 
-    def __getitem__(self, index: int) -> torch.Tensor | tuple | None:
-        present = [v for v in (self.last_hidden_state, self.pooler_output, self.hidden_states, self.attentions)
-                   if v is not None]
+    def __getitem__(self, index: int) -> torch.Tensor | tuple | KVCache | None:
+        present = [v for v in (self.last_hidden_state, self.pooler_output, self.past_key_values,
+                               self.hidden_states, self.attentions) if v is not None]
         return present[index]
 
 
@@ -57,30 +62,52 @@ class Encoder(nn.Module):
         self.relative_attention_bias = (RelativePositionBias(config)
                                         if config.position_embedding_type == "relative_bias" else None)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if config.norm_first else None
+        self.is_decoder = config.is_decoder
         self.gradient_checkpointing = False  # see Pretrained.gradient_checkpointing_enable
 
-    def attention_mask(self, attention_mask: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor | None:
-        """The additive mask every layer adds to its scores: padding, plus the relative position bias if any."""
+    @property
+    def depth(self) -> int:
+        """Layers applied per forward pass (ALBERT applies its shared layers several times): the cache's size."""
+        return sum(len(step) for step in self.schedule)
+
+    def attention_mask(self, attention_mask: torch.Tensor | None, x: torch.Tensor, past: int = 0
+                       ) -> torch.Tensor | None:
+        """The additive mask every layer adds to its scores: padding, a decoder's causal mask (``past`` positions
+        already cached come first), and the relative position bias if any."""
         mask = additive_padding_mask(attention_mask, x.dtype)
+        if self.is_decoder:
+            causal = causal_mask(x.shape[1], past, x.dtype, x.device)
+            mask = causal if mask is None else (mask + causal).clamp(min=torch.finfo(x.dtype).min)
         if self.relative_attention_bias is None:
             return mask
         bias = self.relative_attention_bias(x.shape[1], x.shape[1]).to(x.dtype)
         return bias if mask is None else bias + mask
 
     def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None, output_hidden_states: bool = False,
-                output_attentions: bool = False
+                output_attentions: bool = False, memory: torch.Tensor | None = None,
+                memory_mask: torch.Tensor | None = None, cache: KVCache | None = None
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, tuple[torch.Tensor, ...] | None]:
-        """The last hidden state, and (when asked) the hidden state and attention maps of every layer applied."""
-        mask = self.attention_mask(attention_mask, x)
+        """The last hidden state, and (when asked) the hidden state and attention maps of every layer applied.
+
+        ``memory`` / ``memory_mask`` (0/1, batch × memory length): an encoder's output for cross-attention;
+        ``cache``: keys and values of earlier positions, extended in place.
+        """
+        mask = self.attention_mask(attention_mask, x, cache.length if cache is not None else 0)
+        memory_mask = additive_padding_mask(memory_mask, x.dtype) if memory is not None else None
         hidden_states, attentions = [x], []
         checkpointed = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
+        applied = 0
         for step in self.schedule:
             for index in step:
                 layer = self.layer[index]
+                entry = (cache.self_attention[applied], cache.cross_attention[applied]) if cache is not None \
+                    else None
+                applied += 1
                 if checkpointed:
-                    x, probs = checkpoint(layer, x, mask, output_attentions, use_reentrant=False)
+                    x, probs = checkpoint(layer, x, mask, output_attentions, memory, memory_mask,
+                                          use_reentrant=False)
                 else:
-                    x, probs = layer(x, mask, output_attentions)
+                    x, probs = layer(x, mask, output_attentions, memory, memory_mask, entry)
                 attentions.append(probs)
                 hidden_states.append(x)
         if self.LayerNorm is not None:
@@ -88,6 +115,13 @@ class Encoder(nn.Module):
             hidden_states[-1] = x
         return (x, tuple(hidden_states) if output_hidden_states else None,
                 tuple(attentions) if output_attentions else None)
+
+
+def causal_mask(seq: int, past: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """(1, 1, seq, past + seq) additive mask: query i (position past + i) sees keys 0 … past + i."""
+    query = torch.arange(past, past + seq, device=device)[:, None]
+    key = torch.arange(past + seq, device=device)[None, :]
+    return torch.where(key > query, torch.finfo(dtype).min, 0.0).to(dtype)[None, None]
 
 
 def additive_padding_mask(attention_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
@@ -134,18 +168,62 @@ class EncoderModel(Pretrained):
         token_type_ids: torch.Tensor | None = None,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
+        encoder_hidden_states: torch.Tensor | None = None,
+        encoder_attention_mask: torch.Tensor | None = None,
+        past_key_values: KVCache | None = None,
+        use_cache: bool = False,
     ) -> BertModelOutput:
-        """Encode a (batch, seq) batch of token ids; ``attention_mask`` is 1 for real tokens, 0 for padding."""
-        token_type_ids = self.check_inputs(input_ids, attention_mask, token_type_ids)
-        x = self.embeddings(input_ids, token_type_ids)
+        """Encode a (batch, seq) batch of token ids; ``attention_mask`` is 1 for real tokens, 0 for padding.
+
+        Decoders (``is_decoder``) also take ``encoder_hidden_states`` / ``encoder_attention_mask`` for
+        cross-attention and, with ``use_cache``, return ``past_key_values`` to pass back with the next tokens
+        only (``attention_mask`` then covers the cached positions too).
+        """
+        cache = self.decoding_cache(past_key_values, use_cache)
+        past = cache.length if cache is not None else 0
+        token_type_ids = self.check_inputs(input_ids, attention_mask, token_type_ids, past)
+        self.check_memory(encoder_hidden_states, encoder_attention_mask, input_ids.shape[0])
+        x = self.embeddings(input_ids, token_type_ids, past)
         if self.embeddings_project is not None:
             x = self.embeddings_project(x)
-        x, hidden_states, attentions = self.encoder(x, attention_mask, output_hidden_states, output_attentions)
+        x, hidden_states, attentions = self.encoder(x, attention_mask, output_hidden_states, output_attentions,
+                                                    encoder_hidden_states, encoder_attention_mask, cache)
         pooled = self.pooler(x) if self.pooler is not None else None
-        return BertModelOutput(x, pooled, hidden_states, attentions)
+        return BertModelOutput(x, pooled, hidden_states, attentions, cache)
+
+    def decoding_cache(self, past_key_values: KVCache | None, use_cache: bool) -> KVCache | None:
+        """The cache this call extends: the one passed in, a new one (``use_cache``), or none."""
+        if past_key_values is None and not use_cache:
+            return None
+        if not self.config.is_decoder:
+            raise ValueError("past_key_values / use_cache are for decoders (config.is_decoder); this encoder "
+                             "attends in both directions, so earlier positions change with every new token")
+        if past_key_values is None:
+            return KVCache(self.encoder.depth)
+        if not isinstance(past_key_values, KVCache) or len(past_key_values.self_attention) != self.encoder.depth:
+            raise ValueError(f"past_key_values must be the KVCache this model returned ({self.encoder.depth} "
+                             "layers)")
+        return past_key_values
+
+    def check_memory(self, memory: torch.Tensor | None, memory_mask: torch.Tensor | None, batch: int) -> None:
+        """Cross-attention needs the encoder's output exactly when the layers have cross-attention."""
+        if not self.config.add_cross_attention:
+            if memory is not None:
+                raise ValueError("encoder_hidden_states given, but this model has no cross-attention "
+                                 "(config.add_cross_attention)")
+            return
+        if memory is None:
+            raise ValueError("this decoder attends to an encoder's output: pass encoder_hidden_states")
+        if memory.dim() != 3 or memory.shape[0] != batch or memory.shape[2] != self.config.hidden_size:
+            raise ValueError(f"encoder_hidden_states must be (batch={batch}, length, "
+                             f"{self.config.hidden_size}), got {tuple(memory.shape)}")
+        if memory_mask is not None and tuple(memory_mask.shape) != tuple(memory.shape[:2]):
+            raise ValueError(f"encoder_attention_mask has shape {tuple(memory_mask.shape)}, "
+                             f"encoder_hidden_states {tuple(memory.shape[:2])}")
 
     def check_inputs(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, token_type_ids: torch.Tensor | None
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, token_type_ids: torch.Tensor | None,
+        past: int = 0,
     ) -> torch.Tensor | None:
         """Refuse inputs the embeddings cannot take, with the reason; returns the segment ids to use."""
         config = self.config
@@ -157,16 +235,19 @@ class EncoderModel(Pretrained):
         if input_ids.is_floating_point():
             raise ValueError(f"input_ids must hold integer token ids, got {input_ids.dtype}")
         batch, seq = input_ids.shape
-        if self.embeddings.position_embeddings is not None and seq > config.max_tokens:
-            raise ValueError(f"input has {seq} tokens but the model has only {config.max_tokens} positions; "
+        if self.embeddings.position_embeddings is not None and past + seq > config.max_tokens:
+            raise ValueError(f"input has {past + seq} tokens but the model has only {config.max_tokens} positions; "
                              "truncate it (tokenizer: truncation=True, max_length=...) or extend the positions "
                              "(bertkit.model.long_positions.extend_positions)")
         if input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= config.vocab_size):
             raise ValueError(f"token ids must lie in [0, {config.vocab_size}); got "
                              f"{int(input_ids.min())}..{int(input_ids.max())} (a tokenizer of another vocabulary?)")
-        for name, tensor in (("attention_mask", attention_mask), ("token_type_ids", token_type_ids)):
-            if tensor is not None and tuple(tensor.shape) != (batch, seq):
-                raise ValueError(f"{name} has shape {tuple(tensor.shape)}, input_ids {(batch, seq)}")
+        if attention_mask is not None and tuple(attention_mask.shape) != (batch, past + seq):
+            cached = f" after {past} cached positions" if past else ""
+            raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected {(batch, past + seq)} "
+                             f"for input_ids {(batch, seq)}{cached}")
+        if token_type_ids is not None and tuple(token_type_ids.shape) != (batch, seq):
+            raise ValueError(f"token_type_ids has shape {tuple(token_type_ids.shape)}, input_ids {(batch, seq)}")
         if config.type_vocab_size == 0:  # DistilBERT: segments are not an input (BERT tokenizers still give them)
             return None
         if token_type_ids is None:
