@@ -44,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _flag(p, "http_port", type=int, default=None, help="also serve the HTTP API and web page on this port")
     _flag(p, "host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for every interface)")
     _flag(p, "cpu", action="store_true", help="run on the CPU even when a GPU is available")
+    _flag(p, "adapters", "--adapter", action="append", default=None, metavar="NAME=DIR",
+          help="serve this fine-tuned adapter folder on the base model -model_dir (repeat for several; the first is "
+               "the default, HTTP requests pick one with adapter_id)")
     _flag(p, "verbose", action="store_true", help="log every request")
     # production flags, spelt as text-embeddings-inference spells them
     _flag(p, "max_batch_tokens", type=int, default=16384, help="most tokens per batch, summed over its texts "

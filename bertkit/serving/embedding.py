@@ -79,6 +79,10 @@ class ServingModel:
     @classmethod
     def from_settings(cls, settings: ServerSettings, device: str = "cpu"):
         """Load the model folder named by ``settings`` (a fine-tuned one for CLASSIFICATION / REGRESSION)."""
+        if settings.adapters:
+            from .adapters import AdapterServingModel
+
+            return AdapterServingModel.from_settings(settings, device)
         if settings.pooling_strategy in FINE_TUNED:
             from .fine_tuned import FineTunedServingModel
 

@@ -13,9 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..finetuning.adapters import load_task_adapter
 from ..finetuning.predict import SequenceClassifier
 from ..peft import merge_lora
 from ..peft.folders import TASK_CONFIG, is_adapter_folder
+from ..tokenization import AutoTokenizer
 from .features import Item, text_and_pair
 from .protocol import CLASSIFY, ENCODE
 from .settings import ServerSettings
@@ -33,7 +35,13 @@ class FineTunedServingModel:
     @classmethod
     def from_settings(cls, settings: ServerSettings, device: str = "cpu") -> FineTunedServingModel:
         """Load ``model_dir``, refusing a folder that is not a fine-tuned model of the strategy's kind."""
-        folder = Path(settings.model_dir)
+        return cls.load(Path(settings.model_dir), settings, device)
+
+    @classmethod
+    def load(cls, folder: Path, settings: ServerSettings, device: str = "cpu", base_model: Path | None = None,
+             merge: bool = True) -> FineTunedServingModel:
+        """A fine-tuned folder, or an adapter folder on its base model (``base_model``: instead of the one its
+        adapter_config.json names); a single LoRA adapter is merged into the weights (``merge``)."""
         adapter = is_adapter_folder(folder)  # a PEFT run's best/: the base model it names, with the adapter
         config = json.loads((folder / (TASK_CONFIG if adapter else "config.json")).read_text(encoding="utf-8"))
         wanted = PROBLEM_OF_STRATEGY[settings.pooling_strategy]
@@ -42,8 +50,13 @@ class FineTunedServingModel:
             raise ValueError(f"pooling_strategy {settings.pooling_strategy} needs a model fine-tuned for {wanted} "
                              f"(bertkit finetune ... then serve its best/ folder); {folder} is "
                              f"{', '.join(config.get('architectures', ['?']))} with problem_type {found}")
-        predictor = SequenceClassifier.from_pretrained(folder)
-        if adapter and predictor.model.peft_config.method == "lora":
+        if adapter and base_model is not None:
+            tokens = folder if (folder / "vocab.txt").is_file() or (folder / "tokenizer.json").is_file() else None
+            predictor = SequenceClassifier(load_task_adapter(folder, base_model),
+                                           AutoTokenizer.from_pretrained(tokens or base_model))
+        else:
+            predictor = SequenceClassifier.from_pretrained(folder)
+        if adapter and merge and predictor.model.peft_config.method == "lora":
             merge_lora(predictor.model)  # one adapter served: folded into the weights, no inference cost
         predictor.model.to(device)
         return cls(predictor, settings)

@@ -17,7 +17,7 @@ import numpy as np
 from ..tokenization import BertTokenizer
 from .client import AsyncBertClient, EncodingFailed
 from .metrics import ServerMetrics
-from .protocol import CLASSIFY, EMBED, TOKENS
+from .protocol import CLASSIFY, EMBED, TOKENS, adapter_task
 from .settings import ServerSettings
 from .strategies import FINE_TUNED
 
@@ -47,6 +47,7 @@ class Front:
         self.classifier = settings.pooling_strategy in FINE_TUNED
         self.sentence = info.get("sentence") or {"pooling": "mean", "normalize": True, "max_seq_length": 512}
         self.labels: list[str] = info.get("labels") or []
+        self.adapters: dict[str, dict] = info.get("adapters") or {}  # name → labels, max_length (adapters.py)
         self.max_length = int(info.get("max_length") or self.sentence["max_seq_length"])
         self.hidden_size = info.get("hidden_size") or info.get("dimension")
         self.prompts = read_prompts(settings.model_dir)
@@ -165,14 +166,27 @@ class Front:
         rows = await self._run(TOKENS, ids)
         return [rows[i, : len(seq)] for i, seq in enumerate(ids)]
 
-    async def logits(self, entries: list[tuple[str, str | None]]) -> np.ndarray:
-        """A fine-tuned classifier's logits of (text, pair or None) entries (prepared as in its training)."""
+    def check_adapter(self, adapter: str | None) -> None:
+        """A request's ``adapter_id`` must name one of the served adapters."""
+        if adapter is not None and adapter not in self.adapters:
+            served = f"this server has {', '.join(self.adapters)}" if self.adapters else \
+                "this server serves no adapters (bertkit serve --adapter NAME=DIR)"
+            raise ApiError(422, f"unknown adapter_id {adapter!r}; {served}", "validation")
+
+    def labels_of(self, adapter: str | None) -> list[str]:
+        """The label names of ``adapter``'s classifier (None: the default model's)."""
+        return self.labels if adapter is None else self.adapters[adapter]["labels"]
+
+    async def logits(self, entries: list[tuple[str, str | None]], adapter: str | None = None) -> np.ndarray:
+        """A fine-tuned classifier's logits of (text, pair or None) entries (prepared as in its training);
+        ``adapter``: which served adapter answers (None: the default)."""
         self.need_classifier()
+        self.check_adapter(adapter)
         self.check_count(len(entries))
         for i, (text, pair) in enumerate(entries):
             if not text.strip() or (pair is not None and not pair.strip()):
                 raise ApiError(422, f"inputs[{i}] has an empty text", "validation")
-        return await self._run(CLASSIFY, [[text, pair] for text, pair in entries])
+        return await self._run(adapter_task(CLASSIFY, adapter), [[text, pair] for text, pair in entries])
 
     def scores(self, logits: np.ndarray, function: str) -> np.ndarray:
         """``softmax`` over the labels, ``sigmoid`` of each, or ``none`` (raw logits)."""
@@ -184,6 +198,6 @@ class Front:
             return shifted / shifted.sum(axis=-1, keepdims=True)
         return logits
 
-    def default_function(self) -> str:
+    def default_function(self, adapter: str | None = None) -> str:
         """TEI's rule: one output is a score (sigmoid), several are classes (softmax)."""
-        return "sigmoid" if len(self.labels) == 1 else "softmax"
+        return "sigmoid" if len(self.labels_of(adapter)) == 1 else "softmax"

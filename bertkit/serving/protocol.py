@@ -53,8 +53,8 @@ def parse_request(frames: list[bytes]) -> Request:
         items = json.loads(payload)
     except (UnicodeDecodeError, ValueError) as error:
         raise ProtocolError(f"payload is neither a command nor UTF-8 JSON: {error}") from None
-    if isinstance(items, dict) and items.get("task") in TASKS:
-        return Request(identity, req_id, items=checked_task_items(items["task"], items.get("items")),
+    if isinstance(items, dict) and isinstance(items.get("task"), str) and split_task(items["task"])[0] in TASKS:
+        return Request(identity, req_id, items=checked_task_items(split_task(items["task"])[0], items.get("items")),
                        task=items["task"])
     return Request(identity, req_id, items=checked_items(items))
 
@@ -101,3 +101,15 @@ def raw_bytes(array: np.ndarray) -> np.ndarray:
 def json_reply(identity: bytes, data: dict, req_id: bytes) -> list[bytes]:
     """``[identity, json, req_id]``: the reply to SHOW_CONFIG / SHOW_STATUS."""
     return [identity, json.dumps(data, ensure_ascii=False, default=str).encode(), req_id]
+
+
+def adapter_task(task: str, adapter: str | None) -> str:
+    """The batch task of a request for a served adapter (None: the default): ``classify@rt``. Batches hold one
+    task, so they never mix adapters."""
+    return task if adapter is None else f"{task}@{adapter}"
+
+
+def split_task(task: str) -> tuple[str, str | None]:
+    """``classify@rt`` → (``classify``, ``rt``); a task without an adapter → (task, None)."""
+    base, _, adapter = task.partition("@")
+    return base, adapter or None

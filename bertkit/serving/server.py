@@ -37,6 +37,7 @@ from .protocol import (
     embedding_reply,
     json_reply,
     parse_request,
+    split_task,
 )
 from .publisher import Publisher
 from .settings import ServerSettings
@@ -263,11 +264,12 @@ class BertServer:
 
     def _costs(self, request) -> list[int]:
         """Token counts of a request's entries: exact for token ids, estimated for texts."""
-        if request.task not in (ENCODE, CLASSIFY):
+        task = split_task(request.task)[0]
+        if task not in (ENCODE, CLASSIFY):
             return [len(ids) for ids in request.items]
         info = next((w.info for w in self.workers if w.info), {}) or {}
         limit = info.get("max_length") or self.settings.max_seq_len or 512
-        if request.task == CLASSIFY:  # [text, pair or None]
+        if task == CLASSIFY:  # [text, pair or None]
             return [estimated_tokens(f"{text} {pair or ''}", limit) for text, pair in request.items]
         return [estimated_tokens(item, limit) for item in request.items]
 

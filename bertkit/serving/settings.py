@@ -32,6 +32,7 @@ class ServerSettings:
     http_port: int | None = None
     host: str = "127.0.0.1"
     cpu: bool = False
+    adapters: dict[str, Path] | list[str] | None = None  # NAME=DIR adapter folders served on model_dir (the base)
     verbose: bool = False
     # production settings, named as text-embeddings-inference names its flags
     max_batch_tokens: int = 16384  # tokens per batch, summed over its texts
@@ -47,6 +48,7 @@ class ServerSettings:
         folder = Path(self.model_dir)
         if not folder.is_dir():
             raise FileNotFoundError(f"no such model folder: {folder}")
+        adapters = parse_adapters(self.adapters, self.pooling_strategy)
         # a PEFT adapter folder keeps its task's config (the base model's shape, labels) in task_config.json
         config_file = "task_config.json" if (folder / "adapter_config.json").is_file() else "config.json"
         if not (folder / config_file).is_file():
@@ -77,7 +79,7 @@ class ServerSettings:
         if any(not 0 < p < 65536 for p in ports) or len(set(ports)) != len(ports):
             raise ValueError(f"port, port_out and http_port must be distinct ports in 1..65535, got {ports}")
         return dataclasses.replace(self, model_dir=folder, max_seq_len=max_seq_len, pooling_layer=layers,
-                                   pooling_strategy=checked_strategy(self.pooling_strategy))
+                                   pooling_strategy=checked_strategy(self.pooling_strategy), adapters=adapters)
 
     def threads_per_worker(self) -> int:
         """``torch_threads``, else ``OMP_NUM_THREADS`` (as torch itself reads it), else the cores shared out."""
@@ -93,6 +95,7 @@ class ServerSettings:
         values = dataclasses.asdict(self)
         values["api_key"] = "<set>" if self.api_key else None  # SHOW_CONFIG answers anyone on the ZMQ port
         values["model_dir"] = str(self.model_dir)
+        values["adapters"] = {name: str(path) for name, path in (self.adapters or {}).items()} or None
         values["pooling_strategy"] = STRATEGY_IDS[self.pooling_strategy]
         values["pooling_strategy_name"] = self.pooling_strategy
         return values
@@ -106,3 +109,27 @@ def parse_max_seq_len(value: int | str | None) -> int | None:
         return int(value)
     except (TypeError, ValueError):
         raise ValueError(f"max_seq_len must be an integer or NONE, got {value!r}") from None
+
+
+def parse_adapters(adapters: dict[str, Path] | list[str] | None, strategy: str) -> dict[str, Path] | None:
+    """``["rt=DIR", "DIR2", ...]`` (a bare folder is named after itself) → {name: folder}, each an adapter folder
+    of a fine-tuned task; the first is the default adapter."""
+    if not adapters:
+        return None
+    from .strategies import FINE_TUNED
+
+    if checked_strategy(strategy) not in FINE_TUNED:
+        raise ValueError("adapters are fine-tuned task heads: serve them with -pooling_strategy CLASSIFICATION or "
+                         f"REGRESSION, not {strategy}")
+    pairs = adapters.items() if isinstance(adapters, dict) else [
+        entry.split("=", 1) if "=" in entry else (Path(entry).name, entry) for entry in adapters]
+    named: dict[str, Path] = {}
+    for name, folder in pairs:
+        name, folder = str(name).strip(), Path(folder)
+        if not name or "@" in name or name in named:
+            raise ValueError(f"adapter name {name!r} must be non-empty, without '@', and unique")
+        if not (folder / "adapter_config.json").is_file():
+            raise FileNotFoundError(f"adapter {name!r}: {folder} is not an adapter folder (no adapter_config.json; "
+                                    "serve a `bertkit finetune peft=...` run's best/ folder)")
+        named[name] = folder
+    return named

@@ -80,10 +80,10 @@ async def tei_similarity(front: Front, body: SimilarityRequest) -> Response:
 
 
 async def classify(front: Front, texts: list[tuple[str, str | None]], function: str | None,
-                   top_k: int | None = None) -> list[list[dict]]:
-    """Ranked labels per entry, scored by ``function`` (default: TEI's rule)."""
-    scores = front.scores(await front.logits(texts), function or front.default_function())
-    return [ranked(row, front.labels)[:top_k] for row in scores]
+                   top_k: int | None = None, adapter: str | None = None) -> list[list[dict]]:
+    """Ranked labels per entry, scored by ``function`` (default: TEI's rule), by the served ``adapter``."""
+    scores = front.scores(await front.logits(texts, adapter), function or front.default_function(adapter))
+    return [ranked(row, front.labels_of(adapter))[:top_k] for row in scores]
 
 
 def tei_router(front: Front, started_at: float) -> APIRouter:
@@ -108,7 +108,7 @@ def tei_router(front: Front, started_at: float) -> APIRouter:
     async def predict(body: PredictRequest) -> Response:
         """A fine-tuned classifier's labels and scores, highest first; batches give one list per input."""
         entries, batch = predict_inputs(body.inputs)
-        results = await classify(front, entries, "none" if body.raw_scores else None)
+        results = await classify(front, entries, "none" if body.raw_scores else None, adapter=body.adapter_id)
         return json_response(results if batch else results[0])
 
     @router.post("/rerank")

@@ -42,6 +42,7 @@ class PredictRequest(BaseModel):
     truncate: bool | None = None
     truncation_direction: Direction = "right"
     raw_scores: bool = False
+    adapter_id: str | None = None  # bertkit: which served adapter classifies (bertkit serve --adapter NAME=DIR)
 
 
 class RerankRequest(BaseModel):

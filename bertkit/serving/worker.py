@@ -63,7 +63,7 @@ def model_info(model) -> dict:
             "dimension": model.dimension,
             "hidden_size": model.model.config.hidden_size if hasattr(model, "model") else None,
             "sentence": getattr(model, "sentence", None), "labels": getattr(model, "labels", None),
-            "max_length": getattr(model, "max_length", None)}
+            "max_length": getattr(model, "max_length", None), "adapters": getattr(model, "adapters", None)}
 
 
 def run_worker(index: int, settings: ServerSettings, address: str, parent_pid: int) -> None:
