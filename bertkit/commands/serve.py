@@ -43,7 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _flag(p, "port_out", type=int, default=5556, help="port results are published on (default 5556)")
     _flag(p, "http_port", type=int, default=None, help="also serve the HTTP API and web page on this port")
     _flag(p, "host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for every interface)")
-    _flag(p, "cpu", action="store_true", help="run on the CPU even when a GPU is available")
+    _flag(p, "device", default="auto", help="auto (the GPUs when there are any, workers spread over them), cpu, "
+                                            "cuda or cuda:N (default auto)")
+    _flag(p, "cpu", action="store_true", help="run on the CPU even when a GPU is available (= --device cpu)")
     _flag(p, "verbose", action="store_true", help="log every request")
     # production flags, spelt as text-embeddings-inference spells them
     _flag(p, "max_batch_tokens", type=int, default=16384, help="most tokens per batch, summed over its texts "

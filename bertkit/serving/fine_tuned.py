@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..finetuning.predict import SequenceClassifier
 from ..peft import merge_lora
@@ -31,7 +32,8 @@ class FineTunedServingModel:
         self.tokenizer = predictor.tokenizer
 
     @classmethod
-    def from_settings(cls, settings: ServerSettings, device: str = "cpu") -> FineTunedServingModel:
+    def from_settings(cls, settings: ServerSettings, device: str | torch.device = "cpu"
+                      ) -> FineTunedServingModel:
         """Load ``model_dir``, refusing a folder that is not a fine-tuned model of the strategy's kind."""
         folder = Path(settings.model_dir)
         adapter = is_adapter_folder(folder)  # a PEFT run's best/: the base model it names, with the adapter
