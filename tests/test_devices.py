@@ -195,7 +195,12 @@ def test_finetune_runs_with_device_cpu_and_refuses_cuda_here(no_cuda, tmp_path, 
     (tmp_path / "run.yaml").write_text("".join(f"{k}: {v}\n" for k, v in options.items()))
     assert main(["finetune", "--config", str(tmp_path / "run.yaml"), f"output_dir={tmp_path / 'o'}"]) == 0
     assert json.loads((tmp_path / "o" / "results.json").read_text())["config"]["device"] == "cpu"
+    (tmp_path / "in.txt").write_text("the film was superb\n")
     capsys.readouterr()
+    assert main(["predict", "--model", str(tmp_path / "o" / "best"), str(tmp_path / "in.txt"), "--device", "cpu"]) == 0
+    assert json.loads(capsys.readouterr().out)["label"] in ("pos", "neg")
+    assert main(["predict", "--model", str(tmp_path / "o" / "best"), str(tmp_path / "in.txt"), "--device", "cuda"]) == 2
+    assert NO_CUDA in capsys.readouterr().err
     assert main(["finetune", "--config", str(tmp_path / "run.yaml"), "--device", "cuda",
                  f"output_dir={tmp_path / 'c'}"]) == 2
     assert f"device: cuda requested but {NO_CUDA}" in capsys.readouterr().err
