@@ -30,6 +30,8 @@ from bertkit.finetuning.models import (
     TaskConfig,
 )
 from bertkit.finetuning.train import finetune
+from bertkit.peft import apply_peft
+from bertkit.peft.config import PeftConfig
 from bertkit.pretraining import PretrainingConfig, run_pretraining
 from bertkit.pretraining.objective import pretraining_step
 from bertkit.pretraining.run import PRETRAINING_CLASSES
@@ -90,6 +92,7 @@ def test_gpus_are_counted_and_each_torchrun_rank_takes_its_own(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "1")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     assert resolve_device("auto") == resolve_device("cuda") == torch.device("cuda", 1)
+    assert resolve_device(torch.device("cuda", 1)) == torch.device("cuda", 1)  # the rank's own, chosen before
     with pytest.raises(ValueError, match="would put all 2 torchrun processes of this machine on one GPU"):
         resolve_device("cuda:0")
     assert resolve_device("cpu") == torch.device("cpu")  # the CPU on a GPU machine, when asked for
@@ -327,6 +330,20 @@ def test_task_heads_create_tensors_on_the_inputs_device():
     for model_class, targets in runs.items():
         model = model_class(config).eval()
         assert leaks_of(lambda m=model, t=targets: m(input_ids=ids, attention_mask=mask, **t).loss.backward()) == []
+
+
+def test_peft_methods_create_tensors_on_the_inputs_device():
+    base = BertConfig.preset("tiny", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, **TINY)
+    shape = {f.name: getattr(base, f.name) for f in dataclasses.fields(BertConfig)}
+    ids = torch.randint(5, 99, (2, 9))
+    mask, labels = torch.ones_like(ids), torch.tensor([0, 1])
+    found = {}
+    for method in ("lora", "houlsby", "pfeiffer", "prefix", "ptuning_v2", "prompt", "ptuning", "bitfit"):
+        config = TaskConfig(**shape, id2label={0: "a", 1: "b"}, label2id={"a": 0, "b": 1}, classifier_dropout=0.0)
+        model = BertForSequenceClassification(config)
+        apply_peft(model, PeftConfig(method, num_virtual_tokens=4, lora_dropout=0.0))
+        found[method] = leaks_of(lambda m=model: m(input_ids=ids, attention_mask=mask, labels=labels).loss.backward())
+    assert found == dict.fromkeys(found, [])
 
 
 def test_no_hard_coded_cuda_device_in_the_package():

@@ -188,7 +188,7 @@ def run_pretraining(config: PretrainingConfig, resume: bool = False) -> dict:
         warmup_steps=round(config.warmup_ratio * config.max_steps) if config.warmup_ratio is not None
         else config.warmup_steps,
         gradient_accumulation_steps=config.gradient_accumulation_steps, max_grad_norm=config.max_grad_norm,
-        bf16=config.bf16, device=str(device), seed=config.seed, logging_steps=config.logging_steps,
+        bf16=config.bf16, device=config.device, seed=config.seed, logging_steps=config.logging_steps,
         eval_steps=config.eval_steps,
         save_steps=config.save_steps, save_total_limit=config.save_total_limit, plot_keys=PLOT_KEYS,
         progress=config.progress,

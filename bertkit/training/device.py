@@ -35,7 +35,8 @@ def local_rank() -> int | None:
 
 
 def resolve_device(spec: str | torch.device = "auto") -> torch.device:
-    """The ``torch.device`` a spec names, checked against the GPUs this process sees (a clear error otherwise)."""
+    """The ``torch.device`` a spec names, checked against the GPUs this process sees (a clear error otherwise); a
+    ``torch.device`` is one already chosen (e.g. ``cuda:LOCAL_RANK``) and is only checked."""
     text = check_spec(spec)
     if text == "cpu" or (text == "auto" and not torch.cuda.is_available()):
         return torch.device("cpu")
@@ -49,7 +50,7 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
             raise ValueError(f"device: {text} but only {count} GPU{'s' * (count != 1)} visible (cuda:0 … "
                              f"cuda:{count - 1})")
         ranks = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
-        if ranks > 1:
+        if ranks > 1 and not isinstance(spec, torch.device):
             raise ValueError(f"device: {text} would put all {ranks} torchrun processes of this machine on one GPU; "
                              "use device: cuda (each rank takes cuda:LOCAL_RANK)")
         return torch.device("cuda", index)

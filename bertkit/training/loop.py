@@ -55,7 +55,7 @@ class TrainingArguments:
     gradient_accumulation_steps: int = 1
     max_grad_norm: float | None = 1.0
     bf16: bool = False
-    device: str = "auto"  # auto | cpu | cuda | cuda:N (device.py); under torchrun each rank takes cuda:LOCAL_RANK
+    device: str | torch.device = "auto"  # auto | cpu | cuda | cuda:N (device.py); torchrun: cuda:LOCAL_RANK per rank
     seed: int = 0
     logging_steps: int = 10
     eval_steps: int = 0  # 0: evaluate only at the end
