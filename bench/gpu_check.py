@@ -1,6 +1,6 @@
 """Everything device-related that needs a real GPU, in one go, with a report: run it on a machine with CUDA.
 
-    .venv/bin/python bench/gpu_check.py [--device cuda] [--out DIR] [--texts 2000]
+    .venv/bin/python bench/gpu_check.py [--device cuda] [--out DIR] [--texts 2000]      (or: make gpu-check)
 
 Checks (tiny models over a tiny vocabulary, built here: no downloads; the encode check uses the installed MiniLM
 when there is one):
