@@ -46,6 +46,12 @@ bench: $(VENV)/.test
 	$(PY) bench/serve.py
 	$(PY) bench/pretrain.py
 
+# On a machine with a GPU: bf16 autocast, the attention kernel, fine-tuning / pretraining / exact resume on cuda, NCCL
+# under torchrun, encoding; a report with PASS / FAIL per check (without CUDA it says so and does nothing).
+.PHONY: gpu-check
+gpu-check: $(VENV)/.runtime
+	$(PY) bench/gpu_check.py
+
 # Real pretraining runs (≤ 30 minutes each on 2 cores): corpus → WordPiece vocab → mini BERT → fill-mask examples.
 pretrain-en: $(VENV)/.runtime
 	$(VENV)/bin/bertkit corpus en -o out/en/corpus.txt

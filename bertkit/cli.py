@@ -63,7 +63,7 @@ def cmd_encode(args: argparse.Namespace) -> None:
         raise ValueError("nothing to encode: give texts as arguments or --file FILE")
     if args.output is not None and Path(args.output).suffix not in (".npy", ".jsonl"):
         raise ValueError(f"-o {args.output}: write .npy (the vectors) or .jsonl (text + vector per line)")
-    encoder = SentenceEncoder.from_pretrained(_model_dir(args.model))
+    encoder = SentenceEncoder.from_pretrained(_model_dir(args.model), device=args.device)
     layers = [int(x) for x in args.layer.split(",")]
     vectors = encoder.encode(texts, pooling=args.pooling, layer=layers, normalize=args.normalize,
                              prompt_name=args.prompt_name, batch_size=args.batch_size, max_length=args.max_length,
@@ -154,6 +154,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int)
     p.add_argument("--model", help=model_help)
+    p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda or cuda:N")
     p.set_defaults(run=cmd_encode)
 
     p = sub.add_parser("params", help="parameter breakdown of a BERT-family model")

@@ -150,13 +150,15 @@ def test_torchrun_two_ranks_train_with_equal_weights(review_corpus, minilm_dir, 
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
                str(29500 + os.getpid() % 1000), "-m", "bertkit", "pretrain", "--corpus", str(review_corpus),
                "--tokenizer", str(minilm_dir), "--model-preset", "tiny", "--max-seq-length", "64", "--batch-size",
-               "4", "--max-steps", "4", "--progress", "false", "--eval-fraction", "0", "--output-dir", str(out)]
+               "4", "--max-steps", "4", "--progress", "false", "--eval-fraction", "0", "--output-dir", str(out),
+               "--device", "cpu"]  # gloo on the CPU, also on a machine with GPUs
     result = subprocess.run(command, capture_output=True, text=True, timeout=240,
                             env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.count("pretrained 4 steps") == 1  # rank 0 alone prints
     summary = json.loads((out / "summary.json").read_text())
     assert summary["ranks"] == 2 and summary["steps"] == 4
+    assert summary["device"] == "cpu" and summary["ddp_backend"] == "gloo"  # the backend follows the device
     first, second = summary["rank_checksums"]
     assert first == second
     initial = BertForPreTraining(BertConfig.preset("tiny", vocab_size=30522))

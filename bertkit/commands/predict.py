@@ -38,7 +38,7 @@ def read_inputs(path: Path, kind: str, columns: dict[str, str] | None = None) ->
 def run(args: argparse.Namespace) -> None:
     from ..finetuning.predict import QuestionAnswerer, SequenceClassifier, load_predictor
 
-    predictor = load_predictor(args.model, args.batch_size)
+    predictor = load_predictor(args.model, args.batch_size, args.device)
     kind = "qa" if isinstance(predictor, QuestionAnswerer) else "other"
     # the columns the model was trained with, unless given here
     given = [item.split("=", 1) for item in args.columns or []]
@@ -69,6 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, help="a fine-tuned folder (bertkit finetune's output_dir/best)")
     p.add_argument("--output", "-o", help="write JSON lines here instead of stdout")
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda or cuda:N")
     p.add_argument("--columns", nargs="+", metavar="FIELD=COLUMN", help="which column holds text / text_pair / "
                    "question / context (default: the mapping the model was fine-tuned with)")
     p.set_defaults(run=run)

@@ -43,7 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _flag(p, "port_out", type=int, default=5556, help="port results are published on (default 5556)")
     _flag(p, "http_port", type=int, default=None, help="also serve the HTTP API and web page on this port")
     _flag(p, "host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for every interface)")
-    _flag(p, "cpu", action="store_true", help="run on the CPU even when a GPU is available")
+    _flag(p, "device", default="auto", help="auto (the GPUs when there are any, workers spread over them), cpu, "
+                                            "cuda or cuda:N (default auto)")
+    _flag(p, "cpu", action="store_true", help="run on the CPU even when a GPU is available (= --device cpu)")
     _flag(p, "adapters", "--adapter", action="append", default=None, metavar="NAME=DIR",
           help="serve this fine-tuned adapter folder on the base model -model_dir (repeat for several; the first is "
                "the default, HTTP requests pick one with adapter_id)")

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 from ..assets import default_model_dir
 from ..model import AutoModel, EncoderModel
 from ..tokenization import AutoTokenizer, BertTokenizer
+from ..training.device import resolve_device
 from .modules import FolderLayout, Normalize, check_sizes, read_layout, write_layout
 from .pooling import Pooling, parse_modes
 from .whitening import Whitening, fit_whitening
@@ -53,15 +54,17 @@ class SentenceEncoder(nn.Module):
         self.eval()
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike | None = None, device: str | None = None) -> SentenceEncoder:
-        """Load a sentence-transformers or Hugging Face folder (default: the installed MiniLM package)."""
+    def from_pretrained(cls, folder: str | os.PathLike | None = None, device: str | torch.device | None = None
+                        ) -> SentenceEncoder:
+        """Load a sentence-transformers or Hugging Face folder (default: the installed MiniLM package) onto
+        ``device`` (auto | cpu | cuda | cuda:N; None: the CPU)."""
         folder = Path(folder) if folder is not None else default_model_dir()
         if not folder.is_dir():
             raise FileNotFoundError(f"no such model folder: {folder} (bertkit loads local folders, not hub names)")
         layout = read_layout(folder)
         model = AutoModel.from_pretrained(layout.transformer_dir)  # any architecture of the family
         encoder = cls(model, AutoTokenizer.from_pretrained(layout.transformer_dir), layout=layout)
-        return encoder.to(device) if device is not None else encoder
+        return encoder.to(resolve_device(device)) if device is not None else encoder
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Write the folder sentence-transformers writes (weights, vocab, modules.json, pooling, Dense, settings)."""

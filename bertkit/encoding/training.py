@@ -22,6 +22,7 @@ import torch
 from ..atomic import write_text_atomic
 from ..training import Trainer, TrainingArguments
 from ..training.batches import EpochBatches
+from ..training.device import check_spec
 from ..training.options import Options
 from ..training.schedule import SCHEDULES
 from .encoder import SentenceEncoder, pad_batch
@@ -56,6 +57,7 @@ class EmbeddingTrainConfig(Options):
     weight_decay: float = 0.01
     max_grad_norm: float | None = 1.0
     bf16: bool = False
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
     evals_per_epoch: int = 1
     threads: int | None = None
     seed: int = 42
@@ -63,6 +65,7 @@ class EmbeddingTrainConfig(Options):
     progress: bool = True
 
     def __post_init__(self) -> None:
+        self.device = check_spec(self.device)
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {tuple(LOSSES)}, got {self.loss!r}")
         if self.dataset is not None and self.dataset not in DATASETS:
@@ -196,7 +199,7 @@ def _train(config: EmbeddingTrainConfig) -> dict[str, Any]:
         output_dir=config.output_dir, max_steps=max_steps, learning_rate=config.learning_rate,
         weight_decay=config.weight_decay, warmup_steps=round(config.warmup_ratio * max_steps),
         lr_schedule=config.lr_schedule, max_grad_norm=config.max_grad_norm, bf16=config.bf16, seed=config.seed,
-        logging_steps=max(1, min(50, eval_steps // 2)), eval_steps=eval_steps if dev else 0,
+        device=config.device, logging_steps=max(1, min(50, eval_steps // 2)), eval_steps=eval_steps if dev else 0,
         metric_for_best=config.metric if dev else None, greater_is_better=True,
         plot_keys=("loss", "learning_rate", config.metric, "tokens_per_second"), progress=config.progress)
 

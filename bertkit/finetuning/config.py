@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ..peft.config import PeftConfig
+from ..training.device import check_spec
 from ..training.options import Options, parse_overrides
 from ..training.schedule import SCHEDULES
 from .data import check_task
@@ -80,6 +81,7 @@ class FinetuneConfig(Options):
     gradient_accumulation_steps: int = 1
     head_lr_scale: float = 10.0
     bf16: bool = False
+    device: str = "auto"  # auto | cpu | cuda | cuda:N: where the model trains and predicts
     threads: int | None = None  # torch threads for this run; 1 can be several times faster on a busy machine
     bucket_by_length: bool = True
     seed: int = 42
@@ -112,6 +114,7 @@ class FinetuneConfig(Options):
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        self.device = check_spec(self.device)
         if self.metric is None:
             self.metric = DEFAULT_METRIC[self.task]
         self.peft_config()  # bad PEFT settings fail here, before any data is read

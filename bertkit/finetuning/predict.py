@@ -14,6 +14,7 @@ import torch
 
 from ..peft.folders import is_adapter_folder
 from ..tokenization import AutoTokenizer, BertTokenizer
+from ..training.device import resolve_device
 from .adapters import base_folder, load_task_adapter
 from .config import FinetuneConfig
 from .data import LabelMap
@@ -40,22 +41,25 @@ class Predictor:
 
     model_class: type = BertForSequenceClassification
 
-    def __init__(self, model: torch.nn.Module, tokenizer: BertTokenizer, batch_size: int = 64):
+    def __init__(self, model: torch.nn.Module, tokenizer: BertTokenizer, batch_size: int = 64,
+                 device: str | torch.device | None = None):
         self.model, self.tokenizer = model.eval(), tokenizer
+        if device is not None:  # auto | cpu | cuda | cuda:N; None: where the model already is
+            self.model.to(resolve_device(device))
         self.settings = _settings(model.config, batch_size)
         self.labels = LabelMap([model.config.id2label[i] for i in sorted(model.config.id2label)])
         self.task = build_task(self.settings, tokenizer, self.labels)
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, batch_size: int = 64):
-        """Load a folder written by ``bertkit finetune`` (its ``best/``) or ``save_pretrained``."""
+    def from_pretrained(cls, folder: str | os.PathLike, batch_size: int = 64, device: str | torch.device | None = None):
+        """Load a folder written by ``bertkit finetune`` (its ``best/``) or ``save_pretrained``, onto ``device``."""
         folder = Path(folder)
         if is_adapter_folder(folder):  # an adapter: its base model (adapter_config.json) with the adapter on it
             model = load_task_adapter(folder)
             tokens = folder if (folder / "vocab.txt").is_file() or (folder / "tokenizer.json").is_file() else None
-            return cls(model, AutoTokenizer.from_pretrained(tokens or base_folder(folder, None)), batch_size)
+            return cls(model, AutoTokenizer.from_pretrained(tokens or base_folder(folder, None)), batch_size, device)
         model = cls.model_class.from_pretrained(folder)
-        return cls(model, AutoTokenizer.from_pretrained(folder), batch_size)
+        return cls(model, AutoTokenizer.from_pretrained(folder), batch_size, device)
 
 
 class SequenceClassifier(Predictor):
@@ -113,7 +117,8 @@ class QuestionAnswerer(Predictor):
         return self.task.predict(self.model, examples)
 
 
-def load_predictor(folder: str | os.PathLike, batch_size: int = 64) -> Predictor:
+def load_predictor(folder: str | os.PathLike, batch_size: int = 64, device: str | torch.device | None = None
+                   ) -> Predictor:
     """The predictor for whatever task the folder's config.json names (its ``architectures``)."""
     path = Path(folder) / ("task_config.json" if is_adapter_folder(folder) else "config.json")
     if not path.is_file():
@@ -124,4 +129,4 @@ def load_predictor(folder: str | os.PathLike, batch_size: int = 64) -> Predictor
         raise ValueError(f"{folder} is not a fine-tuned model (architectures {architectures}); fine-tune one with "
                          "bertkit finetune")
     predictor = {"sequence": SequenceClassifier, "token": TokenClassifier, "qa": QuestionAnswerer}[kind]
-    return predictor.from_pretrained(folder, batch_size)
+    return predictor.from_pretrained(folder, batch_size, device)

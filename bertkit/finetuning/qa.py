@@ -60,7 +60,8 @@ class QATask(Task):
         return batch
 
     def unpack(self, out: Any, row: int, length: int) -> Any:
-        return out.start_logits[row, :length].float().numpy(), out.end_logits[row, :length].float().numpy()
+        return (out.start_logits[row, :length].float().cpu().numpy(),
+                out.end_logits[row, :length].float().cpu().numpy())
 
     def predict(self, model: nn.Module, examples: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         """The best span of each example over all its windows: answer text, character start / end, score."""

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..model.heads import IGNORE_INDEX
+from ..training.device import model_device, move_batch
 from . import long_text, metrics, ner
 from .config import FinetuneConfig
 from .data import LabelMap
@@ -56,17 +57,18 @@ class Task:
         was_training = model.training
         model.eval()
         outputs: list[Any] = [None] * len(features)
+        device = model_device(model)
         with torch.no_grad():
             for batch in in_batches(features, self.config.eval_batch_size):
                 chosen = [features[i] for i in batch]
-                out = model(**inputs_of(chosen, self.pad_id))
+                out = model(**move_batch(inputs_of(chosen, self.pad_id), device))
                 for row, i in enumerate(batch):
                     outputs[i] = self.unpack(out, row, len(chosen[row]["input_ids"]))
         model.train(was_training)
         return outputs
 
     def unpack(self, out: Any, row: int, length: int) -> Any:
-        return out.logits[row].float().numpy()
+        return out.logits[row].float().cpu().numpy()
 
     def length(self, feature: dict[str, Any]) -> int:
         return len(feature["input_ids"])
@@ -159,7 +161,7 @@ class TokenTask(Task):
         return batch
 
     def unpack(self, out: Any, row: int, length: int) -> Any:
-        return out.logits[row, :length].argmax(-1).numpy()
+        return out.logits[row, :length].argmax(-1).cpu().numpy()
 
     def predict(self, model: nn.Module, examples: Sequence[dict[str, Any]]) -> list[list[str]]:
         """Predicted BIO tags, one per word."""

@@ -29,6 +29,7 @@ from ..peft.folders import save_adapter
 from ..tokenization import AutoTokenizer
 from ..training import Trainer, TrainingArguments
 from ..training.batches import EpochBatches
+from ..training.device import resolve_device
 from ..training.metrics import read_metrics
 from ..training.state import check_output_dir
 from . import ner
@@ -145,6 +146,7 @@ def finetune(
 ) -> FinetuneResult:
     """Train, keep the best dev model in ``output_dir/best``, score it on test; ``on_evaluate`` sees every dev eval;
     ``resume`` continues from ``output_dir``'s latest checkpoint (``save_steps``)."""
+    resolve_device(config.device)  # device: cuda where there is none fails here, before any work
     check_output_dir(config.output_dir, resume, config.overwrite)  # an earlier run is never silently replaced
     threads = torch.get_num_threads()
     if config.threads:
@@ -195,7 +197,7 @@ def _finetune(config: FinetuneConfig, on_evaluate: Callable[[dict[str, float]], 
         output_dir=config.output_dir, max_steps=max_steps, learning_rate=config.learning_rate,
         weight_decay=config.weight_decay, warmup_steps=round(config.warmup_ratio * max_steps),
         lr_schedule=config.lr_schedule, gradient_accumulation_steps=config.gradient_accumulation_steps,
-        max_grad_norm=config.max_grad_norm, bf16=config.bf16, seed=config.seed,
+        max_grad_norm=config.max_grad_norm, bf16=config.bf16, device=config.device, seed=config.seed,
         logging_steps=max(1, min(50, eval_steps // 2)), eval_steps=eval_steps, save_steps=config.save_steps,
         save_total_limit=config.save_total_limit,
         head_prefixes=model.head_prefixes, head_lr_scale=config.head_lr_scale, metric_for_best=config.metric,
@@ -221,6 +223,7 @@ def _finetune(config: FinetuneConfig, on_evaluate: Callable[[dict[str, float]], 
     seconds = time.perf_counter() - started
     best_dir = Path(config.output_dir) / "best"
     best = load_task_adapter(best_dir) if save_best else type(model).from_pretrained(best_dir)
+    best.to(trainer.device)  # the test split is scored where the run trained
     # every evaluation of the run, also those before a resume (metrics.jsonl keeps them)
     evals = [r for r in read_metrics(Path(config.output_dir) / "metrics.jsonl") if r["split"] == "eval"]
     best_dev = max(evals, key=lambda r: r[config.metric] * (1 if config.greater_is_better else -1))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from ..training.device import check_spec
 from ..training.options import Options
 from .instances import TASKS
 from .masking import MaskingConfig
@@ -52,6 +53,7 @@ class PretrainingConfig(Options):
     gradient_accumulation_steps: int = 1
     max_grad_norm: float = 1.0
     bf16: bool = False
+    device: str = "auto"  # auto | cpu | cuda | cuda:N; under torchrun each rank takes cuda:LOCAL_RANK
     gradient_checkpointing: bool = False  # less activation memory for about a third more compute
     caching_allocator: bool = True  # pool activation memory on the CPU: faster steps, lower peak memory
     seed: int = 0
@@ -73,6 +75,7 @@ class PretrainingConfig(Options):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         self.masking_config()  # validates the masking fields
+        self.device = check_spec(self.device)
         if self.max_seq_length < 8:
             raise ValueError(f"max_seq_length must be at least 8, got {self.max_seq_length}")
         if not 0.0 <= self.eval_fraction < 1.0:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from ..tokenization import BertTokenizer
+from ..training.device import model_device
 
 
 @dataclass
@@ -26,6 +27,7 @@ def fill_mask(model: torch.nn.Module, tokenizer: BertTokenizer, text: str, top_k
     if top_k < 1:
         raise ValueError(f"top_k must be ≥ 1, got {top_k}")
     batch = tokenizer(text, truncation=True, max_length=model.config.max_tokens, return_tensors="pt")
+    batch = batch.to(model_device(model))  # where the model is (a GPU after training there)
     mask_id = tokenizer.convert_tokens_to_ids(tokenizer.mask_token)
     positions = (batch["input_ids"][0] == mask_id).nonzero().flatten().tolist()
     if not positions:

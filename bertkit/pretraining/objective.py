@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..model.heads import IGNORE_INDEX
+from ..training.device import model_device, move_batch
 
 
 def pretraining_step(model: nn.Module, batch: dict[str, torch.Tensor], pair_task: bool = True
@@ -40,7 +41,9 @@ def evaluate_pretraining(model: nn.Module, batches: list[dict[str, torch.Tensor]
     was_training = model.training
     model.eval()
     loss_sum = correct = total = pair_correct = pair_total = baseline = 0.0
+    device = model_device(model)
     for batch in batches:
+        batch = move_batch(batch, device)  # held-out batches are built on the CPU
         labels = batch["labels"]
         out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], labels=labels,
                     return_logits=False)

@@ -22,6 +22,7 @@ from ..model import (
 )
 from ..tokenization import AutoTokenizer, BertTokenizer
 from ..training import Trainer, TrainingArguments, distributed
+from ..training.device import resolve_device
 from ..training.state import check_output_dir
 from .config import PretrainingConfig
 from .dataset import Example, PretrainingBatches, collate, mask_statically, to_example
@@ -164,7 +165,8 @@ def parameter_checksum(model: torch.nn.Module) -> float:
 
 def run_pretraining(config: PretrainingConfig, resume: bool = False) -> dict:
     """Train, evaluate, save the final model (with its tokenizer) and ``summary.json``; returns the summary."""
-    distributed.init()
+    device = resolve_device(config.device)  # device: cuda on a machine without one fails here, before any work
+    distributed.init(device)
     # before any data preparation: a run over an earlier one is refused at once (every rank decides alike)
     check_output_dir(config.output_dir, resume, config.overwrite, clear=distributed.is_main())
     distributed.barrier()
@@ -186,7 +188,8 @@ def run_pretraining(config: PretrainingConfig, resume: bool = False) -> dict:
         warmup_steps=round(config.warmup_ratio * config.max_steps) if config.warmup_ratio is not None
         else config.warmup_steps,
         gradient_accumulation_steps=config.gradient_accumulation_steps, max_grad_norm=config.max_grad_norm,
-        bf16=config.bf16, seed=config.seed, logging_steps=config.logging_steps, eval_steps=config.eval_steps,
+        bf16=config.bf16, device=config.device, seed=config.seed, logging_steps=config.logging_steps,
+        eval_steps=config.eval_steps,
         save_steps=config.save_steps, save_total_limit=config.save_total_limit, plot_keys=PLOT_KEYS,
         progress=config.progress,
         max_minutes=config.max_minutes, caching_allocator=config.caching_allocator)
@@ -199,6 +202,7 @@ def run_pretraining(config: PretrainingConfig, resume: bool = False) -> dict:
     result = trainer.train(resume=resume)
     checksums = distributed.gather(parameter_checksum(model))
     summary = {"steps": result.step, "train_instances": len(data.train), "ranks": distributed.world_size(),
+               "device": str(device), "ddp_backend": distributed.backend(),
                "rank_checksums": checksums, "config": config.to_dict(),
                "final_train": next((r for r in reversed(result.history) if r["split"] == "train"), None),
                "final_eval": next((r for r in reversed(result.history) if r["split"] == "eval"), None)}

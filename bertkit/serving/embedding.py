@@ -77,7 +77,7 @@ class ServingModel:
         self.hidden_indices = [i + 1 if i >= 0 else depth + 1 + i for i in settings.pooling_layer]
 
     @classmethod
-    def from_settings(cls, settings: ServerSettings, device: str = "cpu"):
+    def from_settings(cls, settings: ServerSettings, device: str | torch.device = "cpu"):
         """Load the model folder named by ``settings`` (a fine-tuned one for CLASSIFICATION / REGRESSION)."""
         if settings.adapters:
             from .adapters import AdapterServingModel

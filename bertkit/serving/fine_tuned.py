@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from ..finetuning.adapters import load_task_adapter
 from ..finetuning.predict import SequenceClassifier
@@ -33,7 +34,8 @@ class FineTunedServingModel:
         self.tokenizer = predictor.tokenizer
 
     @classmethod
-    def from_settings(cls, settings: ServerSettings, device: str = "cpu") -> FineTunedServingModel:
+    def from_settings(cls, settings: ServerSettings, device: str | torch.device = "cpu"
+                      ) -> FineTunedServingModel:
         """Load ``model_dir``, refusing a folder that is not a fine-tuned model of the strategy's kind."""
         return cls.load(Path(settings.model_dir), settings, device)
 

@@ -45,7 +45,9 @@ class EncoderReplica:
         from .embedding import ServingModel
 
         torch.set_num_threads(settings.threads_per_worker())
-        self.model = ServingModel.from_settings(settings)
+        from ..training.device import resolve_device
+
+        self.model = ServingModel.from_settings(settings, resolve_device(settings.device))
 
     def info(self) -> dict:
         """What the HTTP front needs to know of the model (and this replica's pid)."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import BertConfig
+from ..training.device import check_spec, resolve_device
 from .strategies import STRATEGY_IDS, checked_strategy
 
 
@@ -31,7 +32,8 @@ class ServerSettings:
     port_out: int = 5556
     http_port: int | None = None
     host: str = "127.0.0.1"
-    cpu: bool = False
+    cpu: bool = False  # bert-as-service's flag: device cpu
+    device: str = "auto"  # auto | cpu | cuda | cuda:N; auto and cuda spread the workers over the GPUs
     adapters: dict[str, Path] | list[str] | None = None  # NAME=DIR adapter folders served on model_dir (the base)
     verbose: bool = False
     # production settings, named as text-embeddings-inference names its flags
@@ -75,11 +77,17 @@ class ServerSettings:
             raise ValueError(f"graceful_timeout_s must be >= 0, got {self.graceful_timeout_s}")
         if self.api_key is not None and not self.api_key.strip():
             raise ValueError("api_key is empty: give a secret, or leave --api-key out")
+        device = check_spec(self.device)
+        if self.cpu and device not in ("auto", "cpu"):
+            raise ValueError(f"--cpu and --device {device} contradict each other: give one")
+        device = "cpu" if self.cpu else device
+        resolve_device(device)  # a GPU asked for where there is none is refused before any worker starts
         ports = [p for p in (self.port, self.port_out, self.http_port) if p is not None]
         if any(not 0 < p < 65536 for p in ports) or len(set(ports)) != len(ports):
             raise ValueError(f"port, port_out and http_port must be distinct ports in 1..65535, got {ports}")
         return dataclasses.replace(self, model_dir=folder, max_seq_len=max_seq_len, pooling_layer=layers,
-                                   pooling_strategy=checked_strategy(self.pooling_strategy), adapters=adapters)
+                                   pooling_strategy=checked_strategy(self.pooling_strategy), device=device,
+                                   cpu=device == "cpu", adapters=adapters)
 
     def threads_per_worker(self) -> int:
         """``torch_threads``, else ``OMP_NUM_THREADS`` (as torch itself reads it), else the cores shared out."""

@@ -66,6 +66,19 @@ def model_info(model) -> dict:
             "max_length": getattr(model, "max_length", None), "adapters": getattr(model, "adapters", None)}
 
 
+def worker_device(spec: str, index: int):
+    """Worker ``index``'s device: ``cuda:N`` and ``cpu`` as given; ``auto`` and ``cuda`` spread the workers over the
+    GPUs, worker i on GPU i mod count (bert-as-service's device map)."""
+    import torch
+
+    from ..training.device import resolve_device
+
+    device = resolve_device(spec)
+    if device.type == "cuda" and ":" not in spec:
+        device = torch.device("cuda", index % torch.cuda.device_count())
+    return device
+
+
 def run_worker(index: int, settings: ServerSettings, address: str, parent_pid: int) -> None:
     """Process entry point (spawned): serve batches until STOP or the parent's death."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the server, which stops the workers in order
@@ -80,7 +93,7 @@ def run_worker(index: int, settings: ServerSettings, address: str, parent_pid: i
     socket.setsockopt(zmq.IDENTITY, Worker(index).identity)
     socket.connect(address)
     try:
-        device = "cuda" if torch.cuda.is_available() and not settings.cpu else "cpu"
+        device = worker_device(settings.device, index)
         model = ServingModel.from_settings(settings, device)
         model.encode(["warm up the kernels"])
     except Exception as error:  # the server reports it and exits: one clear line
@@ -88,7 +101,7 @@ def run_worker(index: int, settings: ServerSettings, address: str, parent_pid: i
         socket.close()
         context.term()
         return
-    meta = {"device": device, **model_info(model)}
+    meta = {"device": str(device), **model_info(model)}
     socket.send_multipart([b"READY", json.dumps(meta).encode()])
     with_tokens = settings.show_tokens_to_client
     try:

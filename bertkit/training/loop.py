@@ -2,8 +2,9 @@
 
 The task supplies a batch source (``next_batch()``, ``state_dict()``, ``load_state_dict()``) and a step function
 ``compute(model, batch) -> (loss, stats)``; the loop does the rest: AdamW groups, warm-up and decay, gradient
-accumulation and clipping, bf16 autocast, progress bar, JSON-lines metrics and PNG plots, periodic evaluation with
-early stopping, atomic checkpoints and exact resumption, and DDP when launched by ``torchrun``.
+accumulation and clipping, the device (model and batches moved there, ``device.py``) and bf16 autocast on it,
+progress bar, JSON-lines metrics and PNG plots, periodic evaluation with early stopping, atomic checkpoints and exact
+resumption, and DDP when launched by ``torchrun``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import caching_allocator, distributed, state
+from .device import autocast_context, check_spec, move_batch, resolve_device
 from .metrics import MetricsLog, plot_metrics
 from .optim import build_optimizer
 from .schedule import build_scheduler
@@ -53,6 +55,7 @@ class TrainingArguments:
     gradient_accumulation_steps: int = 1
     max_grad_norm: float | None = 1.0
     bf16: bool = False
+    device: str | torch.device = "auto"  # auto | cpu | cuda | cuda:N (device.py); torchrun: cuda:LOCAL_RANK per rank
     seed: int = 0
     logging_steps: int = 10
     eval_steps: int = 0  # 0: evaluate only at the end
@@ -73,6 +76,7 @@ class TrainingArguments:
             raise ValueError(f"max_steps must be ≥ 1, got {self.max_steps}")
         if self.gradient_accumulation_steps < 1:
             raise ValueError("gradient_accumulation_steps must be ≥ 1")
+        check_spec(self.device)
 
 
 @dataclass
@@ -102,12 +106,14 @@ class Trainer:
         self.evaluate_fn, self.tokenizer = evaluate, tokenizer
         self.save_best = save_best or (lambda m, folder: m.save_pretrained(folder, tokenizer=tokenizer))
         self.output_dir = Path(args.output_dir)
+        self.device = resolve_device(args.device)
+        model.to(self.device)  # before the optimizer: its state (and fused kernels) follow the parameters
+        self.device_type = self.device.type  # where bf16 autocast applies
         self.optimizer = build_optimizer(model, args.learning_rate, args.weight_decay, args.head_prefixes,
                                          args.head_lr_scale)
         self.scheduler = build_scheduler(self.optimizer, args.lr_schedule, args.warmup_steps, args.max_steps)
-        self.wrapped = distributed.wrap(model)
+        self.wrapped = distributed.wrap(model, self.device)
         self.step, self.best_metric, self.bad_evals = 0, None, 0
-        self.device_type = next(model.parameters()).device.type  # where bf16 autocast applies
 
     # -- checkpoints ---------------------------------------------------------------------------------------------
     def resume(self, folder: str | Path | None = None) -> int:
@@ -131,7 +137,7 @@ class Trainer:
         self.optimizer.load_state_dict(trainer_state["optimizer"])
         self.scheduler.load_state_dict(trainer_state["scheduler"])
         self.data.load_state_dict(trainer_state["data"][distributed.rank()])
-        state.restore_rng_states(trainer_state["rng"][distributed.rank()])
+        state.restore_rng_states(trainer_state["rng"][distributed.rank()], self.device)
         self.step = trainer_state["step"]
         self.best_metric, self.bad_evals = trainer_state.get("best_metric"), trainer_state.get("bad_evals", 0)
         return self.step
@@ -139,7 +145,7 @@ class Trainer:
     def save_checkpoint(self) -> None:
         """Every rank contributes its data position and RNG; rank 0 writes."""
         data_states = distributed.gather(self.data.state_dict())
-        rngs = distributed.gather(state.rng_states())
+        rngs = distributed.gather(state.rng_states(self.device))
         if distributed.is_main():
             values = {"step": self.step, "max_steps": self.args.max_steps, "optimizer": self.optimizer.state_dict(),
                       "scheduler": self.scheduler.state_dict(), "data": data_states, "rng": rngs,
@@ -221,10 +227,10 @@ class Trainer:
         args = self.args
         totals: dict[str, float] = {}
         for micro in range(args.gradient_accumulation_steps):
-            batch = self.data.next_batch()
+            batch = move_batch(self.data.next_batch(), self.device)
             last_micro = micro == args.gradient_accumulation_steps - 1
             sync = nullcontext() if last_micro else distributed.no_sync(self.wrapped)
-            autocast = torch.autocast(self.device_type, dtype=torch.bfloat16, enabled=args.bf16)
+            autocast = autocast_context(self.device, args.bf16)
             with sync:  # DDP skips the all-reduce on all but the last micro-batch
                 with autocast:
                     loss, stats = self.compute(self.wrapped, batch)

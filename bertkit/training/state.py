@@ -9,6 +9,7 @@ values and is read with ``weights_only=True``.
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import random
@@ -20,20 +21,42 @@ import torch
 
 from ..atomic import write_text_atomic
 
+logger = logging.getLogger(__name__)
 LATEST = "latest"
 STATE_FILE = "trainer_state.pt"
 
 
-def rng_states() -> dict[str, Any]:
-    """The generators a training step draws from: torch's (dropout) and Python's."""
-    return {"torch": torch.get_rng_state(), "python": random.getstate()}
+def rng_states(device: torch.device | None = None) -> dict[str, Any]:
+    """The generators a training step draws from: torch's (dropout on the CPU), Python's, and on a GPU run every
+    visible GPU's (dropout there draws from the device's own generator)."""
+    states = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if device is not None and device.type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state_all()
+    return states
 
 
-def restore_rng_states(states: dict[str, Any]) -> None:
-    """Put the generators back where :func:`rng_states` found them."""
+def restore_rng_states(states: dict[str, Any], device: torch.device | None = None) -> None:
+    """Put the generators back where :func:`rng_states` found them (the GPUs' too, when both runs use GPUs)."""
     torch.set_rng_state(states["torch"])
     version, internal, gauss = states["python"]
     random.setstate((version, tuple(internal), gauss))
+    on_gpu = device is not None and device.type == "cuda"
+    saved = states.get("cuda")
+    if saved is None:
+        if on_gpu:
+            logger.warning("the checkpoint holds no GPU random state (it was written on the CPU): dropout on the GPU "
+                           "draws differently from an uninterrupted run")
+        return
+    if not on_gpu:
+        logger.warning("the checkpoint holds GPU random state but this run is on the CPU: dropout draws "
+                       "differently from an uninterrupted run")
+        return
+    count = torch.cuda.device_count()
+    if len(saved) != count:
+        logger.warning("the checkpoint holds the random state of %d GPU(s), this process sees %d: the first %d "
+                       "are restored", len(saved), count, min(len(saved), count))
+    for index, values in enumerate(saved[:count]):
+        torch.cuda.set_rng_state(values, index)
 
 
 def save_checkpoint(
