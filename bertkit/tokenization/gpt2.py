@@ -1,0 +1,342 @@
+"""GPT2Tokenizer: byte-level BPE (vocab.json + merges.txt) with the Hugging Face calling conventions.
+
+Text → ids in four steps, each in its own module:
+
+1. special tokens written in the text are cut out whole (``<|endoftext|>``, ``<mask>``, ...);
+2. each piece between them is split into GPT-2's words (``byte_level.split_words``), after a leading space is added
+   when ``add_prefix_space`` is set (so the first word is spelled as a word inside a sentence, ``Ġhello``);
+3. each word is written as its UTF-8 byte characters (``byte_level.to_byte_chars``);
+4. the learned merges join those characters into vocabulary tokens (``bpe.BPE``), cached per word.
+
+Decoding maps tokens back to bytes and the bytes to text, so ``decode(encode(x)) == x`` for any text. GPT-2 adds no
+special tokens around a text; ``RobertaTokenizer`` (roberta.py) is this tokenizer with RoBERTa's ``<s> A </s>``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ..atomic import write_text_atomic
+from .batch import (
+    BatchEncoding,
+    Sequence,
+    as_text_list,
+    check_text,
+    pad_sequences,
+    padded_length,
+    to_tensors,
+    truncation_lengths,
+)
+from .bpe import BPE
+from .byte_bpe_files import (
+    MERGES_TXT,
+    VOCAB_JSON,
+    check_byte_vocab,
+    load_merges_txt,
+    load_vocab_json,
+    save_merges_txt,
+    save_vocab_json,
+)
+from .byte_level import from_byte_chars, split_words, to_byte_chars
+from .pretrained import CONFIG_FILE, read_config, token_text
+
+logger = logging.getLogger(__name__)
+
+SPECIAL_ROLES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+_CACHE_LIMIT = 500_000  # words
+
+
+class GPT2Tokenizer:
+    """GPT-2's byte-level BPE tokenizer; ids equal ``transformers.GPT2TokenizerFast`` on the same folder."""
+
+    tokenizer_class = "GPT2Tokenizer"  # the name written to tokenizer_config.json, which transformers loads by
+
+    def __init__(
+        self,
+        vocab_file: str | os.PathLike | None = None,
+        merges_file: str | os.PathLike | None = None,
+        *,
+        vocab: dict[str, int] | None = None,
+        merges: list[tuple[str, str]] | None = None,
+        add_prefix_space: bool = False,
+        bos_token: str | None = "<|endoftext|>",
+        eos_token: str | None = "<|endoftext|>",
+        unk_token: str | None = "<|endoftext|>",
+        sep_token: str | None = None,
+        pad_token: str | None = None,
+        cls_token: str | None = None,
+        mask_token: str | None = None,
+        additional_special_tokens: Iterable[str] = (),
+        model_max_length: int = 1024,
+        errors: str = "replace",
+    ):
+        if (vocab_file is None) == (vocab is None) or (merges_file is None) == (merges is None):
+            raise ValueError("give vocab_file + merges_file (paths) or vocab + merges (a token → id dict and a list "
+                             "of (left, right) pairs)")
+        self.vocab = dict(vocab) if vocab is not None else load_vocab_json(vocab_file)
+        self.merges = list(merges) if merges is not None else load_merges_txt(merges_file)
+        check_byte_vocab(self.vocab, self.merges, str(vocab_file or "the vocabulary"))
+        self.bos_token, self.eos_token, self.unk_token, self.sep_token = bos_token, eos_token, unk_token, sep_token
+        self.pad_token, self.cls_token, self.mask_token = pad_token, cls_token, mask_token
+        self.additional_special_tokens = list(additional_special_tokens)
+        for token in self.all_special_tokens:  # as transformers: a special token outside vocab.json gets a new id
+            if token not in self.vocab:
+                self.vocab[token] = len(self.vocab)
+        self.ids_to_tokens = {i: t for t, i in self.vocab.items()}
+        self.add_prefix_space = add_prefix_space
+        self.model_max_length = model_max_length
+        self.errors = errors
+        self.bpe = BPE(self.merges)
+        self._specials = frozenset(self.all_special_tokens)
+        by_length = sorted(self._specials, key=len, reverse=True)  # the longest special token wins at one place
+        self._special_split = re.compile("(" + "|".join(map(re.escape, by_length)) + ")") if by_length else None
+        self._word_ids: dict[str, list[int]] = {}
+
+    # -- loading and saving -------------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike, **overrides: Any) -> GPT2Tokenizer:
+        """Load ``vocab.json`` + ``merges.txt`` and the settings of ``tokenizer_config.json`` if present."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"no such model folder: {folder} (bertkit loads local folders, not hub names)")
+        arguments = {"vocab_file": folder / VOCAB_JSON, "merges_file": folder / MERGES_TXT,
+                     **config_arguments(read_config(folder))}
+        return cls(**{**arguments, **overrides})
+
+    def save_pretrained(self, folder: str | os.PathLike) -> list[Path]:
+        """Write ``vocab.json``, ``merges.txt`` and ``tokenizer_config.json`` (transformers loads them), atomically."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        config = {"tokenizer_class": self.tokenizer_class, "add_prefix_space": self.add_prefix_space,
+                  "errors": self.errors, "model_max_length": self.model_max_length,
+                  "clean_up_tokenization_spaces": False,
+                  **{role: getattr(self, role) for role in SPECIAL_ROLES if getattr(self, role) is not None}}
+        if self.additional_special_tokens:
+            config["additional_special_tokens"] = self.additional_special_tokens
+        paths = [save_vocab_json(self.vocab, folder / VOCAB_JSON), save_merges_txt(self.merges, folder / MERGES_TXT)]
+        paths.append(write_text_atomic(folder / CONFIG_FILE, json.dumps(config, indent=2, ensure_ascii=False) + "\n"))
+        return paths
+
+    # -- vocabulary -------------------------------------------------------------------------------------
+
+    @property
+    def all_special_tokens(self) -> list[str]:
+        """The special tokens that are set, each once, in transformers' order, then the additional ones."""
+        named = [getattr(self, role) for role in SPECIAL_ROLES]
+        return list(dict.fromkeys(t for t in [*named, *self.additional_special_tokens] if t is not None))
+
+    @property
+    def all_special_ids(self) -> list[int]:
+        """Ids of the special tokens."""
+        return [self.vocab[t] for t in self.all_special_tokens]
+
+    def _role_id(self, role: str) -> int | None:
+        token = getattr(self, role)
+        return None if token is None else self.vocab[token]
+
+    bos_token_id = property(lambda self: self._role_id("bos_token"))
+    eos_token_id = property(lambda self: self._role_id("eos_token"))
+    unk_token_id = property(lambda self: self._role_id("unk_token"))
+    sep_token_id = property(lambda self: self._role_id("sep_token"))
+    pad_token_id = property(lambda self: self._role_id("pad_token"))
+    cls_token_id = property(lambda self: self._role_id("cls_token"))
+    mask_token_id = property(lambda self: self._role_id("mask_token"))
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of entries in the vocabulary."""
+        return len(self.vocab)
+
+    def __len__(self) -> int:
+        return len(self.vocab)
+
+    def get_vocab(self) -> dict[str, int]:
+        """A copy of the token → id dict."""
+        return dict(self.vocab)
+
+    def convert_tokens_to_ids(self, tokens: str | list[str]) -> int | None | list[int | None]:
+        """Token(s) → id(s); an unknown token maps to the unknown token's id (None without one)."""
+        if isinstance(tokens, str):
+            return self.vocab.get(tokens, self.unk_token_id)
+        return [self.vocab.get(t, self.unk_token_id) for t in tokens]
+
+    def convert_ids_to_tokens(self, ids: int | Iterable[int], skip_special_tokens: bool = False) -> str | list[str]:
+        """Id(s) → token(s) as stored (byte characters: ``Ġ`` is a space); an id outside the vocabulary is an error."""
+        if isinstance(ids, int):
+            return self._id_to_token(ids)
+        tokens = [self._id_to_token(int(i)) for i in ids]
+        return [t for t in tokens if t not in self._specials] if skip_special_tokens else tokens
+
+    def _id_to_token(self, index: int) -> str:
+        token = self.ids_to_tokens.get(index)
+        if token is None:
+            raise ValueError(f"token id {index} is outside the vocabulary (0..{len(self.vocab) - 1})")
+        return token
+
+    # -- text → tokens ----------------------------------------------------------------------------------
+
+    def _segments(self, text: str) -> list[str]:
+        """Split out special tokens written in the text; they sit at the odd indices of the result."""
+        return self._special_split.split(text) if self._special_split is not None else [text]
+
+    def _words(self, segment: str) -> list[str]:
+        """GPT-2's words of a text between special tokens (after the prefix space, if set)."""
+        if self.add_prefix_space and not segment.startswith(" "):
+            segment = " " + segment
+        return split_words(segment)
+
+    def _ids_of_word(self, word: str) -> list[int]:
+        """A word's ids: its byte characters merged into vocabulary tokens (computed on a cache miss)."""
+        if len(self._word_ids) >= _CACHE_LIMIT:
+            self._word_ids.clear()
+        ids = self._word_ids[word] = [self.vocab[piece] for piece in self.bpe.pieces(to_byte_chars(word))]
+        return ids
+
+    def tokenize(self, text: str) -> list[str]:
+        """Text → tokens (byte characters, no special tokens added)."""
+        return [self.ids_to_tokens[i] for i in self.text_to_ids(text)]
+
+    def text_to_ids(self, text: str) -> list[int]:
+        """Text → token ids (no special tokens added): one dict lookup per word once words repeat."""
+        check_text(text, "text")
+        ids: list[int] = []
+        cache = self._word_ids
+        for i, segment in enumerate(self._segments(text)):
+            if i % 2:
+                ids.append(self.vocab[segment])
+            elif segment:
+                for word in self._words(segment):
+                    word_ids = cache.get(word)
+                    ids += word_ids if word_ids is not None else self._ids_of_word(word)
+        return ids
+
+    # -- tokens → model inputs --------------------------------------------------------------------------
+
+    def build_inputs(self, ids_a: list[int], ids_b: list[int] | None) -> Sequence:
+        """One sequence with its special tokens: GPT-2 adds none (``A`` or ``A B``)."""
+        seq = Sequence()
+        seq.append(ids_a, 0, False, None)
+        if ids_b is not None:
+            seq.append(ids_b, 1, False, None)
+        return seq
+
+    def num_special_tokens_to_add(self, pair: bool = False) -> int:
+        """How many special tokens ``build_inputs`` adds to one text (or a pair)."""
+        return len(self.build_inputs([], [] if pair else None).input_ids)
+
+    def encode(
+        self,
+        text: str,
+        text_pair: str | None = None,
+        add_special_tokens: bool = True,
+        truncation: bool | str = False,
+        max_length: int | None = None,
+    ) -> list[int]:
+        """Text (and an optional pair) → ids, with the model's special tokens by default."""
+        return self(text, text_pair, add_special_tokens=add_special_tokens, truncation=truncation,
+                    max_length=max_length)["input_ids"]
+
+    def __call__(
+        self,
+        text: str | list[str],
+        text_pair: str | list[str] | None = None,
+        add_special_tokens: bool = True,
+        padding: bool | str = False,
+        truncation: bool | str = False,
+        max_length: int | None = None,
+        return_tensors: str | None = None,
+        return_token_type_ids: bool = False,
+        return_attention_mask: bool = True,
+        return_special_tokens_mask: bool = False,
+    ) -> BatchEncoding:
+        """Tokenize a text or a batch (with optional pairs) into input ids and attention masks."""
+        batched = not isinstance(text, str)
+        texts = as_text_list(text, "text")
+        pairs = as_text_list(text_pair, "text_pair") if text_pair is not None else None
+        if pairs is not None and len(pairs) != len(texts):
+            raise ValueError(f"got {len(texts)} texts but {len(pairs)} text pairs")
+        if truncation is True:
+            truncation = "longest_first"
+        if max_length is None and (truncation or padding == "max_length"):
+            max_length = self.model_max_length
+        sequences = [self._build(a, pairs[i] if pairs else None, add_special_tokens, truncation, max_length)
+                     for i, a in enumerate(texts)]
+        length = padded_length([len(s.input_ids) for s in sequences], padding, max_length)
+        if length is not None and self.pad_token is None:
+            raise ValueError(f"padding needs a pad token, and this {type(self).__name__} has none (GPT-2 has none); "
+                             "set pad_token (often to the eos token) or pad yourself")
+        rows = pad_sequences(sequences, length if length is not None else 0, self.pad_token_id)
+        keep = ["input_ids"] + ["token_type_ids"] * return_token_type_ids
+        keep += ["attention_mask"] * return_attention_mask + ["special_tokens_mask"] * return_special_tokens_mask
+        columns = {name: [row[name] for row in rows] for name in keep}
+        if not batched and return_tensors is None:
+            columns = {name: rows[0] for name, rows in columns.items()}
+        return BatchEncoding(to_tensors(columns, return_tensors))
+
+    def _build(self, text: str, pair: str | None, add_special: bool, truncation: bool | str,
+               max_length: int | None) -> Sequence:
+        """One sequence: tokenize, truncate, add the special tokens."""
+        ids_a = self.text_to_ids(text)
+        ids_b = self.text_to_ids(pair) if pair is not None else None
+        if truncation:
+            n_special = self.num_special_tokens_to_add(pair is not None) if add_special else 0
+            budget = max_length - n_special
+            if budget < 0:
+                raise ValueError(f"max_length={max_length} leaves no room for the {n_special} special tokens")
+            keep_a, keep_b = truncation_lengths(len(ids_a), len(ids_b) if ids_b is not None else None, budget,
+                                                truncation)
+            ids_a = ids_a[:keep_a]
+            ids_b = ids_b[:keep_b] if ids_b is not None else None
+        if add_special:
+            seq = self.build_inputs(ids_a, ids_b)
+        else:
+            seq = Sequence()
+            seq.append(ids_a + (ids_b or []), 0, False, None)
+        if len(seq.input_ids) > self.model_max_length and not truncation:
+            logger.warning("a sequence has %d tokens, more than model_max_length=%d; the model will refuse it "
+                           "unless truncation=True", len(seq.input_ids), self.model_max_length)
+        return seq
+
+    # -- ids → text --------------------------------------------------------------------------------------
+
+    def convert_tokens_to_string(self, tokens: list[str]) -> str:
+        """Tokens → text: their bytes joined and decoded (invalid UTF-8 handled per ``errors``, "replace": �)."""
+        return from_byte_chars(tokens).decode("utf-8", errors=self.errors)
+
+    def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
+        """Ids → text, exactly the text encoded (special tokens kept unless skipped)."""
+        if hasattr(ids, "tolist"):
+            ids = ids.tolist()
+        if isinstance(ids, int):
+            ids = [ids]
+        return self.convert_tokens_to_string(self.convert_ids_to_tokens(ids, skip_special_tokens))
+
+    def batch_decode(self, batch: Iterable[Iterable[int]], **kwargs: Any) -> list[str]:
+        """``decode`` for each sequence of a batch."""
+        return [self.decode(ids, **kwargs) for ids in batch]
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(vocab_size={len(self.vocab)}, merges={len(self.merges)}, "
+                f"add_prefix_space={self.add_prefix_space})")
+
+
+def config_arguments(config: dict[str, Any]) -> dict[str, Any]:
+    """The tokenizer arguments a ``tokenizer_config.json`` sets (special tokens may be AddedToken dicts)."""
+    arguments: dict[str, Any] = {role: token_text(config[role]) for role in SPECIAL_ROLES if config.get(role)}
+    for key in ("add_prefix_space", "errors"):
+        if config.get(key) is not None:
+            arguments[key] = config[key]
+    extra = config.get("additional_special_tokens") or config.get("extra_special_tokens")
+    if isinstance(extra, list):
+        arguments["additional_special_tokens"] = [token_text(t) for t in extra]
+    max_length = config.get("model_max_length")
+    if isinstance(max_length, int) and max_length < 1_000_000:  # transformers writes 1e30 for "none"
+        arguments["model_max_length"] = max_length
+    return arguments
