@@ -14,6 +14,7 @@ special tokens around a text; ``RobertaTokenizer`` (roberta.py) is this tokenize
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import os
@@ -43,13 +44,19 @@ from .byte_bpe_files import (
     save_merges_txt,
     save_vocab_json,
 )
+from .byte_bpe_json import read_byte_level_json
 from .byte_level import from_byte_chars, split_words, to_byte_chars
 from .pretrained import CONFIG_FILE, read_config, token_text
+from .tokenizer_json import TOKENIZER_JSON, UnsupportedTokenizer
 
 logger = logging.getLogger(__name__)
 
 SPECIAL_ROLES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 _CACHE_LIMIT = 500_000  # words
+# Unicode White_Space (Rust's char::is_whitespace, which the tokenizers library strips with); str.isspace would also
+# take the separators U+001C..U+001F.
+WHITESPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a" \
+             "\u2028\u2029\u202f\u205f\u3000"
 
 
 class GPT2Tokenizer:
@@ -75,6 +82,8 @@ class GPT2Tokenizer:
         additional_special_tokens: Iterable[str] = (),
         model_max_length: int = 1024,
         errors: str = "replace",
+        lstrip_tokens: Iterable[str] = (),
+        rstrip_tokens: Iterable[str] = (),
     ):
         if (vocab_file is None) == (vocab is None) or (merges_file is None) == (merges is None):
             raise ValueError("give vocab_file + merges_file (paths) or vocab + merges (a token → id dict and a list "
@@ -94,6 +103,11 @@ class GPT2Tokenizer:
         self.errors = errors
         self.bpe = BPE(self.merges)
         self._specials = frozenset(self.all_special_tokens)
+        # Special tokens that eat the whitespace on their left / right (roberta-base's "<mask>": "a <mask>" → a, <mask>)
+        self.lstrip_tokens, self.rstrip_tokens = set(lstrip_tokens), set(rstrip_tokens)
+        unknown = (self.lstrip_tokens | self.rstrip_tokens) - self._specials
+        if unknown:
+            raise ValueError(f"lstrip_tokens / rstrip_tokens name {sorted(unknown)}, which are not special tokens")
         by_length = sorted(self._specials, key=len, reverse=True)  # the longest special token wins at one place
         self._special_split = re.compile("(" + "|".join(map(re.escape, by_length)) + ")") if by_length else None
         self._word_ids: dict[str, list[int]] = {}
@@ -102,12 +116,19 @@ class GPT2Tokenizer:
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, **overrides: Any) -> GPT2Tokenizer:
-        """Load ``vocab.json`` + ``merges.txt`` and the settings of ``tokenizer_config.json`` if present."""
+        """Load ``vocab.json`` + ``merges.txt`` (else a byte-level ``tokenizer.json``) and ``tokenizer_config.json``."""
         folder = Path(folder)
         if not folder.is_dir():
             raise FileNotFoundError(f"no such model folder: {folder} (bertkit loads local folders, not hub names)")
-        arguments = {"vocab_file": folder / VOCAB_JSON, "merges_file": folder / MERGES_TXT,
-                     **config_arguments(read_config(folder))}
+        if not (folder / VOCAB_JSON).is_file() and (folder / TOKENIZER_JSON).is_file():
+            _, arguments = read_byte_level_json(folder / TOKENIZER_JSON)
+            defaults = inspect.signature(cls.__init__).parameters
+            for role in SPECIAL_ROLES:  # a default special token the file does not have is not added to it
+                if role not in arguments and defaults[role].default not in arguments["vocab"]:
+                    arguments[role] = None
+        else:
+            arguments = {"vocab_file": folder / VOCAB_JSON, "merges_file": folder / MERGES_TXT}
+        arguments.update(config_arguments(read_config(folder)))
         return cls(**{**arguments, **overrides})
 
     def save_pretrained(self, folder: str | os.PathLike) -> list[Path]:
@@ -120,6 +141,10 @@ class GPT2Tokenizer:
                   **{role: getattr(self, role) for role in SPECIAL_ROLES if getattr(self, role) is not None}}
         if self.additional_special_tokens:
             config["additional_special_tokens"] = self.additional_special_tokens
+        config["added_tokens_decoder"] = {  # how transformers learns which special tokens eat whitespace
+            str(self.vocab[t]): {"content": t, "lstrip": t in self.lstrip_tokens, "normalized": False,
+                                 "rstrip": t in self.rstrip_tokens, "single_word": False, "special": True}
+            for t in self.all_special_tokens}
         paths = [save_vocab_json(self.vocab, folder / VOCAB_JSON), save_merges_txt(self.merges, folder / MERGES_TXT)]
         paths.append(write_text_atomic(folder / CONFIG_FILE, json.dumps(config, indent=2, ensure_ascii=False) + "\n"))
         return paths
@@ -184,7 +209,16 @@ class GPT2Tokenizer:
 
     def _segments(self, text: str) -> list[str]:
         """Split out special tokens written in the text; they sit at the odd indices of the result."""
-        return self._special_split.split(text) if self._special_split is not None else [text]
+        if self._special_split is None:
+            return [text]
+        segments = self._special_split.split(text)
+        if self.lstrip_tokens or self.rstrip_tokens:
+            for i in range(1, len(segments), 2):
+                if segments[i] in self.lstrip_tokens:
+                    segments[i - 1] = segments[i - 1].rstrip(WHITESPACE)
+                if segments[i] in self.rstrip_tokens:
+                    segments[i + 1] = segments[i + 1].lstrip(WHITESPACE)
+        return segments
 
     def _words(self, segment: str) -> list[str]:
         """GPT-2's words of a text between special tokens (after the prefix space, if set)."""
@@ -336,6 +370,15 @@ def config_arguments(config: dict[str, Any]) -> dict[str, Any]:
     extra = config.get("additional_special_tokens") or config.get("extra_special_tokens")
     if isinstance(extra, list):
         arguments["additional_special_tokens"] = [token_text(t) for t in extra]
+    added = config.get("added_tokens_decoder")
+    if isinstance(added, dict):
+        entries = [entry for entry in added.values() if isinstance(entry, dict)]
+        plain = [entry.get("content") for entry in entries if not entry.get("special", True)]
+        if plain:
+            raise UnsupportedTokenizer(f"{CONFIG_FILE} adds the non-special token(s) {plain}, which transformers cuts "
+                                       "out of any text; bertkit's byte-level BPE keeps only special tokens whole")
+        arguments["lstrip_tokens"] = [entry.get("content") for entry in entries if entry.get("lstrip")]
+        arguments["rstrip_tokens"] = [entry.get("content") for entry in entries if entry.get("rstrip")]
     max_length = config.get("model_max_length")
     if isinstance(max_length, int) and max_length < 1_000_000:  # transformers writes 1e30 for "none"
         arguments["model_max_length"] = max_length

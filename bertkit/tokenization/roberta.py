@@ -37,12 +37,14 @@ class RobertaTokenizer(GPT2Tokenizer):
         additional_special_tokens: Iterable[str] = (),
         model_max_length: int = 512,
         errors: str = "replace",
+        lstrip_tokens: Iterable[str] = (),
+        rstrip_tokens: Iterable[str] = (),
     ):
         super().__init__(vocab_file, merges_file, vocab=vocab, merges=merges, add_prefix_space=add_prefix_space,
                          bos_token=bos_token, eos_token=eos_token, unk_token=unk_token, sep_token=sep_token,
                          pad_token=pad_token, cls_token=cls_token, mask_token=mask_token,
                          additional_special_tokens=additional_special_tokens, model_max_length=model_max_length,
-                         errors=errors)
+                         errors=errors, lstrip_tokens=lstrip_tokens, rstrip_tokens=rstrip_tokens)
 
     def build_inputs(self, ids_a: list[int], ids_b: list[int] | None) -> Sequence:
         """``<s> A </s>``, or ``<s> A </s></s> B </s>`` for a pair; all in segment 0."""
