@@ -31,8 +31,8 @@ from .batch import (
     check_text,
     pad_sequences,
     padded_length,
+    rust_truncation_lengths,
     to_tensors,
-    truncation_lengths,
 )
 from .bpe import BPE
 from .byte_bpe_files import (
@@ -324,7 +324,7 @@ class GPT2Tokenizer:
             budget = max_length - n_special
             if budget < 0:
                 raise ValueError(f"max_length={max_length} leaves no room for the {n_special} special tokens")
-            keep_a, keep_b = truncation_lengths(len(ids_a), len(ids_b) if ids_b is not None else None, budget,
+            keep_a, keep_b = rust_truncation_lengths(len(ids_a), len(ids_b) if ids_b is not None else None, budget,
                                                 truncation)
             ids_a = ids_a[:keep_a]
             ids_b = ids_b[:keep_b] if ids_b is not None else None
