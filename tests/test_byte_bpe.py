@@ -170,7 +170,7 @@ def _hf(folders, style):
 
 @pytest.mark.parametrize("roberta", [False, True])
 def test_a_byte_level_tokenizer_json_loads_with_its_ids(tmp_path, docs_lines, roberta):
-    reference = tokenizers.ByteLevelBPETokenizer(add_prefix_space=roberta)
+    reference = tokenizers.ByteLevelBPETokenizer()
     specials = ["<s>", "<pad>", "</s>", "<unk>"] if roberta else ["<|endoftext|>"]
     reference.train_from_iterator(docs_lines, vocab_size=600, special_tokens=specials, show_progress=False)
     if roberta:  # roberta-base's <mask>: added after training, eating the space before it
@@ -185,6 +185,29 @@ def test_a_byte_level_tokenizer_json_loads_with_its_ids(tmp_path, docs_lines, ro
     ours.save_pretrained(tmp_path / "copy")  # vocab.json + merges.txt + the <mask> flags, for transformers too
     theirs = transformers.AutoTokenizer.from_pretrained(tmp_path / "copy")
     assert [theirs.encode(t) for t in TEXTS] == [reference.encode(t).ids for t in TEXTS]
+    # a hub-style folder: vocab.json + merges.txt beside the tokenizer.json, whose <mask> flags transformers follows
+    reference.save_model(str(tmp_path))
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": type(ours).__name__}))
+    both, theirs = AutoTokenizer.from_pretrained(tmp_path), transformers.AutoTokenizer.from_pretrained(tmp_path)
+    assert [both.encode(t) for t in TEXTS] == [theirs.encode(t) for t in TEXTS] == [reference.encode(t).ids
+                                                                                    for t in TEXTS]
+    (tmp_path / "merges.txt").write_text("#version: 0.2\nĠ t\n", encoding="utf-8")  # stale beside tokenizer.json
+    with pytest.raises(ValueError, match="merges.txt and tokenizer.json hold different merges; fix the folder"):
+        AutoTokenizer.from_pretrained(tmp_path)
+
+
+def test_add_prefix_space_comes_from_the_config_as_in_transformers(tmp_path, docs_lines, caplog):
+    reference = tokenizers.ByteLevelBPETokenizer(add_prefix_space=True)
+    reference.train_from_iterator(docs_lines, vocab_size=400, special_tokens=["<|endoftext|>"], show_progress=False)
+    reference.save(str(tmp_path / "tokenizer.json"))
+    theirs = transformers.GPT2TokenizerFast.from_pretrained(tmp_path)  # rebuilds the pre-tokenizer: no prefix space
+    ours = AutoTokenizer.from_pretrained(tmp_path)
+    assert not ours.add_prefix_space and "adds a prefix space, but transformers' tokenizers take" in caplog.text
+    assert [ours.encode(t) for t in TEXTS] == [theirs.encode(t) for t in TEXTS]
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"add_prefix_space": True}))
+    ours, theirs = AutoTokenizer.from_pretrained(tmp_path), transformers.GPT2TokenizerFast.from_pretrained(tmp_path)
+    assert [ours.encode(t) for t in TEXTS] == [theirs.encode(t) for t in TEXTS] == [reference.encode(t).ids
+                                                                                    for t in TEXTS]
 
 
 def test_auto_tokenizer_picks_the_class_the_folder_names(tmp_path, folders):

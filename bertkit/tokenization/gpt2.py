@@ -37,21 +37,23 @@ from .batch import (
 from .bpe import BPE
 from .byte_bpe_files import (
     MERGES_TXT,
+    SPECIAL_ROLES,
     VOCAB_JSON,
     check_byte_vocab,
+    check_same_model,
+    config_arguments,
     load_merges_txt,
     load_vocab_json,
     save_merges_txt,
     save_vocab_json,
 )
-from .byte_bpe_json import read_byte_level_json
+from .byte_bpe_json import is_byte_level_json, read_byte_level_json
 from .byte_level import from_byte_chars, split_words, to_byte_chars
-from .pretrained import CONFIG_FILE, read_config, token_text
-from .tokenizer_json import TOKENIZER_JSON, UnsupportedTokenizer
+from .pretrained import CONFIG_FILE, read_config
+from .tokenizer_json import TOKENIZER_JSON
 
 logger = logging.getLogger(__name__)
 
-SPECIAL_ROLES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 _CACHE_LIMIT = 500_000  # words
 # Unicode White_Space (Rust's char::is_whitespace, which the tokenizers library strips with); str.isspace would also
 # take the separators U+001C..U+001F.
@@ -116,16 +118,26 @@ class GPT2Tokenizer:
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, **overrides: Any) -> GPT2Tokenizer:
-        """Load ``vocab.json`` + ``merges.txt`` (else a byte-level ``tokenizer.json``) and ``tokenizer_config.json``."""
+        """Load a byte-level ``tokenizer.json`` (else ``vocab.json`` + ``merges.txt``) and ``tokenizer_config.json``.
+
+        tokenizer.json comes first, as in transformers: it alone records which special tokens eat the spaces beside
+        them. With vocab.json + merges.txt beside it, the files must hold the same model. As in transformers,
+        ``add_prefix_space`` comes from tokenizer_config.json (default False), never from tokenizer.json.
+        """
         folder = Path(folder)
         if not folder.is_dir():
             raise FileNotFoundError(f"no such model folder: {folder} (bertkit loads local folders, not hub names)")
-        if not (folder / VOCAB_JSON).is_file() and (folder / TOKENIZER_JSON).is_file():
+        if (folder / TOKENIZER_JSON).is_file() and is_byte_level_json(folder / TOKENIZER_JSON):
             _, arguments = read_byte_level_json(folder / TOKENIZER_JSON)
             defaults = inspect.signature(cls.__init__).parameters
             for role in SPECIAL_ROLES:  # a default special token the file does not have is not added to it
                 if role not in arguments and defaults[role].default not in arguments["vocab"]:
                     arguments[role] = None
+            if (folder / VOCAB_JSON).is_file():
+                check_same_model(folder, arguments["vocab"], arguments["merges"])
+            if arguments.pop("add_prefix_space"):  # transformers rebuilds the pre-tokenizer from its own setting
+                logger.warning("%s: %s adds a prefix space, but transformers' tokenizers take add_prefix_space from "
+                               "%s (default False) instead, and so does bertkit", folder, TOKENIZER_JSON, CONFIG_FILE)
         else:
             arguments = {"vocab_file": folder / VOCAB_JSON, "merges_file": folder / MERGES_TXT}
         arguments.update(config_arguments(read_config(folder)))
@@ -359,27 +371,3 @@ class GPT2Tokenizer:
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(vocab_size={len(self.vocab)}, merges={len(self.merges)}, "
                 f"add_prefix_space={self.add_prefix_space})")
-
-
-def config_arguments(config: dict[str, Any]) -> dict[str, Any]:
-    """The tokenizer arguments a ``tokenizer_config.json`` sets (special tokens may be AddedToken dicts)."""
-    arguments: dict[str, Any] = {role: token_text(config[role]) for role in SPECIAL_ROLES if config.get(role)}
-    for key in ("add_prefix_space", "errors"):
-        if config.get(key) is not None:
-            arguments[key] = config[key]
-    extra = config.get("additional_special_tokens") or config.get("extra_special_tokens")
-    if isinstance(extra, list):
-        arguments["additional_special_tokens"] = [token_text(t) for t in extra]
-    added = config.get("added_tokens_decoder")
-    if isinstance(added, dict):
-        entries = [entry for entry in added.values() if isinstance(entry, dict)]
-        plain = [entry.get("content") for entry in entries if not entry.get("special", True)]
-        if plain:
-            raise UnsupportedTokenizer(f"{CONFIG_FILE} adds the non-special token(s) {plain}, which transformers cuts "
-                                       "out of any text; bertkit's byte-level BPE keeps only special tokens whole")
-        arguments["lstrip_tokens"] = [entry.get("content") for entry in entries if entry.get("lstrip")]
-        arguments["rstrip_tokens"] = [entry.get("content") for entry in entries if entry.get("rstrip")]
-    max_length = config.get("model_max_length")
-    if isinstance(max_length, int) and max_length < 1_000_000:  # transformers writes 1e30 for "none"
-        arguments["model_max_length"] = max_length
-    return arguments
