@@ -135,6 +135,8 @@ def test_gpt2_has_no_pad_token_to_pad_with(folders):
     assert tokenizer(["a", "b c"])["input_ids"] == [tokenizer.encode("a"), tokenizer.encode("b c")]
     with pytest.raises(ValueError, match="padding needs a pad token, and this GPT2Tokenizer has none"):
         tokenizer(["a", "b c"], padding=True)
+    with pytest.raises(ValueError, match="return_offsets_mapping is not supported by bertkit's GPT2Tokenizer yet"):
+        tokenizer("a", return_offsets_mapping=True)
     padded = GPT2Tokenizer.from_pretrained(folders["gpt2", False], pad_token="<|endoftext|>")
     assert padded(["a", "b c"], padding=True)["attention_mask"][0][-1] == 0
 
@@ -245,6 +247,11 @@ def test_cli_trains_a_folder_transformers_loads(tmp_path, docs_lines, capsys):
     reference.save_model(str(tmp_path / "ref"))  # tokenizers' own file training: one text per line, like ours
     assert (tmp_path / "ref" / "merges.txt").read_text() == (out / "merges.txt").read_text()
 
+    capsys.readouterr()
+    assert main(["tokenize", "--model", str(out), "a naïve"]) == 0  # the folder's own tokenizer, not WordPiece's
+    printed = capsys.readouterr().out.split("\n")
+    assert printed[0].split() == ours.convert_ids_to_tokens(ours.encode("a naïve"))
+    assert printed[1].split() == [str(i) for i in ours.encode("a naïve")]
     assert main([*argv[:-2], "--style", "gpt2", "--add-prefix-space", "-o", str(tmp_path / "gpt2")]) == 0
     gpt2 = transformers.AutoTokenizer.from_pretrained(tmp_path / "gpt2")
     assert type(gpt2).__name__ == "GPT2Tokenizer" and gpt2.encode("the") == AutoTokenizer.from_pretrained(

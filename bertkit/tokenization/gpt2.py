@@ -301,8 +301,12 @@ class GPT2Tokenizer:
         return_token_type_ids: bool = False,
         return_attention_mask: bool = True,
         return_special_tokens_mask: bool = False,
+        return_offsets_mapping: bool = False,
     ) -> BatchEncoding:
         """Tokenize a text or a batch (with optional pairs) into input ids and attention masks."""
+        if return_offsets_mapping:
+            raise ValueError(f"return_offsets_mapping is not supported by bertkit's {type(self).__name__} yet "
+                             "(byte-level tokens can split a character); BertTokenizer has it")
         batched = not isinstance(text, str)
         texts = as_text_list(text, "text")
         pairs = as_text_list(text_pair, "text_pair") if text_pair is not None else None
