@@ -319,3 +319,15 @@ def test_byte_level_bpe_needs_no_torch():
     code = ("import sys, bertkit.tokenization.gpt2, bertkit.tokenization.byte_bpe_training; "
             "assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.parametrize("style", list(STYLES))
+def test_special_tokens_missing_from_vocab_json_get_new_ids_as_in_transformers(tmp_path, docs_lines, style):
+    reference = tokenizers.ByteLevelBPETokenizer()  # trained without special tokens: vocab.json lacks them
+    reference.train_from_iterator(docs_lines[:300], vocab_size=400, show_progress=False)
+    reference.save_model(str(tmp_path))
+    ours = (RobertaTokenizer if style == "roberta" else GPT2Tokenizer).from_pretrained(tmp_path)
+    theirs = HF_CLASSES[style].from_pretrained(tmp_path)
+    assert ours.get_vocab() == theirs.get_vocab() and len(ours) > 400
+    text = "hello <s> world</s><mask> <pad> <|endoftext|>"
+    assert ours.encode(text) == theirs.encode(text)

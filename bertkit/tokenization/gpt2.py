@@ -98,7 +98,7 @@ class GPT2Tokenizer:
         self.additional_special_tokens = list(additional_special_tokens)
         for token in self.all_special_tokens:  # as transformers: a special token outside vocab.json gets a new id
             if token not in self.vocab:
-                self.vocab[token] = len(self.vocab)
+                self.vocab[token] = max(self.vocab.values()) + 1
         self.ids_to_tokens = {i: t for t, i in self.vocab.items()}
         self.add_prefix_space = add_prefix_space
         self.model_max_length = model_max_length
