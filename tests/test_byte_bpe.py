@@ -118,6 +118,10 @@ def test_ids_equal_transformers_on_the_saved_folder(folders, docs_lines, style, 
         assert ours.decode(ids) == theirs.decode(ids)
         assert ours.tokenize(text) == theirs.convert_ids_to_tokens(ids)
     assert ours.encode("first text", "the second") == theirs.encode("first text", "the second")
+    for text in TEXTS + varied_lines(60, seed=1):  # character spans, a byte-split character spanning all of itself
+        for pair in (None, " and  ünïcode 😀"):
+            spans = ours(text, pair, return_offsets_mapping=True)["offset_mapping"]
+            assert spans == [tuple(s) for s in theirs(text, pair, return_offsets_mapping=True)["offset_mapping"]]
     if style == "roberta":
         batch = ["a short one", "and a longer text than that"]
         for kwargs in ({"padding": True}, {"truncation": True, "max_length": 5}, {"padding": "max_length",
@@ -135,8 +139,6 @@ def test_gpt2_has_no_pad_token_to_pad_with(folders):
     assert tokenizer(["a", "b c"])["input_ids"] == [tokenizer.encode("a"), tokenizer.encode("b c")]
     with pytest.raises(ValueError, match="padding needs a pad token, and this GPT2Tokenizer has none"):
         tokenizer(["a", "b c"], padding=True)
-    with pytest.raises(ValueError, match="return_offsets_mapping is not supported by bertkit's GPT2Tokenizer yet"):
-        tokenizer("a", return_offsets_mapping=True)
     padded = GPT2Tokenizer.from_pretrained(folders["gpt2", False], pad_token="<|endoftext|>")
     assert padded(["a", "b c"], padding=True)["attention_mask"][0][-1] == 0
 
@@ -181,8 +183,12 @@ def test_a_byte_level_tokenizer_json_loads_with_its_ids(tmp_path, docs_lines, ro
     reference.save(str(tmp_path / "tokenizer.json"))
     ours = AutoTokenizer.from_pretrained(tmp_path)
     assert type(ours) is (RobertaTokenizer if roberta else GPT2Tokenizer)
+    # offsets as transformers gives them (its RobertaProcessing trims with the tokenizer's add_prefix_space)
+    transformers_json = HF_CLASSES["roberta" if roberta else "gpt2"].from_pretrained(tmp_path)
     for text in TEXTS + ["a  <mask>  b", "x\t<mask>"] + varied_lines(50):
         assert ours.encode(text) == reference.encode(text).ids, text
+        assert ours(text, return_offsets_mapping=True)["offset_mapping"] == [
+            tuple(span) for span in transformers_json(text, return_offsets_mapping=True)["offset_mapping"]]
     assert ours.encode("a b", "c") == reference.encode("a b", "c").ids
     ours.save_pretrained(tmp_path / "copy")  # vocab.json + merges.txt + the <mask> flags, for transformers too
     theirs = transformers.AutoTokenizer.from_pretrained(tmp_path / "copy")

@@ -49,6 +49,7 @@ from .byte_bpe_files import (
 )
 from .byte_bpe_json import is_byte_level_json, read_byte_level_json
 from .byte_level import from_byte_chars, split_words, to_byte_chars
+from .byte_offsets import Span, piece_spans
 from .pretrained import CONFIG_FILE, read_config
 from .tokenizer_json import TOKENIZER_JSON
 
@@ -219,17 +220,22 @@ class GPT2Tokenizer:
 
     # -- text → tokens ----------------------------------------------------------------------------------
 
-    def _segments(self, text: str) -> list[str]:
-        """Split out special tokens written in the text; they sit at the odd indices of the result."""
+    def _segments(self, text: str) -> list[tuple[str, int]]:
+        """Split out special tokens written in the text, each piece with its start; specials at the odd indices."""
         if self._special_split is None:
-            return [text]
-        segments = self._special_split.split(text)
+            return [(text, 0)]
+        segments, end = [], 0
+        for match in self._special_split.finditer(text):
+            segments += [(text[end:match.start()], end), (match.group(), match.start())]
+            end = match.end()
+        segments.append((text[end:], end))
         if self.lstrip_tokens or self.rstrip_tokens:
             for i in range(1, len(segments), 2):
-                if segments[i] in self.lstrip_tokens:
-                    segments[i - 1] = segments[i - 1].rstrip(WHITESPACE)
-                if segments[i] in self.rstrip_tokens:
-                    segments[i + 1] = segments[i + 1].lstrip(WHITESPACE)
+                if segments[i][0] in self.lstrip_tokens:
+                    segments[i - 1] = (segments[i - 1][0].rstrip(WHITESPACE), segments[i - 1][1])
+                if segments[i][0] in self.rstrip_tokens:
+                    after, start = segments[i + 1]
+                    segments[i + 1] = (after.lstrip(WHITESPACE), start + len(after) - len(after.lstrip(WHITESPACE)))
         return segments
 
     def _words(self, segment: str) -> list[str]:
@@ -254,7 +260,7 @@ class GPT2Tokenizer:
         check_text(text, "text")
         ids: list[int] = []
         cache = self._word_ids
-        for i, segment in enumerate(self._segments(text)):
+        for i, (segment, _) in enumerate(self._segments(text)):
             if i % 2:
                 ids.append(self.vocab[segment])
             elif segment:
@@ -263,14 +269,45 @@ class GPT2Tokenizer:
                     ids += word_ids if word_ids is not None else self._ids_of_word(word)
         return ids
 
+    def text_to_ids_with_offsets(self, text: str) -> tuple[list[int], list[Span]]:
+        """Text → token ids and each token's (start, end) character span in ``text`` (see ``byte_offsets.py``)."""
+        check_text(text, "text")
+        ids: list[int] = []
+        spans: list[Span] = []
+        for i, (segment, start) in enumerate(self._segments(text)):
+            if i % 2:
+                ids.append(self.vocab[segment])
+                spans.append((start, start + len(segment)))
+                continue
+            prefixed = bool(segment) and self.add_prefix_space and not segment.startswith(" ")
+            cursor = 0  # in the segment as split, with its added space
+            for word in self._words(segment) if segment else []:
+                pieces = self.bpe.pieces(to_byte_chars(word))
+                ids += [self.vocab[piece] for piece in pieces]
+                spans += piece_spans(word, pieces, start + max(cursor - prefixed, 0), prefixed and cursor == 0)
+                cursor += len(word)
+        return ids, spans
+
+    def trim_offsets(self, ids: list[int], spans: list[Span]) -> list[Span]:
+        """Spans as the model's post-processor leaves them: GPT-2 keeps them (RoBERTa trims spaces)."""
+        return spans
+
     # -- tokens → model inputs --------------------------------------------------------------------------
 
-    def build_inputs(self, ids_a: list[int], ids_b: list[int] | None) -> Sequence:
+    def _ids_and_spans(self, text: str, offsets: bool) -> tuple[list[int], list[Span] | None]:
+        """A text's ids, with their spans (as the post-processor leaves them) when asked."""
+        if not offsets:
+            return self.text_to_ids(text), None
+        ids, spans = self.text_to_ids_with_offsets(text)
+        return ids, self.trim_offsets(ids, spans)
+
+    def build_inputs(self, ids_a: list[int], ids_b: list[int] | None, spans_a: list[Span] | None = None,
+                     spans_b: list[Span] | None = None) -> Sequence:
         """One sequence with its special tokens: GPT-2 adds none (``A`` or ``A B``)."""
         seq = Sequence()
-        seq.append(ids_a, 0, False, None)
+        seq.append(ids_a, 0, False, spans_a)
         if ids_b is not None:
-            seq.append(ids_b, 1, False, None)
+            seq.append(ids_b, 1, False, spans_b)
         return seq
 
     def num_special_tokens_to_add(self, pair: bool = False) -> int:
@@ -304,9 +341,6 @@ class GPT2Tokenizer:
         return_offsets_mapping: bool = False,
     ) -> BatchEncoding:
         """Tokenize a text or a batch (with optional pairs) into input ids and attention masks."""
-        if return_offsets_mapping:
-            raise ValueError(f"return_offsets_mapping is not supported by bertkit's {type(self).__name__} yet "
-                             "(byte-level tokens can split a character); BertTokenizer has it")
         batched = not isinstance(text, str)
         texts = as_text_list(text, "text")
         pairs = as_text_list(text_pair, "text_pair") if text_pair is not None else None
@@ -316,8 +350,8 @@ class GPT2Tokenizer:
             truncation = "longest_first"
         if max_length is None and (truncation or padding == "max_length"):
             max_length = self.model_max_length
-        sequences = [self._build(a, pairs[i] if pairs else None, add_special_tokens, truncation, max_length)
-                     for i, a in enumerate(texts)]
+        sequences = [self._build(a, pairs[i] if pairs else None, add_special_tokens, truncation, max_length,
+                                 return_offsets_mapping) for i, a in enumerate(texts)]
         length = padded_length([len(s.input_ids) for s in sequences], padding, max_length)
         if length is not None and self.pad_token is None:
             raise ValueError(f"padding needs a pad token, and this {type(self).__name__} has none (GPT-2 has none); "
@@ -325,30 +359,34 @@ class GPT2Tokenizer:
         rows = pad_sequences(sequences, length if length is not None else 0, self.pad_token_id)
         keep = ["input_ids"] + ["token_type_ids"] * return_token_type_ids
         keep += ["attention_mask"] * return_attention_mask + ["special_tokens_mask"] * return_special_tokens_mask
+        keep += ["offset_mapping"] * return_offsets_mapping
         columns = {name: [row[name] for row in rows] for name in keep}
         if not batched and return_tensors is None:
             columns = {name: rows[0] for name, rows in columns.items()}
         return BatchEncoding(to_tensors(columns, return_tensors))
 
     def _build(self, text: str, pair: str | None, add_special: bool, truncation: bool | str,
-               max_length: int | None) -> Sequence:
+               max_length: int | None, offsets: bool = False) -> Sequence:
         """One sequence: tokenize, truncate, add the special tokens."""
-        ids_a = self.text_to_ids(text)
-        ids_b = self.text_to_ids(pair) if pair is not None else None
+        ids_a, spans_a = self._ids_and_spans(text, offsets)
+        ids_b, spans_b = self._ids_and_spans(pair, offsets) if pair is not None else (None, None)
         if truncation:
             n_special = self.num_special_tokens_to_add(pair is not None) if add_special else 0
             budget = max_length - n_special
             if budget < 0:
                 raise ValueError(f"max_length={max_length} leaves no room for the {n_special} special tokens")
             keep_a, keep_b = rust_truncation_lengths(len(ids_a), len(ids_b) if ids_b is not None else None, budget,
-                                                truncation)
-            ids_a = ids_a[:keep_a]
-            ids_b = ids_b[:keep_b] if ids_b is not None else None
+                                                     truncation)
+            ids_a, spans_a = ids_a[:keep_a], spans_a[:keep_a] if spans_a else spans_a
+            if ids_b is not None:
+                ids_b, spans_b = ids_b[:keep_b], spans_b[:keep_b] if spans_b else spans_b
         if add_special:
-            seq = self.build_inputs(ids_a, ids_b)
+            seq = self.build_inputs(ids_a, ids_b, spans_a, spans_b)
         else:
             seq = Sequence()
-            seq.append(ids_a + (ids_b or []), 0, False, None)
+            seq.append(ids_a, 0, False, spans_a)
+            if ids_b is not None:
+                seq.append(ids_b, 0, False, spans_b)
         if len(seq.input_ids) > self.model_max_length and not truncation:
             logger.warning("a sequence has %d tokens, more than model_max_length=%d; the model will refuse it "
                            "unless truncation=True", len(seq.input_ids), self.model_max_length)

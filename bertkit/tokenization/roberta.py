@@ -11,6 +11,7 @@ import os
 from collections.abc import Iterable
 
 from .batch import Sequence
+from .byte_offsets import Span, trim_leading_spaces
 from .gpt2 import GPT2Tokenizer
 
 
@@ -46,15 +47,20 @@ class RobertaTokenizer(GPT2Tokenizer):
                          additional_special_tokens=additional_special_tokens, model_max_length=model_max_length,
                          errors=errors, lstrip_tokens=lstrip_tokens, rstrip_tokens=rstrip_tokens)
 
-    def build_inputs(self, ids_a: list[int], ids_b: list[int] | None) -> Sequence:
+    def trim_offsets(self, ids: list[int], spans: list[Span]) -> list[Span]:
+        """RoBERTa's post-processor moves each span past the token's leading space (``trim_offsets``)."""
+        return trim_leading_spaces([self.ids_to_tokens[i] for i in ids], spans, self.add_prefix_space)
+
+    def build_inputs(self, ids_a: list[int], ids_b: list[int] | None, spans_a: list[Span] | None = None,
+                     spans_b: list[Span] | None = None) -> Sequence:
         """``<s> A </s>``, or ``<s> A </s></s> B </s>`` for a pair; all in segment 0."""
         cls, sep = [self.cls_token_id], [self.sep_token_id]
         seq = Sequence()
         seq.append(cls, 0, True, None)
-        seq.append(ids_a, 0, False, None)
+        seq.append(ids_a, 0, False, spans_a)
         seq.append(sep, 0, True, None)
         if ids_b is not None:
             seq.append(sep, 0, True, None)
-            seq.append(ids_b, 0, False, None)
+            seq.append(ids_b, 0, False, spans_b)
             seq.append(sep, 0, True, None)
         return seq
