@@ -99,7 +99,7 @@ def check_declared_class(folder: Path) -> None:
 
 def byte_level_class(folder: Path) -> type[GPT2Tokenizer]:
     """GPT2Tokenizer or RobertaTokenizer, by the folder's ``tokenizer_class``, else its ``model_type``, else its
-    tokenizer.json's post-processor (when it has no vocab.json), else GPT-2.
+    byte-level tokenizer.json's post-processor, else GPT-2.
 
     A folder naming another byte-level tokenizer (BART, CodeGen, Qwen2, ...) is refused: their special tokens or
     word patterns differ, and bertkit checks only GPT-2's and RoBERTa's against transformers.
@@ -113,8 +113,8 @@ def byte_level_class(folder: Path) -> type[GPT2Tokenizer]:
     kind = model_type(folder)
     if kind in BYTE_LEVEL_MODEL_TYPES:
         return BYTE_LEVEL_MODEL_TYPES[kind]
-    if not (folder / "vocab.json").is_file():  # a tokenizer.json alone: its post-processor says which
-        return BYTE_LEVEL_TOKENIZERS[read_byte_level_json(folder / TOKENIZER_JSON)[0]]
+    if (folder / TOKENIZER_JSON).is_file() and is_byte_level_json(folder / TOKENIZER_JSON):
+        return BYTE_LEVEL_TOKENIZERS[read_byte_level_json(folder / TOKENIZER_JSON)[0]]  # by its post-processor
     return GPT2Tokenizer
 
 
