@@ -12,6 +12,7 @@ _EXPORTS = {
     "BertConfig": "bertkit.config",
     "BertTokenizer": "bertkit.tokenization",
     "AutoTokenizer": "bertkit.tokenization",
+    **{name: "bertkit.tokenization" for name in ("GPT2Tokenizer", "RobertaTokenizer")},  # byte-level BPE
     "BertModel": "bertkit.model",
     "BertForPreTraining": "bertkit.model",
     "BertForMaskedLM": "bertkit.model",

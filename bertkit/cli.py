@@ -24,10 +24,10 @@ def _model_dir(value: str | None) -> Path:
 
 
 def cmd_tokenize(args: argparse.Namespace) -> None:
-    """Print each text's WordPiece tokens and ids."""
-    from .tokenization import BertTokenizer
+    """Print each text's tokens (WordPiece or byte-level BPE, as the folder holds) and ids."""
+    from .tokenization import AutoTokenizer
 
-    tokenizer = BertTokenizer.from_pretrained(_model_dir(args.model))
+    tokenizer = AutoTokenizer.from_pretrained(_model_dir(args.model))
     for text in args.texts:
         enc = tokenizer(text, text_pair=args.pair, add_special_tokens=not args.no_special_tokens)
         tokens = tokenizer.convert_ids_to_tokens(enc["input_ids"])

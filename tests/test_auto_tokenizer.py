@@ -9,7 +9,7 @@ import pytest
 from tokenizer_json_fixtures import folder_maker, trained, varied_lines
 
 from bertkit import AutoTokenizer as TopLevelAutoTokenizer
-from bertkit.tokenization import AutoTokenizer, BertTokenizer, UnsupportedTokenizer
+from bertkit.tokenization import AutoTokenizer, BertTokenizer, RobertaTokenizer, UnsupportedTokenizer
 from bertkit.tokenization.chinese import JiebaBertTokenizer
 
 
@@ -55,7 +55,8 @@ def test_auto_tokenizer_jieba_config(tmp_path, minilm_dir):
 
 
 @pytest.mark.parametrize("name, message", [
-    ("RobertaTokenizerFast", r"names tokenizer_class 'RobertaTokenizer', a byte-level BPE tokenizer"),
+    ("RobertaTokenizerFast", r"names tokenizer_class 'RobertaTokenizer', a byte-level BPE tokenizer \(GPT-2 / "
+                             r"RoBERTa\), but the folder holds a WordPiece vocabulary"),
     ("XLMRobertaTokenizer", r"names tokenizer_class 'XLMRobertaTokenizer', a SentencePiece tokenizer"),
     ("MPNetTokenizer", r"names tokenizer_class 'MPNetTokenizer', which bertkit does not reproduce"),
     ("BertJapaneseTokenizer", r"names tokenizer_class 'BertJapaneseTokenizer', which bertkit does not reproduce"),
@@ -66,15 +67,12 @@ def test_auto_tokenizer_refuses_other_tokenizer_classes(tmp_path, minilm_dir, na
         AutoTokenizer.from_pretrained(folder)
 
 
-def test_auto_tokenizer_refuses_bpe_and_sentencepiece_files(tmp_path, lines):
+def test_auto_tokenizer_loads_byte_level_bpe_and_refuses_sentencepiece_files(tmp_path, lines):
     bpe = tmp_path / "roberta"
     bpe.mkdir()
     trained("byte-level-bpe", lines[:100]).save_model(str(bpe))  # vocab.json + merges.txt, as GPT-2 ships
     (bpe / "config.json").write_text(json.dumps({"model_type": "roberta"}))
-    with pytest.raises(UnsupportedTokenizer, match=r"holds a byte-level BPE tokenizer \(vocab.json \+ merges.txt, "
-                                                   r"GPT-2 / RoBERTa\) \(config.json: model_type 'roberta'\); "
-                                                   r"bertkit reads WordPiece only — byte-level BPE comes with"):
-        AutoTokenizer.from_pretrained(bpe)
+    assert type(AutoTokenizer.from_pretrained(bpe)) is RobertaTokenizer  # more in tests/test_byte_bpe.py
     with pytest.raises(FileNotFoundError, match="has no vocab.txt and no tokenizer.json"):
         BertTokenizer.from_pretrained(bpe)
     sentencepiece = tmp_path / "albert"

@@ -1,22 +1,51 @@
-"""``bertkit train-tokenizer``: learn a WordPiece or BPE vocabulary from text files."""
+"""``bertkit train-tokenizer``: learn a WordPiece, BPE or byte-level BPE vocabulary from text files."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
+DEFAULT_LIMIT_ALPHABET = 1000
+# Options of BERT's vocabulary training that byte-level BPE has no use for (its alphabet is the 256 bytes, and it
+# keeps text as it is), and the reverse: a given one is an error rather than silently ignored.
+WORDPIECE_ONLY = {"limit_alphabet": "--limit-alphabet", "cased": "--cased", "keep_accents": "--keep-accents",
+                  "pre_tokenize": "--pre-tokenize", "base_vocab": "--base-vocab"}
+BYTE_BPE_ONLY = {"style": "--style", "add_prefix_space": "--add-prefix-space"}
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Refuse options that do not apply to the chosen ``--model-type``."""
+    byte_level = args.model_type == "byte-bpe"
+    given = [flag for name, flag in (WORDPIECE_ONLY if byte_level else BYTE_BPE_ONLY).items()
+             if getattr(args, name) not in (None, False)]
+    if given:
+        kind = "byte-level BPE (it keeps text as it is, over the 256 bytes)" if byte_level else "byte-bpe only"
+        raise ValueError(f"{', '.join(given)} {'do' if len(given) > 1 else 'does'} not apply to --model-type "
+                         f"{args.model_type}: {kind}")
+
 
 def run(args: argparse.Namespace) -> None:
     """Train, save, and say where the files went."""
-    from ..tokenization.training import train_tokenizer
+    check_options(args)
+    if args.model_type == "byte-bpe":
+        from ..tokenization.byte_bpe_training import train_byte_bpe
 
-    tokenizer = train_tokenizer(
-        args.files, args.output, vocab_size=args.vocab_size, model_type=args.model_type,
-        min_frequency=args.min_frequency, limit_alphabet=args.limit_alphabet or None, lower_case=not args.cased,
-        strip_accents=False if args.keep_accents else None, pre_tokenize=args.pre_tokenize,
-        base_vocab=args.base_vocab,
-    )
-    print(f"wrote {args.output}/vocab.txt ({len(tokenizer)} tokens) and tokenizer_config.json", file=sys.stderr)
+        tokenizer = train_byte_bpe(args.files, args.output, vocab_size=args.vocab_size,
+                                   min_frequency=2 if args.min_frequency is None else args.min_frequency,
+                                   style=args.style or "roberta", add_prefix_space=args.add_prefix_space)
+        files = "vocab.json + merges.txt"
+    else:
+        from ..tokenization.training import train_tokenizer
+
+        limit = DEFAULT_LIMIT_ALPHABET if args.limit_alphabet is None else args.limit_alphabet
+        tokenizer = train_tokenizer(
+            args.files, args.output, vocab_size=args.vocab_size, model_type=args.model_type,
+            min_frequency=args.min_frequency, limit_alphabet=limit or None, lower_case=not args.cased,
+            strip_accents=False if args.keep_accents else None, pre_tokenize=args.pre_tokenize,
+            base_vocab=args.base_vocab,
+        )
+        files = "vocab.txt"
+    print(f"wrote {args.output}/{files} ({len(tokenizer)} tokens) and tokenizer_config.json", file=sys.stderr)
     if len(tokenizer) < args.vocab_size:
         frequency = f"--min-frequency {args.min_frequency}" if args.min_frequency else "the default --min-frequency"
         print(f"note: {len(tokenizer)} tokens, fewer than --vocab-size {args.vocab_size}: no further pair or word "
@@ -26,19 +55,27 @@ def run(args: argparse.Namespace) -> None:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``train-tokenizer`` to the ``bertkit`` command line."""
-    p = subparsers.add_parser("train-tokenizer", help="learn a WordPiece / BPE vocabulary from text files")
+    p = subparsers.add_parser("train-tokenizer", help="learn a WordPiece / BPE / byte-level BPE vocabulary")
     p.add_argument("files", nargs="+", help="UTF-8 text files")
-    p.add_argument("--output", "-o", required=True, help="folder for vocab.txt + tokenizer_config.json")
+    p.add_argument("--output", "-o", required=True,
+                   help="folder for vocab.txt (vocab.json + merges.txt for byte-bpe) + tokenizer_config.json")
     p.add_argument("--vocab-size", type=int, default=30000)
-    p.add_argument("--model-type", default="wordpiece", choices=["wordpiece", "bpe"],
-                   help="wordpiece: merge the pair with the best freq(ab)/(freq(a)·freq(b)); bpe: the most frequent")
+    p.add_argument("--model-type", default="wordpiece", choices=["wordpiece", "bpe", "byte-bpe"],
+                   help="wordpiece: merge the pair with the best freq(ab)/(freq(a)·freq(b)); bpe: the most frequent; "
+                        "byte-bpe: GPT-2 / RoBERTa byte-level BPE (merges as tokenizers' ByteLevelBPETokenizer)")
     p.add_argument("--min-frequency", type=int,
-                   help="a merge (or added word) must occur this often; default 10 for wordpiece, 2 for bpe")
-    p.add_argument("--limit-alphabet", type=int, default=1000,
-                   help="keep this many most frequent characters (0: all); raise it for Chinese")
+                   help="a merge (or added word) must occur this often; default 10 for wordpiece, 2 for bpe and "
+                        "byte-bpe")
+    p.add_argument("--limit-alphabet", type=int,
+                   help=f"keep this many most frequent characters (0: all; default {DEFAULT_LIMIT_ALPHABET}); raise "
+                        "it for Chinese")
     p.add_argument("--cased", action="store_true", help="keep case (and accents); default: lower-case")
     p.add_argument("--keep-accents", action="store_true", help="lower-case but keep accents")
     p.add_argument("--pre-tokenize", choices=["jieba"],
                    help="jieba: add frequent Chinese words and tokenize word-first (WoBERT)")
     p.add_argument("--base-vocab", help="with --pre-tokenize jieba: extend this vocab.txt (ids kept) with words")
+    p.add_argument("--style", choices=["roberta", "gpt2"],
+                   help="byte-bpe: roberta (default; <s> A </s>, with <pad> <unk> <mask>) or gpt2 (<|endoftext|>)")
+    p.add_argument("--add-prefix-space", action="store_true",
+                   help="byte-bpe: add a space before each text, so its first word is spelled as inside a sentence")
     p.set_defaults(run=run)

@@ -92,6 +92,21 @@ def truncation_lengths(len_a: int, len_b: int | None, budget: int, strategy: str
     return len_a - cut_a, len_b - cut_b
 
 
+def rust_truncation_lengths(len_a: int, len_b: int | None, budget: int, strategy: str) -> tuple[int, int | None]:
+    """``truncation_lengths`` as the Rust ``tokenizers`` library does ``longest_first`` (transformers' fast path).
+
+    The shorter text keeps what it can up to half the budget and the longer one the rest, so when both must be cut
+    the longer one keeps the odd token (``truncation_lengths`` cuts B first on a tie, as the Python reference).
+    """
+    if len_b is None or strategy != "longest_first" or len_a + len_b <= budget:
+        return truncation_lengths(len_a, len_b, budget, strategy)
+    short, long = sorted((len_a, len_b))
+    long = short if short > budget else max(short, budget - short)
+    if short + long > budget:
+        short, long = budget // 2, budget // 2 + budget % 2
+    return (long, short) if len_a > len_b else (short, long)
+
+
 def pad_sequences(sequences: list[Sequence], length: int, pad_id: int) -> list[dict[str, list]]:
     """Right-pad every sequence to ``length``; the attention mask marks the real tokens."""
     rows = []

@@ -98,8 +98,8 @@ def describe_non_wordpiece(kind: str, document: dict[str, Any]) -> str:
         pieces = _kinds(_steps(document.get("pre_tokenizer"), "pretokenizers"))
         pieces += _kinds(_steps(document.get("decoder"), "decoders"))
         if "ByteLevel" in pieces:
-            return (f"uses a byte-level BPE model (GPT-2 / RoBERTa); {WORDPIECE_ONLY} — byte-level BPE comes with "
-                    "the GPT issue")
+            return ("uses a byte-level BPE model (GPT-2 / RoBERTa); BertTokenizer reads WordPiece only — load it "
+                    "with AutoTokenizer, which picks bertkit's GPT2Tokenizer / RobertaTokenizer")
         if "Metaspace" in pieces or document["model"].get("byte_fallback"):
             return (f"uses a SentencePiece-style BPE model (Llama / Mistral / XLM); {WORDPIECE_ONLY} — SentencePiece "
                     "tokenizers are not in bertkit")
