@@ -171,3 +171,39 @@ def test_bad_prompts_are_clear_errors(gpt_pair):
         model.generate(torch.tensor([[3, 500]]))
     with pytest.raises(ValueError, match="2-D"):
         model.generate(torch.tensor([3, 4]))
+
+
+def test_cli_streams_the_same_tokens(gpt_pair, tmp_path, capsys):
+    from bertkit.cli import main
+
+    _, model, stop = gpt_pair
+    model.save_pretrained(tmp_path)
+    ids, _ = prompts()
+    prompt = " ".join(str(i) for i in ids[0].tolist())
+    assert main(["generate", "--model", str(tmp_path), "--ids", prompt, "--max-new-tokens", "7", "--stop"]) == 0
+    expected = model.generate(ids[:1], max_new_tokens=7, eos_token_id=[])[0, ids.shape[1]:]
+    assert capsys.readouterr().out.split() == [str(t) for t in expected.tolist()]
+    assert main(["generate", "--model", str(tmp_path), "--ids", "", "--max-new-tokens", "3"]) == 2
+    assert "empty prompt" in capsys.readouterr().err
+    assert main(["generate", "--model", str(tmp_path), "--ids", "1 2 3", "--max-new-tokens", "3", "--stop", "500"]) == 2
+    assert "stop token 500 is outside the vocabulary" in capsys.readouterr().err
+
+
+def test_cli_decodes_text_and_truncates_long_prompts(minilm_dir, tmp_path, capsys):
+    """A GPT over the MiniLM WordPiece vocabulary: the prompt is tokenized, the continuation printed as text."""
+    from bertkit.cli import main
+    from bertkit.tokenization import BertTokenizer
+
+    tokenizer = BertTokenizer.from_pretrained(minilm_dir)
+    config = bertkit.BertConfig.from_dict(dict(model_type="gpt2", vocab_size=len(tokenizer.vocab), n_embd=12,
+                                               n_head=2, n_layer=1, n_positions=16, eos_token_id=None))
+    torch.manual_seed(0)
+    model = bertkit.GPT2LMHeadModel(config)
+    model.save_pretrained(tmp_path, tokenizer=tokenizer)
+    text = "the quick brown fox jumps over the lazy dog again and again and again"
+    assert main(["generate", "--model", str(tmp_path), text, "--max-new-tokens", "4"]) == 0
+    captured = capsys.readouterr()
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    assert "truncated on the left to its last 12" in captured.err
+    expected = model.generate(torch.tensor([ids[-12:]]), max_new_tokens=4)[0, 12:]
+    assert captured.out.strip() == tokenizer.decode(expected.tolist(), skip_special_tokens=True).strip()
