@@ -75,7 +75,7 @@ class Encoder(nn.Module):
         """The additive mask every layer adds to its scores: padding, a decoder's causal mask (``past`` positions
         already cached come first), and the relative position bias if any."""
         mask = additive_padding_mask(attention_mask, x.dtype)
-        if self.is_decoder:
+        if self.is_decoder and x.shape[1] > 1:  # one new position sees every cached one: nothing to mask
             causal = causal_mask(x.shape[1], past, x.dtype, x.device)
             mask = causal if mask is None else (mask + causal).clamp(min=torch.finfo(x.dtype).min)
         if self.relative_attention_bias is None:
