@@ -92,7 +92,8 @@ def main() -> None:
     print(f"\nsame tokens in all three: {same}")
     for name in ("bertkit (cache)", "bertkit (no cache)"):
         print(f"{name} / transformers: {results[name]['tokens_per_s'] / base:.2f}×")
-    print(f"cache speed-up in bertkit: {results['bertkit (cache)']['tokens_per_s'] / results['bertkit (no cache)']['tokens_per_s']:.2f}×")
+    speedup = results["bertkit (cache)"]["tokens_per_s"] / results["bertkit (no cache)"]["tokens_per_s"]
+    print(f"cache speed-up in bertkit: {speedup:.2f}×")
     write_text_atomic(Path(args.out) / "results.json", json.dumps(
         dict(cpu=cpu_model(), threads=args.threads, args=vars(args), same_tokens=same, results=results),
         indent=2) + "\n")

@@ -207,3 +207,16 @@ def test_cli_decodes_text_and_truncates_long_prompts(minilm_dir, tmp_path, capsy
     assert "truncated on the left to its last 12" in captured.err
     expected = model.generate(torch.tensor([ids[-12:]]), max_new_tokens=4)[0, 12:]
     assert captured.out.strip() == tokenizer.decode(expected.tolist(), skip_special_tokens=True).strip()
+
+
+def test_cli_shows_the_next_token_distribution(gpt_pair, tmp_path, capsys):
+    from bertkit.cli import main
+
+    _, model, _ = gpt_pair
+    model.save_pretrained(tmp_path)
+    assert main(["generate", "--model", str(tmp_path), "--ids", "5 6 7", "--show-next", "3"]) == 0
+    shown = capsys.readouterr().out.splitlines()[1].split()[1:]
+    probabilities = model(torch.tensor([[5, 6, 7]])).logits[0, -1].softmax(-1)
+    top = probabilities.topk(3)
+    assert shown[0::2] == [str(i) for i in top.indices.tolist()]
+    assert [float(p) for p in shown[1::2]] == pytest.approx(top.values.tolist(), rel=1e-2)

@@ -30,7 +30,7 @@ def prompt_ids(args: argparse.Namespace, tokenizer: Any, positions: int) -> list
         ids = tokenizer.encode(args.prompt, add_special_tokens=False)
     if not ids:
         raise ValueError("empty prompt: give some text (or --ids with at least one token id)")
-    room = positions - args.max_new_tokens
+    room = positions - (0 if args.show_next else args.max_new_tokens)
     if room < 1:
         raise ValueError(f"--max-new-tokens {args.max_new_tokens} leaves no room for a prompt in the model's "
                          f"{positions} positions")
@@ -65,6 +65,18 @@ class Printer:
         self.printed = text
 
 
+def next_tokens(model: Any, tokenizer: Any, prompt: Any, k: int) -> list[tuple[str, float]]:
+    """The k most likely next tokens after the prompt, with their probabilities (the LM's fill-mask)."""
+    import torch
+
+    with torch.no_grad():
+        probabilities = model(prompt, logits_to_keep=1).logits[0, -1].softmax(-1)
+    top = probabilities.topk(min(k, len(probabilities)))
+    names = [str(i) for i in top.indices.tolist()] if tokenizer is None else \
+        tokenizer.convert_ids_to_tokens(top.indices.tolist())
+    return list(zip(names, top.values.tolist(), strict=True))
+
+
 def run_generate(args: argparse.Namespace) -> None:
     import torch
 
@@ -87,6 +99,11 @@ def run_generate(args: argparse.Namespace) -> None:
     if args.seed is not None:
         torch.manual_seed(args.seed)
     prompt = torch.tensor([ids])
+    if args.show_next:
+        print(args.prompt)
+        print("  next: " + "  ".join(f"{token} {p:.3g}" for token, p in next_tokens(model, tokenizer, prompt,
+                                                                                    args.show_next)))
+        return
     if args.echo:
         print(args.prompt, end=" ", flush=True)
     if config.num_beams > 1:  # the best beam is known only at the end
@@ -122,5 +139,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="seed the sampler for a reproducible draw")
     p.add_argument("--no-cache", action="store_true", help="recompute every position at each step (slower)")
     p.add_argument("--echo", action="store_true", help="print the prompt before the continuation")
+    p.add_argument("--show-next", type=int, metavar="K", help="print the K most likely next tokens instead")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.set_defaults(run=run_generate)
