@@ -19,7 +19,7 @@ _EXPORTS = {
         "AutoModel", "AutoModelForMaskedLM", "AutoModelForPreTraining", "RobertaModel", "RobertaForMaskedLM",
         "AlbertModel", "AlbertForPreTraining", "AlbertForMaskedLM", "ElectraModel", "ElectraForPreTraining",
         "ElectraForMaskedLM", "DistilBertModel", "DistilBertForMaskedLM", "AutoModelForCausalLM", "GPT2Model",
-        "GPT2LMHeadModel")},
+        "GPT2LMHeadModel", "BertLMHeadModel")},
     "SentenceEncoder": "bertkit.encoding",
 }
 

@@ -220,3 +220,25 @@ def test_cli_shows_the_next_token_distribution(gpt_pair, tmp_path, capsys):
     top = probabilities.topk(3)
     assert shown[0::2] == [str(i) for i in top.indices.tolist()]
     assert [float(p) for p in shown[1::2]] == pytest.approx(top.values.tolist(), rel=1e-2)
+
+
+def test_bert_decoder_generates_as_transformers_bert_lm_head(tmp_path):
+    """AutoModelForCausalLM on a BERT folder with is_decoder: transformers' BertLMHeadModel, logits and search."""
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=VOCAB, hidden_size=24, num_hidden_layers=2, num_attention_heads=3,
+                                     intermediate_size=37, max_position_embeddings=40, is_decoder=True,
+                                     attn_implementation="eager", eos_token_id=None)
+    reference = transformers.BertLMHeadModel(config).eval()
+    reference.save_pretrained(tmp_path)
+    model = bertkit.AutoModelForCausalLM.from_pretrained(tmp_path)
+    assert type(model).__name__ == "BertLMHeadModel"
+    ids, mask = prompts()
+    with torch.no_grad():
+        assert torch.allclose(model(ids, labels=ids).logits, reference(ids).logits, atol=1e-5)
+        assert torch.allclose(model(ids, labels=ids).loss, reference(ids, labels=ids).loss, atol=1e-5)
+    for beams in (1, 3):
+        settings = dict(max_new_tokens=8, num_beams=beams)
+        expected = reference.generate(ids, attention_mask=mask, do_sample=False, pad_token_id=0, **settings)
+        assert torch.equal(model.generate(ids, attention_mask=mask, **settings), expected)
+    with pytest.raises(ValueError, match="needs is_decoder: true"):
+        bertkit.BertLMHeadModel(bertkit.BertConfig(vocab_size=VOCAB, hidden_size=24, num_attention_heads=3))

@@ -9,6 +9,7 @@ config fields and transformers' names; ``auto`` dispatches on ``model_type``.
 from .albert import AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
 from .auto import AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForPreTraining
 from .bert import BertForMaskedLM, BertForPreTraining, BertModel
+from .causal_lm import BertLMHeadModel
 from .distilbert import DistilBertForMaskedLM, DistilBertModel
 from .electra import ElectraForMaskedLM, ElectraForPreTraining, ElectraModel
 from .encoder import BertModelOutput, EncoderModel
@@ -27,6 +28,7 @@ __all__ = [
     "BertForMaskedLM",
     "BertForPreTraining",
     "BertForPreTrainingOutput",
+    "BertLMHeadModel",
     "BertModel",
     "BertModelOutput",
     "DistilBertForMaskedLM",

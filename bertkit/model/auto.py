@@ -10,6 +10,7 @@ from ..config import BertConfig
 from .albert import AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
 from .architectures import SUPPORTED
 from .bert import BertForMaskedLM, BertForPreTraining, BertModel
+from .causal_lm import BertLMHeadModel
 from .distilbert import DistilBertForMaskedLM, DistilBertModel
 from .electra import ElectraForMaskedLM, ElectraForPreTraining, ElectraModel
 from .gpt2 import GPT2LMHeadModel, GPT2Model
@@ -68,6 +69,6 @@ class AutoModelForPreTraining(_Auto):
 
 
 class AutoModelForCausalLM(_Auto):
-    """Decoder + next-token head, with ``generate``: GPT-2."""
+    """Decoder + next-token head, with ``generate``: GPT-2, and BERT with ``is_decoder`` (``BertLMHeadModel``)."""
 
-    classes = {"gpt2": GPT2LMHeadModel}
+    classes = {"gpt2": GPT2LMHeadModel, "bert": BertLMHeadModel}
