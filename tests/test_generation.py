@@ -79,6 +79,17 @@ def test_repetition_penalty_in_greedy_and_beams_equals_transformers(gpt_pair):
                            reference.generate(ids, attention_mask=mask, do_sample=False, **settings))
 
 
+def test_length_and_ngram_constraints_equal_transformers(gpt_pair):
+    reference, model, stop = gpt_pair
+    ids, mask = prompts()
+    for beams in (1, 3):
+        settings = dict(max_new_tokens=9, num_beams=beams, no_repeat_ngram_size=2, min_new_tokens=3,
+                        forced_eos_token_id=stop)
+        got = model.generate(ids, attention_mask=mask, **settings)
+        assert torch.equal(got, reference.generate(ids, attention_mask=mask, do_sample=False, **settings))
+        assert not (got[:, ids.shape[1]:ids.shape[1] + 3] == stop).any()  # min_new_tokens
+
+
 def test_seeded_sampling_draws_the_same_tokens(gpt_pair):
     reference, model, _ = gpt_pair
     ids, mask = prompts()
@@ -103,8 +114,17 @@ def test_processors_equal_transformers_processors():
         (processors.top_p(scores, 0.8), hf.TopPLogitsWarper(0.8)),
         (processors.top_p(scores, 0.01, keep=2), hf.TopPLogitsWarper(0.01, min_tokens_to_keep=2)),
     ]
+    repeats = torch.tensor([[5, 6, 7, 5, 6, 8, 5], [1, 2, 3, 4, 5, 6, 7], [9, 9, 9, 9, 9, 9, 9], [3, 4, 3, 4, 3, 4, 3]])
+    cases += [
+        (processors.no_repeat_ngram(repeats, scores, 2), hf.NoRepeatNGramLogitsProcessor(2)),
+        (processors.no_repeat_ngram(repeats, scores, 3), hf.NoRepeatNGramLogitsProcessor(3)),
+        (processors.force_token(scores, 4), hf.ForcedEOSTokenLogitsProcessor(8, 4)),
+    ]
     for mine, theirs in cases:
-        assert torch.equal(mine, theirs(tokens, scores.clone()))
+        inputs = repeats if isinstance(theirs, (hf.NoRepeatNGramLogitsProcessor, hf.ForcedEOSTokenLogitsProcessor)) \
+            else tokens
+        assert torch.equal(mine, theirs(inputs, scores.clone()))
+    assert torch.isinf(processors.no_repeat_ngram(repeats, scores, 2)[0, 6])  # 5 → 6 was seen: banned after 5
     kept = torch.isfinite(processors.top_p(scores, 0.8)).sum(dim=1)
     assert (kept >= 1).all() and (kept < VOCAB).all()
 

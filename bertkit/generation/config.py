@@ -20,6 +20,10 @@ class GenerationConfig:
     repetition_penalty: float = 1.0  # CTRL's: a seen token's logit divided (> 0) or multiplied (< 0) by it
     length_penalty: float = 1.0  # beam search: a finished beam scores sum log p / generated length ** this
     early_stopping: bool | str = False  # beam search: True, False (heuristic) or "never", as transformers
+    no_repeat_ngram_size: int = 0  # > 0: no n-gram of this size occurs twice in a row's tokens
+    min_new_tokens: int = 0  # stop tokens are forbidden before this many new tokens
+    forced_bos_token_id: int | None = None  # the first generated token (BART / mBART decoders)
+    forced_eos_token_id: int | None = None  # the last token when max_new_tokens is reached
     eos_token_id: list[int] = field(default_factory=list)  # stop tokens: a row ends when it emits one
     pad_token_id: int | None = None  # fills rows that have ended (default: the first stop token)
     use_cache: bool = True  # keep keys / values of earlier positions (False: recompute the whole sequence)
@@ -33,6 +37,8 @@ class GenerationConfig:
         _check_int("max_new_tokens", self.max_new_tokens, 1)
         _check_int("num_beams", self.num_beams, 1)
         _check_int("top_k", self.top_k, 0)
+        _check_int("no_repeat_ngram_size", self.no_repeat_ngram_size, 0)
+        _check_int("min_new_tokens", self.min_new_tokens, 0)
         for name in ("do_sample", "use_cache"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
@@ -49,8 +55,9 @@ class GenerationConfig:
             raise ValueError(f"early_stopping must be true, false or 'never', got {self.early_stopping!r}")
         for token in self.eos_token_id:
             _check_int("a stop token id (eos_token_id)", token, 0)
-        if self.pad_token_id is not None:
-            _check_int("pad_token_id", self.pad_token_id, 0)
+        for name in ("pad_token_id", "forced_bos_token_id", "forced_eos_token_id"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name), 0)
 
     @property
     def fill_token_id(self) -> int | None:
@@ -72,8 +79,10 @@ class GenerationConfig:
         for token in self.eos_token_id:
             if token >= vocab_size:
                 raise ValueError(f"stop token {token} is outside the vocabulary of {vocab_size} tokens")
-        if self.pad_token_id is not None and self.pad_token_id >= vocab_size:
-            raise ValueError(f"pad_token_id {self.pad_token_id} is outside the vocabulary of {vocab_size} tokens")
+        for name in ("pad_token_id", "forced_bos_token_id", "forced_eos_token_id"):
+            token = getattr(self, name)
+            if token is not None and token >= vocab_size:
+                raise ValueError(f"{name} {token} is outside the vocabulary of {vocab_size} tokens")
         if self.num_beams > vocab_size:
             raise ValueError(f"num_beams={self.num_beams} exceeds the vocabulary of {vocab_size} tokens")
 

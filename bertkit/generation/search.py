@@ -55,7 +55,7 @@ def sample(stepper: Stepper, prompt: torch.Tensor, config: GenerationConfig, str
     unfinished = torch.ones(prompt.shape[0], dtype=torch.bool, device=prompt.device)
     logits = stepper.next_logits(prompt)
     for step in range(config.max_new_tokens):
-        scores = process(sequences, logits, config)
+        scores = process(sequences, logits, config, prompt.shape[1])
         if config.do_sample:
             chosen = torch.multinomial(scores.softmax(dim=-1), 1, generator=generator).squeeze(1)
         else:
@@ -107,8 +107,8 @@ def beam_search(stepper: Stepper, prompt: torch.Tensor, config: GenerationConfig
     logits = stepper.next_logits(prompt.repeat_interleave(beams, dim=0))
     while True:
         flat = running[:, :, :length].reshape(batch * beams, length)
-        log_probs = process(flat, logits.log_softmax(dim=-1), config, keep=len(config.eos_token_id) + 1
-                            if config.eos_token_id else 2)
+        log_probs = process(flat, logits.log_softmax(dim=-1), config, prompt_len,
+                            keep=len(config.eos_token_id) + 1 if config.eos_token_id else 2)
         vocab = log_probs.shape[-1]
         totals = (log_probs.view(batch, beams, vocab) + running_scores[:, :, None]).view(batch, beams * vocab)
 
