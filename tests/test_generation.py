@@ -101,6 +101,11 @@ def test_seeded_sampling_draws_the_same_tokens(gpt_pair):
     assert torch.equal(got, expected)
     torch.manual_seed(6)
     assert not torch.equal(model.generate(ids, attention_mask=mask, **settings), got)  # the seed matters
+    settings |= dict(num_beams=3, repetition_penalty=1.2)  # beam sampling: draws among all beams' continuations
+    torch.manual_seed(7)
+    expected = reference.generate(ids, attention_mask=mask, **settings)
+    torch.manual_seed(7)
+    assert torch.equal(model.generate(ids, attention_mask=mask, **settings), expected)
 
 
 def test_processors_equal_transformers_processors():
@@ -109,6 +114,8 @@ def test_processors_equal_transformers_processors():
     tokens = torch.randint(0, VOCAB, (4, 7), generator=generator)
     cases = [
         (processors.repetition_penalty(tokens, scores, 1.3), hf.RepetitionPenaltyLogitsProcessor(1.3)),
+        (processors.repetition_penalty(tokens, scores, 1.3, padding=torch.tensor([0, 2, 3, 0])),  # left padding
+         hf.RepetitionPenaltyLogitsProcessor(1.3, prompt_ignore_length=torch.tensor([0, 2, 3, 0]))),
         (processors.temperature(scores, 0.7), hf.TemperatureLogitsWarper(0.7)),
         (processors.top_k(scores, 9), hf.TopKLogitsWarper(9)),
         (processors.top_p(scores, 0.8), hf.TopPLogitsWarper(0.8)),

@@ -64,6 +64,7 @@ class GenerationMixin:
         was_training = self.training
         self.eval()
         try:
-            return generate(self.stepper(input_ids, attention_mask, config), input_ids, config, streamer, generator)
+            return generate(self.stepper(input_ids, attention_mask, config), input_ids, config, streamer, generator,
+                            attention_mask)
         finally:
             self.train(was_training)

@@ -5,15 +5,23 @@ forced first / last tokens, then — when sampling — temperature, top-k and to
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from .config import GenerationConfig
 
 
-def repetition_penalty(tokens: torch.Tensor, scores: torch.Tensor, penalty: float) -> torch.Tensor:
-    """Every token already in the row (prompt included): score / penalty if positive, score · penalty if not."""
+def repetition_penalty(tokens: torch.Tensor, scores: torch.Tensor, penalty: float,
+                       padding: torch.Tensor | None = None) -> torch.Tensor:
+    """Every token already in the row (prompt included, its ``padding`` leading positions not): score / penalty if
+    positive, score · penalty if not."""
+    vocab = scores.shape[-1]
+    if padding is not None:  # padded positions point at an extra column, dropped afterwards (as transformers)
+        positions = torch.arange(tokens.shape[1], device=tokens.device)
+        tokens = tokens.masked_fill(positions[None, :] < padding[:, None], vocab)
+    scores = F.pad(scores, (0, 1))
     seen = torch.gather(scores, 1, tokens)
     seen = torch.where(seen < 0, seen * penalty, seen / penalty)
-    return scores.scatter(1, tokens, seen)
+    return scores.scatter(1, tokens, seen)[:, :vocab]
 
 
 def no_repeat_ngram(tokens: torch.Tensor, scores: torch.Tensor, n: int) -> torch.Tensor:
@@ -58,13 +66,13 @@ def top_p(scores: torch.Tensor, p: float, keep: int = 1) -> torch.Tensor:
 
 
 def process(tokens: torch.Tensor, scores: torch.Tensor, config: GenerationConfig, prompt_length: int,
-            keep: int = 1) -> torch.Tensor:
+            keep: int = 1, padding: torch.Tensor | None = None) -> torch.Tensor:
     """All the processors ``config`` asks for, in transformers' order; ``tokens`` (rows, t): the sequences so far,
     the first ``prompt_length`` of them the prompt; ``keep``: tokens top-k / top-p never cut below (beam sampling
-    keeps a token besides the stop tokens)."""
+    keeps a token besides the stop tokens); ``padding`` (rows,): each row's left-padding length."""
     length = tokens.shape[1]
     if config.repetition_penalty != 1.0:
-        scores = repetition_penalty(tokens, scores, config.repetition_penalty)
+        scores = repetition_penalty(tokens, scores, config.repetition_penalty, padding)
     if config.no_repeat_ngram_size:
         scores = no_repeat_ngram(tokens, scores, config.no_repeat_ngram_size)
     if config.min_new_tokens and config.eos_token_id and length - prompt_length < config.min_new_tokens:

@@ -24,21 +24,24 @@ _NEG = -1.0e9  # transformers' "impossible" score: added, not −∞, so that ar
 
 
 def generate(stepper: Stepper, prompt: torch.Tensor, config: GenerationConfig, streamer: Streamer | None = None,
-             generator: torch.Generator | None = None) -> torch.Tensor:
+             generator: torch.Generator | None = None, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
     """(rows, t) prompt → (rows, t + generated) token ids: the prompt followed by what the model wrote.
 
     Rows that end early (a stop token) are filled with ``config.fill_token_id``; with beams, each row is its
     input's best finished hypothesis. ``streamer`` sees each step's new tokens (greedy and sampling only).
+    ``attention_mask``: the prompt's (the stepper has its own copy); its left padding is not text the repetition
+    penalty counts.
     """
     if not isinstance(prompt, torch.Tensor) or prompt.dim() != 2 or prompt.is_floating_point():
         raise ValueError("the prompt must be a 2-D (rows, tokens) tensor of token ids")
     if prompt.shape[1] == 0:
         raise ValueError("empty prompt: give at least one token (GPT-2 starts from its <|endoftext|> token)")
+    padding = (attention_mask != 0).int().argmax(dim=1) if attention_mask is not None else None
     if config.num_beams > 1:
         if streamer is not None:
             raise ValueError("beam search cannot stream: its best hypothesis is known only at the end")
-        return beam_search(stepper, prompt, config, generator)
-    return sample(stepper, prompt, config, streamer, generator)
+        return beam_search(stepper, prompt, config, generator, padding)
+    return sample(stepper, prompt, config, streamer, generator, padding)
 
 
 def _stopped(tokens: torch.Tensor, config: GenerationConfig) -> torch.Tensor:
@@ -49,13 +52,14 @@ def _stopped(tokens: torch.Tensor, config: GenerationConfig) -> torch.Tensor:
 
 
 def sample(stepper: Stepper, prompt: torch.Tensor, config: GenerationConfig, streamer: Streamer | None = None,
-           generator: torch.Generator | None = None) -> torch.Tensor:
-    """Greedy decoding (``do_sample=False``: the most likely token) or sampling from the processed distribution."""
+           generator: torch.Generator | None = None, padding: torch.Tensor | None = None) -> torch.Tensor:
+    """Greedy decoding (``do_sample=False``: the most likely token) or sampling from the processed distribution;
+    ``padding``: each row's left-padding length."""
     sequences = prompt
     unfinished = torch.ones(prompt.shape[0], dtype=torch.bool, device=prompt.device)
     logits = stepper.next_logits(prompt)
     for step in range(config.max_new_tokens):
-        scores = process(sequences, logits, config, prompt.shape[1])
+        scores = process(sequences, logits, config, prompt.shape[1], padding=padding)
         if config.do_sample:
             chosen = torch.multinomial(scores.softmax(dim=-1), 1, generator=generator).squeeze(1)
         else:
@@ -80,10 +84,11 @@ def _gather(tensor: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
 
 
 def beam_search(stepper: Stepper, prompt: torch.Tensor, config: GenerationConfig,
-                generator: torch.Generator | None = None) -> torch.Tensor:
+                generator: torch.Generator | None = None, padding: torch.Tensor | None = None) -> torch.Tensor:
     """Beam search (``num_beams`` > 1), or beam sampling with ``do_sample``; returns each input's best hypothesis."""
     batch, prompt_len = prompt.shape
     beams, device = config.num_beams, prompt.device
+    padding = padding.repeat_interleave(beams) if padding is not None else None  # beams of an input share it
     max_length = prompt_len + config.max_new_tokens
     keep = max(2, 1 + len(config.eos_token_id)) * beams  # continuations kept per step: ≥ beams stay unfinished
     top_beams = torch.arange(keep, device=device) < beams  # only these may enter the finished set
@@ -108,7 +113,7 @@ def beam_search(stepper: Stepper, prompt: torch.Tensor, config: GenerationConfig
     while True:
         flat = running[:, :, :length].reshape(batch * beams, length)
         log_probs = process(flat, logits.log_softmax(dim=-1), config, prompt_len,
-                            keep=len(config.eos_token_id) + 1 if config.eos_token_id else 2)
+                            keep=len(config.eos_token_id) + 1 if config.eos_token_id else 2, padding=padding)
         vocab = log_probs.shape[-1]
         totals = (log_probs.view(batch, beams, vocab) + running_scores[:, :, None]).view(batch, beams * vocab)
 

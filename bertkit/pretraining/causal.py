@@ -82,7 +82,8 @@ def token_streams(config: CausalPretrainingConfig, tokenizer: Any, eos: int) -> 
     every = max(2, round(1 / config.eval_fraction))
     streams: list[list[int]] = [[], []]  # [train, held-out]
     for i, document in enumerate(tqdm(documents, desc="tokenizing", unit="doc", disable=not config.progress)):
-        ids = [t for sentence in document for t in tokenizer.encode(sentence, add_special_tokens=False)]
+        # tokens → ids, not encode(): a stream has no length limit (encode warns past model_max_length)
+        ids = [t for sentence in document for t in tokenizer.convert_tokens_to_ids(tokenizer.tokenize(sentence))]
         if ids:
             streams[i % every == 0].extend(ids + [eos])
     train, held_out = (torch.tensor(s, dtype=torch.long) for s in streams)
