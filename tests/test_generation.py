@@ -41,8 +41,16 @@ def prompts():
 
 def test_model_defaults_come_from_the_config(gpt_pair):
     _, model, stop = gpt_pair
-    defaults = model.generation_config()
+    defaults = model.generation_config
     assert defaults.eos_token_id == [stop] and defaults.fill_token_id == stop
+    ids, _ = prompts()
+    model.generation_config = defaults.replace(max_new_tokens=3, eos_token_id=[])  # as transformers' attribute
+    try:
+        assert model.generate(ids[:1]).shape == (1, ids.shape[1] + 3)
+    finally:
+        model.generation_config = defaults
+    with pytest.raises(ValueError, match="must be a GenerationConfig"):
+        model.generation_config = {"max_new_tokens": 3}
 
 
 def test_greedy_equals_transformers_and_stops(gpt_pair):

@@ -94,7 +94,7 @@ def run_generate(args: argparse.Namespace) -> None:
     ).items() if v is not None}
     if args.stop is not None:
         settings["eos_token_id"] = args.stop
-    config = model.generation_config().replace(**settings)
+    config = model.generation_config.replace(**settings)
     ids = prompt_ids(args, tokenizer, model.config.max_position_embeddings)
     if args.seed is not None:
         torch.manual_seed(args.seed)

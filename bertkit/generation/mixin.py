@@ -12,10 +12,24 @@ from .stepper import CausalLMStepper, Stepper
 
 
 class GenerationMixin:
-    """Adds ``generate``; a model overrides :meth:`stepper` (an encoder-decoder encodes its source there) and
-    :meth:`generation_config` (its stop and pad tokens)."""
+    """Adds ``generate`` and ``generation_config`` (the defaults ``generate`` starts from, editable as
+    transformers'); a model overrides :meth:`stepper` (an encoder-decoder encodes its source there) and
+    :meth:`default_generation_config` (its stop and pad tokens)."""
 
+    @property
     def generation_config(self) -> GenerationConfig:
+        """The settings ``generate`` starts from: the model's defaults until replaced or edited."""
+        if "_generation_config" not in self.__dict__:
+            self.__dict__["_generation_config"] = self.default_generation_config()
+        return self.__dict__["_generation_config"]
+
+    @generation_config.setter
+    def generation_config(self, config: GenerationConfig) -> None:
+        if not isinstance(config, GenerationConfig):
+            raise ValueError(f"generation_config must be a GenerationConfig, got {type(config).__name__}")
+        self.__dict__["_generation_config"] = config
+
+    def default_generation_config(self) -> GenerationConfig:
         """The model's defaults: its config's end-of-text token stops generation (if inside the vocabulary)."""
         config = self.config
         eos = config.eos_token_id
@@ -59,7 +73,7 @@ class GenerationMixin:
         ``max_new_tokens``, ``do_sample``, ``num_beams``, ``temperature``, ``top_k``, ``top_p``,
         ``repetition_penalty``, ``length_penalty``, ``early_stopping``, ``eos_token_id``, ``pad_token_id``,
         ``use_cache`` (:class:`GenerationConfig`)."""
-        config = (generation_config or self.generation_config()).replace(**settings)
+        config = (generation_config or self.generation_config).replace(**settings)
         self.check_prompt(input_ids, attention_mask, config)
         was_training = self.training
         self.eval()
