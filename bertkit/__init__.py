@@ -19,7 +19,8 @@ _EXPORTS = {
     **{name: "bertkit.model" for name in (
         "AutoModel", "AutoModelForMaskedLM", "AutoModelForPreTraining", "RobertaModel", "RobertaForMaskedLM",
         "AlbertModel", "AlbertForPreTraining", "AlbertForMaskedLM", "ElectraModel", "ElectraForPreTraining",
-        "ElectraForMaskedLM", "DistilBertModel", "DistilBertForMaskedLM")},
+        "ElectraForMaskedLM", "DistilBertModel", "DistilBertForMaskedLM", "AutoModelForCausalLM", "GPT2Model",
+        "GPT2LMHeadModel", "BertLMHeadModel")},
     "SentenceEncoder": "bertkit.encoding",
 }
 

@@ -72,7 +72,9 @@ class BertConfig:
     type_vocab_size: int = 2  # 0: no segment embeddings (DistilBERT)
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-12
-    pad_token_id: int = 0
+    pad_token_id: int | None = 0  # None: no padding token (GPT-2)
+    bos_token_id: int | None = None  # a decoder's start / end of text (generation's defaults)
+    eos_token_id: int | None = None
     model_type: str = "bert"
     embedding_size: int | None = None  # ALBERT / ELECTRA: embeddings of this width, projected to hidden_size
     position_embedding_type: str = "absolute"

@@ -2,16 +2,18 @@
 
 Blocks: ``embeddings``, ``attention`` (+ ``position_bias``), ``feed_forward``, ``block`` (a layer), ``encoder``
 (stacks, shared or not, and the encoder model), ``heads``; speed paths: ``kernels``. One short file per
-architecture (``bert``, ``roberta``, ``albert``, ``electra``, ``distilbert``); ``architectures`` holds their
+architecture (``bert``, ``roberta``, ``albert``, ``electra``, ``distilbert``, ``gpt2``); ``architectures`` holds their
 config fields and transformers' names; ``auto`` dispatches on ``model_type``.
 """
 
 from .albert import AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
-from .auto import AutoModel, AutoModelForMaskedLM, AutoModelForPreTraining
+from .auto import AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForPreTraining
 from .bert import BertForMaskedLM, BertForPreTraining, BertModel
+from .causal_lm import BertLMHeadModel
 from .distilbert import DistilBertForMaskedLM, DistilBertModel
 from .electra import ElectraForMaskedLM, ElectraForPreTraining, ElectraModel
 from .encoder import BertModelOutput, EncoderModel
+from .gpt2 import GPT2LMHeadModel, GPT2Model
 from .heads import BertForPreTrainingOutput, MaskedLMOutput, ReplacedTokenOutput
 from .roberta import RobertaForMaskedLM, RobertaModel
 
@@ -20,11 +22,13 @@ __all__ = [
     "AlbertForPreTraining",
     "AlbertModel",
     "AutoModel",
+    "AutoModelForCausalLM",
     "AutoModelForMaskedLM",
     "AutoModelForPreTraining",
     "BertForMaskedLM",
     "BertForPreTraining",
     "BertForPreTrainingOutput",
+    "BertLMHeadModel",
     "BertModel",
     "BertModelOutput",
     "DistilBertForMaskedLM",
@@ -33,6 +37,8 @@ __all__ = [
     "ElectraForPreTraining",
     "ElectraModel",
     "EncoderModel",
+    "GPT2LMHeadModel",
+    "GPT2Model",
     "MaskedLMOutput",
     "ReplacedTokenOutput",
     "RobertaForMaskedLM",

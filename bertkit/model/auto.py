@@ -10,8 +10,10 @@ from ..config import BertConfig
 from .albert import AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
 from .architectures import SUPPORTED
 from .bert import BertForMaskedLM, BertForPreTraining, BertModel
+from .causal_lm import BertLMHeadModel
 from .distilbert import DistilBertForMaskedLM, DistilBertModel
 from .electra import ElectraForMaskedLM, ElectraForPreTraining, ElectraModel
+from .gpt2 import GPT2LMHeadModel, GPT2Model
 from .pretrained import Pretrained
 from .roberta import RobertaForMaskedLM, RobertaModel
 
@@ -48,7 +50,7 @@ class AutoModel(_Auto):
     """The bare encoder of any supported architecture."""
 
     classes = {"bert": BertModel, "roberta": RobertaModel, "albert": AlbertModel, "electra": ElectraModel,
-               "distilbert": DistilBertModel}
+               "distilbert": DistilBertModel, "gpt2": GPT2Model}
 
 
 class AutoModelForMaskedLM(_Auto):
@@ -64,3 +66,9 @@ class AutoModelForPreTraining(_Auto):
 
     classes = {"bert": BertForPreTraining, "roberta": RobertaForMaskedLM, "albert": AlbertForPreTraining,
                "electra": ElectraForPreTraining, "distilbert": DistilBertForMaskedLM}
+
+
+class AutoModelForCausalLM(_Auto):
+    """Decoder + next-token head, with ``generate``: GPT-2, and BERT with ``is_decoder`` (``BertLMHeadModel``)."""
+
+    classes = {"gpt2": GPT2LMHeadModel, "bert": BertLMHeadModel}

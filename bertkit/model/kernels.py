@@ -69,6 +69,8 @@ def _onednn_applies(layer: nn.Linear, x: torch.Tensor) -> bool:
         return False
     if torch.is_autocast_enabled("cpu"):
         return False
+    if x.numel() == x.shape[-1]:  # one row (a decoding step): oneDNN's per-call cost outweighs a matrix-vector
+        return False  # product (1 thread, 1 × 1536 → 384: 874 µs vs F.linear's 107 µs)
     return not (torch.is_grad_enabled() and (x.requires_grad or layer.weight.requires_grad))
 
 
