@@ -20,6 +20,10 @@ _EXPORTS = {
         "AlbertModel", "AlbertForPreTraining", "AlbertForMaskedLM", "ElectraModel", "ElectraForPreTraining",
         "ElectraForMaskedLM", "DistilBertModel", "DistilBertForMaskedLM")},
     "SentenceEncoder": "bertkit.encoding",
+    # the encoder-decoder (issue 11)
+    **{name: "bertkit.model.seq2seq" for name in ("TransformerModel", "TransformerForConditionalGeneration")},
+    "AutoModelForSeq2SeqLM": "bertkit.model.auto",
+    "Seq2SeqConfig": "bertkit.config",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

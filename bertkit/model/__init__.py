@@ -7,13 +7,14 @@ config fields and transformers' names; ``auto`` dispatches on ``model_type``.
 """
 
 from .albert import AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
-from .auto import AutoModel, AutoModelForMaskedLM, AutoModelForPreTraining
+from .auto import AutoModel, AutoModelForMaskedLM, AutoModelForPreTraining, AutoModelForSeq2SeqLM
 from .bert import BertForMaskedLM, BertForPreTraining, BertModel
 from .distilbert import DistilBertForMaskedLM, DistilBertModel
 from .electra import ElectraForMaskedLM, ElectraForPreTraining, ElectraModel
 from .encoder import BertModelOutput, EncoderModel
 from .heads import BertForPreTrainingOutput, MaskedLMOutput, ReplacedTokenOutput
 from .roberta import RobertaForMaskedLM, RobertaModel
+from .seq2seq import TransformerForConditionalGeneration, TransformerModel
 
 __all__ = [
     "AlbertForMaskedLM",
@@ -22,6 +23,7 @@ __all__ = [
     "AutoModel",
     "AutoModelForMaskedLM",
     "AutoModelForPreTraining",
+    "AutoModelForSeq2SeqLM",
     "BertForMaskedLM",
     "BertForPreTraining",
     "BertForPreTrainingOutput",
@@ -37,4 +39,6 @@ __all__ = [
     "ReplacedTokenOutput",
     "RobertaForMaskedLM",
     "RobertaModel",
+    "TransformerForConditionalGeneration",
+    "TransformerModel",
 ]

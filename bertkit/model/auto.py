@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from .distilbert import DistilBertForMaskedLM, DistilBertModel
 from .electra import ElectraForMaskedLM, ElectraForPreTraining, ElectraModel
 from .pretrained import Pretrained
 from .roberta import RobertaForMaskedLM, RobertaModel
+from .seq2seq import TransformerForConditionalGeneration, TransformerModel
 
 
 class _Auto:
@@ -35,8 +37,10 @@ class _Auto:
         folder = Path(folder)
         if not folder.is_dir():
             raise FileNotFoundError(f"no such model folder: {folder} (bertkit loads local folders, not hub names)")
-        config = BertConfig.from_json_file(folder / "config.json")
-        return cls.model_class(config.model_type).from_pretrained(folder, config=config, **kwargs)
+        model_type = _model_type(folder / "config.json")
+        model_class = cls.model_class(model_type)
+        config = model_class.config_class.from_json_file(folder / "config.json")
+        return model_class.from_pretrained(folder, config=config, **kwargs)
 
     @classmethod
     def from_config(cls, config: BertConfig, **kwargs: Any) -> Pretrained:
@@ -44,11 +48,21 @@ class _Auto:
         return cls.model_class(config.model_type)(config, **kwargs)
 
 
+def _model_type(path: Path) -> str:
+    """The ``model_type`` a config.json names (old BERT configs name none); the file's errors are read later."""
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return "bert"
+    return (values.get("model_type") if isinstance(values, dict) else None) or "bert"
+
+
 class AutoModel(_Auto):
     """The bare encoder of any supported architecture."""
 
     classes = {"bert": BertModel, "roberta": RobertaModel, "albert": AlbertModel, "electra": ElectraModel,
-               "distilbert": DistilBertModel}
+               "distilbert": DistilBertModel, "transformer": TransformerModel, "bart": TransformerModel,
+               "marian": TransformerModel}
 
 
 class AutoModelForMaskedLM(_Auto):
@@ -64,3 +78,10 @@ class AutoModelForPreTraining(_Auto):
 
     classes = {"bert": BertForPreTraining, "roberta": RobertaForMaskedLM, "albert": AlbertForPreTraining,
                "electra": ElectraForPreTraining, "distilbert": DistilBertForMaskedLM}
+
+
+class AutoModelForSeq2SeqLM(_Auto):
+    """An encoder-decoder with its output projection: bertkit's Transformer, BART, Marian."""
+
+    classes = {"transformer": TransformerForConditionalGeneration, "bart": TransformerForConditionalGeneration,
+               "marian": TransformerForConditionalGeneration}
