@@ -18,7 +18,8 @@ _EXPORTS = {
     **{name: "bertkit.model" for name in (
         "AutoModel", "AutoModelForMaskedLM", "AutoModelForPreTraining", "RobertaModel", "RobertaForMaskedLM",
         "AlbertModel", "AlbertForPreTraining", "AlbertForMaskedLM", "ElectraModel", "ElectraForPreTraining",
-        "ElectraForMaskedLM", "DistilBertModel", "DistilBertForMaskedLM")},
+        "ElectraForMaskedLM", "DistilBertModel", "DistilBertForMaskedLM", "AutoModelForCausalLM", "GPT2Model",
+        "GPT2LMHeadModel")},
     "SentenceEncoder": "bertkit.encoding",
     # the encoder-decoder (issue 11)
     **{name: "bertkit.model.seq2seq" for name in ("TransformerModel", "TransformerForConditionalGeneration")},

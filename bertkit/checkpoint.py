@@ -136,6 +136,8 @@ def load_weights(model: nn.Module, folder: Path) -> LoadingReport:
     lacks encoder weights or has a tensor of the wrong shape, naming the tensors."""
     path = find_weights(folder)
     stored = read_state_dict(path)
+    if hasattr(model, "from_hf_layout"):  # tensors laid out otherwise than bertkit's (GPT-2's fused Conv1D)
+        stored = model.from_hf_layout(stored)
     own = model.state_dict()
     by_hf_name = {hf: name for name, hf in hf_names(model).items()}
     mapping = match_names(list(stored), by_hf_name, getattr(model, "base_model_prefix", ""))
@@ -186,7 +188,10 @@ def save_model(model: nn.Module, folder: str | os.PathLike, tokenizer: Any = Non
     folder.mkdir(parents=True, exist_ok=True)
     tied = tied_names(model)
     names = hf_names(model)
-    state = {names[k]: v.detach().contiguous().cpu() for k, v in model.state_dict().items() if k not in tied}
+    state = {names[k]: v.detach().cpu() for k, v in model.state_dict().items() if k not in tied}
+    if hasattr(model, "to_hf_layout"):
+        state = model.to_hf_layout(state)
+    state = {k: v.contiguous() for k, v in state.items()}
     write_atomic(folder / SAFETENSORS_FILE, lambda tmp: save_file(state, tmp, metadata={"format": "pt"}))
     write_text_atomic(folder / CONFIG_FILE, model.config.to_json_string(
         architectures=[getattr(model, "architecture_name", type(model).__name__)]))

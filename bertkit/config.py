@@ -72,7 +72,9 @@ class BertConfig:
     type_vocab_size: int = 2  # 0: no segment embeddings (DistilBERT)
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-12
-    pad_token_id: int = 0
+    pad_token_id: int | None = 0  # None: no padding token (GPT-2)
+    bos_token_id: int | None = None  # a decoder's start / end of text (generation's defaults)
+    eos_token_id: int | None = None
     model_type: str = "bert"
     embedding_size: int | None = None  # ALBERT / ELECTRA: embeddings of this width, projected to hidden_size
     position_embedding_type: str = "absolute"
@@ -280,8 +282,6 @@ class Seq2SeqConfig(BertConfig):
     decoder_attention_heads: int | None = None  # None: num_attention_heads
     decoder_ffn_dim: int | None = None  # None: intermediate_size
     decoder_start_token_id: int | None = None  # the decoder's first input; None: pad_token_id (Marian's rule)
-    bos_token_id: int | None = None
-    eos_token_id: int | None = None
     share_encoder_decoder_embeddings: bool = True  # one token matrix for source and target
     tie_word_embeddings: bool = True  # the output projection is the target token matrix
     add_final_logits_bias: bool = False  # BART / Marian: a fixed (buffer) bias added to the logits

@@ -2,16 +2,23 @@
 
 Blocks: ``embeddings``, ``attention`` (+ ``position_bias``), ``feed_forward``, ``block`` (a layer), ``encoder``
 (stacks, shared or not, and the encoder model), ``heads``; speed paths: ``kernels``. One short file per
-architecture (``bert``, ``roberta``, ``albert``, ``electra``, ``distilbert``); ``architectures`` holds their
+architecture (``bert``, ``roberta``, ``albert``, ``electra``, ``distilbert``, ``gpt2``); ``architectures`` holds their
 config fields and transformers' names; ``auto`` dispatches on ``model_type``.
 """
 
 from .albert import AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
-from .auto import AutoModel, AutoModelForMaskedLM, AutoModelForPreTraining, AutoModelForSeq2SeqLM
+from .auto import (
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoModelForPreTraining,
+    AutoModelForSeq2SeqLM,
+)
 from .bert import BertForMaskedLM, BertForPreTraining, BertModel
 from .distilbert import DistilBertForMaskedLM, DistilBertModel
 from .electra import ElectraForMaskedLM, ElectraForPreTraining, ElectraModel
 from .encoder import BertModelOutput, EncoderModel
+from .gpt2 import GPT2LMHeadModel, GPT2Model
 from .heads import BertForPreTrainingOutput, MaskedLMOutput, ReplacedTokenOutput
 from .roberta import RobertaForMaskedLM, RobertaModel
 from .seq2seq import TransformerForConditionalGeneration, TransformerModel
@@ -21,6 +28,7 @@ __all__ = [
     "AlbertForPreTraining",
     "AlbertModel",
     "AutoModel",
+    "AutoModelForCausalLM",
     "AutoModelForMaskedLM",
     "AutoModelForPreTraining",
     "AutoModelForSeq2SeqLM",
@@ -35,6 +43,8 @@ __all__ = [
     "ElectraForPreTraining",
     "ElectraModel",
     "EncoderModel",
+    "GPT2LMHeadModel",
+    "GPT2Model",
     "MaskedLMOutput",
     "ReplacedTokenOutput",
     "RobertaForMaskedLM",

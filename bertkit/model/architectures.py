@@ -26,7 +26,7 @@ COMMON_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attentio
 IGNORED_KEYS = frozenset({
     "architectures", "model_type", "transformers_version", "_name_or_path", "dtype", "torch_dtype", "use_cache",
     "output_attentions", "output_hidden_states", "return_dict", "is_encoder_decoder", "chunk_size_feed_forward",
-    "bos_token_id", "eos_token_id", "sep_token_id", "cls_token_id", "decoder_start_token_id", "gradient_checkpointing",
+    "sep_token_id", "cls_token_id", "decoder_start_token_id", "gradient_checkpointing",
     "output_past", "directionality", "pooler_fc_size", "pooler_num_attention_heads", "pooler_num_fc_layers",
     "pooler_size_per_head", "pooler_type", "tokenizer_class", "prefix", "task_specific_params", "finetuning_task",
     "use_bfloat16", "torchscript", "tf_legacy_loss", "id2label", "label2id", "num_labels", "problem_type",
@@ -53,6 +53,9 @@ class Architecture:
     renames: tuple[Rename, ...] = ()  # bertkit weight name (regex) → transformers' name
     seq2seq: bool = False  # an encoder-decoder (Seq2SeqConfig, AutoModelForSeq2SeqLM)
     written: tuple[str, ...] | None = None  # the fields its config.json has, instead of COMMON_FIELDS
+    copies: dict[str, str] = field(default_factory=dict)  # config.json name → the name it must equal (one field)
+    required: dict[str, Any] = field(default_factory=dict)  # config.json settings allowed only at these values
+    derived: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # fills fields whose default depends on others
 
 
 def _albert_layer(match: re.Match, config: BertConfig) -> str:
@@ -119,6 +122,34 @@ ARCHITECTURES: dict[str, Architecture] = {
                 (r"cls\.predictions\.transform\.LayerNorm\.", "vocab_layer_norm."),
                 (r"cls\.predictions\.decoder\.", "vocab_projector."),
                 (r"cls\.predictions\.bias", "vocab_projector.bias"),
+            )),
+        Architecture("gpt2", "transformer", BERT_DEFAULTS | dict(
+            vocab_size=50257, max_position_embeddings=1024, intermediate_size=None, hidden_act="gelu_new",
+            layer_norm_eps=1e-5, pad_token_id=None, bos_token_id=50256, eos_token_id=50256),
+            renamed_fields=dict(n_embd="hidden_size", n_layer="num_hidden_layers", n_head="num_attention_heads",
+                                n_inner="intermediate_size", n_positions="max_position_embeddings",
+                                activation_function="hidden_act", resid_pdrop="hidden_dropout_prob",
+                                attn_pdrop="attention_probs_dropout_prob", layer_norm_epsilon="layer_norm_eps"),
+            extra_fields=("bos_token_id", "eos_token_id"),
+            # GPT-2 as the blocks compute it: pre-LN, causal, no segments, learned positions
+            fixed=dict(type_vocab_size=0, norm_first=True, is_decoder=True, position_embedding_type="absolute"),
+            copies=dict(embd_pdrop="resid_pdrop"),  # bertkit has one dropout for embeddings and residuals
+            required=dict(scale_attn_weights=True, scale_attn_by_inverse_layer_idx=False,
+                          reorder_and_upcast_attn=False, add_cross_attention=False),
+            ignored=frozenset({"n_ctx", "summary_type", "summary_use_proj", "summary_activation",
+                               "summary_proj_to_labels", "summary_first_dropout"}),
+            derived=lambda f: f | dict(intermediate_size=f.get("intermediate_size") or 4 * f["hidden_size"]),
+            renames=(
+                (r"embeddings\.word_embeddings\.", "wte."),
+                (r"embeddings\.position_embeddings\.", "wpe."),
+                (r"encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.", r"h.\1.ln_1."),
+                # query / key / value are one Conv1D c_attn in GPT-2: gpt2.py splits and joins it
+                (r"encoder\.layer\.(\d+)\.attention\.self\.(query|key|value)\.", r"h.\1.attn.c_attn.\2."),
+                (r"encoder\.layer\.(\d+)\.attention\.output\.dense\.", r"h.\1.attn.c_proj."),
+                (r"encoder\.layer\.(\d+)\.intermediate\.dense\.", r"h.\1.mlp.c_fc."),
+                (r"encoder\.layer\.(\d+)\.output\.dense\.", r"h.\1.mlp.c_proj."),
+                (r"encoder\.layer\.(\d+)\.output\.LayerNorm\.", r"h.\1.ln_2."),
+                (r"encoder\.LayerNorm\.", "ln_f."),
             )),
     )
 }
@@ -232,16 +263,26 @@ def config_fields(values: dict[str, Any], accepted: set[str]) -> dict[str, Any]:
     refuse_unsupported(values)
     if arch.seq2seq:
         refuse_seq2seq(values)
-    fields, unknown = {}, []
+    fields, unknown, unsupported = {}, [], []
     for key, value in values.items():
         name = arch.renamed_fields.get(key, key)
-        if key == "sinusoidal_pos_embds" and arch.model_type == "distilbert":
+        if key in arch.required:
+            if value != arch.required[key]:
+                unsupported.append(f"{key}={value!r}")
+        elif key in arch.copies:
+            other = arch.copies[key]
+            if value != values.get(other, arch.defaults.get(arch.renamed_fields.get(other, other))):
+                unsupported.append(f"{key}={value!r} differing from {other}")
+        elif key == "sinusoidal_pos_embds" and arch.model_type == "distilbert":
             if value:
                 fields["position_embedding_type"] = "sinusoidal"
         elif name in accepted:
             fields[name] = value
         elif key not in IGNORED_KEYS and key not in arch.ignored:
             unknown.append(key)
+    if unsupported:
+        raise ValueError(f"config.json asks for what bertkit's {arch.model_type} blocks cannot compute: "
+                         f"{'; '.join(unsupported)}")
     if unknown:
         raise ValueError(f"config.json has field(s) bertkit does not know for model_type {arch.model_type!r}: "
                          f"{', '.join(sorted(unknown))}; refusing rather than ignoring them")
@@ -251,7 +292,10 @@ def config_fields(values: dict[str, Any], accepted: set[str]) -> dict[str, Any]:
             raise ValueError(f"{arch.model_type} models have {name}={value!r}; config.json says {fields[name]!r}")
     fields = defaults | fields | {k: v for k, v in arch.fixed.items() if k in accepted}
     fields["model_type"] = arch.model_type
-    return {k: v for k, v in fields.items() if v is not None or k in ("embedding_size", "num_hidden_groups")}
+    if arch.derived is not None:
+        fields = arch.derived(fields)
+    nullable = ("embedding_size", "num_hidden_groups", "pad_token_id", "bos_token_id", "eos_token_id")
+    return {k: v for k, v in fields.items() if v is not None or k in nullable}
 
 
 def config_values(config: BertConfig) -> dict[str, Any]:
@@ -271,11 +315,12 @@ def config_values(config: BertConfig) -> dict[str, Any]:
         if name == "embedding_size" and value is None:
             value = config.hidden_size
         values[to_json.get(name, name)] = value
+    values |= {name: values[other] for name, other in arch.copies.items()} | arch.required
     base = {f.name: f for f in dataclasses.fields(BertConfig)}
     for name, spec in base.items():  # bertkit-only settings (pre-LN, relative bias, sharing in a BERT, …)
         value = getattr(config, name)
-        if name not in values and name not in to_json and name != "model_type" and value != spec.default \
-                and name not in arch.fixed:
+        if name not in values and name not in to_json and name not in arch.fixed and name != "model_type" \
+                and value != spec.default:  # fixed fields are the architecture's, restored on reading
             values[name] = value
     for spec in dataclasses.fields(config):
         if spec.name not in base and spec.name not in arch.fixed:

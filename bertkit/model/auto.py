@@ -13,6 +13,7 @@ from .architectures import SUPPORTED
 from .bert import BertForMaskedLM, BertForPreTraining, BertModel
 from .distilbert import DistilBertForMaskedLM, DistilBertModel
 from .electra import ElectraForMaskedLM, ElectraForPreTraining, ElectraModel
+from .gpt2 import GPT2LMHeadModel, GPT2Model
 from .pretrained import Pretrained
 from .roberta import RobertaForMaskedLM, RobertaModel
 from .seq2seq import TransformerForConditionalGeneration, TransformerModel
@@ -61,8 +62,8 @@ class AutoModel(_Auto):
     """The bare encoder of any supported architecture."""
 
     classes = {"bert": BertModel, "roberta": RobertaModel, "albert": AlbertModel, "electra": ElectraModel,
-               "distilbert": DistilBertModel, "transformer": TransformerModel, "bart": TransformerModel,
-               "marian": TransformerModel}
+               "distilbert": DistilBertModel, "gpt2": GPT2Model, "transformer": TransformerModel,
+               "bart": TransformerModel, "marian": TransformerModel}
 
 
 class AutoModelForMaskedLM(_Auto):
@@ -85,3 +86,9 @@ class AutoModelForSeq2SeqLM(_Auto):
 
     classes = {"transformer": TransformerForConditionalGeneration, "bart": TransformerForConditionalGeneration,
                "marian": TransformerForConditionalGeneration}
+
+
+class AutoModelForCausalLM(_Auto):
+    """Decoder + next-token head, with ``generate``: GPT-2."""
+
+    classes = {"gpt2": GPT2LMHeadModel}

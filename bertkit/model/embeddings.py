@@ -38,12 +38,14 @@ def positions_after_padding(input_ids: torch.Tensor, padding_idx: int, past: int
 class Embeddings(nn.Module):
     """Token + position + segment embeddings of width ``embedding_size`` (default ``hidden_size``)."""
 
-    def __init__(self, config: BertConfig, count_positions_after_padding: bool = False):
+    def __init__(self, config: BertConfig, count_positions_after_padding: bool = False, pad_words: bool = True):
         super().__init__()
         width = config.embedding_width
         self.padding_idx = config.pad_token_id
         self.count_positions_after_padding = count_positions_after_padding
-        self.word_embeddings = nn.Embedding(config.vocab_size, width, padding_idx=config.pad_token_id)
+        # pad_words=False (GPT-2): no row is padding; its pad token, if any, is a real word (often end-of-text)
+        self.word_embeddings = nn.Embedding(config.vocab_size, width,
+                                            padding_idx=config.pad_token_id if pad_words else None)
         self.scale = width ** 0.5 if config.scale_embedding else 1.0  # Vaswani et al. scale tokens by √d_model
         self.position_offset = config.position_offset  # BART's learned positions start at row 2
         self.position_embeddings = None
@@ -67,13 +69,17 @@ class Embeddings(nn.Module):
             table.copy_(sinusoidal_table(*table.shape, self.sinusoidal_layout))
             table.requires_grad_(False)
 
-    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None, past: int = 0) -> torch.Tensor:
-        """Embed a batch; ``past``: positions a decoder has already cached (the new tokens' positions follow)."""
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None, past: int = 0,
+                position_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """Embed a batch; ``past``: positions a decoder has already cached (the new tokens' positions follow);
+        ``position_ids``: each token's position, when not its index (a left-padded batch while generating)."""
         x = self.word_embeddings(input_ids)
         if self.scale != 1.0:
             x = x * self.scale
         if self.position_embeddings is not None:
-            if self.count_positions_after_padding:
+            if position_ids is not None:
+                x = x + self.position_embeddings(position_ids + self.position_offset)
+            elif self.count_positions_after_padding:
                 x = x + self.position_embeddings(positions_after_padding(input_ids, self.padding_idx, past))
             else:  # rows past … past + seq, broadcast over the batch: no index tensor, no gather
                 first = past + self.position_offset

@@ -140,13 +140,14 @@ class EncoderModel(Pretrained):
     """
 
     count_positions_after_padding = False  # RoBERTa: position ids start after the padding index
+    pad_words = True  # GPT-2: no word embedding is reserved for padding
     always_project_embeddings = False  # ALBERT has its E→H projection even when E = H
 
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True):
         super().__init__()
         self.check_model_type(config)
         self.config = config
-        self.embeddings = Embeddings(config, self.count_positions_after_padding)
+        self.embeddings = Embeddings(config, self.count_positions_after_padding, self.pad_words)
         factorized = config.embedding_width != config.hidden_size or self.always_project_embeddings
         self.embeddings_project = nn.Linear(config.embedding_width, config.hidden_size) if factorized else None
         self.encoder = Encoder(config)
@@ -173,18 +174,21 @@ class EncoderModel(Pretrained):
         encoder_attention_mask: torch.Tensor | None = None,
         past_key_values: KVCache | None = None,
         use_cache: bool = False,
+        position_ids: torch.Tensor | None = None,
     ) -> BertModelOutput:
         """Encode a (batch, seq) batch of token ids; ``attention_mask`` is 1 for real tokens, 0 for padding.
 
         Decoders (``is_decoder``) also take ``encoder_hidden_states`` / ``encoder_attention_mask`` for
         cross-attention and, with ``use_cache``, return ``past_key_values`` to pass back with the next tokens
-        only (``attention_mask`` then covers the cached positions too).
+        only (``attention_mask`` then covers the cached positions too). ``position_ids`` (batch, seq): each
+        token's position where it is not its index (generation from a left-padded batch).
         """
         cache = self.decoding_cache(past_key_values, use_cache)
         past = cache.length if cache is not None else 0
         token_type_ids = self.check_inputs(input_ids, attention_mask, token_type_ids, past)
         self.check_memory(encoder_hidden_states, encoder_attention_mask, input_ids.shape[0])
-        x = self.embeddings(input_ids, token_type_ids, past)
+        self.check_positions(position_ids, input_ids)
+        x = self.embeddings(input_ids, token_type_ids, past, position_ids)
         if self.embeddings_project is not None:
             x = self.embeddings_project(x)
         x, hidden_states, attentions = self.encoder(x, attention_mask, output_hidden_states, output_attentions,
@@ -205,6 +209,20 @@ class EncoderModel(Pretrained):
             raise ValueError(f"past_key_values must be the KVCache this model returned ({self.encoder.depth} "
                              "layers)")
         return past_key_values
+
+    def check_positions(self, position_ids: torch.Tensor | None, input_ids: torch.Tensor) -> None:
+        """Explicit position ids: one per token, each within the learned positions."""
+        if position_ids is None or kernels.exporting():
+            return
+        if self.embeddings.position_embeddings is None:
+            raise ValueError("position_ids given, but this model has no position embeddings")
+        if position_ids.dim() != 2 or position_ids.shape[1] != input_ids.shape[1] or \
+                position_ids.shape[0] not in (1, input_ids.shape[0]):
+            raise ValueError(f"position_ids has shape {tuple(position_ids.shape)}, input_ids "
+                             f"{tuple(input_ids.shape)}")
+        if position_ids.numel() and (int(position_ids.min()) < 0
+                                     or int(position_ids.max()) >= self.config.max_position_embeddings):
+            raise ValueError(f"position_ids must lie in [0, {self.config.max_position_embeddings})")
 
     def check_memory(self, memory: torch.Tensor | None, memory_mask: torch.Tensor | None, batch: int) -> None:
         """Cross-attention needs the encoder's output exactly when the layers have cross-attention."""
