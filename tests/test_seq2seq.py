@@ -192,3 +192,54 @@ def test_bad_input_is_named(folders, tmp_path):
         Seq2SeqConfig.from_dict(values | {"model_type": "marian", "decoder_vocab_size": 7})
     with pytest.raises(ValueError, match="decoder_start_token_id"):
         Seq2SeqConfig(vocab_size=10, decoder_start_token_id=12)
+
+
+@pytest.fixture(scope="module")
+def peaked_bart(tmp_path_factory):
+    """A random BART whose logits are far from uniform (large weights, a push towards EOS), so greedy and beam
+    search take different, early-ending paths."""
+    torch.manual_seed(0)
+    reference = transformers.BartForConditionalGeneration._from_config(
+        transformers.BartConfig(**SIZES), attn_implementation="eager").eval()
+    with torch.no_grad():
+        for tensor in reference.parameters():
+            if tensor.dim() == 2:
+                tensor.normal_(0, 0.3)
+        reference.final_logits_bias.normal_(0, 1.0)
+        reference.final_logits_bias[0, 2] += 1.5
+    folder = tmp_path_factory.mktemp("peaked")
+    reference.save_pretrained(folder)
+    return reference, AutoModelForSeq2SeqLM.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_generate_matches_transformers(peaked_bart, num_beams):
+    reference, model = peaked_bart
+    generator = torch.Generator().manual_seed(5)
+    ids = torch.randint(3, 50, (4, 7), generator=generator)
+    mask = torch.ones_like(ids)
+    mask[1, 5:] = 0
+    ids[1, 5:] = 1
+    expected = reference.generate(input_ids=ids, attention_mask=mask, num_beams=num_beams, max_new_tokens=12,
+                                  do_sample=False, forced_eos_token_id=None, forced_bos_token_id=None,
+                                  no_repeat_ngram_size=0, length_penalty=1.0, min_length=0, early_stopping=True)
+    got = model.generate(ids, mask, num_beams=num_beams, max_new_tokens=12, early_stopping=True)
+    assert got.tolist() == expected.tolist()
+    assert (got[:, 0] == 2).all()  # BART's decoder starts from its decoder_start_token_id
+
+
+def test_generate_with_and_without_cache_agree(peaked_bart):
+    _, model = peaked_bart
+    ids = torch.randint(3, 50, (2, 6), generator=torch.Generator().manual_seed(2))
+    assert model.generate(ids, num_beams=2, max_new_tokens=8).tolist() == \
+        model.generate(ids, num_beams=2, max_new_tokens=8, use_cache=False).tolist()
+
+
+def test_generate_bad_input_is_named(peaked_bart):
+    _, model = peaked_bart
+    with pytest.raises(ValueError, match="only 20 positions"):
+        model.generate(torch.full((1, 25), 5))
+    with pytest.raises(ValueError, match="max_new_tokens=30"):
+        model.generate(torch.full((1, 4), 5), max_new_tokens=30)
+    with pytest.raises(ValueError, match="token ids must lie"):
+        model.generate(torch.full((1, 4), 99))

@@ -18,6 +18,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import BertConfig, Seq2SeqConfig
+from ..generation.config import GenerationConfig
+from ..generation.mixin import GenerationMixin
+from ..generation.search import generate
+from ..generation.seq2seq_stepper import Seq2SeqStepper
 from . import kernels
 from .encoder import EncoderModel
 from .heads import IGNORE_INDEX
@@ -105,9 +109,10 @@ class TransformerModel(Pretrained):
         return Seq2SeqOutput(None, None, out.past_key_values, out.last_hidden_state, memory)
 
 
-class TransformerForConditionalGeneration(Pretrained):
+class TransformerForConditionalGeneration(Pretrained, GenerationMixin):
     """The encoder-decoder with its output projection (transformers' ``BartForConditionalGeneration`` /
-    ``MarianMTModel``): next-token logits at every target position; the cross-entropy with ``labels``."""
+    ``MarianMTModel``): next-token logits at every target position; the cross-entropy with ``labels``;
+    ``generate(input_ids, …)`` decodes from ``decoder_start_token_id`` (greedy, sampling, beam search)."""
 
     model_type = None
     config_class = Seq2SeqConfig
@@ -165,3 +170,46 @@ class TransformerForConditionalGeneration(Pretrained):
                                    ignore_index=IGNORE_INDEX)
         return Seq2SeqOutput(loss, logits, out.past_key_values, out.last_hidden_state,
                              out.encoder_last_hidden_state)
+
+    # -- generation: the source is encoded once, the decoder starts from decoder_start_token_id ------------------
+    def stepper(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                config: GenerationConfig) -> Seq2SeqStepper:
+        """The source encoded, the decoder ready to step."""
+        return Seq2SeqStepper(self, input_ids, attention_mask, use_cache=config.use_cache)
+
+    def check_prompt(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                     config: GenerationConfig) -> None:
+        """Refuse sources the encoder cannot read and outputs longer than the decoder's positions."""
+        if not isinstance(input_ids, torch.Tensor) or input_ids.dim() != 2 or input_ids.is_floating_point():
+            raise ValueError("input_ids must be a 2-D (batch, tokens) tensor of source token ids")
+        if input_ids.shape[1] == 0:
+            raise ValueError("empty source: give at least one token")
+        positions = self.config.max_tokens
+        if input_ids.shape[1] > positions:
+            raise ValueError(f"the source has {input_ids.shape[1]} tokens but the model has only {positions} "
+                             "positions: truncate it")
+        if 1 + config.max_new_tokens > positions:
+            raise ValueError(f"max_new_tokens={config.max_new_tokens} (+ the start token) needs "
+                             f"{1 + config.max_new_tokens} decoder positions but the model has {positions}: lower it")
+        if attention_mask is not None and tuple(attention_mask.shape) != tuple(input_ids.shape):
+            raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, input_ids "
+                             f"{tuple(input_ids.shape)}")
+        self.model.encoder.check_inputs(input_ids, attention_mask, None)
+        config.check_vocabulary(self.config.vocab_size)
+
+    @torch.no_grad()
+    def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                 generation_config: GenerationConfig | None = None, generator: torch.Generator | None = None,
+                 **settings) -> torch.Tensor:
+        """Translate each source row (right-padded, with its ``attention_mask``); returns (rows, 1 + new) decoder
+        tokens starting with ``decoder_start_token_id``, as transformers' ``generate`` for encoder-decoders."""
+        config = (generation_config or self.generation_config()).replace(**settings)
+        self.check_prompt(input_ids, attention_mask, config)
+        was_training = self.training
+        self.eval()
+        try:
+            start = torch.full((input_ids.shape[0], 1), self.config.decoder_start_token_id, dtype=torch.long,
+                               device=input_ids.device)
+            return generate(self.stepper(input_ids, attention_mask, config), start, config, None, generator)
+        finally:
+            self.train(was_training)

@@ -45,7 +45,7 @@ def build_model(config: NumbersConfig, vocab: CharVocab) -> TransformerForCondit
         vocab_size=len(vocab), hidden_size=config.hidden_size, num_hidden_layers=config.num_hidden_layers,
         decoder_layers=config.decoder_layers, num_attention_heads=config.num_attention_heads,
         intermediate_size=config.intermediate_size, hidden_act=config.hidden_act, norm_first=config.norm_first,
-        hidden_dropout_prob=config.dropout, attention_probs_dropout_prob=config.dropout,
+        hidden_dropout_prob=config.dropout, attention_probs_dropout_prob=0.0,  # SDPA: no CPU dropout path
         max_position_embeddings=config.max_position_embeddings, pad_token_id=vocab.pad,
         decoder_start_token_id=vocab.bos, bos_token_id=vocab.bos, eos_token_id=vocab.eos)
     return TransformerForConditionalGeneration(model_config)
