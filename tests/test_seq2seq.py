@@ -238,8 +238,8 @@ def test_generate_with_and_without_cache_agree(peaked_bart):
 def test_generate_bad_input_is_named(peaked_bart):
     _, model = peaked_bart
     with pytest.raises(ValueError, match="only 20 positions"):
-        model.generate(torch.full((1, 25), 5))
+        model.generate(torch.full((1, 25), 5), max_new_tokens=5)
     with pytest.raises(ValueError, match="max_new_tokens=30"):
         model.generate(torch.full((1, 4), 5), max_new_tokens=30)
     with pytest.raises(ValueError, match="token ids must lie"):
-        model.generate(torch.full((1, 4), 99))
+        model.generate(torch.full((1, 4), 99), max_new_tokens=5)
