@@ -10,7 +10,7 @@ import torch
 from bertkit.cli import main
 from bertkit.seq2seq.config import NumbersConfig
 from bertkit.seq2seq.explain import mask_batch, masks_of
-from bertkit.seq2seq.numbers import CharVocab, number_pairs, split_numbers
+from bertkit.seq2seq.numbers import PieceVocab, number_pairs, split_numbers, split_text
 from bertkit.seq2seq.run import collate, run_numbers
 
 
@@ -24,9 +24,25 @@ def test_heldout_numbers_never_reach_training():
     assert french.source == "71" and french.target == "soixante et onze"
 
 
+def test_pieces_give_the_text_back_and_cover_unseen_numbers():
+    assert split_text("neunhundertdreiundsiebzig", "de") == ["neun", "hundert", "drei", "und", "siebzig"]
+    assert split_text("nine hundred and seventy-three", "en") == ["nine", " hundred", " and", " seventy", "-",
+                                                                  "three"]
+    assert split_text("973", "en") == ["9", "7", "3"]
+    train, heldout = split_numbers(1000, 0.1, seed=0)  # the split of configs/seq2seq-numbers.yaml
+    languages = ["en", "fr", "de", "es"]
+    vocab = PieceVocab.build(number_pairs(train, languages), languages)
+    for pair in number_pairs(heldout, languages):
+        ids = vocab.encode(pair.target, pair.language)
+        assert len(ids) == len(split_text(pair.target, pair.language))  # no piece spelled out: all seen
+        assert vocab.decode(ids) == pair.target
+    chars = PieceVocab.build(number_pairs(train, ["fr"]), ["fr"], level="chars")
+    assert chars.decode(chars.encode("quatre-vingts")) == "quatre-vingts" and len(chars.encode("cent")) == 4
+
+
 def test_vocabulary_and_batches():
     pairs = number_pairs([7, 21, 105], ["de"])
-    vocab = CharVocab.build(pairs, ["de"])
+    vocab = PieceVocab.build(pairs, ["de"])
     batch = collate(vocab, pairs)
     assert batch["input_ids"][0, :2].tolist() == [vocab.ids["<de>"], vocab.ids["<words>"]]
     row = batch["labels"][-1]

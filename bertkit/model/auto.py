@@ -9,7 +9,7 @@ from typing import Any
 
 from ..config import BertConfig
 from .albert import AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
-from .architectures import SUPPORTED
+from .architectures import SUPPORTED, architecture
 from .bert import BertForMaskedLM, BertForPreTraining, BertModel
 from .distilbert import DistilBertForMaskedLM, DistilBertModel
 from .electra import ElectraForMaskedLM, ElectraForPreTraining, ElectraModel
@@ -39,6 +39,7 @@ class _Auto:
         if not folder.is_dir():
             raise FileNotFoundError(f"no such model folder: {folder} (bertkit loads local folders, not hub names)")
         model_type = _model_type(folder / "config.json")
+        architecture(model_type)  # an unknown model_type: the one message every loader gives
         model_class = cls.model_class(model_type)
         config = model_class.config_class.from_json_file(folder / "config.json")
         return model_class.from_pretrained(folder, config=config, **kwargs)

@@ -2,6 +2,6 @@
 (``numbers``: the data and its character vocabulary; ``run``: training, greedy and beam evaluation, figures)."""
 
 from .config import NumbersConfig
-from .numbers import CharVocab, number_pairs, split_numbers
+from .numbers import PieceVocab, number_pairs, split_numbers
 
-__all__ = ["CharVocab", "NumbersConfig", "number_pairs", "split_numbers"]
+__all__ = ["PieceVocab", "NumbersConfig", "number_pairs", "split_numbers"]

@@ -17,6 +17,7 @@ class NumbersConfig(Options):
     languages: list[str] = field(default_factory=lambda: ["en", "fr", "de", "es"])
     max_number: int = 10000  # numbers 0 … max_number - 1
     heldout_fraction: float = 0.1  # of the numbers: never trained on, in any language or direction
+    tokens: str = "words"  # "words": digits, words and German numeral parts; "chars": characters
     eval_examples: int = 400  # held-out pairs decoded greedily at each evaluation during training
     test_examples: int = 0  # held-out pairs of the final greedy and beam evaluation; 0: all of them
     num_hidden_layers: int = 3  # encoder layers
@@ -46,6 +47,8 @@ class NumbersConfig(Options):
     progress: bool = True
 
     def __post_init__(self) -> None:
+        if self.tokens not in ("words", "chars"):
+            raise ValueError(f"tokens must be 'words' or 'chars', got {self.tokens!r}")
         if not self.languages:
             raise ValueError("languages: give at least one (num2words codes: en, fr, de, es, …)")
         for name in ("batch_size", "max_steps", "num_beams", "max_new_tokens", "eval_examples"):

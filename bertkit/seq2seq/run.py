@@ -20,16 +20,16 @@ from ..training import Trainer, TrainingArguments
 from ..training.batches import EpochBatches
 from ..training.state import check_output_dir
 from .config import NumbersConfig
-from .numbers import CharVocab, Pair, number_pairs, split_numbers
+from .numbers import Pair, PieceVocab, number_pairs, split_numbers
 
 logger = logging.getLogger(__name__)
 PLOT_KEYS = ("loss", "heldout_loss", "greedy_exact_match", "token_accuracy", "learning_rate", "tokens_per_second")
 
 
-def collate(vocab: CharVocab, pairs: list[Pair]) -> dict[str, torch.Tensor]:
+def collate(vocab: PieceVocab, pairs: list[Pair]) -> dict[str, torch.Tensor]:
     """Right-padded sources with their mask, and labels (target + ``[EOS]``, -100 on padding)."""
     sources = [vocab.encode_source(p) for p in pairs]
-    targets = [vocab.encode(p.target) + [vocab.eos] for p in pairs]
+    targets = [vocab.encode(p.target, p.language) + [vocab.eos] for p in pairs]
     width, length = max(map(len, sources)), max(map(len, targets))
     input_ids = torch.full((len(pairs), width), vocab.pad)
     labels = torch.full((len(pairs), length), IGNORE_INDEX)
@@ -39,7 +39,7 @@ def collate(vocab: CharVocab, pairs: list[Pair]) -> dict[str, torch.Tensor]:
     return {"input_ids": input_ids, "attention_mask": (input_ids != vocab.pad).long(), "labels": labels}
 
 
-def build_model(config: NumbersConfig, vocab: CharVocab) -> TransformerForConditionalGeneration:
+def build_model(config: NumbersConfig, vocab: PieceVocab) -> TransformerForConditionalGeneration:
     """A Transformer of the configured size: shared, tied character embeddings, sinusoidal positions."""
     model_config = Seq2SeqConfig(
         vocab_size=len(vocab), hidden_size=config.hidden_size, num_hidden_layers=config.num_hidden_layers,
@@ -51,7 +51,7 @@ def build_model(config: NumbersConfig, vocab: CharVocab) -> TransformerForCondit
     return TransformerForConditionalGeneration(model_config)
 
 
-def translate(model: TransformerForConditionalGeneration, vocab: CharVocab, pairs: list[Pair], num_beams: int,
+def translate(model: TransformerForConditionalGeneration, vocab: PieceVocab, pairs: list[Pair], num_beams: int,
               max_new_tokens: int, batch_size: int = 128) -> list[str]:
     """Decode every pair's source (greedy with ``num_beams=1``) with the model's ``generate``."""
     outputs = []
@@ -73,7 +73,7 @@ def exact_match(pairs: list[Pair], outputs: list[str]) -> dict[str, float]:
     return {key: sum(v) / len(v) for key, v in sorted(hits.items())}
 
 
-def evaluate(model: TransformerForConditionalGeneration, vocab: CharVocab, pairs: list[Pair],
+def evaluate(model: TransformerForConditionalGeneration, vocab: PieceVocab, pairs: list[Pair],
              config: NumbersConfig) -> dict[str, float]:
     """Held-out loss and next-token accuracy under teacher forcing, and greedy exact match."""
     batch = collate(vocab, pairs)
@@ -94,7 +94,7 @@ def run_numbers(config: NumbersConfig) -> dict:
     train_numbers, heldout_numbers = split_numbers(config.max_number, config.heldout_fraction, config.seed)
     train = number_pairs(train_numbers, config.languages)
     heldout = number_pairs(heldout_numbers, config.languages)
-    vocab = CharVocab.build(train, config.languages)
+    vocab = PieceVocab.build(train, config.languages, config.tokens)
     rng = random.Random(config.seed)
     probe = rng.sample(heldout, min(config.eval_examples, len(heldout)))
     test = heldout if not config.test_examples else rng.sample(heldout, min(config.test_examples, len(heldout)))
@@ -103,7 +103,7 @@ def run_numbers(config: NumbersConfig) -> dict:
         raise ValueError(f"the longest source has {longest} tokens but max_position_embeddings is "
                          f"{config.max_position_embeddings}: raise it or lower max_number")
     print(f"{len(train):,} training pairs ({len(train_numbers):,} numbers), {len(heldout):,} held-out pairs "
-          f"({len(heldout_numbers):,} numbers never trained on); {len(vocab)} characters and tags; "
+          f"({len(heldout_numbers):,} numbers never trained on); {len(vocab)} tokens ({config.tokens}); "
           f"languages {', '.join(config.languages)}")
     torch.manual_seed(config.seed)
     model = build_model(config, vocab)
