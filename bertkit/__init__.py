@@ -22,6 +22,10 @@ _EXPORTS = {
         "ElectraForMaskedLM", "DistilBertModel", "DistilBertForMaskedLM", "AutoModelForCausalLM", "GPT2Model",
         "GPT2LMHeadModel", "BertLMHeadModel")},
     "SentenceEncoder": "bertkit.encoding",
+    # the encoder-decoder (issue 11)
+    **{name: "bertkit.model.seq2seq" for name in ("TransformerModel", "TransformerForConditionalGeneration")},
+    "AutoModelForSeq2SeqLM": "bertkit.model.auto",
+    "Seq2SeqConfig": "bertkit.config",
 }
 
 __all__ = [*_EXPORTS, "__version__"]

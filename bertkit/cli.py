@@ -16,7 +16,8 @@ from .atomic import write_bytes_atomic
 
 # Modules under bertkit/commands/ that add their own subcommands: each has ``register(subparsers) -> None``.
 COMMAND_MODULES: list[str] = ["train_tokenizer", "word_model", "pretrain", "finetune", "predict", "tune",
-                                 "serve", "embeddings", "export", "adapters", "generate", "pretrain_gpt"]
+                                 "serve", "embeddings", "export", "adapters", "generate", "pretrain_gpt",
+                                 "seq2seq"]
 
 
 def _model_dir(value: str | None) -> Path:

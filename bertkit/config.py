@@ -98,6 +98,13 @@ class BertConfig:
     lsh_rounds: int = 2  # lsh: hash rounds, combined by their softmax normalisers
     local_window: int = 256  # local: keys at most this many positions away on each side
     local_global_tokens: tuple[int, ...] = (0,)  # local: positions that attend and are attended everywhere ([CLS])
+    # the Transformer family's embedding and stack options (issue 11: nn.Transformer, BART, Marian)
+    scale_embedding: bool = False  # token embeddings × √width (Vaswani et al., Marian)
+    position_offset: int = 0  # learned positions start at this row (BART: 2)
+    sinusoidal_layout: str = "interleaved"  # "interleaved": sin / cos alternate; "halves": sin, then cos (Marian)
+    embedding_layer_norm: bool | None = None  # LayerNorm after the embeddings; None: in post-LN stacks only
+    final_layer_norm: bool | None = None  # LayerNorm after the last layer; None: in pre-LN stacks only
+    activation_dropout: float = 0.0  # dropout after the FFN's activation (BART, Marian)
 
     def __post_init__(self) -> None:
         sizes = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
@@ -123,6 +130,11 @@ class BertConfig:
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ValueError(f"config.{name} must be in [0, 1), got {getattr(self, name)!r}")
         check_attention_options(self)
+        _check_int("position_offset", self.position_offset, minimum=0)
+        if self.sinusoidal_layout not in ("interleaved", "halves"):
+            raise ValueError(f"sinusoidal_layout must be 'interleaved' or 'halves', got {self.sinusoidal_layout!r}")
+        if not 0.0 <= self.activation_dropout < 1.0:
+            raise ValueError(f"config.activation_dropout must be in [0, 1), got {self.activation_dropout!r}")
         if (self.is_decoder or self.add_cross_attention) and self.attention != "full":
             raise ValueError(f"attention={self.attention!r} cannot decode: decoders (is_decoder / "
                              "add_cross_attention) need full attention for their causal mask and key / value cache")
@@ -146,6 +158,16 @@ class BertConfig:
         if self.model_type == "roberta" and self.position_embedding_type in ("absolute", "sinusoidal"):
             return self.max_position_embeddings - self.pad_token_id - 1
         return self.max_position_embeddings
+
+    @property
+    def has_embedding_layer_norm(self) -> bool:
+        """Whether the embeddings end with a LayerNorm (BERT, BART: yes; pre-LN stacks, Marian, nn.Transformer: no)."""
+        return not self.norm_first if self.embedding_layer_norm is None else self.embedding_layer_norm
+
+    @property
+    def has_final_layer_norm(self) -> bool:
+        """Whether the stack ends with a LayerNorm (pre-LN stacks and nn.Transformer: yes; BERT, BART: no)."""
+        return self.norm_first if self.final_layer_norm is None else self.final_layer_norm
 
     @property
     def num_unique_layers(self) -> int:
@@ -233,3 +255,68 @@ def _essentials(model_type: str, hidden_size: int) -> dict[str, Any]:
 def _check_int(name: str, value: Any, minimum: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"config.{name} must be an integer ≥ {minimum}, got {value!r}")
+
+
+# -- the encoder-decoder Transformer (issue 11) ------------------------------------------------------------------
+@dataclass
+class Seq2SeqConfig(BertConfig):
+    """An encoder-decoder: the encoder's sizes are BertConfig's, the decoder's default to them; defaults are the
+    Transformer base of Vaswani et al. (6 + 6 layers, d 512, 8 heads, FFN 2048, ReLU, sinusoids, √d scaling,
+    a LayerNorm closing each stack as ``torch.nn.Transformer`` has)."""
+
+    vocab_size: int = 32000
+    hidden_size: int = 512
+    num_hidden_layers: int = 6
+    num_attention_heads: int = 8
+    intermediate_size: int = 2048
+    hidden_act: str = "relu"
+    attention_probs_dropout_prob: float = 0.0
+    type_vocab_size: int = 0
+    layer_norm_eps: float = 1e-5
+    model_type: str = "transformer"
+    position_embedding_type: str = "sinusoidal"
+    scale_embedding: bool = True
+    embedding_layer_norm: bool | None = False
+    final_layer_norm: bool | None = True
+    decoder_layers: int | None = None  # None: as the encoder (num_hidden_layers)
+    decoder_attention_heads: int | None = None  # None: num_attention_heads
+    decoder_ffn_dim: int | None = None  # None: intermediate_size
+    decoder_start_token_id: int | None = None  # the decoder's first input; None: pad_token_id (Marian's rule)
+    share_encoder_decoder_embeddings: bool = True  # one token matrix for source and target
+    tie_word_embeddings: bool = True  # the output projection is the target token matrix
+    add_final_logits_bias: bool = False  # BART / Marian: a fixed (buffer) bias added to the logits
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.decoder_layers = self.decoder_layers or self.num_hidden_layers
+        self.decoder_attention_heads = self.decoder_attention_heads or self.num_attention_heads
+        self.decoder_ffn_dim = self.decoder_ffn_dim or self.intermediate_size
+        if self.decoder_start_token_id is None:
+            self.decoder_start_token_id = self.pad_token_id
+        for name in ("decoder_layers", "decoder_attention_heads", "decoder_ffn_dim"):
+            _check_int(name, getattr(self, name), minimum=1)
+        if self.hidden_size % self.decoder_attention_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} is not a multiple of decoder_attention_heads "
+                             f"{self.decoder_attention_heads}")
+        for name in ("decoder_start_token_id", "bos_token_id", "eos_token_id", "pad_token_id"):
+            value = getattr(self, name)
+            if value is not None and not 0 <= value < self.vocab_size:
+                raise ValueError(f"config.{name}={value} is not a token id of the vocabulary ({self.vocab_size})")
+        if self.is_decoder or self.add_cross_attention:
+            raise ValueError("an encoder-decoder config describes both stacks: is_decoder / add_cross_attention are "
+                             "set on the decoder's own config (Seq2SeqConfig.decoder_config())")
+
+    def encoder_config(self) -> BertConfig:
+        """The encoder stack's config: bidirectional self-attention."""
+        return BertConfig(**_base_fields(self))
+
+    def decoder_config(self) -> BertConfig:
+        """The decoder stack's config: causal self-attention, cross-attention to the encoder, its own sizes."""
+        return BertConfig(**_base_fields(self) | dict(
+            is_decoder=True, add_cross_attention=True, num_hidden_layers=self.decoder_layers,
+            num_attention_heads=self.decoder_attention_heads, intermediate_size=self.decoder_ffn_dim))
+
+
+def _base_fields(config: BertConfig) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(BertConfig)}
+    return {k: v for k, v in config.fields().items() if k in names}

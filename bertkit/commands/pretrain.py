@@ -54,7 +54,12 @@ def cmd_explain(args: argparse.Namespace) -> None:
     if args.what == "attention-cost":
         from .attention_cost import cmd_attention_cost
 
+        args.output = args.output or "attention-patterns.png"
         return cmd_attention_cost(args)
+    if args.what == "masks":
+        from ..seq2seq.explain import cmd_explain_masks
+
+        return cmd_explain_masks(args)
     from ..assets import default_model_dir
     from ..pretraining import MaskingConfig
     from ..pretraining.explain import explain_masking
@@ -104,12 +109,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=cmd_fill_mask)
 
     p = sub.add_parser("explain", help="explain a pretraining step on your text: `explain masking TEXT`; "
-                       "`explain attention-cost TEXT`: each attention kernel's pattern as a PNG")
-    p.add_argument("what", choices=["masking", "attention-cost"])
+                       "`explain attention-cost TEXT`: each attention kernel's pattern as a PNG; "
+                       "`explain masks \"SRC => TGT\" …`: an encoder-decoder batch's masks and the sinusoids as a PNG")
+    p.add_argument("what", choices=["masking", "attention-cost", "masks"])
     p.add_argument("text", nargs="+")
     p.add_argument("--strategy", default="token", choices=STRATEGIES)
     p.add_argument("--mlm-probability", type=float, default=0.15)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", help="whose vocab.txt to use; default: the installed MiniLM")
-    p.add_argument("--output", default="attention-patterns.png", help="attention-cost: the PNG to write")
+    p.add_argument("--output", help="attention-cost / masks: the PNG to write (default attention-patterns.png / "
+                   "masks.png)")
     p.set_defaults(run=cmd_explain)

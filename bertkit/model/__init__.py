@@ -7,7 +7,13 @@ config fields and transformers' names; ``auto`` dispatches on ``model_type``.
 """
 
 from .albert import AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
-from .auto import AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForPreTraining
+from .auto import (
+    AutoModel,
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoModelForPreTraining,
+    AutoModelForSeq2SeqLM,
+)
 from .bert import BertForMaskedLM, BertForPreTraining, BertModel
 from .causal_lm import BertLMHeadModel
 from .distilbert import DistilBertForMaskedLM, DistilBertModel
@@ -16,6 +22,7 @@ from .encoder import BertModelOutput, EncoderModel
 from .gpt2 import GPT2LMHeadModel, GPT2Model
 from .heads import BertForPreTrainingOutput, MaskedLMOutput, ReplacedTokenOutput
 from .roberta import RobertaForMaskedLM, RobertaModel
+from .seq2seq import TransformerForConditionalGeneration, TransformerModel
 
 __all__ = [
     "AlbertForMaskedLM",
@@ -25,6 +32,7 @@ __all__ = [
     "AutoModelForCausalLM",
     "AutoModelForMaskedLM",
     "AutoModelForPreTraining",
+    "AutoModelForSeq2SeqLM",
     "BertForMaskedLM",
     "BertForPreTraining",
     "BertForPreTrainingOutput",
@@ -43,4 +51,6 @@ __all__ = [
     "ReplacedTokenOutput",
     "RobertaForMaskedLM",
     "RobertaModel",
+    "TransformerForConditionalGeneration",
+    "TransformerModel",
 ]

@@ -51,6 +51,8 @@ class Architecture:
     fixed: dict[str, Any] = field(default_factory=dict)  # bertkit fields the architecture does not let vary
     ignored: frozenset[str] = frozenset()
     renames: tuple[Rename, ...] = ()  # bertkit weight name (regex) → transformers' name
+    seq2seq: bool = False  # an encoder-decoder (Seq2SeqConfig, AutoModelForSeq2SeqLM)
+    written: tuple[str, ...] | None = None  # the fields its config.json has, instead of COMMON_FIELDS
     copies: dict[str, str] = field(default_factory=dict)  # config.json name → the name it must equal (one field)
     required: dict[str, Any] = field(default_factory=dict)  # config.json settings allowed only at these values
     derived: Callable[[dict[str, Any]], dict[str, Any]] | None = None  # fills fields whose default depends on others
@@ -151,7 +153,78 @@ ARCHITECTURES: dict[str, Architecture] = {
             )),
     )
 }
+
+# -- encoder-decoders (issue 11): bertkit's Transformer, BART, Marian ---------------------------------------------
+# transformers' BART / Marian names for the stacks' modules (each layer: self_attn, encoder_attn, fc1, fc2 and a
+# LayerNorm after each half); the crossattention renames come first, as ``attention.self.`` is inside them.
+_SEQ2SEQ_RENAMES: tuple[Rename, ...] = (
+    (r"(en|de)coder\.embeddings\.word_embeddings\.", r"\1coder.embed_tokens."),
+    (r"(en|de)coder\.embeddings\.position_embeddings\.", r"\1coder.embed_positions."),
+    (r"(en|de)coder\.embeddings\.LayerNorm\.", r"\1coder.layernorm_embedding."),
+    (r"(en|de)coder\.encoder\.layer\.", r"\1coder.layers."),
+    (r"(en|de)coder\.encoder\.LayerNorm\.", r"\1coder.layer_norm."),
+    (r"\.crossattention\.self\.(query|key|value)\.", lambda m, c: f".encoder_attn.{m.group(1)[0]}_proj."),
+    (r"\.crossattention\.output\.dense\.", ".encoder_attn.out_proj."),
+    (r"\.crossattention\.output\.LayerNorm\.", ".encoder_attn_layer_norm."),
+    (r"\.attention\.self\.(query|key|value)\.", lambda m, c: f".self_attn.{m.group(1)[0]}_proj."),
+    (r"\.attention\.output\.dense\.", ".self_attn.out_proj."),
+    (r"\.attention\.output\.LayerNorm\.", ".self_attn_layer_norm."),
+    (r"\.intermediate\.dense\.", ".fc1."),
+    (r"(layers\.\d+)\.output\.dense\.", r"\1.fc2."),
+    (r"(layers\.\d+)\.output\.LayerNorm\.", r"\1.final_layer_norm."),
+)
+_SEQ2SEQ_FIELDS = dict(d_model="hidden_size", encoder_layers="num_hidden_layers",
+                       encoder_attention_heads="num_attention_heads", encoder_ffn_dim="intermediate_size",
+                       activation_function="hidden_act", dropout="hidden_dropout_prob",
+                       attention_dropout="attention_probs_dropout_prob", init_std="initializer_range")
+_SEQ2SEQ_WRITTEN = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                    "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob", "activation_dropout",
+                    "max_position_embeddings", "initializer_range", "pad_token_id", "scale_embedding")
+# config.json keys of BART / Marian that change nothing at their usual values (refuse_seq2seq checks them)
+_SEQ2SEQ_IGNORED = frozenset({"encoder_layerdrop", "decoder_layerdrop", "forced_eos_token_id", "forced_bos_token_id",
+                              "decoder_vocab_size", "normalize_before", "add_final_layer_norm", "normalize_embedding",
+                              "static_position_embeddings", "add_bias_logits", "extra_pos_embeddings",
+                              "num_hidden_layers", "classif_dropout", "gradient_checkpointing"})
+_SEQ2SEQ_SIZES = dict(vocab_size=50265, hidden_size=1024, num_hidden_layers=12, num_attention_heads=16,
+                      intermediate_size=4096, hidden_act="gelu", hidden_dropout_prob=0.1,
+                      attention_probs_dropout_prob=0.0, activation_dropout=0.0, max_position_embeddings=1024,
+                      initializer_range=0.02, scale_embedding=False, decoder_layers=12, decoder_attention_heads=16,
+                      decoder_ffn_dim=4096)
+_SEQ2SEQ_FIXED = dict(type_vocab_size=0, layer_norm_eps=1e-5, norm_first=False, final_layer_norm=False,
+                      add_final_logits_bias=True)
+for _arch in (
+    Architecture("transformer", "model", {}, seq2seq=True),  # bertkit's own names (nn.Transformer: nn_transformer)
+    Architecture("bart", "model", _SEQ2SEQ_SIZES | dict(pad_token_id=1, bos_token_id=0, eos_token_id=2,
+                                                        decoder_start_token_id=2),
+                 renamed_fields=_SEQ2SEQ_FIELDS, ignored=_SEQ2SEQ_IGNORED, renames=_SEQ2SEQ_RENAMES, seq2seq=True,
+                 written=_SEQ2SEQ_WRITTEN,
+                 fixed=_SEQ2SEQ_FIXED | dict(position_embedding_type="absolute", position_offset=2,
+                                             embedding_layer_norm=True, share_encoder_decoder_embeddings=True)),
+    Architecture("marian", "model", _SEQ2SEQ_SIZES | dict(vocab_size=58101, pad_token_id=58100, eos_token_id=0,
+                                                          decoder_start_token_id=58100),
+                 renamed_fields=_SEQ2SEQ_FIELDS, ignored=_SEQ2SEQ_IGNORED, renames=_SEQ2SEQ_RENAMES, seq2seq=True,
+                 written=_SEQ2SEQ_WRITTEN,
+                 fixed=_SEQ2SEQ_FIXED | dict(position_embedding_type="sinusoidal", sinusoidal_layout="halves",
+                                             position_offset=0, embedding_layer_norm=False)),
+):
+    ARCHITECTURES[_arch.model_type] = _arch
 SUPPORTED = tuple(ARCHITECTURES)
+
+
+def refuse_seq2seq(values: dict[str, Any]) -> None:
+    """BART / Marian settings that change what is computed but are not built: layer drop, a target vocabulary of
+    its own, the old configs' pre-LN / final-LayerNorm / logit-bias switches away from their BART values."""
+    problems = [f"{key}={values[key]!r}" for key, usual in (
+        ("encoder_layerdrop", 0.0), ("decoder_layerdrop", 0.0), ("normalize_before", False),
+        ("add_final_layer_norm", False), ("add_bias_logits", False), ("static_position_embeddings",
+                                                                      values.get("model_type") == "marian"),
+        ("normalize_embedding", values.get("model_type") != "marian"), ("extra_pos_embeddings", None))
+        if key in values and values[key] != usual and not (key == "extra_pos_embeddings" and values[key] == 2)]
+    if values.get("decoder_vocab_size") not in (None, values.get("vocab_size")):
+        problems.append(f"decoder_vocab_size={values['decoder_vocab_size']} ≠ vocab_size (a target vocabulary of "
+                        "its own)")
+    if problems:
+        raise ValueError("config.json asks for what bertkit's encoder-decoder does not build: " + "; ".join(problems))
 
 
 def architecture(model_type: str) -> Architecture:
@@ -167,7 +240,8 @@ def refuse_unsupported(values: dict[str, Any]) -> None:
     if values.get("position_embedding_type") in ("relative_key", "relative_key_query"):
         problems.append(f"position_embedding_type={values['position_embedding_type']!r} (Shaw / Huang relative "
                         "keys; bertkit has absolute, sinusoidal, none and relative_bias)")
-    if values.get("tie_word_embeddings") is False:
+    if values.get("tie_word_embeddings") is False and not ARCHITECTURES.get(values.get("model_type"),
+                                                                             ARCHITECTURES["bert"]).seq2seq:
         problems.append("tie_word_embeddings=false (bertkit's MLM decoder is the word-embedding matrix)")
     if values.get("pruned_heads"):
         problems.append("pruned_heads (attention heads removed from some layers)")
@@ -182,7 +256,13 @@ def config_fields(values: dict[str, Any], accepted: set[str]) -> dict[str, Any]:
     a key that is neither one of them nor known to be harmless is refused, naming it.
     """
     arch = architecture(values.get("model_type") or "bert")
+    if arch.seq2seq != ("decoder_layers" in accepted):
+        kind = "an encoder-decoder: load it with bertkit.AutoModelForSeq2SeqLM" if arch.seq2seq else \
+            "not an encoder-decoder: load it with bertkit.AutoModel"
+        raise ValueError(f"a {arch.model_type!r} model is {kind}")
     refuse_unsupported(values)
+    if arch.seq2seq:
+        refuse_seq2seq(values)
     fields, unknown, unsupported = {}, [], []
     for key, value in values.items():
         name = arch.renamed_fields.get(key, key)
@@ -224,7 +304,7 @@ def config_values(config: BertConfig) -> dict[str, Any]:
     arch = architecture(config.model_type)
     to_json = {bertkit: name for name, bertkit in arch.renamed_fields.items()}
     values: dict[str, Any] = {"architectures": [], "model_type": arch.model_type}
-    for name in COMMON_FIELDS + arch.extra_fields:
+    for name in (arch.written or COMMON_FIELDS) + arch.extra_fields:
         if name in arch.fixed:
             continue
         value = getattr(config, name)
@@ -243,7 +323,7 @@ def config_values(config: BertConfig) -> dict[str, Any]:
                 and value != spec.default:  # fixed fields are the architecture's, restored on reading
             values[name] = value
     for spec in dataclasses.fields(config):
-        if spec.name not in base:
+        if spec.name not in base and spec.name not in arch.fixed:
             values[spec.name] = getattr(config, spec.name)
     return values
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
 
 from ..config import BertConfig
 from .albert import AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
-from .architectures import SUPPORTED
+from .architectures import SUPPORTED, architecture
 from .bert import BertForMaskedLM, BertForPreTraining, BertModel
 from .causal_lm import BertLMHeadModel
 from .distilbert import DistilBertForMaskedLM, DistilBertModel
@@ -16,6 +17,7 @@ from .electra import ElectraForMaskedLM, ElectraForPreTraining, ElectraModel
 from .gpt2 import GPT2LMHeadModel, GPT2Model
 from .pretrained import Pretrained
 from .roberta import RobertaForMaskedLM, RobertaModel
+from .seq2seq import TransformerForConditionalGeneration, TransformerModel
 
 
 class _Auto:
@@ -37,8 +39,11 @@ class _Auto:
         folder = Path(folder)
         if not folder.is_dir():
             raise FileNotFoundError(f"no such model folder: {folder} (bertkit loads local folders, not hub names)")
-        config = BertConfig.from_json_file(folder / "config.json")
-        return cls.model_class(config.model_type).from_pretrained(folder, config=config, **kwargs)
+        model_type = _model_type(folder / "config.json")
+        architecture(model_type)  # an unknown model_type: the one message every loader gives
+        model_class = cls.model_class(model_type)
+        config = model_class.config_class.from_json_file(folder / "config.json")
+        return model_class.from_pretrained(folder, config=config, **kwargs)
 
     @classmethod
     def from_config(cls, config: BertConfig, **kwargs: Any) -> Pretrained:
@@ -46,11 +51,21 @@ class _Auto:
         return cls.model_class(config.model_type)(config, **kwargs)
 
 
+def _model_type(path: Path) -> str:
+    """The ``model_type`` a config.json names (old BERT configs name none); the file's errors are read later."""
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return "bert"
+    return (values.get("model_type") if isinstance(values, dict) else None) or "bert"
+
+
 class AutoModel(_Auto):
     """The bare encoder of any supported architecture."""
 
     classes = {"bert": BertModel, "roberta": RobertaModel, "albert": AlbertModel, "electra": ElectraModel,
-               "distilbert": DistilBertModel, "gpt2": GPT2Model}
+               "distilbert": DistilBertModel, "gpt2": GPT2Model, "transformer": TransformerModel,
+               "bart": TransformerModel, "marian": TransformerModel}
 
 
 class AutoModelForMaskedLM(_Auto):
@@ -66,6 +81,13 @@ class AutoModelForPreTraining(_Auto):
 
     classes = {"bert": BertForPreTraining, "roberta": RobertaForMaskedLM, "albert": AlbertForPreTraining,
                "electra": ElectraForPreTraining, "distilbert": DistilBertForMaskedLM}
+
+
+class AutoModelForSeq2SeqLM(_Auto):
+    """An encoder-decoder with its output projection: bertkit's Transformer, BART, Marian."""
+
+    classes = {"transformer": TransformerForConditionalGeneration, "bart": TransformerForConditionalGeneration,
+               "marian": TransformerForConditionalGeneration}
 
 
 class AutoModelForCausalLM(_Auto):

@@ -29,8 +29,8 @@ class Layer(nn.Module):
         """The feed-forward half on the attention half's output ``x``; fused (``kernels.feed_forward``) only when
         neither half-module was replaced or hooked."""
         inner = self.output.pre_norm(x)
-        if kernels.is_plain(self.intermediate, kind=Intermediate) and kernels.is_plain(self.output,
-                                                                                        kind=ResidualOutput):
+        if kernels.is_plain(self.intermediate, kind=Intermediate) and kernels.is_plain(
+                self.output, kind=ResidualOutput) and self.intermediate.dropout is None:
             ffn = kernels.feed_forward(self.intermediate.dense, self.intermediate.intermediate_act_fn,
                                        self.output.dense, inner, self.training)
             return self.output.add_and_norm(ffn, x)

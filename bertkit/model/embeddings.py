@@ -16,12 +16,15 @@ from ..config import BertConfig
 from .dropout import Dropout
 
 
-def sinusoidal_table(positions: int, width: int) -> torch.Tensor:
-    """(positions, width): sin on even columns, cos on odd ones, wavelengths from 2π to 10000·2π."""
+def sinusoidal_table(positions: int, width: int, layout: str = "interleaved") -> torch.Tensor:
+    """(positions, width): sin on even columns, cos on odd ones, wavelengths from 2π to 10000·2π; ``halves``
+    (Marian, fairseq): the same sines in the first half of the columns, the cosines in the second."""
     position = torch.arange(positions, dtype=torch.float64)[:, None]
     pair = torch.arange(width, dtype=torch.float64)[None, :] // 2  # columns 2i and 2i+1 share a frequency
     angle = position / torch.pow(10000.0, 2 * pair / width)
     table = torch.where(torch.arange(width) % 2 == 0, torch.sin(angle), torch.cos(angle))
+    if layout == "halves":
+        table = torch.cat([table[:, 0::2], table[:, 1::2]], dim=1)
     return table.float()
 
 
@@ -43,15 +46,18 @@ class Embeddings(nn.Module):
         # pad_words=False (GPT-2): no row is padding; its pad token, if any, is a real word (often end-of-text)
         self.word_embeddings = nn.Embedding(config.vocab_size, width,
                                             padding_idx=config.pad_token_id if pad_words else None)
+        self.scale = width ** 0.5 if config.scale_embedding else 1.0  # Vaswani et al. scale tokens by √d_model
+        self.position_offset = config.position_offset  # BART's learned positions start at row 2
         self.position_embeddings = None
         if config.position_embedding_type in ("absolute", "sinusoidal"):
             self.position_embeddings = nn.Embedding(
-                config.max_position_embeddings, width,
+                config.max_position_embeddings + config.position_offset, width,
                 padding_idx=config.pad_token_id if count_positions_after_padding else None)
         self.sinusoidal = config.position_embedding_type == "sinusoidal"
+        self.sinusoidal_layout = config.sinusoidal_layout
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, width) if config.type_vocab_size else None
         # pre-LN stacks (GPT-2, nn.Transformer with norm_first) normalise inside each block, not here
-        self.LayerNorm = None if config.norm_first else nn.LayerNorm(width, eps=config.layer_norm_eps)
+        self.LayerNorm = nn.LayerNorm(width, eps=config.layer_norm_eps) if config.has_embedding_layer_norm else None
         self.dropout = Dropout(config.hidden_dropout_prob)
         self.init_fixed_weights()
 
@@ -60,7 +66,7 @@ class Embeddings(nn.Module):
         """Sinusoidal positions are a fixed table, not learned (re-applied after any initialisation)."""
         if self.sinusoidal:
             table = self.position_embeddings.weight
-            table.copy_(sinusoidal_table(*table.shape))
+            table.copy_(sinusoidal_table(*table.shape, self.sinusoidal_layout))
             table.requires_grad_(False)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None, past: int = 0,
@@ -68,13 +74,16 @@ class Embeddings(nn.Module):
         """Embed a batch; ``past``: positions a decoder has already cached (the new tokens' positions follow);
         ``position_ids``: each token's position, when not its index (a left-padded batch while generating)."""
         x = self.word_embeddings(input_ids)
+        if self.scale != 1.0:
+            x = x * self.scale
         if self.position_embeddings is not None:
             if position_ids is not None:
-                x = x + self.position_embeddings(position_ids)
+                x = x + self.position_embeddings(position_ids + self.position_offset)
             elif self.count_positions_after_padding:
                 x = x + self.position_embeddings(positions_after_padding(input_ids, self.padding_idx, past))
             else:  # rows past … past + seq, broadcast over the batch: no index tensor, no gather
-                x = x + self.position_embeddings.weight[past: past + input_ids.shape[1]]
+                first = past + self.position_offset
+                x = x + self.position_embeddings.weight[first: first + input_ids.shape[1]]
         if self.token_type_embeddings is not None:
             x = x + self.token_type_embeddings(token_type_ids)
         if self.LayerNorm is not None:

@@ -61,7 +61,8 @@ class Encoder(nn.Module):
         self.schedule = layer_schedule(config)
         self.relative_attention_bias = (RelativePositionBias(config)
                                         if config.position_embedding_type == "relative_bias" else None)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps) if config.norm_first else None
+        self.LayerNorm = (nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+                          if config.has_final_layer_norm else None)
         self.is_decoder = config.is_decoder
         self.gradient_checkpointing = False  # see Pretrained.gradient_checkpointing_enable
 

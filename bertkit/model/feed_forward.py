@@ -10,6 +10,7 @@ from torch import nn
 
 from ..config import BertConfig
 from . import kernels
+from .dropout import Dropout
 
 # config.json's ``hidden_act`` → the module (transformers' names; the tanh GELU variants agree to float rounding)
 ACTIVATIONS = {
@@ -38,6 +39,9 @@ class Intermediate(nn.Module):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
         self.intermediate_act_fn = activation(config.hidden_act)
+        # BART / Marian drop out the activation too; None keeps BERT's module tree (and its fused kernels) as it was
+        self.dropout = Dropout(config.activation_dropout) if config.activation_dropout else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return kernels.linear_activation(self.dense, self.intermediate_act_fn, x)
+        x = kernels.linear_activation(self.dense, self.intermediate_act_fn, x)
+        return x if self.dropout is None else self.dropout(x)

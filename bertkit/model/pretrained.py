@@ -22,6 +22,7 @@ class Pretrained(nn.Module):
 
     config: BertConfig
     model_type = "bert"
+    config_class: type[BertConfig] = BertConfig  # what config.json is read as (encoder-decoders: Seq2SeqConfig)
 
     @property
     def base_model_prefix(self) -> str:
@@ -69,7 +70,7 @@ class Pretrained(nn.Module):
         folder = Path(folder)
         if not folder.is_dir():
             raise FileNotFoundError(f"no such model folder: {folder} (bertkit loads local folders, not hub names)")
-        config = config or BertConfig.from_json_file(folder / checkpoint.CONFIG_FILE)
+        config = config or cls.config_class.from_json_file(folder / checkpoint.CONFIG_FILE)
         if cls.model_type is not None and config.model_type != cls.model_type:
             raise ValueError(f"{folder} holds a {config.model_type!r} model (config.json model_type); load it with "
                              f"the {config.model_type} classes or bertkit.AutoModel, not {cls.__name__}")

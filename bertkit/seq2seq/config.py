@@ -1,0 +1,56 @@
+"""NumbersConfig: every setting of a numbers ↔ words run, read from YAML and overridable on the command line."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from ..training.options import Options
+
+
+@dataclass
+class NumbersConfig(Options):
+    """Data, model, optimisation and evaluation of the encoder-decoder trained on numbers ↔ words."""
+
+    KIND: ClassVar[str] = "seq2seq"
+
+    languages: list[str] = field(default_factory=lambda: ["en", "fr", "de", "es"])
+    max_number: int = 10000  # numbers 0 … max_number - 1
+    heldout_fraction: float = 0.1  # of the numbers: never trained on, in any language or direction
+    tokens: str = "words"  # "words": digits, words and German numeral parts; "chars": characters
+    eval_examples: int = 400  # held-out pairs decoded greedily at each evaluation during training
+    test_examples: int = 0  # held-out pairs of the final greedy and beam evaluation; 0: all of them
+    num_hidden_layers: int = 3  # encoder layers
+    decoder_layers: int = 3
+    hidden_size: int = 256
+    num_attention_heads: int = 4
+    intermediate_size: int = 1024
+    hidden_act: str = "relu"
+    norm_first: bool = False
+    dropout: float = 0.1
+    max_position_embeddings: int = 128
+    batch_size: int = 64
+    max_steps: int = 3000
+    learning_rate: float = 1e-3
+    warmup_steps: int = 200
+    weight_decay: float = 0.01
+    label_smoothing: float = 0.0
+    max_minutes: float | None = 15.0  # stop (evaluated, saved) once this much training time is spent
+    num_beams: int = 4
+    max_new_tokens: int = 96
+    eval_steps: int = 250
+    logging_steps: int = 25
+    threads: int | None = 1  # torch threads: the machine is shared
+    seed: int = 0
+    output_dir: str = "out/seq2seq-numbers"
+    overwrite: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.tokens not in ("words", "chars"):
+            raise ValueError(f"tokens must be 'words' or 'chars', got {self.tokens!r}")
+        if not self.languages:
+            raise ValueError("languages: give at least one (num2words codes: en, fr, de, es, …)")
+        for name in ("batch_size", "max_steps", "num_beams", "max_new_tokens", "eval_examples"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
