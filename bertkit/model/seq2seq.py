@@ -20,7 +20,7 @@ from torch import nn
 from ..config import BertConfig, Seq2SeqConfig
 from ..generation.config import GenerationConfig
 from ..generation.mixin import GenerationMixin
-from ..generation.search import generate
+from ..generation.search import Streamer, generate
 from ..generation.seq2seq_stepper import Seq2SeqStepper
 from . import kernels
 from .encoder import EncoderModel
@@ -199,17 +199,17 @@ class TransformerForConditionalGeneration(Pretrained, GenerationMixin):
 
     @torch.no_grad()
     def generate(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                 generation_config: GenerationConfig | None = None, generator: torch.Generator | None = None,
-                 **settings) -> torch.Tensor:
+                 generation_config: GenerationConfig | None = None, streamer: Streamer | None = None,
+                 generator: torch.Generator | None = None, **settings) -> torch.Tensor:
         """Translate each source row (right-padded, with its ``attention_mask``); returns (rows, 1 + new) decoder
         tokens starting with ``decoder_start_token_id``, as transformers' ``generate`` for encoder-decoders."""
-        config = (generation_config or self.generation_config()).replace(**settings)
+        config = (generation_config or self.generation_config).replace(**settings)
         self.check_prompt(input_ids, attention_mask, config)
         was_training = self.training
         self.eval()
         try:
             start = torch.full((input_ids.shape[0], 1), self.config.decoder_start_token_id, dtype=torch.long,
                                device=input_ids.device)
-            return generate(self.stepper(input_ids, attention_mask, config), start, config, None, generator)
+            return generate(self.stepper(input_ids, attention_mask, config), start, config, streamer, generator)
         finally:
             self.train(was_training)
