@@ -2,7 +2,7 @@
 
 ``SentenceEncoder.from_pretrained(folder).encode(texts)`` runs what ``SentenceTransformer(folder).encode(texts)``
 runs: the folder's prompt, lower-casing and ``max_seq_length``, its pooling mode(s), Dense layers, whitening and
-Normalize (see modules.py). Texts are sorted by token count so that batches carry little padding.
+Normalize (see modules.py). Batches are sorted by token count so that they carry little padding (batching.py).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..assets import default_model_dir
 from ..model import AutoModel, EncoderModel
 from ..tokenization import AutoTokenizer, BertTokenizer
+from .batching import pad_batch, run_sorted
 from .modules import FolderLayout, Normalize, check_sizes, read_layout, write_layout
 from .pooling import Pooling, parse_modes
 from .whitening import Whitening, fit_whitening
@@ -194,19 +194,11 @@ class SentenceEncoder(nn.Module):
         if normalize and not any(isinstance(m, Normalize) for m in modules):
             modules.append(Normalize())
         ids, prompt_length = self.tokenize(texts, self.resolve_prompt(prompt, prompt_name), max_length, truncate)
-        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
-        out: np.ndarray | None = None
         was_training = self.training
         self.eval()
         try:
-            batches = range(0, len(order), batch_size)
-            for start in tqdm(batches, desc="encode", disable=not show_progress_bar, unit="batch"):
-                chosen = order[start : start + batch_size]
-                batch = [ids[i] for i in chosen]
-                vectors = self._encode_batch(batch, pool, layers, modules, prompt_length).numpy()
-                if out is None:
-                    out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
-                out[chosen] = vectors
+            out = run_sorted([len(x) for x in ids], batch_size, lambda chosen: self._encode_batch(
+                [ids[i] for i in chosen], pool, layers, modules, prompt_length).numpy(), progress=show_progress_bar)
         finally:
             self.train(was_training)
         return out[0] if single else out
@@ -259,18 +251,6 @@ class SentenceEncoder(nn.Module):
         return list(self.head)
 
 
-def pad_batch(batch: list[list[int]], pad_id: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor,
-                                                                                             torch.Tensor]:
-    """Right-pad id lists into ``input_ids`` and ``attention_mask`` tensors."""
-    width = max(map(len, batch))
-    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, ids in enumerate(batch):
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        attention_mask[row, : len(ids)] = 1
-    return input_ids.to(device), attention_mask.to(device)
-
-
 def _checked_texts(texts: Sequence[str], allow_empty: bool) -> list[str]:
     """A non-empty list of strings; empty or blank strings only when asked for."""
     if isinstance(texts, (bytes, dict)) or not isinstance(texts, Sequence):
@@ -287,4 +267,4 @@ def _checked_texts(texts: Sequence[str], allow_empty: bool) -> list[str]:
     return list(texts)
 
 
-__all__ = ["SentenceEncoder", "pad_batch"]
+__all__ = ["SentenceEncoder"]
