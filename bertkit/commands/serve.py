@@ -43,6 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _flag(p, "port_out", type=int, default=5556, help="port results are published on (default 5556)")
     _flag(p, "http_port", type=int, default=None, help="also serve the HTTP API and web page on this port")
     _flag(p, "host", default="127.0.0.1", help="address to bind (default 127.0.0.1; 0.0.0.0 for every interface)")
+    _flag(p, "precision", default="fp32", type=str.lower, choices=["fp32", "bf16", "int8"],
+          help="fp32 (default), bf16 or int8; falls back to fp32, with a warning, where the CPU lacks native kernels")
     _flag(p, "cpu", action="store_true", help="run on the CPU even when a GPU is available")
     _flag(p, "verbose", action="store_true", help="log every request")
     # production flags, spelt as text-embeddings-inference spells them

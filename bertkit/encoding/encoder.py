@@ -21,6 +21,7 @@ from ..tokenization import AutoTokenizer, BertTokenizer
 from .batching import pad_batch, run_sorted
 from .modules import FolderLayout, Normalize, check_sizes, read_layout, write_layout
 from .pooling import Pooling, parse_modes
+from .precision import apply_precision, autocast, checked_precision, compile_model
 from .whitening import Whitening, fit_whitening
 
 
@@ -53,15 +54,32 @@ class SentenceEncoder(nn.Module):
         self.eval()
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike | None = None, device: str | None = None) -> SentenceEncoder:
-        """Load a sentence-transformers or Hugging Face folder (default: the installed MiniLM package)."""
+    def from_pretrained(cls, folder: str | os.PathLike | None = None, device: str | None = None,
+                        precision: str = "fp32", compile: bool = False) -> SentenceEncoder:
+        """Load a sentence-transformers or Hugging Face folder (default: the installed MiniLM package).
+
+        ``precision`` (``"fp32"``, ``"bf16"``, ``"int8"``: see precision.py) falls back to fp32, with a warning,
+        where this machine has no native kernels for it; ``compile=True`` runs the model through ``torch.compile``
+        and warms it up once.
+        """
+        precision = checked_precision(precision)
         folder = Path(folder) if folder is not None else default_model_dir()
         if not folder.is_dir():
             raise FileNotFoundError(f"no such model folder: {folder} (bertkit loads local folders, not hub names)")
         layout = read_layout(folder)
         model = AutoModel.from_pretrained(layout.transformer_dir)  # any architecture of the family
         encoder = cls(model, AutoTokenizer.from_pretrained(layout.transformer_dir), layout=layout)
-        return encoder.to(device) if device is not None else encoder
+        encoder = encoder.to(device) if device is not None else encoder
+        apply_precision(encoder.model, precision, encoder.tokenizer)
+        if compile:
+            compile_model(encoder.model)
+            encoder.encode(["a warm-up sentence", "and a second, longer one, so that the batch is padded"])
+        return encoder
+
+    @property
+    def precision(self) -> str:
+        """The precision the model runs in: ``"fp32"``, ``"bf16"`` or ``"int8"``."""
+        return getattr(self.model, "inference_precision", "fp32")
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Write the folder sentence-transformers writes (weights, vocab, modules.json, pooling, Dense, settings)."""
@@ -209,7 +227,8 @@ class SentenceEncoder(nn.Module):
         """One padded batch through the model, pooled (``pool=None``: the model's own pooler output)."""
         input_ids, attention_mask = pad_batch(batch, self.tokenizer.pad_token_id, self.device)
         want_layers = layers not in ([-1], [self.model.config.num_hidden_layers])
-        output = self.model(input_ids, attention_mask=attention_mask, output_hidden_states=want_layers)
+        with autocast(self.model):
+            output = self.model(input_ids, attention_mask=attention_mask, output_hidden_states=want_layers)
         if pool is None:
             if output.pooler_output is None:
                 raise ValueError("pooling='pooled' needs a model with a pooler; this checkpoint has none")

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..encoding.batching import pad_batch, pad_rows, sorted_batches
+from ..encoding.precision import autocast
 from ..model.heads import IGNORE_INDEX
 from . import long_text, metrics, ner
 from .config import FinetuneConfig
@@ -47,7 +48,8 @@ class Task:
         with torch.no_grad():
             for batch in sorted_batches([len(f["input_ids"]) for f in features], self.config.eval_batch_size):
                 chosen = [features[i] for i in batch]
-                out = model(**inputs_of(chosen, self.pad_id))
+                with autocast(model):
+                    out = model(**inputs_of(chosen, self.pad_id))
                 for row, i in enumerate(batch):
                     outputs[i] = self.unpack(out, row, len(chosen[row]["input_ids"]))
         model.train(was_training)

@@ -10,6 +10,7 @@ import torch
 from ..encoding import SentenceEncoder
 from ..encoding.batching import pad_batch, pad_rows, run_sorted
 from ..encoding.pooling import Pooling, pool
+from ..encoding.precision import autocast
 from ..model import EncoderModel
 from ..tokenization import BertTokenizer
 from .features import Item, build_features
@@ -71,7 +72,7 @@ class ServingModel:
             from .fine_tuned import FineTunedServingModel
 
             return FineTunedServingModel.from_settings(settings, device)
-        encoder = SentenceEncoder.from_pretrained(settings.model_dir, device=device)
+        encoder = SentenceEncoder.from_pretrained(settings.model_dir, device=device, precision=settings.precision)
         model = encoder.model
         if settings.pooling_strategy == "CLS_POOLED" and "pooler.dense.weight" in model.loading_report.missing:
             raise ValueError(f"pooling_strategy CLS_POOLED needs a pooler, and {settings.model_dir} has no "
@@ -102,7 +103,8 @@ class ServingModel:
         @torch.inference_mode()
         def step(chosen: list[int]) -> np.ndarray:
             input_ids, mask = pad_batch([ids[i] for i in chosen], self.tokenizer.pad_token_id, self.device)
-            hidden = self.model(input_ids, attention_mask=mask).last_hidden_state
+            with autocast(self.model):
+                hidden = self.model(input_ids, attention_mask=mask).last_hidden_state
             return reduce(hidden, mask).float().cpu().numpy()
 
         out = run_sorted([len(x) for x in ids], MODEL_BATCH_SIZE, step) if ids else None
@@ -139,8 +141,9 @@ class ServingModel:
         segment_ids = pad_rows([f.segment_ids for f in batch], 0).to(self.device)
         mask = pad_rows([f.mask for f in batch], 0).to(self.device)
         strategy = self.settings.pooling_strategy
-        output = self.model(input_ids, attention_mask=mask, token_type_ids=segment_ids,
-                            output_hidden_states=strategy != "CLS_POOLED")
+        with autocast(self.model):
+            output = self.model(input_ids, attention_mask=mask, token_type_ids=segment_ids,
+                                output_hidden_states=strategy != "CLS_POOLED")
         if strategy == "CLS_POOLED":
             return output.pooler_output.float().cpu()
         hidden = torch.cat([output.hidden_states[i] for i in self.hidden_indices], dim=-1)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..encoding.precision import apply_precision
 from ..finetuning.predict import SequenceClassifier
 from ..peft import merge_lora
 from ..peft.folders import TASK_CONFIG, is_adapter_folder
@@ -46,6 +47,7 @@ class FineTunedServingModel:
         if adapter and predictor.model.peft_config.method == "lora":
             merge_lora(predictor.model)  # one adapter served: folded into the weights, no inference cost
         predictor.model.to(device)
+        apply_precision(predictor.model, settings.precision, predictor.tokenizer)
         return cls(predictor, settings)
 
     @property

@@ -10,6 +10,8 @@ from pathlib import Path
 from ..config import BertConfig
 from .strategies import STRATEGY_IDS, checked_strategy
 
+PRECISIONS = ("fp32", "bf16", "int8")  # as bertkit.encoding.precision has them (checked here without torch)
+
 
 @dataclass
 class ServerSettings:
@@ -32,6 +34,7 @@ class ServerSettings:
     http_port: int | None = None
     host: str = "127.0.0.1"
     cpu: bool = False
+    precision: str = "fp32"  # fp32, bf16 or int8 (bertkit.encoding.precision); a fallback to fp32 is a warning
     verbose: bool = False
     # production settings, named as text-embeddings-inference names its flags
     max_batch_tokens: int = 16384  # tokens per batch, summed over its texts
@@ -73,10 +76,13 @@ class ServerSettings:
             raise ValueError(f"graceful_timeout_s must be >= 0, got {self.graceful_timeout_s}")
         if self.api_key is not None and not self.api_key.strip():
             raise ValueError("api_key is empty: give a secret, or leave --api-key out")
+        if str(self.precision).lower() not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         ports = [p for p in (self.port, self.port_out, self.http_port) if p is not None]
         if any(not 0 < p < 65536 for p in ports) or len(set(ports)) != len(ports):
             raise ValueError(f"port, port_out and http_port must be distinct ports in 1..65535, got {ports}")
         return dataclasses.replace(self, model_dir=folder, max_seq_len=max_seq_len, pooling_layer=layers,
+                                   precision=str(self.precision).lower(),
                                    pooling_strategy=checked_strategy(self.pooling_strategy))
 
     def threads_per_worker(self) -> int:
