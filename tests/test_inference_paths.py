@@ -129,3 +129,13 @@ def test_an_unknown_precision_is_a_clear_error(minilm_dir):
         SentenceEncoder.from_pretrained(minilm_dir, precision="fp16")
     with pytest.raises(ValueError, match="precision must be one of fp32, bf16, int8"):
         ServerSettings(minilm_dir, precision="fp16").checked()
+
+
+def test_encode_and_serve_take_a_precision_flag(capsys):
+    from bertkit.cli import build_parser
+
+    assert build_parser("encode").parse_args(["encode", "hi", "--precision", "INT8"]).precision == "int8"
+    assert build_parser("serve").parse_args(["serve", "--precision", "bf16"]).precision == "bf16"
+    with pytest.raises(SystemExit):
+        build_parser("encode").parse_args(["encode", "hi", "--precision", "fp16"])
+    assert "invalid choice: 'fp16'" in capsys.readouterr().err
