@@ -139,3 +139,9 @@ def test_encode_and_serve_take_a_precision_flag(capsys):
     with pytest.raises(SystemExit):
         build_parser("encode").parse_args(["encode", "hi", "--precision", "fp16"])
     assert "invalid choice: 'fp16'" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # torch.compile takes minutes on two cores
+def test_a_compiled_encoder_gives_the_same_vectors(encoder, minilm_dir):
+    compiled = SentenceEncoder.from_pretrained(minilm_dir, compile=True)
+    np.testing.assert_allclose(compiled.encode(TEXTS), encoder.encode(TEXTS), atol=1e-5)
