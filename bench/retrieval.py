@@ -45,6 +45,22 @@ def row(name: str, metrics: dict[str, float], seconds: float) -> str:
             f"| {seconds:.0f} |")
 
 
+def compare_precisions(precisions: list[str], queries: list[str], passages: list[str]) -> None:
+    """Retrieval metrics of MiniLM in each precision, and each metric as a share of fp32's."""
+    print("| MiniLM precision | recall@1 | recall@10 | MRR@10 | seconds | share of fp32 (r@1 / r@10 / MRR) |")
+    print("|---|---|---|---|---|---|")
+    baseline = None
+    for precision in ["fp32", *[p for p in precisions if p != "fp32"]]:
+        encoder = SentenceEncoder.from_pretrained(precision=precision)
+        started = time.perf_counter()
+        q, p = (encoder.encode(texts, batch_size=32) for texts in (queries, passages))
+        metrics = retrieval_metrics(q, p)
+        baseline = baseline or metrics
+        share = " / ".join(f"{metrics[k] / baseline[k]:.2%}" for k in ("recall@1", "recall@10", "mrr@10"))
+        label = precision if encoder.precision == precision else f"{precision} (fell back to {encoder.precision})"
+        print(f"{row(label, metrics, time.perf_counter() - started)} {share} |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2)
@@ -52,6 +68,9 @@ def main() -> None:
     parser.add_argument("--train-steps", type=int, default=0, help="bi-encoder steps (0: one epoch)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--only-training", action="store_true", help="skip the pooling / whitening rows")
+    parser.add_argument("--precisions", default=None,
+                        help="only compare these precisions (e.g. fp32,int8): each row's metrics and their share "
+                             "of fp32's")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -62,6 +81,9 @@ def main() -> None:
     print(f"{len(pairs)} pairs from {len({p.source for p in pairs})} pages: {len(train)} on training pages, "
           f"{len(test)} test queries over {len(test)} passages; whitening fitted on {len(fit_corpus)} texts")
     print(f"CPU: {cpu_model()}, {args.threads} threads, torch {torch.__version__}\n")
+    if args.precisions:
+        compare_precisions(args.precisions.split(","), queries, passages)
+        return
     print("| MiniLM (all-MiniLM-L6-v2) | recall@1 | recall@10 | MRR@10 | seconds |")
     print("|---|---|---|---|---|")
 

@@ -64,7 +64,8 @@ def cmd_encode(args: argparse.Namespace) -> None:
         raise ValueError("nothing to encode: give texts as arguments or --file FILE")
     if args.output is not None and Path(args.output).suffix not in (".npy", ".jsonl"):
         raise ValueError(f"-o {args.output}: write .npy (the vectors) or .jsonl (text + vector per line)")
-    encoder = SentenceEncoder.from_pretrained(_model_dir(args.model), device=args.device)
+    encoder = SentenceEncoder.from_pretrained(_model_dir(args.model), device=args.device, precision=args.precision,
+                                              compile=args.compile)
     layers = [int(x) for x in args.layer.split(",")]
     vectors = encoder.encode(texts, pooling=args.pooling, layer=layers, normalize=args.normalize,
                              prompt_name=args.prompt_name, batch_size=args.batch_size, max_length=args.max_length,
@@ -154,6 +155,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--prompt-name", help="one of the folder's prompts (default: its default prompt, if any)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int)
+    p.add_argument("--precision", default="fp32", type=str.lower, choices=["fp32", "bf16", "int8"],
+                   help="fp32 (default), bf16 or int8; falls back to fp32, with a warning, where this CPU has no "
+                        "native kernels for it")
+    p.add_argument("--compile", action="store_true", help="run the model through torch.compile (slow first start)")
     p.add_argument("--model", help=model_help)
     p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda or cuda:N")
     p.set_defaults(run=cmd_encode)

@@ -49,6 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _flag(p, "adapters", "--adapter", action="append", default=None, metavar="NAME=DIR",
           help="serve this fine-tuned adapter folder on the base model -model_dir (repeat for several; the first is "
                "the default, HTTP requests pick one with adapter_id)")
+    _flag(p, "precision", default="fp32", type=str.lower, choices=["fp32", "bf16", "int8"],
+          help="fp32 (default), bf16 or int8; falls back to fp32, with a warning, where the CPU lacks native kernels")
     _flag(p, "verbose", action="store_true", help="log every request")
     # production flags, spelt as text-embeddings-inference spells them
     _flag(p, "max_batch_tokens", type=int, default=16384, help="most tokens per batch, summed over its texts "

@@ -4,7 +4,8 @@
 every pooling mode; whitening.py fits BERT-whitening; losses.py and training.py train a bi-encoder on pairs.
 """
 
-from .encoder import SentenceEncoder, pad_batch
+from .batching import pad_batch
+from .encoder import SentenceEncoder
 from .modules import Dense, Normalize
 from .pooling import Pooling
 from .whitening import Whitening, fit_whitening

@@ -2,7 +2,7 @@
 
 ``SentenceEncoder.from_pretrained(folder).encode(texts)`` runs what ``SentenceTransformer(folder).encode(texts)``
 runs: the folder's prompt, lower-casing and ``max_seq_length``, its pooling mode(s), Dense layers, whitening and
-Normalize (see modules.py). Texts are sorted by token count so that batches carry little padding.
+Normalize (see modules.py). Batches are sorted by token count so that they carry little padding (batching.py).
 """
 
 from __future__ import annotations
@@ -14,14 +14,15 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..assets import default_model_dir
 from ..model import AutoModel, EncoderModel
 from ..tokenization import AutoTokenizer, BertTokenizer
 from ..training.device import resolve_device
+from .batching import pad_batch, run_sorted
 from .modules import FolderLayout, Normalize, check_sizes, read_layout, write_layout
 from .pooling import Pooling, parse_modes
+from .precision import apply_precision, autocast, checked_precision, compile_model
 from .whitening import Whitening, fit_whitening
 
 
@@ -54,17 +55,33 @@ class SentenceEncoder(nn.Module):
         self.eval()
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike | None = None, device: str | torch.device | None = None
-                        ) -> SentenceEncoder:
+    def from_pretrained(cls, folder: str | os.PathLike | None = None, device: str | torch.device | None = None,
+                        precision: str = "fp32", compile: bool = False) -> SentenceEncoder:
         """Load a sentence-transformers or Hugging Face folder (default: the installed MiniLM package) onto
-        ``device`` (auto | cpu | cuda | cuda:N; None: the CPU)."""
+        ``device`` (auto | cpu | cuda | cuda:N; None: the CPU).
+
+        ``precision`` (``"fp32"``, ``"bf16"``, ``"int8"``: see precision.py) falls back to fp32, with a warning,
+        where this machine has no native kernels for it; ``compile=True`` runs the model through ``torch.compile``
+        and warms it up once.
+        """
+        precision = checked_precision(precision)
         folder = Path(folder) if folder is not None else default_model_dir()
         if not folder.is_dir():
             raise FileNotFoundError(f"no such model folder: {folder} (bertkit loads local folders, not hub names)")
         layout = read_layout(folder)
         model = AutoModel.from_pretrained(layout.transformer_dir)  # any architecture of the family
         encoder = cls(model, AutoTokenizer.from_pretrained(layout.transformer_dir), layout=layout)
-        return encoder.to(resolve_device(device)) if device is not None else encoder
+        encoder = encoder.to(resolve_device(device)) if device is not None else encoder
+        apply_precision(encoder.model, precision, encoder.tokenizer)
+        if compile:
+            compile_model(encoder.model)
+            encoder.encode(["a warm-up sentence", "and a second, longer one, so that the batch is padded"])
+        return encoder
+
+    @property
+    def precision(self) -> str:
+        """The precision the model runs in: ``"fp32"``, ``"bf16"`` or ``"int8"``."""
+        return getattr(self.model, "inference_precision", "fp32")
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Write the folder sentence-transformers writes (weights, vocab, modules.json, pooling, Dense, settings)."""
@@ -197,19 +214,11 @@ class SentenceEncoder(nn.Module):
         if normalize and not any(isinstance(m, Normalize) for m in modules):
             modules.append(Normalize())
         ids, prompt_length = self.tokenize(texts, self.resolve_prompt(prompt, prompt_name), max_length, truncate)
-        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
-        out: np.ndarray | None = None
         was_training = self.training
         self.eval()
         try:
-            batches = range(0, len(order), batch_size)
-            for start in tqdm(batches, desc="encode", disable=not show_progress_bar, unit="batch"):
-                chosen = order[start : start + batch_size]
-                batch = [ids[i] for i in chosen]
-                vectors = self._encode_batch(batch, pool, layers, modules, prompt_length).numpy()
-                if out is None:
-                    out = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
-                out[chosen] = vectors
+            out = run_sorted([len(x) for x in ids], batch_size, lambda chosen: self._encode_batch(
+                [ids[i] for i in chosen], pool, layers, modules, prompt_length).numpy(), progress=show_progress_bar)
         finally:
             self.train(was_training)
         return out[0] if single else out
@@ -220,7 +229,8 @@ class SentenceEncoder(nn.Module):
         """One padded batch through the model, pooled (``pool=None``: the model's own pooler output)."""
         input_ids, attention_mask = pad_batch(batch, self.tokenizer.pad_token_id, self.device)
         want_layers = layers not in ([-1], [self.model.config.num_hidden_layers])
-        output = self.model(input_ids, attention_mask=attention_mask, output_hidden_states=want_layers)
+        with autocast(self.model):
+            output = self.model(input_ids, attention_mask=attention_mask, output_hidden_states=want_layers)
         if pool is None:
             if output.pooler_output is None:
                 raise ValueError("pooling='pooled' needs a model with a pooler; this checkpoint has none")
@@ -262,18 +272,6 @@ class SentenceEncoder(nn.Module):
         return list(self.head)
 
 
-def pad_batch(batch: list[list[int]], pad_id: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor,
-                                                                                             torch.Tensor]:
-    """Right-pad id lists into ``input_ids`` and ``attention_mask`` tensors."""
-    width = max(map(len, batch))
-    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, ids in enumerate(batch):
-        input_ids[row, : len(ids)] = torch.tensor(ids)
-        attention_mask[row, : len(ids)] = 1
-    return input_ids.to(device), attention_mask.to(device)
-
-
 def _checked_texts(texts: Sequence[str], allow_empty: bool) -> list[str]:
     """A non-empty list of strings; empty or blank strings only when asked for."""
     if isinstance(texts, (bytes, dict)) or not isinstance(texts, Sequence):
@@ -290,4 +288,4 @@ def _checked_texts(texts: Sequence[str], allow_empty: bool) -> list[str]:
     return list(texts)
 
 
-__all__ = ["SentenceEncoder", "pad_batch"]
+__all__ = ["SentenceEncoder"]

@@ -1,10 +1,15 @@
 """Pooling: token vectors → one sentence vector, with every mode sentence-transformers has.
 
+The one implementation of pooling: the encoder, fine-tuning's sentence vector and the server's strategies all call
+:func:`pool`, so a mode added here is offered everywhere at once.
+
 Modes (sentence-transformers' names): ``cls``, ``max``, ``mean``, ``mean_sqrt_len_tokens``, ``weightedmean``,
 ``lasttoken``. Several modes are concatenated in the order given. Padding is on the right (bertkit pads so).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 
@@ -56,6 +61,12 @@ POOL_FUNCTIONS = {"cls": cls_pool, "max": max_pool, "mean": mean_pool, "mean_sqr
                   "weightedmean": weighted_mean_pool, "lasttoken": last_token_pool}
 
 
+def pool(modes: Sequence[str], hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The vectors of ``modes`` (names of ``POOLING_MODES``) over ``hidden`` (batch, seq, dim), concatenated."""
+    vectors = [POOL_FUNCTIONS[mode](hidden, attention_mask) for mode in modes]
+    return vectors[0] if len(vectors) == 1 else torch.cat(vectors, dim=-1)
+
+
 def parse_modes(pooling: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """``"cls+mean"`` or ``("cls", "mean")`` → ``("cls", "mean")``; an unknown mode is a clear error."""
     modes = tuple(pooling.split("+")) if isinstance(pooling, str) else tuple(pooling)
@@ -86,7 +97,7 @@ class Pooling(torch.nn.Module):
         if prompt_length and not self.include_prompt:
             attention_mask = attention_mask.clone()
             attention_mask[:, :prompt_length] = 0
-        return torch.cat([POOL_FUNCTIONS[mode](hidden, attention_mask) for mode in self.modes], dim=-1)
+        return pool(self.modes, hidden, attention_mask)
 
     def extra_repr(self) -> str:
         return f"strategy={self.strategy!r}, include_prompt={self.include_prompt}"

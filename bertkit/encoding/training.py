@@ -25,7 +25,8 @@ from ..training.batches import EpochBatches
 from ..training.device import check_spec
 from ..training.options import Options
 from ..training.schedule import SCHEDULES
-from .encoder import SentenceEncoder, pad_batch
+from .batching import pad_batch
+from .encoder import SentenceEncoder
 from .losses import LOSSES, cosent_loss, cosine_similarity_loss, multiple_negatives_ranking_loss
 from .retrieval import retrieval_metrics
 

@@ -17,14 +17,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import BertConfig
+from ..encoding.pooling import POOLING_MODES, pool
 from ..model import AutoModel, EncoderModel
 from ..model.heads import IGNORE_INDEX
 from ..model.pretrained import Pretrained
-from ..pooling import mean_pool
 from .heads import classifier_head
 
 PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
-POOLINGS = ("pooled", "cls", "mean")
+POOLINGS = ("pooled", *POOLING_MODES)  # BERT's pooler, or any single sentence-transformers mode
 
 
 @dataclass
@@ -120,10 +120,8 @@ class BertForSequenceClassification(TaskModel):
         out = self.base_model(input_ids, attention_mask, token_type_ids)
         if self.config.pooling == "pooled":
             return out.pooler_output
-        if self.config.pooling == "cls":
-            return out.last_hidden_state[:, 0]
         mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
-        return mean_pool(out.last_hidden_state, mask)
+        return pool((self.config.pooling,), out.last_hidden_state, mask)
 
     def forward(
         self,

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..encoding.batching import pad_batch, pad_rows, sorted_batches
+from ..encoding.precision import autocast
 from ..model.heads import IGNORE_INDEX
 from ..training.device import model_device, move_batch
 from . import long_text, metrics, ner
@@ -20,24 +22,11 @@ from .config import FinetuneConfig
 from .data import LabelMap
 
 
-def pad(rows: Sequence[Sequence[int]], value: int) -> torch.Tensor:
-    """Right-pad integer rows to the longest into one (batch, seq) tensor."""
-    width = max(len(r) for r in rows)
-    return torch.tensor([list(r) + [value] * (width - len(r)) for r in rows], dtype=torch.long)
-
-
 def inputs_of(features: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
-    """input_ids, token_type_ids and attention_mask of a list of features, padded to the longest."""
-    return {"input_ids": pad([f["input_ids"] for f in features], pad_id),
-            "token_type_ids": pad([f["token_type_ids"] for f in features], 0),
-            "attention_mask": pad([[1] * len(f["input_ids"]) for f in features], 0)}
-
-
-def in_batches(features: list[dict[str, Any]], size: int):
-    """Feature indices in batches of similar length (sorted: little padding), for inference."""
-    order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
-    for start in range(0, len(order), size):
-        yield order[start:start + size]
+    """input_ids, token_type_ids and attention_mask of a list of features, right-padded to the longest."""
+    input_ids, attention_mask = pad_batch([f["input_ids"] for f in features], pad_id)
+    return {"input_ids": input_ids, "token_type_ids": pad_rows([f["token_type_ids"] for f in features], 0),
+            "attention_mask": attention_mask}
 
 
 class Task:
@@ -59,9 +48,10 @@ class Task:
         outputs: list[Any] = [None] * len(features)
         device = model_device(model)
         with torch.no_grad():
-            for batch in in_batches(features, self.config.eval_batch_size):
+            for batch in sorted_batches([len(f["input_ids"]) for f in features], self.config.eval_batch_size):
                 chosen = [features[i] for i in batch]
-                out = model(**move_batch(inputs_of(chosen, self.pad_id), device))
+                with autocast(model):
+                    out = model(**move_batch(inputs_of(chosen, self.pad_id), device))
                 for row, i in enumerate(batch):
                     outputs[i] = self.unpack(out, row, len(chosen[row]["input_ids"]))
         model.train(was_training)
@@ -157,7 +147,7 @@ class TokenTask(Task):
 
     def collate(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
         batch = inputs_of(features, self.pad_id)
-        batch["labels"] = pad([f["labels"] for f in features], IGNORE_INDEX)
+        batch["labels"] = pad_rows([f["labels"] for f in features], IGNORE_INDEX)
         return batch
 
     def unpack(self, out: Any, row: int, length: int) -> Any:

@@ -65,7 +65,7 @@ def _onednn_applies(layer: nn.Linear, x: torch.Tensor) -> bool:
     """oneDNN's linear has no autograd and runs fp32 on the CPU only."""
     if not ONEDNN_LINEAR or x.device.type != "cpu" or x.dtype != torch.float32 or layer.weight.dtype != torch.float32:
         return False
-    if exporting():
+    if exporting() or torch.compiler.is_compiling():  # inductor lowers F.linear to its own oneDNN kernel
         return False
     if torch.is_autocast_enabled("cpu"):
         return False

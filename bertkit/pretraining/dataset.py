@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..encoding.batching import lengths_mask, pad_rows
 from ..model.heads import IGNORE_INDEX
 from .instances import Instance, SpecialIds
 from .masking import MaskingConfig, mask_instance
@@ -58,18 +59,10 @@ LENGTH_MULTIPLE = 8  # batch lengths are multiples of this: few distinct GEMM sh
 def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
     """Pad to the longest example, rounded up to ``LENGTH_MULTIPLE``; ``next_sentence_label`` carries the NSP/SOP
     label."""
-    length = -(-max(len(e.input_ids) for e in examples) // LENGTH_MULTIPLE) * LENGTH_MULTIPLE
-    batch = len(examples)
-    input_ids = torch.full((batch, length), pad_id, dtype=torch.long)
-    token_type_ids = torch.zeros((batch, length), dtype=torch.long)
-    attention_mask = torch.zeros((batch, length), dtype=torch.long)
-    labels = torch.full((batch, length), IGNORE_INDEX, dtype=torch.long)
-    for row, e in enumerate(examples):
-        n = len(e.input_ids)
-        input_ids[row, :n] = torch.from_numpy(e.input_ids.astype(np.int64))
-        token_type_ids[row, :n] = torch.from_numpy(e.token_type_ids.astype(np.int64))
-        attention_mask[row, :n] = 1
-        labels[row, :n] = torch.from_numpy(e.labels.astype(np.int64))
+    input_ids = pad_rows([e.input_ids for e in examples], pad_id, LENGTH_MULTIPLE)
+    token_type_ids = pad_rows([e.token_type_ids for e in examples], 0, LENGTH_MULTIPLE)
+    attention_mask = lengths_mask([len(e.input_ids) for e in examples], input_ids.shape[1])
+    labels = pad_rows([e.labels for e in examples], IGNORE_INDEX, LENGTH_MULTIPLE)
     next_sentence_label = torch.tensor([e.label for e in examples], dtype=torch.long)
     return {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask,
             "labels": labels, "next_sentence_label": next_sentence_label}

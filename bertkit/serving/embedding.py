@@ -7,14 +7,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..encoding import SentenceEncoder, pad_batch
+from ..encoding import SentenceEncoder
+from ..encoding.batching import pad_batch, pad_rows, run_sorted
+from ..encoding.pooling import Pooling, pool
+from ..encoding.precision import autocast
 from ..model import EncoderModel
-from ..pooling import TOKEN_POOLING, Pooling, cls_pool, max_pool, mean_pool
 from ..tokenization import BertTokenizer
 from .features import Item, build_features
 from .protocol import EMBED, ENCODE, TOKENS
 from .settings import ServerSettings
-from .strategies import FINE_TUNED
+from .strategies import FINE_TUNED, STRATEGY_MODES
 
 MODEL_BATCH_SIZE = 32  # sequences per forward pass: sorted by length, as SentenceEncoder batches
 
@@ -24,31 +26,18 @@ def load_tokenizer(folder: Path, cased: bool) -> BertTokenizer:
     return BertTokenizer.from_pretrained(folder, do_lower_case=not cased)
 
 
-def last_real_token(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """The vector at index ``mask.sum() - 1`` of each row: ``[SEP]`` for a single text, as the original computes it."""
-    index = (mask.sum(dim=1) - 1).clamp(min=0)
-    return hidden[torch.arange(hidden.shape[0], device=hidden.device), index]
-
-
-def pool(strategy: str, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def pool_strategy(strategy: str, hidden: torch.Tensor, mask: torch.Tensor, padding: torch.Tensor) -> torch.Tensor:
     """Apply a bert-as-service strategy to ``hidden`` (batch, seq, dim) under the 0/1 ``mask`` (batch, seq).
 
-    NONE keeps every token vector and zeroes the masked ones (padding, and [CLS]/[SEP] under ``mask_cls_sep``).
+    NONE keeps every token vector and zeroes the masked ones (padding, and [CLS]/[SEP] under ``mask_cls_sep``);
+    the others are pooling modes (``STRATEGY_MODES``), CLS_TOKEN / SEP_TOKEN over the ``padding`` mask alone.
     CLS_POOLED is not here: it is the model's pooler output, not a function of one layer.
     """
-    if strategy == "REDUCE_MEAN":
-        return mean_pool(hidden, mask)
-    if strategy == "REDUCE_MAX":
-        return max_pool(hidden, mask)
-    if strategy == "REDUCE_MEAN_MAX":
-        return torch.cat([mean_pool(hidden, mask), max_pool(hidden, mask)], dim=-1)
-    if strategy == "CLS_TOKEN":
-        return cls_pool(hidden, mask)
-    if strategy == "SEP_TOKEN":
-        return last_real_token(hidden, mask)
     if strategy == "NONE":
         return hidden * mask.unsqueeze(-1).to(hidden.dtype)
-    raise ValueError(f"pooling strategy {strategy!r} is not a token-level strategy")
+    if strategy not in STRATEGY_MODES:
+        raise ValueError(f"pooling strategy {strategy!r} is not a token-level strategy")
+    return pool(STRATEGY_MODES[strategy], hidden, padding if strategy in ("CLS_TOKEN", "SEP_TOKEN") else mask)
 
 
 def sentence_settings(encoder: SentenceEncoder, folder: Path) -> dict:
@@ -87,7 +76,7 @@ class ServingModel:
             from .fine_tuned import FineTunedServingModel
 
             return FineTunedServingModel.from_settings(settings, device)
-        encoder = SentenceEncoder.from_pretrained(settings.model_dir, device=device)
+        encoder = SentenceEncoder.from_pretrained(settings.model_dir, device=device, precision=settings.precision)
         model = encoder.model
         if settings.pooling_strategy == "CLS_POOLED" and "pooler.dense.weight" in model.loading_report.missing:
             raise ValueError(f"pooling_strategy CLS_POOLED needs a pooler, and {settings.model_dir} has no "
@@ -107,31 +96,22 @@ class ServingModel:
 
     def embed_ids(self, ids: list[list[int]]) -> np.ndarray:
         """Sentence embeddings of complete token id sequences, pooled as the folder says (not normalised)."""
-        strategy = self.sentence["pooling"]
-        if strategy not in TOKEN_POOLING:
-            raise ValueError(f"pooling {strategy!r} of the model folder is not supported (only {TOKEN_POOLING})")
-        pool = Pooling(strategy)
-        return self._by_length(ids, lambda hidden, mask: pool(hidden, mask))
+        sentence_pool = Pooling(self.sentence["pooling"])
+        return self._by_length(ids, lambda hidden, mask: sentence_pool(hidden, mask))
 
     def token_vectors(self, ids: list[list[int]]) -> np.ndarray:
         """Last-layer vectors of every token, ``(n, longest, dim)``, zero past each sequence's end."""
         return self._by_length(ids, lambda hidden, mask: hidden * mask.unsqueeze(-1).to(hidden.dtype))
 
     def _by_length(self, ids: list[list[int]], reduce) -> np.ndarray:
-        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
-        out: np.ndarray | None = None
-        for start in range(0, len(order), MODEL_BATCH_SIZE):
-            chosen = order[start : start + MODEL_BATCH_SIZE]
-            with torch.inference_mode():
-                input_ids, mask = pad_batch([ids[i] for i in chosen], self.tokenizer.pad_token_id, self.device)
+        @torch.inference_mode()
+        def step(chosen: list[int]) -> np.ndarray:
+            input_ids, mask = pad_batch([ids[i] for i in chosen], self.tokenizer.pad_token_id, self.device)
+            with autocast(self.model):
                 hidden = self.model(input_ids, attention_mask=mask).last_hidden_state
-                rows = reduce(hidden, mask).float().cpu().numpy()
-            if out is None:
-                out = np.zeros((len(ids), *rows.shape[1:]), dtype=np.float32)
-            if rows.ndim == 3:
-                out[chosen, : rows.shape[1]] = rows
-            else:
-                out[chosen] = rows
+            return reduce(hidden, mask).float().cpu().numpy()
+
+        out = run_sorted([len(x) for x in ids], MODEL_BATCH_SIZE, step) if ids else None
         return out if out is not None else np.zeros((0, self.model.config.hidden_size), dtype=np.float32)
 
     @property
@@ -143,18 +123,8 @@ class ServingModel:
         settings = self.settings
         features, length = build_features(self.tokenizer, items, settings.max_seq_len,
                                           self.model.config.max_position_embeddings, settings.mask_cls_sep)
-        order = sorted(range(len(features)), key=lambda i: -len(features[i].input_ids))
-        out: np.ndarray | None = None
-        for start in range(0, len(order), MODEL_BATCH_SIZE):
-            chosen = order[start : start + MODEL_BATCH_SIZE]
-            vectors = self._forward([features[i] for i in chosen]).numpy()
-            if out is None:
-                rows = (len(items), length) if vectors.ndim == 3 else (len(items),)
-                out = np.zeros((*rows, vectors.shape[-1]), dtype=np.float32)
-            if vectors.ndim == 3:
-                out[chosen, : vectors.shape[1]] = vectors
-            else:
-                out[chosen] = vectors
+        out = run_sorted([len(f.input_ids) for f in features], MODEL_BATCH_SIZE,
+                         lambda chosen: self._forward([features[i] for i in chosen]).numpy(), width=length)
         if out is None:  # an empty request
             empty = (0, length, self.dimension) if settings.pooling_strategy == "NONE" else (0, self.dimension)
             out = np.zeros(empty, dtype=np.float32)
@@ -171,13 +141,14 @@ class ServingModel:
 
     @torch.inference_mode()
     def _forward(self, batch: list) -> torch.Tensor:
-        input_ids, _ = pad_batch([f.input_ids for f in batch], self.tokenizer.pad_token_id, self.device)
-        segment_ids, _ = pad_batch([f.segment_ids for f in batch], 0, self.device)
-        mask, _ = pad_batch([f.mask for f in batch], 0, self.device)
+        input_ids, padding = pad_batch([f.input_ids for f in batch], self.tokenizer.pad_token_id, self.device)
+        segment_ids = pad_rows([f.segment_ids for f in batch], 0).to(self.device)
+        mask = pad_rows([f.mask for f in batch], 0).to(self.device)
         strategy = self.settings.pooling_strategy
-        output = self.model(input_ids, attention_mask=mask, token_type_ids=segment_ids,
-                            output_hidden_states=strategy != "CLS_POOLED")
+        with autocast(self.model):
+            output = self.model(input_ids, attention_mask=mask, token_type_ids=segment_ids,
+                                output_hidden_states=strategy != "CLS_POOLED")
         if strategy == "CLS_POOLED":
             return output.pooler_output.float().cpu()
         hidden = torch.cat([output.hidden_states[i] for i in self.hidden_indices], dim=-1)
-        return pool(strategy, hidden, mask).float().cpu()
+        return pool_strategy(strategy, hidden, mask, padding).float().cpu()

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..encoding.precision import apply_precision
 from ..finetuning.adapters import load_task_adapter
 from ..finetuning.predict import SequenceClassifier
 from ..peft import merge_lora
@@ -61,6 +62,7 @@ class FineTunedServingModel:
         if adapter and merge and predictor.model.peft_config.method == "lora":
             merge_lora(predictor.model)  # one adapter served: folded into the weights, no inference cost
         predictor.model.to(device)
+        apply_precision(predictor.model, settings.precision, predictor.tokenizer)
         return cls(predictor, settings)
 
     @property

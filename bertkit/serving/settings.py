@@ -11,6 +11,8 @@ from ..config import BertConfig
 from ..training.device import check_spec, resolve_device
 from .strategies import STRATEGY_IDS, checked_strategy
 
+PRECISIONS = ("fp32", "bf16", "int8")  # as bertkit.encoding.precision has them (checked here without torch)
+
 
 @dataclass
 class ServerSettings:
@@ -35,6 +37,7 @@ class ServerSettings:
     cpu: bool = False  # bert-as-service's flag: device cpu
     device: str = "auto"  # auto | cpu | cuda | cuda:N; auto and cuda spread the workers over the GPUs
     adapters: dict[str, Path] | list[str] | None = None  # NAME=DIR adapter folders served on model_dir (the base)
+    precision: str = "fp32"  # fp32, bf16 or int8 (bertkit.encoding.precision); a fallback to fp32 is a warning
     verbose: bool = False
     # production settings, named as text-embeddings-inference names its flags
     max_batch_tokens: int = 16384  # tokens per batch, summed over its texts
@@ -82,12 +85,14 @@ class ServerSettings:
             raise ValueError(f"--cpu and --device {device} contradict each other: give one")
         device = "cpu" if self.cpu else device
         resolve_device(device)  # a GPU asked for where there is none is refused before any worker starts
+        if str(self.precision).lower() not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         ports = [p for p in (self.port, self.port_out, self.http_port) if p is not None]
         if any(not 0 < p < 65536 for p in ports) or len(set(ports)) != len(ports):
             raise ValueError(f"port, port_out and http_port must be distinct ports in 1..65535, got {ports}")
         return dataclasses.replace(self, model_dir=folder, max_seq_len=max_seq_len, pooling_layer=layers,
                                    pooling_strategy=checked_strategy(self.pooling_strategy), device=device,
-                                   cpu=device == "cpu", adapters=adapters)
+                                   cpu=device == "cpu", adapters=adapters, precision=str(self.precision).lower())
 
     def threads_per_worker(self) -> int:
         """``torch_threads``, else ``OMP_NUM_THREADS`` (as torch itself reads it), else the cores shared out."""

@@ -2,7 +2,7 @@
 
 The numbers are the original enum's values (``show_server_config`` reports them); CLS_TOKEN / FIRST_TOKEN and
 SEP_TOKEN / LAST_TOKEN are the same strategy under two names. No torch here: settings are checked before any
-model is loaded (the pooling itself is in ``embedding.py``).
+model is loaded (the pooling itself is ``bertkit.encoding.pooling``, called from ``embedding.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,10 @@ STRATEGY_IDS = {
     "CLASSIFICATION": 7,
     "REGRESSION": 8,
 }
+# The strategies that pool a layer, as bertkit's pooling modes (bertkit.encoding.pooling does the pooling).
+# CLS_TOKEN and SEP_TOKEN keep the [CLS] / [SEP] vectors under mask_cls_sep, as bert-as-service documents.
+STRATEGY_MODES = {"REDUCE_MEAN": ("mean",), "REDUCE_MAX": ("max",), "REDUCE_MEAN_MAX": ("mean", "max"),
+                  "CLS_TOKEN": ("cls",), "SEP_TOKEN": ("lasttoken",)}
 FINE_TUNED = ("CLASSIFICATION", "REGRESSION")  # served from a `bertkit finetune` model, see fine_tuned.py
 
 
