@@ -53,7 +53,6 @@ class PretrainingConfig(Options):
     max_grad_norm: float = 1.0
     bf16: bool = False
     gradient_checkpointing: bool = False  # less activation memory for about a third more compute
-    caching_allocator: bool = True  # pool activation memory on the CPU: faster steps, lower peak memory
     seed: int = 0
     threads: int | None = None  # torch threads (as fine-tuning's option); None: torch's default
     logging_steps: int = 10
