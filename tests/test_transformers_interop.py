@@ -116,3 +116,13 @@ def test_remote_head_trains_in_transformers(tmp_path, tiny_dir):  # noqa: F811
     torch.testing.assert_close(loss, ours(IDS, MASK, TYPES, labels=scores).loss, atol=1e-5, rtol=0)
     loss.backward()
     assert theirs.classifier.dense.weight.grad.abs().sum() > 0
+
+
+def test_without_trust_remote_code_transformers_builds_another_model(tmp_path, tiny_dir):  # noqa: F811
+    """Why the README names the folders that need the flag: without it transformers silently builds its own class,
+    with a fresh pooler, and scores differently."""
+    ours, folder = saved_folder(tmp_path, tiny_dir, "classification", "mean", "linear")
+    plain = transformers.AutoModelForSequenceClassification.from_pretrained(folder).eval()
+    assert type(plain).__name__ == "BertForSequenceClassification"
+    got = outputs(ours, input_ids=IDS, attention_mask=MASK, token_type_ids=TYPES)
+    assert not torch.allclose(outputs(plain, input_ids=IDS, attention_mask=MASK, token_type_ids=TYPES), got, atol=1e-3)
