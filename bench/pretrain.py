@@ -8,10 +8,9 @@ instances of 128 tokens and masked by bertkit's pipeline, identical for every va
 process that reads the prepared batches from a file (so its peak resident memory is the model's and the step's,
 plus the ~0.3 GB that importing torch costs): 2 warm-up steps, then ``--steps`` timed optimizer steps.
 Variants: transformers fp32 (MLM decoder over every position); bertkit as its Trainer runs a step — the MLM loss
-on the masked ~15 % only, chunk by chunk (``bertkit.model.vocab_loss``), fast dropout masks, fused AdamW, and
-activations pooled by the caching CPU allocator (``bertkit.training.caching_allocator``) — in fp32, under bf16
-autocast (``bf16: true``), and with activation checkpointing as well (``gradient_checkpointing: true``); the last
-row is bf16 without the caching allocator (``caching_allocator: false``), to show its share.
+on the masked ~15 % only, chunk by chunk (``bertkit.model.vocab_loss``), fast dropout masks, fused AdamW — in
+fp32, under bf16 autocast (``bf16: true``), and with activation checkpointing as well (``gradient_checkpointing:
+true``). Memory allocators are compared by ``bench/allocator.py``.
 """
 
 from __future__ import annotations
@@ -41,7 +40,7 @@ from bertkit.tokenization import BertTokenizer  # noqa: E402
 
 SIZES = dict(vocab_size=30522, hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024)
 BATCH, LENGTH = 32, 128
-VARIANTS = ("transformers", "bertkit-fp32", "bertkit-bf16", "bertkit-bf16-ckpt", "bertkit-bf16-nopool")
+VARIANTS = ("transformers", "bertkit-fp32", "bertkit-bf16", "bertkit-bf16-ckpt")
 
 
 def batches(count: int) -> list[dict[str, torch.Tensor]]:
@@ -67,7 +66,6 @@ def run_variant(variant: str, steps: int, threads: int, data_file: str) -> dict:
     """Time ``steps`` optimizer steps of one variant in this process, on the batches saved in ``data_file``."""
     from safetensors.torch import load_file
 
-    from bertkit.training import caching_allocator
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -95,12 +93,10 @@ def run_variant(variant: str, steps: int, threads: int, data_file: str) -> dict:
     model.train()
     if variant.startswith("transformers"):
         optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
-    else:  # what bertkit's Trainer builds: decay groups, fused kernel; and its allocator, unless asked not to
+    else:  # what bertkit's Trainer builds: decay groups, fused kernel
         from bertkit.training.optim import build_optimizer
 
         optimizer = build_optimizer(model, lr=1e-4, weight_decay=0.01)
-        if not variant.endswith("-nopool") and not caching_allocator.install():
-            raise SystemExit("the caching allocator could not be built (is a C++ compiler installed?)")
     losses = []
     for i, batch in enumerate(data):
         if i == 2:

@@ -59,7 +59,7 @@ class FinetuneConfig(Options):
     # inputs
     max_length: int = 128
     long_text: str = "head"
-    head_tokens: int = 128
+    head_tokens: int | str = "auto"  # head+tail: tokens from the start, or "auto" (the seeds' length rule)
     window_stride: int | None = None
     window_aggregation: str = "mean"
     doc_stride: int = 128
@@ -112,6 +112,12 @@ class FinetuneConfig(Options):
                               ("classifier_head", CLASSIFIER_HEADS), ("pooling", POOLINGS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.head_tokens != "auto":
+            try:
+                self.head_tokens = int(self.head_tokens)
+            except (TypeError, ValueError):
+                raise ValueError(f"head_tokens must be a number of tokens or 'auto', got {self.head_tokens!r}") \
+                    from None
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         self.device = check_spec(self.device)

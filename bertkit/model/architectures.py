@@ -36,6 +36,7 @@ IGNORED_KEYS = frozenset({
     "pruned_heads", "tie_word_embeddings",
     # bertkit's fine-tuned folders: the task head's settings (read by TaskConfig)
     "classifier_head", "classifier_inner_size", "pooling", "finetuning",
+    "auto_map",  # the class transformers loads a folder's own head with (finetuning/remote.py)
 })
 
 

@@ -55,7 +55,6 @@ class PretrainingConfig(Options):
     bf16: bool = False
     device: str = "auto"  # auto | cpu | cuda | cuda:N; under torchrun each rank takes cuda:LOCAL_RANK
     gradient_checkpointing: bool = False  # less activation memory for about a third more compute
-    caching_allocator: bool = True  # pool activation memory on the CPU: faster steps, lower peak memory
     seed: int = 0
     threads: int | None = None  # torch threads (as fine-tuning's option); None: torch's default
     logging_steps: int = 10

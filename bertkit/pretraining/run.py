@@ -192,7 +192,7 @@ def run_pretraining(config: PretrainingConfig, resume: bool = False) -> dict:
         eval_steps=config.eval_steps,
         save_steps=config.save_steps, save_total_limit=config.save_total_limit, plot_keys=PLOT_KEYS,
         progress=config.progress,
-        max_minutes=config.max_minutes, caching_allocator=config.caching_allocator)
+        max_minutes=config.max_minutes)
 
     def evaluate(m: torch.nn.Module) -> dict[str, float]:
         return evaluate_pretraining(m, data.eval_batches, pair_task, data.most_frequent_token)

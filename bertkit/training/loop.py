@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import caching_allocator, distributed, state
+from . import distributed, state
 from .device import autocast_context, check_spec, move_batch, resolve_device
 from .metrics import MetricsLog, plot_metrics
 from .optim import build_optimizer
@@ -69,7 +69,6 @@ class TrainingArguments:
     plot_keys: Sequence[str] = ("loss", "learning_rate")
     progress: bool = True
     max_minutes: float | None = None  # a time budget: stop (evaluate, checkpoint) once it is spent
-    caching_allocator: bool = True  # on the CPU, pool activation memory while training (caching_allocator.py)
 
     def __post_init__(self) -> None:
         if self.max_steps < 1:
@@ -155,21 +154,9 @@ class Trainer:
         distributed.barrier()
 
     # -- the loop ------------------------------------------------------------------------------------------------
-    @contextmanager
-    def memory_pool(self) -> Iterator[None]:
-        """While training on the CPU, torch allocates through bertkit's caching allocator (see its module doc):
-        the steps' activations reuse pooled blocks instead of fragmenting the heap or faulting in fresh pages."""
-        pooled = self.args.caching_allocator and self.device_type == "cpu" and caching_allocator.install()
-        try:
-            yield
-        finally:
-            if pooled:
-                caching_allocator.uninstall()
-
     def train(self, resume: bool = False) -> TrainingResult:
         """Train to ``max_steps`` (or an early stop), logging, evaluating and checkpointing on the way."""
-        with self.memory_pool():
-            return self._train(resume)
+        return self._train(resume)
 
     def _train(self, resume: bool) -> TrainingResult:
         args = self.args
