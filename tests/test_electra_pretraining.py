@@ -149,7 +149,7 @@ def test_cli_electra_run_writes_a_discriminator_and_a_generator_transformers_loa
     assert summary["config"]["objective"] == "electra" and summary["config"]["architecture"] == "electra"
     discriminator = ElectraForPreTraining.from_pretrained(out / "model", output_loading_info=True)
     generator = ElectraForMaskedLM.from_pretrained(out / "generator", output_loading_info=True)
-    for model, info in (discriminator, generator):
+    for _, info in (discriminator, generator):
         assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
     assert generator[0].config.hidden_size == 32 and discriminator[0].config.hidden_size == 128
     shared = ("electra.embeddings.word_embeddings.weight", "electra.embeddings.position_embeddings.weight")
