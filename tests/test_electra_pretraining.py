@@ -192,3 +192,21 @@ def test_bad_input_is_a_clear_error(overrides, message, review_corpus, minilm_di
     assert main(cli_args(review_corpus, minilm_dir, tmp_path / "out", "max_steps=1", *overrides)) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_torchrun_two_ranks_keep_both_models_equal(review_corpus, minilm_dir, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+               str(29600 + os.getpid() % 1000), "-m", "bertkit", *cli_args(review_corpus, minilm_dir, out,
+                                                                            "max_steps=3", "eval_fraction=0")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    first, second = summary["rank_checksums"]
+    assert summary["ranks"] == 2 and summary["steps"] == 3 and first == second
