@@ -63,14 +63,15 @@ pretrain-electra-en: $(VENV)/.runtime
 	$(VENV)/bin/bertkit fill-mask --model out/en/electra/generator "the [MASK] module provides functions for working with files ." \
 		"this movie is one of the [MASK] films of the year ."
 
-# ELECTRA vs MLM + NSP at equal wall-clock (20 minutes each, side by side, one thread each), then both fine-tuned on
-# Rotten Tomatoes the same way: accuracies in out/finetune-rt-{mlm,electra}/results.json (after make pretrain-en's vocab)
+# ELECTRA vs MLM + NSP at equal wall-clock (20 minutes each, side by side, one thread each; fp32, as CPUs without
+# AVX-512 emulate bf16 slowly), then both fine-tuned on Rotten Tomatoes the same way: accuracies in
+# out/finetune-rt-{mlm,electra}/results.json (needs make pretrain-en's corpus and vocab)
 FINETUNE_MINI := OMP_NUM_THREADS=1 $(VENV)/bin/bertkit finetune --config configs/rotten_tomatoes-mini.yaml progress=false \
 	overwrite=true
 compare-electra-en: $(VENV)/.runtime
-	OMP_NUM_THREADS=1 $(VENV)/bin/bertkit pretrain --config configs/pretrain-en.yaml max_minutes=20 threads=1 \
+	OMP_NUM_THREADS=1 $(VENV)/bin/bertkit pretrain --config configs/pretrain-en.yaml max_minutes=20 threads=1 bf16=false \
 		progress=false overwrite=true output_dir=out/en/compare-mlm & mlm=$$!; \
-	OMP_NUM_THREADS=1 $(VENV)/bin/bertkit pretrain --config configs/pretrain-electra-en.yaml max_minutes=20 threads=1 \
+	OMP_NUM_THREADS=1 $(VENV)/bin/bertkit pretrain --config configs/pretrain-electra-en.yaml max_minutes=20 threads=1 bf16=false \
 		progress=false overwrite=true output_dir=out/en/compare-electra & electra=$$!; \
 	wait $$mlm && wait $$electra
 	$(FINETUNE_MINI) model=out/en/compare-mlm/model output_dir=out/finetune-rt-mlm & mlm=$$!; \
