@@ -134,6 +134,8 @@ def encoder_names(model: nn.Module, names: set[str]) -> list[str]:
 def load_weights(model: nn.Module, folder: Path) -> LoadingReport:
     """Copy a folder's weights into ``model``; log missing heads and unused tensors; refuse a checkpoint that
     lacks encoder weights or has a tensor of the wrong shape, naming the tensors."""
+    if hasattr(model, "load_folder"):  # a model saved as several folders (ELECTRA pretraining's two models)
+        return model.load_folder(folder)
     path = find_weights(folder)
     stored = read_state_dict(path)
     if hasattr(model, "from_hf_layout"):  # tensors laid out otherwise than bertkit's (GPT-2's fused Conv1D)

@@ -35,6 +35,9 @@ class PretrainingConfig(Options):
     embedding_size: int | None = None  # ALBERT / ELECTRA: factorized embeddings of this width
     num_hidden_groups: int | None = None  # ALBERT: layers share the weights of this many groups
     pair_task: str = "nsp"  # nsp | sop | none
+    objective: str = "mlm"  # mlm: masked LM (+ pair_task); electra: generator MLM + replaced-token detection
+    generator_size: float = 0.25  # electra: the generator's width as a fraction of the discriminator's
+    rtd_weight: float = 50.0  # electra: λ in L_mlm + λ·L_rtd (the paper's 50)
     word_boundaries: str = "wordpiece"  # wordpiece | jieba (Chinese whole words)
     masking: str = "token"  # token | whole_word | ngram | span
     mlm_probability: float = 0.15
@@ -69,10 +72,13 @@ class PretrainingConfig(Options):
 
     def __post_init__(self) -> None:
         choices = {"pair_task": TASKS, "word_boundaries": WORD_BOUNDARIES, "corpus_format": ("lines", "raw"),
-                   "architecture": ("bert", "roberta", "albert", "electra", "distilbert")}
+                   "architecture": ("bert", "roberta", "albert", "electra", "distilbert"),
+                   "objective": ("mlm", "electra")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.objective == "electra":
+            self.check_electra()
         self.masking_config()  # validates the masking fields
         self.device = check_spec(self.device)
         if self.max_seq_length < 8:
@@ -81,6 +87,25 @@ class PretrainingConfig(Options):
             raise ValueError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
         if self.batch_size < 1 or self.dupe_factor < 1:
             raise ValueError("batch_size and dupe_factor must be ≥ 1")
+
+    def check_electra(self) -> None:
+        """ELECTRA pretraining trains an ELECTRA generator + discriminator from scratch, without a pair task."""
+        if self.pair_task != "none":
+            raise ValueError(f"objective electra has no sentence-pair task (pair_task: {self.pair_task}): the "
+                             "discriminator reads single sequences; set pair_task: none (nsp / sop go with "
+                             "objective mlm)")
+        if self.architecture not in ("bert", "electra"):  # bert: the default, left as it is
+            raise ValueError(f"objective electra trains an ELECTRA discriminator, not architecture "
+                             f"{self.architecture}; set architecture: electra (or objective: mlm)")
+        self.architecture = "electra"
+        if self.init_from:
+            raise ValueError("objective electra trains its generator and discriminator from scratch; init_from is "
+                             "supported with objective mlm only")
+        if not 0.0 < self.generator_size <= 1.0:
+            raise ValueError(f"generator_size must be in (0, 1], got {self.generator_size}: a generator wider than "
+                             "the discriminator makes its task too hard (the paper finds ¼–½ best)")
+        if not self.rtd_weight > 0:
+            raise ValueError(f"rtd_weight must be positive, got {self.rtd_weight}")
 
     def masking_config(self) -> MaskingConfig:
         return MaskingConfig(strategy=self.masking, mlm_probability=self.mlm_probability,

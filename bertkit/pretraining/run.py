@@ -27,12 +27,14 @@ from ..training.state import check_output_dir
 from .config import PretrainingConfig
 from .dataset import Example, PretrainingBatches, collate, mask_statically, to_example
 from .documents import read_documents
+from .electra import ElectraPretrainingModel, electra_step, evaluate_electra
 from .instances import SpecialIds, create_instances
 from .objective import evaluate_pretraining, pretraining_step
 from .tokenized import tokenize_documents
 
 logger = logging.getLogger(__name__)
-PLOT_KEYS = ("loss", "mlm_accuracy", "nsp_accuracy", "learning_rate", "perplexity", "tokens_per_second")
+PLOT_KEYS = ("loss", "mlm_accuracy", "nsp_accuracy", "rtd_accuracy", "learning_rate", "perplexity",
+             "tokens_per_second")
 
 
 def load_tokenizer(config: PretrainingConfig) -> BertTokenizer:
@@ -74,7 +76,13 @@ def fresh_config(config: PretrainingConfig, tokenizer: BertTokenizer) -> BertCon
 
 def build_model(config: PretrainingConfig, tokenizer: BertTokenizer) -> torch.nn.Module:
     """A fresh model of the configured architecture and size, or ``init_from`` with fresh heads where the
-    checkpoint has none."""
+    checkpoint has none; for ``objective: electra``, a generator + discriminator pair."""
+    if config.objective == "electra":
+        model = ElectraPretrainingModel(fresh_config(config, tokenizer), config.generator_size, config.rtd_weight)
+        if config.max_seq_length > model.config.max_tokens:
+            raise ValueError(f"max_seq_length {config.max_seq_length} exceeds the model's {model.config.max_tokens} "
+                             "positions")
+        return model
     if config.init_from:
         model_config = BertConfig.from_json_file(Path(config.init_from) / "config.json")
         if config.architecture not in ("bert", model_config.model_type):
@@ -194,10 +202,15 @@ def run_pretraining(config: PretrainingConfig, resume: bool = False) -> dict:
         progress=config.progress,
         max_minutes=config.max_minutes)
 
+    electra = config.objective == "electra"
+
     def evaluate(m: torch.nn.Module) -> dict[str, float]:
+        if electra:
+            return evaluate_electra(m, data.eval_batches, data.most_frequent_token, config.seed)
         return evaluate_pretraining(m, data.eval_batches, pair_task, data.most_frequent_token)
 
-    trainer = Trainer(model, args, batches, lambda m, b: pretraining_step(m, b, pair_task),
+    step = electra_step if electra else lambda m, b: pretraining_step(m, b, pair_task)
+    trainer = Trainer(model, args, batches, step,
                       evaluate=evaluate if data.eval_batches else None, tokenizer=tokenizer)
     result = trainer.train(resume=resume)
     checksums = distributed.gather(parameter_checksum(model))
@@ -208,7 +221,10 @@ def run_pretraining(config: PretrainingConfig, resume: bool = False) -> dict:
                "final_eval": next((r for r in reversed(result.history) if r["split"] == "eval"), None)}
     if distributed.is_main():
         out = Path(config.output_dir)
-        model.save_pretrained(out / "model", tokenizer=tokenizer)
+        # ELECTRA keeps the discriminator as the model; its generator is an MLM of its own (fill-mask works)
+        parts = {"model": model.discriminator, "generator": model.generator} if electra else {"model": model}
+        for name, part in parts.items():
+            part.save_pretrained(out / name, tokenizer=tokenizer)
         write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     distributed.barrier()
     return summary

@@ -82,7 +82,7 @@ def save_checkpoint(
     return final
 
 
-RUN_FILES = ("metrics.jsonl", "checkpoints", "summary.json", "model", "best", "results.json")
+RUN_FILES = ("metrics.jsonl", "checkpoints", "summary.json", "model", "generator", "best", "results.json")
 
 
 def check_output_dir(directory: str | os.PathLike, resume: bool, overwrite: bool, clear: bool = True) -> None:
