@@ -142,7 +142,8 @@ def refuse_unsupported(values: dict[str, Any]) -> None:
     if values.get("tie_word_embeddings") is False:
         problems.append("tie_word_embeddings=false (bertkit's MLM decoder is the word-embedding matrix)")
     if values.get("pruned_heads"):
-        problems.append("pruned_heads (attention heads removed from some layers)")
+        problems.append("pruned_heads (attention heads removed from some layers: load such a folder with "
+                        "bertkit.model.pruning.load_pruned)")
     if problems:
         raise ValueError("config.json asks for what bertkit cannot compute: " + "; ".join(problems))
 

@@ -52,7 +52,7 @@ def heads_per_layer(model: nn.Module) -> list[int]:
 
 @contextmanager
 def head_gates(model: nn.Module, gates: torch.Tensor):
-    """Within the block, layer i's head j has its context multiplied by ``gates[i, j]`` (heads present now)."""
+    """Within the block, the j-th remaining head of layer i has its context multiplied by ``gates[i, j]``."""
     layers = _layers(model)
     handles = []
     for index, layer in enumerate(layers):
@@ -76,12 +76,12 @@ def head_gates(model: nn.Module, gates: torch.Tensor):
 def head_importance(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]],
                     loss_fn: Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor],
                     normalize: bool = True) -> torch.Tensor:
-    """(layers, max heads) importance: Σ over batches of |∂loss/∂ξ|; NaN where a layer has fewer heads now.
-
-    ``normalize`` divides each layer's scores by their L2 norm, as Michel et al. do before ranking across layers.
-    """
+    """(layers, heads) importance Σ over batches of |∂loss/∂ξ|, by the unpruned model's head numbers (NaN for
+    heads already pruned). ``normalize`` divides each layer's scores by their L2 norm, as Michel et al. do before
+    ranking heads across layers."""
     counts = heads_per_layer(model)
-    gates = torch.ones(len(counts), max(counts), requires_grad=True)
+    dtype = next(model.parameters()).dtype
+    gates = torch.ones(len(counts), max(counts), dtype=dtype, requires_grad=True)
     total = torch.zeros_like(gates)
     was_training = model.training
     model.eval()  # no dropout: the importance of the model as it predicts
@@ -93,11 +93,15 @@ def head_importance(model: nn.Module, batches: Iterable[dict[str, torch.Tensor]]
                 total += grad.abs()
     finally:
         model.train(was_training)
-    if normalize:
-        total = total / total.norm(dim=1, keepdim=True).clamp(min=1e-20)
-    for index, count in enumerate(counts):
-        total[index, count:] = float("nan")
-    return total.detach()
+    present = [_current_heads(model, layer) for layer in range(len(counts))]
+    out = torch.full((len(counts), max(len(p) + len(getattr(model, "pruned_heads", {}).get(i, ())) for i, p in
+                                       enumerate(present))), float("nan"), dtype=dtype)
+    for layer, heads in enumerate(present):
+        scores = total[layer, :len(heads)]
+        if normalize:
+            scores = scores / scores.norm().clamp(min=1e-20)
+        out[layer, heads] = scores
+    return out.detach()
 
 
 def _current_heads(model: nn.Module, layer: int) -> list[int]:
@@ -155,9 +159,10 @@ def prune_heads(model: nn.Module, heads: dict[int, Iterable[int]]) -> nn.Module:
 
 
 def least_important(importance: torch.Tensor, count: int, model: nn.Module) -> dict[int, list[int]]:
-    """The ``count`` least important heads (original numbers), never a layer's last one."""
-    scores = [(float(importance[layer, i]), layer, head) for layer in range(importance.shape[0])
-              for i, head in enumerate(_current_heads(model, layer))]
+    """The ``count`` least important of the remaining heads (``importance`` by original head numbers, as
+    :func:`head_importance` gives it), never a layer's last one."""
+    scores = [(float(importance[layer, head]), layer, head) for layer in range(importance.shape[0])
+              for head in _current_heads(model, layer)]
     left = {layer: len(_current_heads(model, layer)) for layer in range(importance.shape[0])}
     chosen: dict[int, list[int]] = {}
     for _, layer, head in sorted(scores):
