@@ -302,3 +302,14 @@ def test_an_embedding_student_learns_the_teachers_vectors():
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.3 * losses[0]
+
+
+def test_the_command_names_a_bad_option_before_any_work(tmp_path, capsys):
+    from bertkit.cli import main
+
+    config = tmp_path / "d.yaml"
+    config.write_text("mode: task\nteacher: nowhere\n")
+    assert main(["distill", "--config", str(config), "temperature=0"]) == 2
+    assert "temperature must be > 0, got 0" in capsys.readouterr().err
+    assert main(["distill", "--config", str(config), f"output_dir={tmp_path / 'out'}"]) == 2
+    assert "no fine-tuned model in nowhere" in capsys.readouterr().err
