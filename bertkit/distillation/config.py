@@ -47,6 +47,7 @@ class DistillConfig(Options):
     # optimisation
     epochs: int = 3
     max_steps: int | None = None
+    max_minutes: float | None = None  # a time budget: stop (evaluate, keep the best) once it is spent
     batch_size: int = 32
     eval_batch_size: int = 64
     learning_rate: float = 1e-4

@@ -153,7 +153,8 @@ def _distill_task(config: DistillConfig) -> dict[str, Any]:
     args = TrainingArguments(
         output_dir=config.output_dir, max_steps=max_steps, learning_rate=config.learning_rate,
         weight_decay=config.weight_decay, warmup_steps=round(config.warmup_ratio * max_steps),
-        lr_schedule=config.lr_schedule, seed=config.seed, logging_steps=max(1, min(50, eval_steps // 2)),
+        lr_schedule=config.lr_schedule, seed=config.seed, max_minutes=config.max_minutes,
+        logging_steps=max(1, min(50, eval_steps // 2)),
         eval_steps=eval_steps, metric_for_best="accuracy",
         plot_keys=("loss", "loss_kl", "loss_task", "loss_hidden", "loss_attention", "accuracy"),
         progress=config.progress)
