@@ -72,7 +72,7 @@ def main() -> None:
     write_text_atomic(out / "pruning.json", json.dumps({"model": str(folder), "test_examples": len(test),
                                                         "threads": args.threads, "importance": importance.tolist(),
                                                         "rows": rows}, indent=2) + "\n")
-    plot(rows, out / "accuracy_vs_heads.png", folder.name)
+    plot(rows, out / "accuracy_vs_heads.png", str(folder))
 
 
 def plot(rows: list[dict], path: Path, name: str) -> None:
