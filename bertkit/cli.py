@@ -17,7 +17,7 @@ from .atomic import write_bytes_atomic
 # Modules under bertkit/commands/ that add their own subcommands: each has ``register(subparsers) -> None``.
 COMMAND_MODULES: list[str] = ["train_tokenizer", "word_model", "pretrain", "finetune", "predict", "tune",
                                  "serve", "embeddings", "export", "adapters", "generate", "pretrain_gpt",
-                                 "seq2seq"]
+                                 "seq2seq", "distill"]
 
 
 def _model_dir(value: str | None) -> Path:

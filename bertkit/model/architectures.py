@@ -245,7 +245,8 @@ def refuse_unsupported(values: dict[str, Any]) -> None:
                                                                              ARCHITECTURES["bert"]).seq2seq:
         problems.append("tie_word_embeddings=false (bertkit's MLM decoder is the word-embedding matrix)")
     if values.get("pruned_heads"):
-        problems.append("pruned_heads (attention heads removed from some layers)")
+        problems.append("pruned_heads (attention heads removed from some layers: load such a folder with "
+                        "bertkit.model.pruning.load_pruned)")
     if problems:
         raise ValueError("config.json asks for what bertkit cannot compute: " + "; ".join(problems))
 

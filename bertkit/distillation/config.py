@@ -1,0 +1,86 @@
+"""DistillConfig: every option of ``bertkit distill``, from YAML with ``key=value`` overrides."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from ..training.options import Options
+from ..training.schedule import SCHEDULES
+from .losses import check_temperature
+
+MODES = ("task", "embedding")
+
+
+@dataclass
+class DistillConfig(Options):
+    """A teacher, the student to build from it, the losses, and how to train."""
+
+    KIND: ClassVar[str] = "distillation"
+    ALIASES: ClassVar[dict[str, str]] = {"lr": "learning_rate"}
+
+    mode: str = "task"  # task: a fine-tuned classifier's logits; embedding: a sentence encoder's vectors
+    teacher: str | None = None  # task: a fine-tuned folder (required); embedding: default the installed MiniLM
+    # the student: copied teacher layers (student_layers, default every other), or narrower from random weights
+    student_num_layers: int = 3
+    student_layers: list[int] | None = None  # teacher layers (0-based) the student starts from
+    student_hidden_size: int | None = None  # set: a narrower student from random weights (TinyBERT)
+    student_heads: int | None = None
+    student_intermediate_size: int | None = None
+    student_model: str | None = None  # a smaller pretrained folder of the teacher's vocabulary to start from
+    # losses: alpha·KL(T) + beta·task + hidden_weight·MSE + cosine_weight·(1−cos) + attention_weight·MSE(maps)
+    alpha: float = 0.5
+    beta: float = 0.5
+    temperature: float = 2.0
+    hidden_weight: float = 0.0
+    cosine_weight: float = 0.0
+    attention_weight: float = 0.0
+    layer_map: list[int] | None = None  # teacher layer (1-based) for each student layer; default m·N/M
+    # data: task mode reads the teacher's data set; embedding mode unlabeled texts (see embedding.py)
+    dataset: str | None = "rotten_tomatoes"
+    train_file: str | None = None  # task: labelled files instead of a named set (as bertkit finetune reads them)
+    dev_file: str | None = None
+    test_file: str | None = None
+    limit_train: int | None = None
+    max_texts: int = 20000  # embedding: unlabeled sentences at most
+    max_length: int | None = None  # default: the teacher's
+    # optimisation
+    epochs: int = 3
+    max_steps: int | None = None
+    max_minutes: float | None = None  # a time budget: stop (evaluate, keep the best) once it is spent
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    learning_rate: float = 1e-4
+    lr_schedule: str = "linear"
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    evals_per_epoch: int = 1
+    seed: int = 42
+    threads: int | None = None
+    speed_rounds: int = 3  # encode-speed timing: alternating teacher / student rounds, the fastest of each kept
+    output_dir: str = "out/distill"
+    overwrite: bool = False
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        check_temperature(self.temperature)
+        for name in ("student_num_layers", "epochs", "batch_size", "eval_batch_size", "evals_per_epoch",
+                     "speed_rounds", "max_texts"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        for name in ("alpha", "beta", "hidden_weight", "cosine_weight", "attention_weight"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
+        if self.lr_schedule not in SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {tuple(SCHEDULES)}, got {self.lr_schedule!r}")
+        if self.student_layers is not None and self.student_hidden_size is not None:
+            raise ValueError("student_layers copies teacher layers (the teacher's width); student_hidden_size builds "
+                             "a narrower student from random weights: give one of them")
+        if self.student_model is not None and (self.student_layers is not None or self.student_hidden_size):
+            raise ValueError("student_model is a ready student: student_layers / student_hidden_size do not apply")
+        if self.student_layers is not None:
+            self.student_num_layers = len(self.student_layers)
+        if self.mode == "task" and not self.teacher:
+            raise ValueError("task distillation needs teacher: a fine-tuned model folder (bertkit finetune's best/)")

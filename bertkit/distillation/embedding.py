@@ -1,0 +1,192 @@
+"""Embedding distillation: a sentence encoder (the teacher, default the installed all-MiniLM-L6-v2) → a student of
+fewer layers (copied teacher layers) or a narrower one, trained on unlabeled sentences to reproduce the teacher's
+sentence vectors (MSE, before any Normalize), as in Reimers & Gurevych 2020's multilingual distillation.
+
+Sentences: the texts of the Python-docs retrieval pages outside the test set (``bench/retrieval.py``'s split), then
+Rotten Tomatoes reviews, up to ``max_texts``; 15 % of the training pages' pairs are held out as the dev set
+(MRR@10). The student is a sentence-transformers folder (``output_dir/best``) that ``SentenceEncoder`` loads.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import corpora
+from ..assets import default_model_dir
+from ..atomic import write_text_atomic
+from ..encoding import SentenceEncoder
+from ..encoding.encoder import pad_batch
+from ..encoding.modules import Dense, FolderLayout, Normalize
+from ..encoding.pairs import Pair, python_docs_pairs, split_by_source
+from ..encoding.retrieval import retrieval_metrics
+from ..finetuning.train import seed_everything
+from ..model import AutoModel
+from ..training import Trainer, TrainingArguments
+from ..training.batches import EpochBatches
+from ..training.state import check_output_dir
+from .config import DistillConfig
+from .speed import fastest_rounds
+from .student import check_same_vocabulary, every_other_layer, narrow_student, student_from_layers
+
+
+def student_encoder(teacher: SentenceEncoder, config: DistillConfig) -> SentenceEncoder:
+    """The teacher's pipeline (pooling, Dense, Normalize …) over a smaller model; a narrower student gets a Dense
+    (identity activation) up to the teacher's width, so that its vectors can be compared with the teacher's."""
+    model = teacher.model
+    if config.student_model is not None:
+        check_same_vocabulary(teacher_folder(config), config.student_model)
+        student = AutoModel.from_pretrained(config.student_model).train()
+    elif config.student_hidden_size is not None:
+        student = narrow_student(model, config.student_num_layers, config.student_hidden_size, config.student_heads,
+                                 config.student_intermediate_size, seed=config.seed)
+    else:
+        layers = config.student_layers or every_other_layer(model.config.num_hidden_layers, config.student_num_layers)
+        student = student_from_layers(model, layers)
+    modules = [copy.deepcopy(m) for m in teacher.head]
+    if student.config.hidden_size != model.config.hidden_size:
+        if any(not isinstance(m, Normalize) for m in modules):
+            raise ValueError("a narrower student needs a teacher whose pipeline is pooling (+ Normalize) only")
+        width = teacher.pooled_dimension
+        modules = [Dense(width * student.config.hidden_size // model.config.hidden_size, width,
+                         activation_function="torch.nn.modules.linear.Identity"), *modules]
+    layout = FolderLayout(Path("."), teacher.pool, None, modules, teacher.max_seq_length, teacher.do_lower_case,
+                          dict(teacher.prompts), teacher.default_prompt_name, teacher.similarity_fn_name)
+    return SentenceEncoder(student, teacher.tokenizer, layout=layout).train()
+
+
+def teacher_folder(config: DistillConfig) -> Path:
+    """The teacher's folder: the config's, else the installed MiniLM."""
+    return Path(config.teacher) if config.teacher else default_model_dir()
+
+
+def unnormalized(encoder: SentenceEncoder, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """The encoder's vectors before Normalize: what the student learns to reproduce (lengths carry information)."""
+    hidden = encoder.model(input_ids, attention_mask=attention_mask).last_hidden_state
+    vectors = encoder.pool(hidden, attention_mask, 0)
+    for module in encoder.head:
+        if not isinstance(module, Normalize):
+            vectors = module(vectors)
+    return vectors
+
+
+def training_texts(train_pairs: list[Pair], max_texts: int) -> list[str]:
+    """Unlabeled sentences: the training pages' titles and passages, then Rotten Tomatoes reviews (distinct)."""
+    texts = [t for p in train_pairs for t in (p.query, p.passage)]
+    texts += [text for _, text in corpora.rotten_tomatoes_reviews()]
+    return list(dict.fromkeys(t for t in texts if t.strip()))[:max_texts]
+
+
+def teacher_targets(teacher: SentenceEncoder, ids: list[list[int]], batch_size: int) -> torch.Tensor:
+    """The teacher's vectors for every text, computed once (the teacher never changes)."""
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+    out = torch.empty(len(ids), teacher.dimension)
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            chosen = order[start:start + batch_size]
+            input_ids, mask = pad_batch([ids[i] for i in chosen], teacher.tokenizer.pad_token_id)
+            out[chosen] = unnormalized(teacher, input_ids, mask).float()
+    return out
+
+
+def distill_embeddings(config: DistillConfig) -> dict[str, Any]:
+    """Train the student, keep its best dev model, and report teacher and student side by side on the test pages."""
+    check_output_dir(config.output_dir, False, config.overwrite)
+    threads = torch.get_num_threads()
+    if config.threads:
+        torch.set_num_threads(config.threads)
+    try:
+        return _distill_embeddings(config)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _distill_embeddings(config: DistillConfig) -> dict[str, Any]:
+    seed_everything(config.seed)
+    teacher = SentenceEncoder.from_pretrained(teacher_folder(config))
+    teacher.requires_grad_(False)
+    if config.max_length:
+        teacher.max_seq_length = min(config.max_length, teacher.max_seq_length)
+    student = student_encoder(teacher, config)
+    train_pairs, test = split_by_source(python_docs_pairs())
+    train_pairs, dev = split_by_source(train_pairs, test_percent=15, seed=1)
+    texts = training_texts(train_pairs, config.max_texts)
+    ids, _ = teacher.tokenize(texts)
+    print(f"{len(texts):,} unlabeled sentences; dev {len(dev)} pairs, test {len(test)} pairs; teacher vectors …",
+          file=sys.stderr)
+    targets = teacher_targets(teacher, ids, config.eval_batch_size)
+    pad_id = teacher.tokenizer.pad_token_id
+
+    def collate(rows: list[int]) -> dict[str, torch.Tensor]:
+        input_ids, mask = pad_batch([ids[i] for i in rows], pad_id)
+        return {"input_ids": input_ids, "attention_mask": mask, "targets": targets[rows]}
+
+    def compute(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        vectors = unnormalized(model, batch["input_ids"], batch["attention_mask"])
+        return F.mse_loss(vectors.float(), batch["targets"]), {"tokens": float(batch["attention_mask"].sum())}
+
+    data = EpochBatches(list(range(len(ids))), config.batch_size, collate, seed=config.seed, bucket_size=50,
+                        length=lambda i: len(ids[i]))
+    max_steps = config.max_steps or data.steps_per_epoch * config.epochs
+    eval_steps = max(1, math.ceil(data.steps_per_epoch / config.evals_per_epoch))
+    args = TrainingArguments(
+        output_dir=config.output_dir, max_steps=max_steps, learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay, warmup_steps=round(config.warmup_ratio * max_steps),
+        lr_schedule=config.lr_schedule, seed=config.seed, max_minutes=config.max_minutes,
+        logging_steps=max(1, min(50, eval_steps // 2)),
+        eval_steps=eval_steps, metric_for_best="mrr@10", plot_keys=("loss", "mrr@10"), progress=config.progress)
+
+    def evaluate(m: nn.Module) -> dict[str, float]:
+        return score(m, dev, config.eval_batch_size)
+
+    outcome = Trainer(student, args, data, compute, evaluate=evaluate,
+                      save_best=lambda m, folder: m.save_pretrained(folder)).train()
+    best = SentenceEncoder.from_pretrained(Path(config.output_dir) / "best")
+    return compare(config, teacher, best, test, outcome.step, data.steps_per_epoch, len(texts))
+
+
+def score(encoder: SentenceEncoder, pairs: list[Pair], batch_size: int) -> dict[str, float]:
+    """Recall@1, recall@10 and MRR@10 of each title's own passage among all the pairs' passages."""
+    queries = encoder.encode([p.query for p in pairs], batch_size=batch_size)
+    passages = encoder.encode([p.passage for p in pairs], batch_size=batch_size)
+    return retrieval_metrics(queries, passages)
+
+
+def compare(config: DistillConfig, teacher: SentenceEncoder, student: SentenceEncoder, test: list[Pair],
+            steps: int, steps_per_epoch: int, texts: int) -> dict[str, Any]:
+    """Retrieval quality and encode time of teacher and student on the test pages, in one run."""
+    scores = {"teacher": score(teacher, test, config.eval_batch_size),
+              "student": score(student, test, config.eval_batch_size)}
+    every = [t for p in test for t in (p.query, p.passage)]
+    seconds = fastest_rounds({name: (lambda e=e: e.encode(every, batch_size=32))
+                              for name, e in (("teacher", teacher), ("student", student))}, config.speed_rounds)
+    queries, passages = ([p.query for p in test], [p.passage for p in test])
+    agreement = float(np.mean(np.sum(student.encode(queries + passages) * teacher.encode(queries + passages), 1)))
+    result = {
+        "output_dir": config.output_dir, "teacher_dir": str(config.teacher or "all-MiniLM-L6-v2 (installed)"),
+        "test_pairs": len(test), "unlabeled_sentences": texts, "steps": steps,
+        "epochs_run": round(steps / steps_per_epoch, 3),
+        "mean_cosine_student_teacher": agreement,
+        **{name: {**scores[name], "layers": e.model.config.num_hidden_layers, "hidden_size": e.model.config.hidden_size,
+                  "parameters": e.model.num_parameters(), "encode_seconds": seconds[name],
+                  "texts_per_second": len(every) / seconds[name]}
+           for name, e in (("teacher", teacher), ("student", student))},
+        "mrr_kept": scores["student"]["mrr@10"] / scores["teacher"]["mrr@10"],
+        "speedup": seconds["teacher"] / seconds["student"],
+        "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
+        "config": config.to_dict(),
+    }
+    write_text_atomic(Path(config.output_dir) / "results.json", json.dumps(result, indent=2) + "\n")
+    print(f"MRR@10 teacher {scores['teacher']['mrr@10']:.4f}, student {scores['student']['mrr@10']:.4f} "
+          f"({100 * result['mrr_kept']:.1f} % kept), {result['speedup']:.2f}× faster", file=sys.stderr)
+    return result

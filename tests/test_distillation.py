@@ -1,0 +1,315 @@
+"""Knowledge distillation: the losses against hand computation and torch's own KL, students built from teacher
+layers, a tiny student that learns its teacher, student folders that transformers / sentence-transformers load."""
+
+import json
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from finetuning_fixtures import sentiment_examples, tiny_tokenizer
+
+from bertkit.config import BertConfig
+from bertkit.distillation import (
+    DistillationLoss,
+    DistillConfig,
+    attention_mse,
+    every_other_layer,
+    hidden_mse,
+    narrow_student,
+    soft_target_loss,
+    student_from_layers,
+)
+from bertkit.distillation.losses import uniform_layer_map
+from bertkit.distillation.student import check_same_vocabulary
+from bertkit.distillation.task import Distiller, classifier_outputs, step_function
+from bertkit.finetuning.models import BertForSequenceClassification, TaskConfig
+from bertkit.model import BertModel
+
+
+def tiny_classifier(layers: int = 4, hidden: int = 32, heads: int = 4, seed: int = 0, pooling: str = "mean"):
+    torch.manual_seed(seed)
+    config = TaskConfig(vocab_size=tiny_tokenizer().vocab_size, hidden_size=hidden, num_hidden_layers=layers,
+                        num_attention_heads=heads, intermediate_size=2 * hidden, max_position_embeddings=64,
+                        id2label={0: "neg", 1: "pos"}, pooling=pooling,
+                        finetuning={"task": "classification", "max_length": 32})
+    return BertForSequenceClassification(config).eval()
+
+
+def batch_of(texts, labels=None):
+    tok = tiny_tokenizer()
+    ids = [tok.encode(t) for t in texts]
+    width = max(map(len, ids))
+    batch = {"input_ids": torch.tensor([x + [0] * (width - len(x)) for x in ids]),
+             "attention_mask": torch.tensor([[1] * len(x) + [0] * (width - len(x)) for x in ids])}
+    batch["token_type_ids"] = torch.zeros_like(batch["input_ids"])
+    if labels is not None:
+        batch["labels"] = torch.tensor(labels)
+    return batch
+
+
+def test_soft_target_loss_is_t_squared_kl_by_hand_and_by_torch():
+    student = torch.tensor([[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]])
+    teacher = torch.tensor([[2.0, 0.0, 1.0], [1.0, 1.0, 1.0]])
+    t = 2.5
+    by_hand = 0.0
+    for s_row, t_row in zip(student.tolist(), teacher.tolist(), strict=True):
+        zs = sum(math.exp(v / t) for v in s_row)
+        zt = sum(math.exp(v / t) for v in t_row)
+        for sv, tv in zip(s_row, t_row, strict=True):
+            p, q = math.exp(tv / t) / zt, math.exp(sv / t) / zs
+            by_hand += p * math.log(p / q)
+    by_hand = by_hand / 2 * t * t
+    assert soft_target_loss(student, teacher, t).item() == pytest.approx(by_hand, rel=1e-5)
+    reference = F.kl_div(F.log_softmax(student / t, -1), F.softmax(teacher / t, -1), reduction="batchmean") * t * t
+    assert soft_target_loss(student, teacher, t).item() == pytest.approx(reference.item(), rel=1e-6)
+    assert soft_target_loss(teacher, teacher, t).item() == pytest.approx(0.0, abs=1e-7)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan")])
+def test_temperature_must_be_positive(bad):
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        soft_target_loss(torch.zeros(1, 2), torch.zeros(1, 2), bad)
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        DistillConfig(teacher="x", temperature=bad)
+
+
+def test_hidden_and_attention_losses_follow_the_layer_map_by_hand():
+    torch.manual_seed(0)
+    batch, seq, width = 2, 5, 8
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    teacher = {"hidden_states": [torch.randn(batch, seq, width) for _ in range(5)],
+               "attentions": [torch.softmax(torch.randn(batch, 2, seq, seq), -1) for _ in range(4)]}
+    student = {"hidden_states": [torch.randn(batch, seq, width) for _ in range(3)],
+               "attentions": [torch.softmax(torch.randn(batch, 2, seq, seq), -1) for _ in range(2)]}
+    loss = DistillationLoss(width, width, 2, 4, alpha=0, beta=0, hidden_weight=1.0, attention_weight=1.0,
+                            layer_map=[1, 4])
+    total, parts = loss(student, teacher, attention_mask=mask)
+
+    def masked_mse(a, b):  # over real tokens only, every feature counted
+        rows = [(a[i, j] - b[i, j]) ** 2 for i in range(batch) for j in range(seq) if mask[i, j]]
+        return torch.stack(rows).mean().item()
+
+    pairs = [(0, 0), (1, 1), (2, 4)]  # embeddings, then student layer m → teacher layer layer_map[m]
+    hidden = sum(masked_mse(student["hidden_states"][s], teacher["hidden_states"][t]) for s, t in pairs) / 3
+    maps = [(0, 0), (1, 3)]
+    attention = sum(masked_mse(student["attentions"][s].transpose(1, 2), teacher["attentions"][t].transpose(1, 2))
+                    for s, t in maps) / 2
+    assert parts["loss_hidden"] == pytest.approx(hidden, rel=1e-5)
+    assert parts["loss_attention"] == pytest.approx(attention, rel=1e-5)
+    assert total.item() == pytest.approx(hidden + attention, rel=1e-5)
+    # a narrower student goes through W_h: the same loss as projecting by hand
+    narrow = DistillationLoss(4, width, 2, 4, alpha=0, beta=0, hidden_weight=1.0, layer_map=[2, 4])
+    small = {"hidden_states": [torch.randn(batch, seq, 4) for _ in range(3)]}
+    _, parts = narrow(small, teacher, attention_mask=mask)
+    projected = [narrow.projection(h) for h in small["hidden_states"]]
+    expected = sum(hidden_mse(projected[s], teacher["hidden_states"][t], mask) for s, t in [(0, 0), (1, 2), (2, 4)])
+    assert parts["loss_hidden"] == pytest.approx(expected.item() / 3, rel=1e-5)
+
+
+def test_attention_mse_averages_heads_when_counts_differ():
+    s = torch.softmax(torch.randn(1, 2, 3, 3), -1)
+    t = torch.softmax(torch.randn(1, 4, 3, 3), -1)
+    expected = ((s.mean(1) - t.mean(1)) ** 2).mean()
+    assert attention_mse(s, t).item() == pytest.approx(expected.item(), rel=1e-6)
+
+
+def test_layer_map_defaults_and_bad_maps():
+    assert uniform_layer_map(3, 6) == [2, 4, 6] and uniform_layer_map(4, 12) == [3, 6, 9, 12]
+    with pytest.raises(ValueError, match=r"teacher layers 1 … 4 .*out of range: \[5\]"):
+        DistillationLoss(8, 8, 2, 4, layer_map=[2, 5])
+    with pytest.raises(ValueError, match=r"out of range: \[0\]"):
+        DistillationLoss(8, 8, 2, 4, layer_map=[0, 4])
+    with pytest.raises(ValueError, match="layer_map has 3 entries but the student has 2 layers"):
+        DistillationLoss(8, 8, 2, 4, layer_map=[1, 2, 3])
+    with pytest.raises(ValueError, match="cosine loss compares states of equal width"):
+        DistillationLoss(4, 8, 2, 4, cosine_weight=1.0)
+
+
+def test_every_other_layer_student_holds_the_chosen_teacher_layers():
+    assert every_other_layer(6, 3) == [0, 2, 4] and every_other_layer(12, 6) == [0, 2, 4, 6, 8, 10]
+    assert every_other_layer(6, 2) == [0, 5] and every_other_layer(4, 1) == [0]
+    teacher = tiny_classifier(layers=4)
+    student = student_from_layers(teacher, [0, 3])
+    assert student.config.num_hidden_layers == 2 and teacher.config.num_hidden_layers == 4
+    t_state, s_state = teacher.state_dict(), student.state_dict()
+    for name, tensor in s_state.items():
+        source = name.replace("encoder.layer.1.", "encoder.layer.3.")
+        assert torch.equal(tensor, t_state[source]), name
+    assert s_state["classifier.weight"].data_ptr() != t_state["classifier.weight"].data_ptr()  # copies
+    with pytest.raises(ValueError, match=r"teacher layers 0 … 3; out of range: \[4\]"):
+        student_from_layers(teacher, [0, 4])
+    with pytest.raises(ValueError, match="distinct and increasing"):
+        student_from_layers(teacher, [2, 1])
+
+
+def test_a_tiny_student_learns_to_match_its_teacher():
+    teacher = tiny_classifier(layers=4, hidden=32, seed=1).requires_grad_(False)
+    with torch.no_grad():  # sharper attention maps than a random init's near-uniform ones: something to learn
+        for layer in teacher.bert.encoder.layer:
+            layer.attention.self.query.weight.mul_(20.0)
+            layer.attention.self.key.weight.mul_(20.0)
+    student = narrow_student(teacher, num_layers=2, hidden_size=16, num_heads=2, seed=2)
+    loss = DistillationLoss(16, 32, 2, 4, alpha=1.0, beta=0.0, temperature=2.0, hidden_weight=1.0,
+                            attention_weight=100.0)
+    distiller = Distiller(student, loss).train()
+    examples = sentiment_examples(8, seed=3)
+    batch = batch_of([e["text"] for e in examples], [int(e["label"] == "pos") for e in examples])
+    compute = step_function(teacher, loss)
+    optimizer = torch.optim.AdamW(distiller.parameters(), lr=1e-2)
+    first = None
+    for _ in range(15):
+        total, parts = compute(distiller, batch)
+        first = first or parts
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+    assert set(first) == {"tokens", "loss_kl", "loss_hidden", "loss_attention"}
+    last = compute(distiller, batch)[1]
+    assert last["loss_kl"] < 0.5 * first["loss_kl"] and last["loss_hidden"] < 0.5 * first["loss_hidden"]
+    assert last["loss_attention"] < 0.8 * first["loss_attention"]  # maps follow the student's own states: slower
+    assert loss.projection.weight.grad is not None  # W_h is trained with the student
+
+
+def test_classifier_outputs_equal_the_models_own_logits():
+    model = tiny_classifier(pooling="mean")
+    batch = batch_of(["good film", "the plot was dull and weak"])
+    out = classifier_outputs(model, batch, hidden_states=True, attentions=True)
+    assert torch.allclose(out["logits"], model(**batch).logits, atol=1e-6)
+    assert len(out["hidden_states"]) == 5 and len(out["attentions"]) == 4
+
+
+def test_a_student_folder_loads_in_transformers_with_equal_outputs(tmp_path):
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    student = student_from_layers(tiny_classifier(layers=4, seed=5, pooling="cls"), [1, 3])
+    student.save_pretrained(tmp_path / "student", tokenizer=tiny_tokenizer())
+    theirs = AutoModelForSequenceClassification.from_pretrained(tmp_path / "student").eval()
+    assert theirs.config.num_hidden_layers == 2
+    batch = batch_of(["good film", "the plot was dull and weak"])
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask")}
+    with torch.no_grad():
+        hidden = AutoModel.from_pretrained(tmp_path / "student")(**inputs).last_hidden_state
+        ours = student.bert(batch["input_ids"], batch["attention_mask"]).last_hidden_state
+    assert torch.allclose(hidden, ours, atol=1e-5)
+
+
+@pytest.mark.slow  # a whole (tiny) run through the Trainer: ~10 s on a quiet machine
+def test_task_distillation_run_keeps_and_scores_its_best_student(tmp_path):
+    from bertkit.distillation import distill
+
+    tok = tiny_tokenizer()
+    tiny_classifier(layers=4, seed=4).save_pretrained(tmp_path / "teacher", tokenizer=tok)
+    for name, n, seed in (("train", 64, 0), ("dev", 16, 1), ("test", 16, 2)):
+        rows = sentiment_examples(n, seed=seed)
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    config = DistillConfig(teacher=str(tmp_path / "teacher"), train_file=str(tmp_path / "train.jsonl"),
+                           dev_file=str(tmp_path / "dev.jsonl"), test_file=str(tmp_path / "test.jsonl"),
+                           student_num_layers=2, max_steps=4, batch_size=16, output_dir=str(tmp_path / "out"),
+                           hidden_weight=1.0, progress=False, speed_rounds=1)
+    result = distill(config)
+    assert result["student"]["layers"] == 2 and result["teacher"]["layers"] == 4 and result["steps"] == 4
+    assert 0 <= result["student"]["accuracy"] <= 1 and result["speedup"] > 0
+    assert (tmp_path / "out" / "metrics.png").is_file()
+    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert saved["student"]["accuracy"] == result["student"]["accuracy"]
+    best = BertForSequenceClassification.from_pretrained(tmp_path / "out" / "best")
+    assert best.config.num_hidden_layers == 2 and best.config.id2label == {0: "neg", 1: "pos"}
+
+
+def test_different_vocabularies_are_refused(tmp_path):
+    from bertkit.tokenization import BertTokenizer
+
+    tok = tiny_tokenizer()
+    tiny_classifier().save_pretrained(tmp_path / "a", tokenizer=tok)
+    vocab = dict(tok.vocab)
+    vocab["zzz"] = len(vocab)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32)
+    BertModel(config).save_pretrained(tmp_path / "b", tokenizer=BertTokenizer(vocab=vocab))
+    check_same_vocabulary(tmp_path / "a", tmp_path / "a")
+    with pytest.raises(ValueError, match=r"different vocabularies \(57 vs 58 tokens, first difference at id 57\)"):
+        check_same_vocabulary(tmp_path / "a", tmp_path / "b")
+    from bertkit.distillation.task import build_student
+
+    config = DistillConfig(teacher=str(tmp_path / "a"), student_model=str(tmp_path / "b"))
+    with pytest.raises(ValueError, match="a student must use the teacher's tokenizer"):
+        build_student(tiny_classifier(), config)
+
+
+def test_bad_options_are_named():
+    with pytest.raises(ValueError, match="task distillation needs teacher"):
+        DistillConfig()
+    with pytest.raises(ValueError, match="give one of them"):
+        DistillConfig(teacher="x", student_layers=[0, 2], student_hidden_size=128)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        DistillConfig(mode="words")
+    with pytest.raises(ValueError, match="unknown distillation option"):
+        DistillConfig.from_dict({"teacher": "x", "temprature": 2})
+
+
+def tiny_sentence_encoder(seed: int = 6):
+    from bertkit.encoding import SentenceEncoder
+    from bertkit.encoding.modules import FolderLayout, Normalize
+    from bertkit.encoding.pooling import Pooling
+
+    torch.manual_seed(seed)
+    config = BertConfig(vocab_size=tiny_tokenizer().vocab_size, hidden_size=32, num_hidden_layers=4,
+                        num_attention_heads=4, intermediate_size=64, max_position_embeddings=64)
+    layout = FolderLayout(transformer_dir=None, pooling=Pooling(("mean",)), modules=[Normalize()], max_seq_length=32)
+    return SentenceEncoder(BertModel(config), tiny_tokenizer(), layout=layout)
+
+
+@pytest.mark.parametrize("narrow", [False, True])
+def test_embedding_students_load_in_sentence_transformers_with_equal_vectors(tmp_path, narrow):
+    from sentence_transformers import SentenceTransformer
+
+    from bertkit.distillation.embedding import student_encoder
+
+    teacher = tiny_sentence_encoder()
+    options = dict(student_hidden_size=16, student_heads=2) if narrow else {}
+    student = student_encoder(teacher, DistillConfig(mode="embedding", student_num_layers=2, **options)).eval()
+    assert student.dimension == teacher.dimension == 32 and student.normalize
+    if not narrow:  # every other layer of four: 0 and 2
+        assert torch.equal(student.model.encoder.layer[1].output.dense.weight,
+                           teacher.model.encoder.layer[2].output.dense.weight)
+    student.save_pretrained(tmp_path / "student")
+    texts = ["good film", "the plot was dull and weak", "alice visited rome"]
+    theirs = SentenceTransformer(str(tmp_path / "student"), device="cpu").encode(texts)
+    assert theirs.shape == (3, 32)
+    assert abs(theirs - student.encode(texts)).max() < 1e-5
+
+
+def test_an_embedding_student_learns_the_teachers_vectors():
+    from bertkit.distillation.embedding import student_encoder, teacher_targets, unnormalized
+    from bertkit.encoding.encoder import pad_batch
+
+    teacher = tiny_sentence_encoder()
+    student = student_encoder(teacher, DistillConfig(mode="embedding", student_hidden_size=16, student_heads=2,
+                                                     student_num_layers=1))
+    texts = [e["text"] for e in sentiment_examples(8, seed=7)]
+    ids, _ = teacher.tokenize(texts)
+    targets = teacher_targets(teacher, ids, batch_size=3)
+    input_ids, mask = pad_batch(ids, 0)
+    with torch.no_grad():  # computed in any batch order, the targets are the teacher's own unnormalized vectors
+        assert torch.allclose(targets, unnormalized(teacher, input_ids, mask), atol=1e-5)
+    optimizer = torch.optim.AdamW(student.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(15):
+        loss = F.mse_loss(unnormalized(student, input_ids, mask), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.3 * losses[0]
+
+
+def test_the_command_names_a_bad_option_before_any_work(tmp_path, capsys):
+    from bertkit.cli import main
+
+    config = tmp_path / "d.yaml"
+    config.write_text("mode: task\nteacher: nowhere\n")
+    assert main(["distill", "--config", str(config), "temperature=0"]) == 2
+    assert "temperature must be > 0, got 0" in capsys.readouterr().err
+    assert main(["distill", "--config", str(config), f"output_dir={tmp_path / 'out'}"]) == 2
+    assert "no fine-tuned model in nowhere" in capsys.readouterr().err
