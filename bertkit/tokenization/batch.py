@@ -163,3 +163,56 @@ def to_tensors(columns: dict[str, list], return_tensors: str | None) -> dict[str
     import torch  # only here: the tokenizer itself never needs torch
 
     return {name: torch.from_numpy(array) for name, array in arrays.items()}
+
+
+class EncodesBatches:
+    """The tokenizers' ``__call__``: a text or a batch (with optional pairs) → truncated, padded columns.
+
+    A tokenizer supplies ``_build`` (one sequence: tokenize, truncate, special tokens), ``model_max_length``,
+    ``pad_token_id``, and says whether it returns segment ids unless asked (BERT does, GPT-2 does not).
+    """
+
+    token_type_ids_by_default = True
+
+    def check_can_pad(self) -> None:
+        """Refuse padding a tokenizer cannot do (GPT-2 has no pad token); every padded tokenizer can."""
+
+    def __call__(
+        self,
+        text: str | list[str],
+        text_pair: str | list[str] | None = None,
+        add_special_tokens: bool = True,
+        padding: bool | str = False,
+        truncation: bool | str = False,
+        max_length: int | None = None,
+        return_tensors: str | None = None,
+        return_token_type_ids: bool | None = None,
+        return_attention_mask: bool = True,
+        return_special_tokens_mask: bool = False,
+        return_offsets_mapping: bool = False,
+    ) -> BatchEncoding:
+        """Tokenize a text or a batch (with optional pairs) into input ids, segment ids and attention masks."""
+        batched = not isinstance(text, str)
+        texts = as_text_list(text, "text")
+        pairs = as_text_list(text_pair, "text_pair") if text_pair is not None else None
+        if pairs is not None and len(pairs) != len(texts):
+            raise ValueError(f"got {len(texts)} texts but {len(pairs)} text pairs")
+        if truncation is True:
+            truncation = "longest_first"
+        if max_length is None and (truncation or padding == "max_length"):
+            max_length = self.model_max_length
+        sequences = [self._build(a, pairs[i] if pairs else None, add_special_tokens, truncation, max_length,
+                                 return_offsets_mapping) for i, a in enumerate(texts)]
+        length = padded_length([len(s.input_ids) for s in sequences], padding, max_length)
+        if length is not None:
+            self.check_can_pad()
+        rows = pad_sequences(sequences, length if length is not None else 0, self.pad_token_id)
+        if return_token_type_ids is None:
+            return_token_type_ids = self.token_type_ids_by_default
+        keep = ["input_ids"]
+        keep += ["token_type_ids"] * return_token_type_ids + ["attention_mask"] * return_attention_mask
+        keep += ["special_tokens_mask"] * return_special_tokens_mask + ["offset_mapping"] * return_offsets_mapping
+        columns = {name: [row[name] for row in rows] for name in keep}
+        if not batched and return_tensors is None:
+            columns = {name: rows[0] for name, rows in columns.items()}
+        return BatchEncoding(to_tensors(columns, return_tensors))

@@ -25,14 +25,10 @@ from typing import Any
 
 from ..atomic import write_text_atomic
 from .batch import (
-    BatchEncoding,
+    EncodesBatches,
     Sequence,
-    as_text_list,
     check_text,
-    pad_sequences,
-    padded_length,
     rust_truncation_lengths,
-    to_tensors,
 )
 from .bpe import BPE
 from .byte_bpe_files import (
@@ -62,10 +58,11 @@ WHITESPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u200
              "\u2028\u2029\u202f\u205f\u3000"
 
 
-class GPT2Tokenizer:
+class GPT2Tokenizer(EncodesBatches):
     """GPT-2's byte-level BPE tokenizer; ids equal ``transformers.GPT2TokenizerFast`` on the same folder."""
 
     tokenizer_class = "GPT2Tokenizer"  # the name written to tokenizer_config.json, which transformers loads by
+    token_type_ids_by_default = False  # as transformers' GPT-2 / RoBERTa tokenizers: ids and attention mask only
 
     def __init__(
         self,
@@ -326,44 +323,11 @@ class GPT2Tokenizer:
         return self(text, text_pair, add_special_tokens=add_special_tokens, truncation=truncation,
                     max_length=max_length)["input_ids"]
 
-    def __call__(
-        self,
-        text: str | list[str],
-        text_pair: str | list[str] | None = None,
-        add_special_tokens: bool = True,
-        padding: bool | str = False,
-        truncation: bool | str = False,
-        max_length: int | None = None,
-        return_tensors: str | None = None,
-        return_token_type_ids: bool = False,
-        return_attention_mask: bool = True,
-        return_special_tokens_mask: bool = False,
-        return_offsets_mapping: bool = False,
-    ) -> BatchEncoding:
-        """Tokenize a text or a batch (with optional pairs) into input ids and attention masks."""
-        batched = not isinstance(text, str)
-        texts = as_text_list(text, "text")
-        pairs = as_text_list(text_pair, "text_pair") if text_pair is not None else None
-        if pairs is not None and len(pairs) != len(texts):
-            raise ValueError(f"got {len(texts)} texts but {len(pairs)} text pairs")
-        if truncation is True:
-            truncation = "longest_first"
-        if max_length is None and (truncation or padding == "max_length"):
-            max_length = self.model_max_length
-        sequences = [self._build(a, pairs[i] if pairs else None, add_special_tokens, truncation, max_length,
-                                 return_offsets_mapping) for i, a in enumerate(texts)]
-        length = padded_length([len(s.input_ids) for s in sequences], padding, max_length)
-        if length is not None and self.pad_token is None:
+    def check_can_pad(self) -> None:
+        """GPT-2 has no pad token: padding is an error until one is set."""
+        if self.pad_token is None:
             raise ValueError(f"padding needs a pad token, and this {type(self).__name__} has none (GPT-2 has none); "
                              "set pad_token (often to the eos token) or pad yourself")
-        rows = pad_sequences(sequences, length if length is not None else 0, self.pad_token_id)
-        keep = ["input_ids"] + ["token_type_ids"] * return_token_type_ids
-        keep += ["attention_mask"] * return_attention_mask + ["special_tokens_mask"] * return_special_tokens_mask
-        keep += ["offset_mapping"] * return_offsets_mapping
-        columns = {name: [row[name] for row in rows] for name in keep}
-        if not batched and return_tensors is None:
-            columns = {name: rows[0] for name, rows in columns.items()}
-        return BatchEncoding(to_tensors(columns, return_tensors))
 
     def _build(self, text: str, pair: str | None, add_special: bool, truncation: bool | str,
                max_length: int | None, offsets: bool = False) -> Sequence:

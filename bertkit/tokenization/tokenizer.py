@@ -18,13 +18,9 @@ from ..atomic import write_text_atomic
 from .alignment import Span, chunks_with_spans, token_spans
 from .basic import BasicTokenizer
 from .batch import (
-    BatchEncoding,
+    EncodesBatches,
     Sequence,
-    as_text_list,
     check_text,
-    pad_sequences,
-    padded_length,
-    to_tensors,
     truncation_lengths,
 )
 from .pretrained import CONFIG_FILE, SPECIAL_TOKEN_NAMES, VOCAB_FILE, tokenizer_arguments
@@ -36,7 +32,7 @@ logger = logging.getLogger(__name__)
 _CACHE_LIMIT = 1_000_000  # chunks; a cache this full is cleared rather than grown without bound
 
 
-class BertTokenizer:
+class BertTokenizer(EncodesBatches):
     """BERT's WordPiece tokenizer, from a ``vocab.txt`` or a ``tokenizer.json``; ids equal Hugging Face's."""
 
     pre_tokenizer: str | None = None  # a variant that splits words differently names itself in tokenizer_config.json
@@ -276,45 +272,6 @@ class BertTokenizer:
         enc = self(text, text_pair, add_special_tokens=add_special_tokens, truncation=truncation,
                    max_length=max_length)
         return enc["input_ids"]
-
-    def __call__(
-        self,
-        text: str | list[str],
-        text_pair: str | list[str] | None = None,
-        add_special_tokens: bool = True,
-        padding: bool | str = False,
-        truncation: bool | str = False,
-        max_length: int | None = None,
-        return_tensors: str | None = None,
-        return_token_type_ids: bool = True,
-        return_attention_mask: bool = True,
-        return_special_tokens_mask: bool = False,
-        return_offsets_mapping: bool = False,
-    ) -> BatchEncoding:
-        """Tokenize a text or a batch (with optional pairs) into input ids, segment ids and attention masks."""
-        batched = not isinstance(text, str)
-        texts = as_text_list(text, "text")
-        pairs = as_text_list(text_pair, "text_pair") if text_pair is not None else None
-        if pairs is not None and len(pairs) != len(texts):
-            raise ValueError(f"got {len(texts)} texts but {len(pairs)} text pairs")
-        if truncation is True:
-            truncation = "longest_first"
-        if max_length is None and (truncation or padding == "max_length"):
-            max_length = self.model_max_length
-        sequences = [
-            self._build(a, pairs[i] if pairs else None, add_special_tokens, truncation, max_length,
-                        return_offsets_mapping)
-            for i, a in enumerate(texts)
-        ]
-        length = padded_length([len(s.input_ids) for s in sequences], padding, max_length)
-        rows = pad_sequences(sequences, length if length is not None else 0, self.pad_token_id)
-        keep = ["input_ids"]
-        keep += ["token_type_ids"] * return_token_type_ids + ["attention_mask"] * return_attention_mask
-        keep += ["special_tokens_mask"] * return_special_tokens_mask + ["offset_mapping"] * return_offsets_mapping
-        columns = {name: [row[name] for row in rows] for name in keep}
-        if not batched and return_tensors is None:
-            columns = {name: rows[0] for name, rows in columns.items()}
-        return BatchEncoding(to_tensors(columns, return_tensors))
 
     def _build(
         self, text: str, pair: str | None, add_special: bool, truncation: bool | str, max_length: int | None,
