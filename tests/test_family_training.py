@@ -109,11 +109,23 @@ def test_continued_pretraining_and_fine_tuning_from_a_roberta_folder(minilm_dir,
     assert main(["finetune", f"model={tmp_path / 'continued' / 'model'}", f"train_file={train}", f"output_dir={out}",
                  "epochs=1", "batch_size=8", "max_length=32", "pooling=cls", "progress=false", "threads=1"]) == 0
     written = json.loads((out / "best" / "config.json").read_text())
-    assert written["model_type"] == "roberta" and written["architectures"] == ["RobertaForSequenceClassification"]
+    # [CLS] pooling + a linear head is not transformers' RobertaClassificationHead: the folder ships its own class
+    assert written["model_type"] == "roberta"
+    assert written["architectures"] == ["RobertaBertkitForSequenceClassification"]
+    assert "AutoModelForSequenceClassification" in written["auto_map"]
     from bertkit.finetuning.predict import load_predictor
 
-    (prediction,) = load_predictor(out / "best").predict(["a wonderful film"])
+    predictor = load_predictor(out / "best")
+    (prediction,) = predictor.predict(["a wonderful film"])
     assert set(prediction["probabilities"]) == {"pos", "neg"}
+    # transformers runs the shipped RoBERTa class with bertkit's scores
+    theirs = transformers.AutoModelForSequenceClassification.from_pretrained(out / "best", trust_remote_code=True)
+    ids = torch.tensor([[0, 2023, 2003, 1037, 2, 1, 1], [0, 6919, 2143, 2003, 2307, 999, 2]])
+    mask = (ids != 1).long()
+    with torch.no_grad():
+        expected = theirs.eval()(input_ids=ids, attention_mask=mask).logits
+        got = predictor.model(input_ids=ids, attention_mask=mask).logits
+    assert torch.allclose(got, expected, atol=1e-5)
 
 
 def test_presets_keep_what_makes_each_architecture():
