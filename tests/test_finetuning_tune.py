@@ -10,7 +10,7 @@ from finetuning_fixtures import sentiment_examples, tiny_dir  # noqa: F401
 from bertkit.finetuning.tune import SearchSpec, run_search
 
 
-def test_two_trial_grid_reports_each_epoch_and_writes_results(tmp_path, tiny_dir):  # noqa: F811
+def test_two_trial_grid_reports_each_epoch_and_writes_results(tmp_path, tiny_dir, ray_to_itself):  # noqa: F811
     pytest.importorskip("ray.tune")
     for split, rows in (("train", sentiment_examples(320, 0)), ("dev", sentiment_examples(40, 1))):
         (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -19,7 +19,7 @@ TEXTS = ["the cat sat on the mat", "a dog ran in the garden", "blue river stone"
 
 
 @pytest.fixture(scope="module")
-def cluster(tiny_mlm):
+def cluster(tiny_mlm, ray_to_itself):
     from bertkit.serving import ServerSettings
     from bertkit.serving.ray_serve import deploy
 
