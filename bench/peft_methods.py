@@ -7,6 +7,7 @@ Each method runs `configs/rotten_tomatoes.yaml` (the data, epochs, seed, max_len
 `make finetune-rt`, 0.838 test accuracy with full fine-tuning) with `peft=METHOD` and the method's learning rate
 (LEARNING_RATES: usual values from the papers, not tuned here), in its own process with OMP_NUM_THREADS=1, one at
 a time. Reported: test accuracy, trainable share, seconds per epoch, median training tokens/s, peak RSS.
+`--table` prints every run under --out (its results.json, plus peak RSS where bench.json has it) as a Markdown table.
 `--set` adds config overrides (a variant of one method, saved under `--name`); rows accumulate in bench.json by name,
 so runs made separately (e.g. two side by side) end in one table.
 `--limit-train N` keeps N training reviews (a speed check, not the accuracy of the full run).
@@ -63,6 +64,31 @@ def save_rows(path: Path, rows: list[dict]) -> None:
     temporary.replace(path)
 
 
+def table(out: Path) -> str:
+    """A Markdown row per run folder under ``out``: method, settings, trainable share, accuracy, speed, memory."""
+    rss = {row.get("name", row["method"]): row["peak_rss_mb"]
+           for row in (json.loads((out / "bench.json").read_text()) if (out / "bench.json").exists() else [])}
+    lines = ["| run | method, settings | trainable | test acc | dev acc | s / epoch | tokens / s | peak RSS |",
+             "|---|---|---|---|---|---|---|---|"]
+    for path in sorted(out.glob("*/results.json")):
+        run, name = json.loads(path.read_text()), path.parent.name
+        config, shares = run["config"], run["trainable_parameters"]
+        method = config["peft"] or "full"
+        settings = [f"lr {config['learning_rate']:g}"]
+        if method == "lora":
+            settings.insert(0, f"r {config['lora_r']} on {', '.join(config['target_modules'])}")
+        if config["head_lr_scale"] != 10:
+            settings.append(f"head lr × {config['head_lr_scale']:g}")
+        if method == "lora" and config["lora_dropout"]:
+            settings.append(f"dropout {config['lora_dropout']:g}")
+        memory = f"{rss[name]:,.0f} MB" if name in rss else "—"
+        accuracy = f"{run['test']['accuracy']:.3f} | {run['dev']['accuracy']:.3f}"
+        lines.append(f"| {name} | {method}: {', '.join(settings)} | {shares['count']:,} "
+                     f"({100 * shares['fraction']:.2f} %) | {accuracy} "
+                     f"| {run['train_seconds'] / run['epochs_run']:.0f} | {run['tokens_per_second']:.0f} | {memory} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--methods", default=",".join(METHODS))
@@ -71,9 +97,13 @@ def main() -> None:
     parser.add_argument("--out", default="out/peft-rt")
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every method")
     parser.add_argument("--name", help="the row's name and folder (one method only; default: the method)")
+    parser.add_argument("--table", action="store_true", help="print the runs under --out as a Markdown table")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # the child process: run one method, print its JSON
     args = parser.parse_args()
     out = Path(args.out)
+    if args.table:
+        print(table(out))
+        return
     if args.one:
         print(json.dumps(run_one(args.one, args.name or args.one, out, args.limit_train, args.epochs, args.set)))
         return

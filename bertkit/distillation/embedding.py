@@ -35,6 +35,7 @@ from ..model import AutoModel
 from ..training import Trainer, TrainingArguments
 from ..training.batches import EpochBatches
 from ..training.state import check_output_dir
+from ..training.threads import cpu_threads
 from .config import DistillConfig
 from .speed import fastest_rounds
 from .student import check_same_vocabulary, every_other_layer, narrow_student, student_from_layers
@@ -102,13 +103,8 @@ def teacher_targets(teacher: SentenceEncoder, ids: list[list[int]], batch_size: 
 def distill_embeddings(config: DistillConfig) -> dict[str, Any]:
     """Train the student, keep its best dev model, and report teacher and student side by side on the test pages."""
     check_output_dir(config.output_dir, False, config.overwrite)
-    threads = torch.get_num_threads()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    try:
+    with cpu_threads(config.threads):
         return _distill_embeddings(config)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _distill_embeddings(config: DistillConfig) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from ..tokenization import AutoTokenizer
 from ..training import Trainer, TrainingArguments
 from ..training.batches import EpochBatches
 from ..training.state import check_output_dir
+from ..training.threads import cpu_threads
 from .config import DistillConfig
 from .losses import DistillationLoss
 from .speed import fastest_rounds
@@ -122,13 +123,8 @@ def teacher_settings(teacher: BertForSequenceClassification, config: DistillConf
 def distill_task(config: DistillConfig) -> dict[str, Any]:
     """Train the student, keep its best dev model, and report teacher and student side by side on test."""
     check_output_dir(config.output_dir, False, config.overwrite)
-    threads = torch.get_num_threads()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    try:
+    with cpu_threads(config.threads):
         return _distill_task(config)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _distill_task(config: DistillConfig) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from ..training.batches import EpochBatches
 from ..training.device import check_spec
 from ..training.options import Options
 from ..training.schedule import SCHEDULES
+from ..training.threads import cpu_threads
 from .batching import pad_batch
 from .encoder import SentenceEncoder
 from .losses import LOSSES, cosent_loss, cosine_similarity_loss, multiple_negatives_ranking_loss
@@ -165,13 +166,8 @@ def batch_loss(encoder: torch.nn.Module, batch: dict[str, torch.Tensor], loss: s
 
 def train_embeddings(config: EmbeddingTrainConfig) -> dict[str, Any]:
     """Train, save ``output_dir/model`` (and ``best`` with a dev set), write results.json; returns the results."""
-    threads = torch.get_num_threads()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    try:
+    with cpu_threads(config.threads):
         return _train(config)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train(config: EmbeddingTrainConfig) -> dict[str, Any]:

@@ -8,9 +8,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 from ..tokenization import BertTokenizer
+from ..training.threads import cpu_threads
 from .config import FinetuneConfig
 from .data import LabelMap
 from .tasks import build_task
@@ -40,15 +39,11 @@ def _demo(model_dir: Path, train: int, dev: int, epochs: int) -> dict[str, float
         except FileNotFoundError as error:
             print(f"skipped: {error}")
             return {}
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with cpu_threads(1):
             seed_everything(config.seed)
             labels = LabelMap.from_examples(splits["train"], config.task)
             task = build_task(config, BertTokenizer.from_pretrained(model_dir), labels)
             before = task.evaluate(build_model(config, labels), splits["dev"])["accuracy"]
-        finally:
-            torch.set_num_threads(threads)
         print(f"{len(splits['train'])} training reviews, {len(splits['dev'])} dev reviews (fresh / rotten), "
               f"max_length {config.max_length}, {epochs} epochs, 1 thread")
         print(f"dev accuracy before fine-tuning (random head): {before:.3f}")

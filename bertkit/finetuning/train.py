@@ -32,6 +32,7 @@ from ..training.batches import EpochBatches
 from ..training.device import resolve_device
 from ..training.metrics import read_metrics
 from ..training.state import check_output_dir
+from ..training.threads import cpu_threads
 from . import ner
 from .adapters import load_task_adapter
 from .config import FinetuneConfig
@@ -155,13 +156,8 @@ def finetune(
     ``resume`` continues from ``output_dir``'s latest checkpoint (``save_steps``)."""
     resolve_device(config.device)  # device: cuda where there is none fails here, before any work
     check_output_dir(config.output_dir, resume, config.overwrite)  # an earlier run is never silently replaced
-    threads = torch.get_num_threads()
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    try:
+    with cpu_threads(config.threads):
         return _finetune(config, on_evaluate, resume)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def data_summary(config: FinetuneConfig, splits: dict[str, list[dict[str, Any]]]) -> str:
