@@ -64,6 +64,11 @@ def save_rows(path: Path, rows: list[dict]) -> None:
     temporary.replace(path)
 
 
+def percent(value: float) -> str:
+    """Two decimals, or two significant digits below 0.1 (a head-only share is thousandths of a percent)."""
+    return f"{value:.2f}" if value >= 0.1 else f"{value:.2g}"
+
+
 def table(out: Path) -> str:
     """A Markdown row per run folder under ``out``: method, settings, trainable share, accuracy, speed, memory."""
     rss = {row.get("name", row["method"]): row["peak_rss_mb"]
@@ -84,7 +89,7 @@ def table(out: Path) -> str:
         memory = f"{rss[name]:,.0f} MB" if name in rss else "—"
         accuracy = f"{run['test']['accuracy']:.3f} | {run['dev']['accuracy']:.3f}"
         lines.append(f"| {name} | {method}: {', '.join(settings)} | {shares['count']:,} "
-                     f"({100 * shares['fraction']:.2f} %) | {accuracy} "
+                     f"({percent(100 * shares['fraction'])} %) | {accuracy} "
                      f"| {run['train_seconds'] / run['epochs_run']:.0f} | {run['tokens_per_second']:.0f} | {memory} |")
     return "\n".join(lines)
 
