@@ -39,10 +39,11 @@ TRAIN = $(if $(wildcard $(JEMALLOC)),LD_PRELOAD=$(JEMALLOC) )$(VENV)/bin/bertkit
 $(JEMALLOC):
 	-apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libjemalloc2
 
-# One pytest worker per core (pytest-xdist), a test file per worker at a time: the serving tests mostly wait on
-# sockets and subprocesses, so two workers finish the suite well before one would.
+# Two pytest workers (pytest-xdist), a test file per worker at a time: CI has two cores, and many tests wait on
+# sockets and subprocesses, which the second worker overlaps. A fixed count, not one per core: a large host would
+# start more workers than its memory holds.
 test: lint /usr/bin/chromium
-	$(PY) -m pytest -q -m "not slow" -n auto --dist loadfile
+	$(PY) -m pytest -q -m "not slow" -n 2 --dist loadfile
 
 # The every-line tokenizer parity over the real corpora (~3 minutes more); `make test` checks a sample of them.
 test-slow: lint /usr/bin/chromium

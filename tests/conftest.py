@@ -9,8 +9,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never reach a model hub from a test
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    # `make test` runs one worker per core: a worker (and the servers it starts) computes on one thread, so two
-    # workers never fight over the cores.
+    # `make test` runs two workers, one per core of CI: a worker (and the servers it starts) computes on one thread,
+    # so the two never fight over the cores.
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ["MKL_NUM_THREADS"] = "1"
 
