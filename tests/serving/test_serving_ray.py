@@ -24,6 +24,7 @@ def cluster(tiny_mlm, ray_to_itself):
     from bertkit.serving.ray_serve import deploy
 
     http_port = free_ports(1)[0]
+    ray.shutdown()  # a Ray Tune test earlier in this worker may have left its local cluster running
     ray.init(num_cpus=4, include_dashboard=False, logging_level="warning",
              runtime_env={"env_vars": {"PYTHONPATH": os.environ.get("PYTHONPATH", "")}})
     try:
