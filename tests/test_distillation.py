@@ -206,9 +206,10 @@ def test_task_distillation_run_keeps_and_scores_its_best_student(tmp_path):
     config = DistillConfig(teacher=str(tmp_path / "teacher"), train_file=str(tmp_path / "train.jsonl"),
                            dev_file=str(tmp_path / "dev.jsonl"), test_file=str(tmp_path / "test.jsonl"),
                            student_num_layers=2, max_steps=4, batch_size=16, output_dir=str(tmp_path / "out"),
-                           hidden_weight=1.0, progress=False, speed_rounds=1)
+                           hidden_weight=1.0, progress=False, speed_rounds=1, augment_copies=1)
     result = distill(config)
     assert result["student"]["layers"] == 2 and result["teacher"]["layers"] == 4 and result["steps"] == 4
+    assert 64 < result["train_features"] <= 128  # the 64 labelled reviews and up to one new sentence each
     assert 0 <= result["student"]["accuracy"] <= 1 and result["speedup"] > 0
     assert (tmp_path / "out" / "metrics.png").is_file()
     saved = json.loads((tmp_path / "out" / "results.json").read_text())

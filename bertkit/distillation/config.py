@@ -42,6 +42,7 @@ class DistillConfig(Options):
     dev_file: str | None = None
     test_file: str | None = None
     limit_train: int | None = None
+    augment_copies: int = 0  # task: new unlabeled sentences per training one, labelled by the teacher (augment.py)
     max_texts: int = 20000  # embedding: unlabeled sentences at most
     max_length: int | None = None  # default: the teacher's
     # optimisation
@@ -70,6 +71,8 @@ class DistillConfig(Options):
                      "speed_rounds", "max_texts"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if not isinstance(self.augment_copies, int) or self.augment_copies < 0:
+            raise ValueError(f"augment_copies must be an integer ≥ 0, got {self.augment_copies!r}")
         for name in ("alpha", "beta", "hidden_weight", "cosine_weight", "attention_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")

@@ -26,12 +26,14 @@ from ..finetuning.data import LabelMap
 from ..finetuning.models import BertForSequenceClassification, TaskConfig
 from ..finetuning.tasks import build_task
 from ..finetuning.train import load_splits, seed_everything
+from ..model.heads import IGNORE_INDEX
 from ..pooling import mean_pool
 from ..tokenization import AutoTokenizer
 from ..training import Trainer, TrainingArguments
 from ..training.batches import EpochBatches
 from ..training.state import check_output_dir
 from ..training.threads import cpu_threads
+from .augment import augmented_texts, unlabeled
 from .config import DistillConfig
 from .losses import DistillationLoss
 from .speed import fastest_rounds
@@ -93,7 +95,9 @@ def step_function(teacher: nn.Module, loss: DistillationLoss):
         with torch.no_grad():
             target = classifier_outputs(teacher, batch, states, maps)
         student = classifier_outputs(distiller.student, batch, states, maps)
-        task_loss = F.cross_entropy(student["logits"], batch["labels"])
+        known = batch["labels"] != IGNORE_INDEX  # augmented sentences have no gold label: soft targets only
+        task_loss = (F.cross_entropy(student["logits"][known], batch["labels"][known]) if known.any()
+                     else student["logits"].sum() * 0.0)
         total, parts = distiller.loss(student, target, task_loss, batch["attention_mask"])
         return total, {"tokens": float(batch["attention_mask"].sum()), **parts}
     return compute
@@ -120,6 +124,18 @@ def teacher_settings(teacher: BertForSequenceClassification, config: DistillConf
                           eval_batch_size=config.eval_batch_size, pooling=teacher.config.pooling)
 
 
+def training_features(task: Any, train: list[dict], config: DistillConfig, mask_token: str) -> list[dict]:
+    """The labelled training features, then ``augment_copies`` augmented sentences per example without a label."""
+    features = task.features(train, training=True)
+    if not config.augment_copies:
+        return features
+    if any("text_pair" in example for example in train):
+        raise ValueError("augment_copies augments single sentences; this data set holds sentence pairs")
+    texts = augmented_texts([example["text"] for example in train], config.augment_copies, mask_token, config.seed)
+    print(f"augmentation: {len(texts):,} new sentences beside {len(train):,} labelled ones", file=sys.stderr)
+    return features + [dict(feature, label=IGNORE_INDEX) for feature in task.features(unlabeled(texts), True)]
+
+
 def distill_task(config: DistillConfig) -> dict[str, Any]:
     """Train the student, keep its best dev model, and report teacher and student side by side on test."""
     check_output_dir(config.output_dir, False, config.overwrite)
@@ -141,8 +157,9 @@ def _distill_task(config: DistillConfig) -> dict[str, Any]:
     student = build_student(teacher, config)
     loss = build_loss(student, teacher, config)
     distiller = Distiller(student, loss).train()
-    data = EpochBatches(task.features(splits["train"], training=True), config.batch_size, task.collate,
-                        seed=config.seed, bucket_size=50, length=task.length)
+    features = training_features(task, splits["train"], config, tokenizer.mask_token)
+    data = EpochBatches(features, config.batch_size, task.collate, seed=config.seed, bucket_size=50,
+                        length=task.length)
     steps_per_epoch = data.steps_per_epoch
     max_steps = config.max_steps or steps_per_epoch * config.epochs
     eval_steps = max(1, math.ceil(steps_per_epoch / config.evals_per_epoch))
@@ -164,18 +181,18 @@ def _distill_task(config: DistillConfig) -> dict[str, Any]:
     outcome = Trainer(distiller, args, data, step_function(teacher, loss), evaluate=evaluate, tokenizer=tokenizer,
                       save_best=save_best).train()
     best = type(teacher).from_pretrained(Path(config.output_dir) / "best")
-    return compare(config, teacher, best, task, splits["test"], outcome.step, steps_per_epoch)
+    return compare(config, teacher, best, task, splits["test"], outcome.step, steps_per_epoch, len(features))
 
 
 def compare(config: DistillConfig, teacher: nn.Module, student: nn.Module, task: Any, test: list[dict],
-            steps: int, steps_per_epoch: int) -> dict[str, Any]:
+            steps: int, steps_per_epoch: int, train_features: int) -> dict[str, Any]:
     """Test scores and encode time of teacher and student in one run; written to ``output_dir/results.json``."""
     scores = {"teacher": task.evaluate(teacher, test), "student": task.evaluate(student, test)}
     seconds = fastest_rounds({"teacher": lambda: task.predict(teacher, test),
                               "student": lambda: task.predict(student, test)}, config.speed_rounds)
     result = {
         "output_dir": config.output_dir, "teacher_dir": config.teacher, "test_examples": len(test),
-        "steps": steps, "epochs_run": round(steps / steps_per_epoch, 3),
+        "steps": steps, "epochs_run": round(steps / steps_per_epoch, 3), "train_features": train_features,
         "teacher": {"accuracy": scores["teacher"]["accuracy"], "layers": teacher.config.num_hidden_layers,
                     "hidden_size": teacher.config.hidden_size, "parameters": teacher.num_parameters(),
                     "test_seconds": seconds["teacher"], "examples_per_second": len(test) / seconds["teacher"]},
