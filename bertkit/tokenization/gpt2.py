@@ -46,6 +46,7 @@ from .byte_bpe_files import (
 from .byte_bpe_json import is_byte_level_json, read_byte_level_json
 from .byte_level import from_byte_chars, split_words, to_byte_chars
 from .byte_offsets import Span, piece_spans
+from .lookup import VocabularyLookup
 from .pretrained import CONFIG_FILE, read_config
 from .tokenizer_json import TOKENIZER_JSON
 
@@ -58,7 +59,7 @@ WHITESPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u200
              "\u2028\u2029\u202f\u205f\u3000"
 
 
-class GPT2Tokenizer(EncodesBatches):
+class GPT2Tokenizer(VocabularyLookup, EncodesBatches):
     """GPT-2's byte-level BPE tokenizer; ids equal ``transformers.GPT2TokenizerFast`` on the same folder."""
 
     tokenizer_class = "GPT2Tokenizer"  # the name written to tokenizer_config.json, which transformers loads by
@@ -184,36 +185,11 @@ class GPT2Tokenizer(EncodesBatches):
     cls_token_id = property(lambda self: self._role_id("cls_token"))
     mask_token_id = property(lambda self: self._role_id("mask_token"))
 
-    @property
-    def vocab_size(self) -> int:
-        """Number of entries in the vocabulary."""
-        return len(self.vocab)
-
-    def __len__(self) -> int:
-        return len(self.vocab)
-
-    def get_vocab(self) -> dict[str, int]:
-        """A copy of the token → id dict."""
-        return dict(self.vocab)
-
     def convert_tokens_to_ids(self, tokens: str | list[str]) -> int | None | list[int | None]:
         """Token(s) → id(s); an unknown token maps to the unknown token's id (None without one)."""
         if isinstance(tokens, str):
             return self.vocab.get(tokens, self.unk_token_id)
         return [self.vocab.get(t, self.unk_token_id) for t in tokens]
-
-    def convert_ids_to_tokens(self, ids: int | Iterable[int], skip_special_tokens: bool = False) -> str | list[str]:
-        """Id(s) → token(s) as stored (byte characters: ``Ġ`` is a space); an id outside the vocabulary is an error."""
-        if isinstance(ids, int):
-            return self._id_to_token(ids)
-        tokens = [self._id_to_token(int(i)) for i in ids]
-        return [t for t in tokens if t not in self._specials] if skip_special_tokens else tokens
-
-    def _id_to_token(self, index: int) -> str:
-        token = self.ids_to_tokens.get(index)
-        if token is None:
-            raise ValueError(f"token id {index} is outside the vocabulary (0..{len(self.vocab) - 1})")
-        return token
 
     # -- text → tokens ----------------------------------------------------------------------------------
 
@@ -369,10 +345,6 @@ class GPT2Tokenizer(EncodesBatches):
         if isinstance(ids, int):
             ids = [ids]
         return self.convert_tokens_to_string(self.convert_ids_to_tokens(ids, skip_special_tokens))
-
-    def batch_decode(self, batch: Iterable[Iterable[int]], **kwargs: Any) -> list[str]:
-        """``decode`` for each sequence of a batch."""
-        return [self.decode(ids, **kwargs) for ids in batch]
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(vocab_size={len(self.vocab)}, merges={len(self.merges)}, "

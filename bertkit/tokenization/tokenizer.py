@@ -23,6 +23,7 @@ from .batch import (
     check_text,
     truncation_lengths,
 )
+from .lookup import VocabularyLookup
 from .pretrained import CONFIG_FILE, SPECIAL_TOKEN_NAMES, VOCAB_FILE, tokenizer_arguments
 from .vocab import load_vocab, save_vocab
 from .wordpiece import WordPiece
@@ -32,7 +33,7 @@ logger = logging.getLogger(__name__)
 _CACHE_LIMIT = 1_000_000  # chunks; a cache this full is cleared rather than grown without bound
 
 
-class BertTokenizer(EncodesBatches):
+class BertTokenizer(VocabularyLookup, EncodesBatches):
     """BERT's WordPiece tokenizer, from a ``vocab.txt`` or a ``tokenizer.json``; ids equal Hugging Face's."""
 
     pre_tokenizer: str | None = None  # a variant that splits words differently names itself in tokenizer_config.json
@@ -130,37 +131,12 @@ class BertTokenizer(EncodesBatches):
     cls_token_id = property(lambda self: self.vocab[self.cls_token])
     mask_token_id = property(lambda self: self.vocab[self.mask_token])
 
-    @property
-    def vocab_size(self) -> int:
-        """Number of entries in the vocabulary."""
-        return len(self.vocab)
-
-    def __len__(self) -> int:
-        return len(self.vocab)
-
-    def get_vocab(self) -> dict[str, int]:
-        """A copy of the token → id dict."""
-        return dict(self.vocab)
-
     def convert_tokens_to_ids(self, tokens: str | list[str]) -> int | list[int]:
         """Token(s) → id(s); unknown tokens map to ``[UNK]``."""
         unk = self.unk_token_id
         if isinstance(tokens, str):
             return self.vocab.get(tokens, unk)
         return [self.vocab.get(t, unk) for t in tokens]
-
-    def convert_ids_to_tokens(self, ids: int | Iterable[int], skip_special_tokens: bool = False) -> str | list[str]:
-        """Id(s) → token(s); an id outside the vocabulary is an error."""
-        if isinstance(ids, int):
-            return self._id_to_token(ids)
-        tokens = [self._id_to_token(int(i)) for i in ids]
-        return [t for t in tokens if t not in self._specials] if skip_special_tokens else tokens
-
-    def _id_to_token(self, index: int) -> str:
-        token = self.ids_to_tokens.get(index)
-        if token is None:
-            raise ValueError(f"token id {index} is outside the vocabulary (0..{len(self.vocab) - 1})")
-        return token
 
     # -- text → tokens ----------------------------------------------------------------------------------
 
@@ -326,10 +302,6 @@ class BertTokenizer(EncodesBatches):
         if clean_up_tokenization_spaces is None:
             clean_up_tokenization_spaces = self.clean_up_tokenization_spaces
         return clean_up_spaces(text) if clean_up_tokenization_spaces else text
-
-    def batch_decode(self, batch: Iterable[Iterable[int]], **kwargs: Any) -> list[str]:
-        """``decode`` for each sequence of a batch."""
-        return [self.decode(ids, **kwargs) for ids in batch]
 
     def __repr__(self) -> str:
         b = self.basic
