@@ -10,6 +10,7 @@ a time. Reported: test accuracy, trainable share, seconds per epoch, median trai
 `--table` prints every run under --out (its results.json, plus peak RSS where bench.json has it) as a Markdown table.
 `--set` adds config overrides (a variant of one method, saved under `--name`); rows accumulate in bench.json by name,
 so runs made separately (e.g. two side by side) end in one table.
+`--seeds full,lora-all-head1` prints each run's mean ± sd over its repeats (folders NAME, NAME-s1, NAME-s2, …).
 `--limit-train N` keeps N training reviews (a speed check, not the accuracy of the full run).
 """
 
@@ -18,7 +19,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -94,6 +97,29 @@ def table(out: Path) -> str:
     return "\n".join(lines)
 
 
+def seed_summary(out: Path, names: list[str]) -> str:
+    """Mean ± sample standard deviation of test and dev accuracy over the seeds of each run name: the folder NAME
+    (the config's seed) and NAME-s1, NAME-s2, … (``--set seed=K --name NAME-sK``)."""
+    lines = ["| run | seeds | test acc, each | test mean ± sd | dev mean ± sd |", "|---|---|---|---|---|"]
+    for name in names:
+        runs = [json.loads((folder / "results.json").read_text())
+                for folder in sorted(out.iterdir())
+                if (folder.name == name or re.fullmatch(rf"{re.escape(name)}-s\d+", folder.name))
+                and (folder / "results.json").is_file()]
+        if not runs:
+            raise SystemExit(f"no finished run named {name} or {name}-sK under {out}")
+        test = [run["test"]["accuracy"] for run in runs]
+        dev = [run["dev"]["accuracy"] for run in runs]
+        seeds = ", ".join(str(run["config"]["seed"]) for run in runs)
+        lines.append(f"| {name} | {seeds} | {', '.join(f'{a:.3f}' for a in test)} | {mean_sd(test)} | {mean_sd(dev)} |")
+    return "\n".join(lines)
+
+
+def mean_sd(values: list[float]) -> str:
+    """``mean ± sd`` to three decimals (sd: the sample standard deviation; 0 for one value)."""
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.3f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--methods", default=",".join(METHODS))
@@ -103,11 +129,15 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides for every method")
     parser.add_argument("--name", help="the row's name and folder (one method only; default: the method)")
     parser.add_argument("--table", action="store_true", help="print the runs under --out as a Markdown table")
+    parser.add_argument("--seeds", metavar="NAME,NAME", help="print each run's mean ± sd over its seeded repeats")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # the child process: run one method, print its JSON
     args = parser.parse_args()
     out = Path(args.out)
     if args.table:
         print(table(out))
+        return
+    if args.seeds:
+        print(seed_summary(out, args.seeds.split(",")))
         return
     if args.one:
         print(json.dumps(run_one(args.one, args.name or args.one, out, args.limit_train, args.epochs, args.set)))
