@@ -172,3 +172,17 @@ def test_params_cli_prints_the_peft_table_and_plots_it(tmp_path, capsys):
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert main(["params", "--peft", "dora"]) != 0
     assert "peft method must be one of" in capsys.readouterr().err
+
+
+def test_lora_dropout_drops_the_branch_input_keeping_its_expectation():
+    torch.manual_seed(0)
+    layer = LoraLinear(torch.nn.Linear(16, 8), r=4, alpha=8, dropout=0.5)
+    torch.nn.init.normal_(layer.lora_B.weight)
+    x = torch.randn(3, 16)
+    with torch.no_grad():
+        base, exact = layer.base_layer(x), layer.eval()(x)
+        layer.train()
+        draws = torch.stack([layer(x) for _ in range(4000)])
+    assert not torch.allclose(draws[0], draws[1])  # a fresh mask each call
+    # the branch is linear in its input, so inverted dropout leaves its mean unchanged: E[out] = the eval output
+    torch.testing.assert_close(draws.mean(0), exact, atol=0.1 * (exact - base).abs().max().item(), rtol=0)
