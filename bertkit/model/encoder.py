@@ -258,9 +258,11 @@ class EncoderModel(Pretrained):
             raise ValueError(f"input has {past + seq} tokens but the model has only {config.max_tokens} positions; "
                              "truncate it (tokenizer: truncation=True, max_length=...) or extend the positions "
                              "(bertkit.model.long_positions.extend_positions)")
-        if input_ids.numel() and (int(input_ids.min()) < 0 or int(input_ids.max()) >= config.vocab_size):
-            raise ValueError(f"token ids must lie in [0, {config.vocab_size}); got "
-                             f"{int(input_ids.min())}..{int(input_ids.max())} (a tokenizer of another vocabulary?)")
+        if input_ids.numel():
+            low, high = torch.stack(torch.aminmax(input_ids)).tolist()  # one host sync on a GPU, not two
+            if low < 0 or high >= config.vocab_size:
+                raise ValueError(f"token ids must lie in [0, {config.vocab_size}); got {low}..{high} "
+                                 "(a tokenizer of another vocabulary?)")
         if attention_mask is not None and tuple(attention_mask.shape) != (batch, past + seq):
             cached = f" after {past} cached positions" if past else ""
             raise ValueError(f"attention_mask has shape {tuple(attention_mask.shape)}, expected {(batch, past + seq)} "
