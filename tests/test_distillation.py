@@ -14,9 +14,11 @@ from bertkit.distillation import (
     DistillationLoss,
     DistillConfig,
     attention_mse,
+    copied_student,
     every_other_layer,
     hidden_mse,
     narrow_student,
+    slim_feed_forward,
     soft_target_loss,
     student_from_layers,
 )
@@ -143,6 +145,36 @@ def test_every_other_layer_student_holds_the_chosen_teacher_layers():
         student_from_layers(teacher, [2, 1])
 
 
+def test_a_slim_feed_forward_is_the_model_without_its_least_important_neurons():
+    model = tiny_classifier(layers=2, hidden=32, seed=8)
+    ffn = model.bert.encoder.layer[1]
+    with torch.no_grad():
+        ffn.output.dense.weight[:, 5] = 0.0  # neuron 5 of layer 1 passes nothing on: the first to go
+    slim = slim_feed_forward(model, 48).eval()
+    assert slim.config.intermediate_size == 48 and model.config.intermediate_size == 64
+    dropped = {}
+    for i, layer in enumerate(model.bert.encoder.layer):
+        importance = layer.intermediate.dense.weight.norm(dim=1) * layer.output.dense.weight.norm(dim=0)
+        dropped[i] = importance.argsort()[:16]
+    assert 5 in dropped[1].tolist()
+    # the oracle: the full model with the dropped neurons' activations zeroed by a hook
+    hooks = [layer.intermediate.register_forward_hook(
+        lambda module, args, out, i=i: out.index_fill(-1, dropped[i], 0.0))
+        for i, layer in enumerate(model.bert.encoder.layer)]
+    batch = batch_of(["good film", "the plot was dull and weak"])
+    inputs = {k: batch[k] for k in ("input_ids", "attention_mask")}
+    with torch.no_grad():
+        masked = model(**inputs).logits
+        for hook in hooks:
+            hook.remove()
+        full = model(**inputs).logits
+        torch.testing.assert_close(slim(**inputs).logits, masked, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(full, masked, atol=1e-4)  # the cut changes the function
+    torch.testing.assert_close(slim_feed_forward(model, 64).eval()(**inputs).logits, full)
+    with pytest.raises(ValueError, match=r"student_intermediate_size must be 1 … 64 \(the teacher's feed-forward"):
+        slim_feed_forward(model, 65)
+
+
 def test_a_tiny_student_learns_to_match_its_teacher():
     teacher = tiny_classifier(layers=4, hidden=32, seed=1).requires_grad_(False)
     with torch.no_grad():  # sharper attention maps than a random init's near-uniform ones: something to learn
@@ -179,13 +211,14 @@ def test_classifier_outputs_equal_the_models_own_logits():
     assert len(out["hidden_states"]) == 5 and len(out["attentions"]) == 4
 
 
-def test_a_student_folder_loads_in_transformers_with_equal_outputs(tmp_path):
+@pytest.mark.parametrize("intermediate_size", [None, 40])
+def test_a_student_folder_loads_in_transformers_with_equal_outputs(tmp_path, intermediate_size):
     from transformers import AutoModel, AutoModelForSequenceClassification
 
-    student = student_from_layers(tiny_classifier(layers=4, seed=5, pooling="cls"), [1, 3])
+    student = copied_student(tiny_classifier(layers=4, seed=5, pooling="cls"), 2, [1, 3], intermediate_size)
     student.save_pretrained(tmp_path / "student", tokenizer=tiny_tokenizer())
     theirs = AutoModelForSequenceClassification.from_pretrained(tmp_path / "student").eval()
-    assert theirs.config.num_hidden_layers == 2
+    assert theirs.config.num_hidden_layers == 2 and theirs.config.intermediate_size == (intermediate_size or 64)
     batch = batch_of(["good film", "the plot was dull and weak"])
     inputs = {k: batch[k] for k in ("input_ids", "attention_mask")}
     with torch.no_grad():

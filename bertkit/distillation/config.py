@@ -26,7 +26,7 @@ class DistillConfig(Options):
     student_layers: list[int] | None = None  # teacher layers (0-based) the student starts from
     student_hidden_size: int | None = None  # set: a narrower student from random weights (TinyBERT)
     student_heads: int | None = None
-    student_intermediate_size: int | None = None
+    student_intermediate_size: int | None = None  # narrower: FFN width; copied layers: FFN neurons kept
     student_model: str | None = None  # a smaller pretrained folder of the teacher's vocabulary to start from
     # losses: alpha·KL(T) + beta·task + hidden_weight·MSE + cosine_weight·(1−cos) + attention_weight·MSE(maps)
     alpha: float = 0.5

@@ -38,7 +38,7 @@ from ..training.state import check_output_dir
 from ..training.threads import cpu_threads
 from .config import DistillConfig
 from .speed import fastest_rounds
-from .student import check_same_vocabulary, every_other_layer, narrow_student, student_from_layers
+from .student import check_same_vocabulary, copied_student, narrow_student
 
 
 def student_encoder(teacher: SentenceEncoder, config: DistillConfig) -> SentenceEncoder:
@@ -52,8 +52,8 @@ def student_encoder(teacher: SentenceEncoder, config: DistillConfig) -> Sentence
         student = narrow_student(model, config.student_num_layers, config.student_hidden_size, config.student_heads,
                                  config.student_intermediate_size, seed=config.seed)
     else:
-        layers = config.student_layers or every_other_layer(model.config.num_hidden_layers, config.student_num_layers)
-        student = student_from_layers(model, layers)
+        student = copied_student(model, config.student_num_layers, config.student_layers,
+                                 config.student_intermediate_size)
     modules = [copy.deepcopy(m) for m in teacher.head]
     if student.config.hidden_size != model.config.hidden_size:
         if any(not isinstance(m, Normalize) for m in modules):

@@ -1,5 +1,6 @@
 """Students: a teacher's architecture with fewer layers (copied from chosen teacher layers, as DistilBERT starts
-from every other layer of BERT) or a narrower one from random weights (TinyBERT), with the teacher's vocabulary.
+from every other layer of BERT), optionally with a slimmer feed-forward (its most important neurons kept), or a
+narrower one from random weights (TinyBERT), with the teacher's vocabulary.
 """
 
 from __future__ import annotations
@@ -63,6 +64,39 @@ def student_from_layers(teacher: nn.Module, layers: Sequence[int]) -> nn.Module:
             state[name[:start] + renumber[match.group(2)] + name[end:]] = tensor.clone()
     student.load_state_dict(state, strict=True)
     return student.train(teacher.training)
+
+
+def feed_forward_importance(w_in: torch.Tensor, w_out: torch.Tensor) -> torch.Tensor:
+    """Per feed-forward neuron i: ‖row i of W_in‖ · ‖column i of W_out‖, a data-free bound on how much it passes on."""
+    return w_in.norm(dim=1) * w_out.norm(dim=0)
+
+
+def slim_feed_forward(model: nn.Module, intermediate_size: int) -> nn.Module:
+    """The model with every layer's feed-forward cut to its ``intermediate_size`` most important neurons
+    (:func:`feed_forward_importance`, kept in their order): the same function minus the dropped neurons' share."""
+    config = _encoder_config(model)
+    if not 1 <= intermediate_size <= config.intermediate_size:
+        raise ValueError(f"student_intermediate_size must be 1 … {config.intermediate_size} (the teacher's "
+                         f"feed-forward width) for a student of copied layers, got {intermediate_size}")
+    state = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    for name in [n for n in state if re.search(r"(^|\.)encoder\.layer\.\d+\.intermediate\.dense\.weight$", n)]:
+        layer = name[: -len("intermediate.dense.weight")]
+        w_out = state[layer + "output.dense.weight"]
+        keep = feed_forward_importance(state[name], w_out).topk(intermediate_size).indices.sort().values
+        state[name] = state[name][keep]
+        state[layer + "intermediate.dense.bias"] = state[layer + "intermediate.dense.bias"][keep]
+        state[layer + "output.dense.weight"] = w_out[:, keep]
+    slim = type(model)(dataclasses.replace(config, intermediate_size=intermediate_size))
+    slim.load_state_dict(state, strict=True)
+    return slim.train(model.training)
+
+
+def copied_student(teacher: nn.Module, num_layers: int, layers: Sequence[int] | None = None,
+                   intermediate_size: int | None = None) -> nn.Module:
+    """Teacher layers ``layers`` (default: every other one, ``num_layers`` of them), their feed-forward slimmed to
+    ``intermediate_size`` neurons when given."""
+    student = student_from_layers(teacher, layers or every_other_layer(teacher.config.num_hidden_layers, num_layers))
+    return slim_feed_forward(student, intermediate_size) if intermediate_size else student
 
 
 def narrow_student(teacher: nn.Module, num_layers: int, hidden_size: int, num_heads: int | None = None,

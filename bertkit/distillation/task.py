@@ -37,7 +37,7 @@ from .augment import augmented_texts, unlabeled
 from .config import DistillConfig
 from .losses import DistillationLoss
 from .speed import fastest_rounds
-from .student import check_same_vocabulary, every_other_layer, narrow_student, student_from_layers
+from .student import check_same_vocabulary, copied_student, narrow_student
 
 
 class Distiller(nn.Module):
@@ -62,8 +62,9 @@ def classifier_outputs(model: BertForSequenceClassification, batch: dict[str, to
 
 
 def build_student(teacher: nn.Module, config: DistillConfig) -> nn.Module:
-    """Copied teacher layers (``student_layers``, default every other one), a narrower random student, or the
-    encoder of ``student_model`` (same vocabulary) under a fresh head with the teacher's labels."""
+    """Copied teacher layers (``student_layers``, default every other one; ``student_intermediate_size``: their
+    feed-forward slimmed), a narrower random student, or the encoder of ``student_model`` (same vocabulary) under
+    a fresh head with the teacher's labels."""
     if config.student_model is not None:
         check_same_vocabulary(config.teacher, config.student_model)
         base = BertConfig.from_json_file(Path(config.student_model) / "config.json")
@@ -75,8 +76,7 @@ def build_student(teacher: nn.Module, config: DistillConfig) -> nn.Module:
     if config.student_hidden_size is not None:
         return narrow_student(teacher, config.student_num_layers, config.student_hidden_size, config.student_heads,
                               config.student_intermediate_size, seed=config.seed)
-    layers = config.student_layers or every_other_layer(teacher.config.num_hidden_layers, config.student_num_layers)
-    return student_from_layers(teacher, layers)
+    return copied_student(teacher, config.student_num_layers, config.student_layers, config.student_intermediate_size)
 
 
 def build_loss(student: nn.Module, teacher: nn.Module, config: DistillConfig) -> DistillationLoss:
