@@ -3,7 +3,15 @@
 import numpy as np
 import pytest
 
-from bertkit.encoding.pairs import Pair, clean_inline, python_docs_pairs, rst_sections, split_by_source
+from bertkit.encoding.pairs import (
+    Pair,
+    clean_inline,
+    python_docs_pairs,
+    python_docs_prose,
+    rst_prose,
+    rst_sections,
+    split_by_source,
+)
 from bertkit.encoding.retrieval import retrieval_metrics
 
 PROSE = ("The :mod:`json` module exposes an API familiar to users of the standard library, with "
@@ -54,6 +62,21 @@ def test_rst_sections():
     assert sections[1][1].startswith("Yes. Several debuggers are described below")
     assert clean_inline(":meth:`~io.TextIOBase.read` and :ref:`the tutorial <tut>`") == "io.TextIOBase.read and " \
                                                                                      "the tutorial"
+
+
+def test_rst_prose_is_every_paragraph_of_enough_words_without_markup(tmp_path):
+    debuggers = ("Several debuggers are described below, and the built-in function breakpoint lets you drop into "
+                 "any of them when you need to look at a running program in some detail.")
+    assert rst_prose(DOC) == [clean_inline(PROSE), debuggers]
+    # in document order; no title, directive, field, code block or list item
+    assert rst_prose(DOC, min_words=1) == [clean_inline(PROSE), "Yes.", debuggers, "Only a few words here."]
+    root = tmp_path / "html" / "_sources"
+    root.mkdir(parents=True)
+    for name in ("a", "b", "whatsnew-3.11"):
+        (root / f"{name}.rst.txt").write_text(DOC.replace("Several", f"Page {name}: several"))
+    files = sorted(root.rglob("*.rst.txt"))
+    assert [p.split(":")[0] for p in python_docs_prose({"b.rst.txt"}, files) if p.startswith("Page")] == ["Page b"]
+    assert python_docs_prose({"whatsnew-3.11.rst.txt"}, files) == []  # release notes are never a page
 
 
 def test_pairs_keep_unique_titles_and_split_by_page(tmp_path):

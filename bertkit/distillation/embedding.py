@@ -2,9 +2,10 @@
 fewer layers (copied teacher layers) or a narrower one, trained on unlabeled sentences to reproduce the teacher's
 sentence vectors (MSE, before any Normalize), as in Reimers & Gurevych 2020's multilingual distillation.
 
-Sentences: the texts of the Python-docs retrieval pages outside the test set (``bench/retrieval.py``'s split), then
-Rotten Tomatoes reviews, up to ``max_texts``; 15 % of the training pages' pairs are held out as the dev set
-(MRR@10). The student is a sentence-transformers folder (``output_dir/best``) that ``SentenceEncoder`` loads.
+Sentences: the titles, passages and other prose paragraphs of the Python-docs retrieval pages outside the test set
+(``bench/retrieval.py``'s split) and the dev set (15 % of the other pages' pairs, scored by MRR@10), then Rotten
+Tomatoes reviews, up to ``max_texts``. The student is a sentence-transformers folder (``output_dir/best``) that
+``SentenceEncoder`` loads.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ..atomic import write_text_atomic
 from ..encoding import SentenceEncoder
 from ..encoding.encoder import pad_batch
 from ..encoding.modules import Dense, FolderLayout, Normalize
-from ..encoding.pairs import Pair, python_docs_pairs, split_by_source
+from ..encoding.pairs import Pair, python_docs_pairs, python_docs_prose, split_by_source
 from ..encoding.retrieval import retrieval_metrics
 from ..finetuning.train import seed_everything
 from ..model import AutoModel
@@ -82,8 +83,10 @@ def unnormalized(encoder: SentenceEncoder, input_ids: torch.Tensor, attention_ma
 
 
 def training_texts(train_pairs: list[Pair], max_texts: int) -> list[str]:
-    """Unlabeled sentences: the training pages' titles and passages, then Rotten Tomatoes reviews (distinct)."""
+    """Unlabeled sentences: the training pages' titles and passages, then every prose paragraph of those pages,
+    then Rotten Tomatoes reviews (distinct); never a dev or test page's text."""
     texts = [t for p in train_pairs for t in (p.query, p.passage)]
+    texts += python_docs_prose({p.source for p in train_pairs})
     texts += [text for _, text in corpora.rotten_tomatoes_reviews()]
     return list(dict.fromkeys(t for t in texts if t.strip()))[:max_texts]
 

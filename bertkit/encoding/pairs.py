@@ -99,18 +99,41 @@ def _is_prose(block: list[str]) -> bool:
             and not all(_is_underline(x, "") for x in block) and any(c.isalpha() for c in first))
 
 
-def python_docs_pairs(files: Iterable[Path] | None = None) -> list[Pair]:
-    """Section title ↔ opening prose over the Python docs (or the given .rst.txt files), titles made unique."""
+def docs_pages(files: Iterable[Path] | None = None) -> list[tuple[Path, str]]:
+    """(file, page name) of the Python docs' pages (or the given files), release notes left out."""
     if files is None:
         from .. import corpora
 
         files = corpora.python_docs_files()
-    pairs = []
+    pages = []
     for path in files:
         parts = path.parts  # the page's name below _sources/, the same on every machine
         source = "/".join(parts[parts.index("_sources") + 1:]) if "_sources" in parts else path.name
-        if "whatsnew" in source or "changelog" in source:  # release notes: titles are version numbers
-            continue
+        if "whatsnew" not in source and "changelog" not in source:  # release notes: titles are version numbers
+            pages.append((path, source))
+    return pages
+
+
+def rst_prose(text: str, min_words: int = 8) -> list[str]:
+    """Every prose paragraph of a reStructuredText document with at least ``min_words`` words, markup removed."""
+    lines = text.split("\n")
+    rules = {i for i, line in enumerate(lines) if _is_underline(line, "")}  # over- and underlines
+    titles = {i - 1 for i in rules if i and lines[i - 1].strip() and i - 1 not in rules}
+    body = ["" if i in rules or i in titles else line for i, line in enumerate(lines)]
+    paragraphs = (clean_inline(paragraph) for paragraph in _paragraphs(body))
+    return [paragraph for paragraph in paragraphs if len(paragraph.split()) >= min_words]
+
+
+def python_docs_prose(sources: set[str], files: Iterable[Path] | None = None) -> list[str]:
+    """The prose paragraphs of the named Python docs pages (e.g. a training split's ``Pair.source`` s)."""
+    return [paragraph for path, source in docs_pages(files) if source in sources
+            for paragraph in rst_prose(path.read_text(encoding="utf-8"))]
+
+
+def python_docs_pairs(files: Iterable[Path] | None = None) -> list[Pair]:
+    """Section title ↔ opening prose over the Python docs (or the given .rst.txt files), titles made unique."""
+    pairs = []
+    for path, source in docs_pages(files):
         pairs += [Pair(title, passage, source) for title, passage in rst_sections(path.read_text(encoding="utf-8"))]
     title_counts = Counter(p.query.lower() for p in pairs)
     passage_counts = Counter(p.passage for p in pairs)
