@@ -184,5 +184,15 @@ def test_lora_dropout_drops_the_branch_input_keeping_its_expectation():
         layer.train()
         draws = torch.stack([layer(x) for _ in range(4000)])
     assert not torch.allclose(draws[0], draws[1])  # a fresh mask each call
+    from bertkit.model.dropout import keep_mask
+
+    with torch.no_grad():  # exactly the inverted-dropout math, with the mask the same seed draws
+        torch.manual_seed(5)
+        out = layer(x)
+        torch.manual_seed(5)
+        keep, keep_probability = keep_mask(x.shape, 0.5)
+        dropped = x * keep / keep_probability
+        expected = base + layer.lora_B(layer.lora_A(dropped)) * layer.scaling
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
     # the branch is linear in its input, so inverted dropout leaves its mean unchanged: E[out] = the eval output
     torch.testing.assert_close(draws.mean(0), exact, atol=0.1 * (exact - base).abs().max().item(), rtol=0)

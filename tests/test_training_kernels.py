@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from bertkit.config import BertConfig
 from bertkit.model import BertForPreTraining, vocab_loss
-from bertkit.model.dropout import Dropout, dropout, keep_mask
+from bertkit.model.dropout import Dropout, drop_unscaled, dropout, keep_mask
 from bertkit.model.vocab_loss import vocab_cross_entropy
 
 
@@ -93,6 +93,22 @@ def test_dropout_gradient_uses_the_same_mask_and_seeds_reproduce_it():
     assert torch.equal(Dropout(0.3)(x), out)
     module = Dropout(0.3).eval()
     assert module(x) is x
+
+
+def test_unscaled_drop_zeroes_p_keeps_the_rest_as_is_and_saves_only_the_mask():
+    torch.manual_seed(1)
+    x = torch.randn(500, 400, requires_grad=True)
+    dropped, keep_probability = drop_unscaled(x, 0.25)
+    assert keep_probability == pytest.approx(0.75, abs=1e-5)
+    kept = dropped != 0
+    assert abs(kept.float().mean().item() - keep_probability) < 5e-3  # 2·10^5 draws: σ ≈ 1e-3
+    assert torch.equal(dropped[kept], x[kept])  # not rescaled: the caller folds 1/keep into what follows
+    dropped.sum().backward()
+    assert torch.equal(x.grad, kept.float())
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t.dtype) or t, lambda t: t):
+        drop_unscaled(x, 0.25)
+    assert saved == [torch.bool]
 
 
 def test_gelu_linear_equals_linear_of_gelu_and_stores_only_its_input():

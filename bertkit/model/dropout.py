@@ -55,6 +55,16 @@ def dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     return _MaskedScale.apply(x, keep, 1.0 / keep_probability)
 
 
+def drop_unscaled(x: torch.Tensor, p: float) -> tuple[torch.Tensor, float]:
+    """``x`` with each element zeroed with probability ≈ ``p`` but the rest *not* scaled up, and the keep
+    probability: before a linear map, the inverse scale can go on the map's smaller weight instead (one pass over
+    ``x`` fewer, forward and backward). Only the boolean mask is kept for the backward pass."""
+    if x.device.type != "cpu":
+        return torch.where(torch.rand_like(x) >= p, x, 0.0), 1.0 - p
+    keep, keep_probability = keep_mask(x.shape, p)
+    return torch.where(keep, x, 0.0), keep_probability
+
+
 class _DropoutMatmul(torch.autograd.Function):
     """``dropout(probs) @ v`` saving ``probs`` (kept anyway by the softmax before it) and the boolean mask, not the
     dropped-out copy: attention's backward rebuilds that copy, one elementwise product, instead of storing it."""

@@ -9,22 +9,23 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..model import kernels
-from ..model.dropout import Dropout
+from ..model.dropout import drop_unscaled
 
 
 class LoraLinear(nn.Module):
-    """``base_layer(x) + B(A(dropout(x))) · α/r`` around a frozen ``nn.Linear``."""
+    """``base_layer(x) + B(A(dropout(x))) · α/r`` around a frozen ``nn.Linear`` (``lora_dropout`` holds the drop
+    probability, as peft's module of that name; the forward draws the mask itself, see there)."""
 
     def __init__(self, base_layer: nn.Linear, r: int, alpha: float, dropout: float = 0.0):
         super().__init__()
         self.base_layer = base_layer
         self.lora_A = nn.Linear(base_layer.in_features, r, bias=False)
         self.lora_B = nn.Linear(r, base_layer.out_features, bias=False)
-        # the CPU's fast mask: 42 wrapped projections' inputs are dropped every step, as costly as a GEMM each
-        self.lora_dropout = Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.lora_dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()  # its p; see forward
         self.scaling = alpha / r
         self.merged = False
         nn.init.kaiming_uniform_(self.lora_A.weight, a=math.sqrt(5))  # as peft: A random, B zero
@@ -34,7 +35,13 @@ class LoraLinear(nn.Module):
         out = kernels.linear(self.base_layer, x)  # the frozen base stays on the fast path
         if self.merged:
             return out
-        return out + self.lora_B(self.lora_A(self.lora_dropout(x))) * self.scaling
+        scale = self.scaling
+        if self.training and isinstance(self.lora_dropout, nn.Dropout) and self.lora_dropout.p > 0:
+            # inverted dropout, its 1/keep folded into B's scale (the branch is linear): an elementwise pass over
+            # x fewer each way, which at this rank costs more than the branch's two small GEMMs
+            x, keep = drop_unscaled(x, self.lora_dropout.p)
+            scale = scale / keep
+        return out + F.linear(self.lora_A(x), self.lora_B.weight * scale)
 
     def delta_weight(self) -> torch.Tensor:
         """ΔW = B·A·α/r, shaped like the base weight."""
