@@ -18,6 +18,7 @@ from bertkit.distillation import (
     every_other_layer,
     hidden_mse,
     narrow_student,
+    search_layers,
     slim_feed_forward,
     soft_target_loss,
     student_from_layers,
@@ -145,6 +146,43 @@ def test_every_other_layer_student_holds_the_chosen_teacher_layers():
         student_from_layers(teacher, [2, 1])
 
 
+def source_layers(student, teacher) -> list[int]:
+    """Which teacher layer each student layer is a copy of (by the query weights)."""
+    teacher_q = [layer.attention.self.query.weight for layer in teacher.bert.encoder.layer]
+    return [next(i for i, w in enumerate(teacher_q) if torch.equal(w, layer.attention.self.query.weight))
+            for layer in student.bert.encoder.layer]
+
+
+def test_layer_search_keeps_the_last_layer_and_adds_the_best_one_at_a_time(capsys):
+    teacher = tiny_classifier(layers=6)
+    worth = {0: 5.0, 1: 1.0, 2: 3.0, 3: 0.0, 4: 2.0, 5: 0.0}
+    trials = []
+
+    def score(student):  # additive, so greedy and exhaustive search agree: 0 and 2 beside the kept last layer
+        trials.append(source_layers(student, teacher))
+        return sum(worth[i] for i in trials[-1])
+
+    assert search_layers(teacher, 3, score) == [0, 2, 5]
+    assert trials[:5] == [[0, 5], [1, 5], [2, 5], [3, 5], [4, 5]] and len(trials) == 5 + 4
+    assert all(5 in t for t in trials) and "→ [0, 2, 5]" in capsys.readouterr().err
+    assert search_layers(teacher, 1, score) == [5] and len(trials) == 9  # nothing to try
+    with pytest.raises(ValueError, match="1 … 6 layers"):
+        search_layers(teacher, 7, score)
+
+
+def test_embedding_layer_search_picks_the_best_dev_student_as_copied():
+    from bertkit.distillation.embedding import score, searched_layers, student_encoder
+    from bertkit.encoding.pairs import Pair
+
+    teacher = tiny_sentence_encoder()
+    texts = [e["text"] for e in sentiment_examples(12, seed=3)]
+    dev = [Pair(a, b, "p") for a, b in zip(texts[:6], texts[6:], strict=True)]
+    config = DistillConfig(mode="embedding", student_num_layers=2, layer_search=True)
+    chosen = searched_layers(teacher, config, dev)
+    mrr = {i: score(student_encoder(teacher, config, [i, 3]).eval(), dev, 8)["mrr@10"] for i in range(3)}
+    assert chosen[1] == 3 and mrr[chosen[0]] == max(mrr.values())  # brute force over every pair with the last
+
+
 def test_a_slim_feed_forward_is_the_model_without_its_least_important_neurons():
     model = tiny_classifier(layers=2, hidden=32, seed=8)
     ffn = model.bert.encoder.layer[1]
@@ -239,9 +277,10 @@ def test_task_distillation_run_keeps_and_scores_its_best_student(tmp_path):
     config = DistillConfig(teacher=str(tmp_path / "teacher"), train_file=str(tmp_path / "train.jsonl"),
                            dev_file=str(tmp_path / "dev.jsonl"), test_file=str(tmp_path / "test.jsonl"),
                            student_num_layers=2, max_steps=4, batch_size=16, output_dir=str(tmp_path / "out"),
-                           hidden_weight=1.0, progress=False, speed_rounds=1, augment_copies=1)
+                           hidden_weight=1.0, progress=False, speed_rounds=1, augment_copies=1, layer_search=True)
     result = distill(config)
     assert result["student"]["layers"] == 2 and result["teacher"]["layers"] == 4 and result["steps"] == 4
+    assert len(result["student_layers"]) == 2 and result["student_layers"][1] == 3  # searched, the last kept
     assert 64 < result["train_features"] <= 128  # the 64 labelled reviews and up to one new sentence each
     assert 0 <= result["student"]["accuracy"] <= 1 and result["speedup"] > 0
     assert (tmp_path / "out" / "metrics.png").is_file()
@@ -278,6 +317,8 @@ def test_bad_options_are_named():
         DistillConfig(teacher="x", student_layers=[0, 2], student_hidden_size=128)
     with pytest.raises(ValueError, match="mode must be one of"):
         DistillConfig(mode="words")
+    with pytest.raises(ValueError, match="layer_search chooses the teacher layers"):
+        DistillConfig(mode="embedding", student_layers=[0, 5], layer_search=True)
     with pytest.raises(ValueError, match="unknown distillation option"):
         DistillConfig.from_dict({"teacher": "x", "temprature": 2})
 

@@ -10,7 +10,14 @@ from typing import Any
 
 from .config import DistillConfig
 from .losses import DistillationLoss, attention_mse, hidden_cosine, hidden_mse, soft_target_loss
-from .student import copied_student, every_other_layer, narrow_student, slim_feed_forward, student_from_layers
+from .student import (
+    copied_student,
+    every_other_layer,
+    narrow_student,
+    search_layers,
+    slim_feed_forward,
+    student_from_layers,
+)
 
 
 def distill(config: DistillConfig) -> dict[str, Any]:
@@ -25,5 +32,5 @@ def distill(config: DistillConfig) -> dict[str, Any]:
 
 
 __all__ = ["DistillConfig", "DistillationLoss", "attention_mse", "copied_student", "distill", "every_other_layer",
-           "hidden_cosine", "hidden_mse", "narrow_student", "slim_feed_forward", "soft_target_loss",
+           "hidden_cosine", "hidden_mse", "narrow_student", "search_layers", "slim_feed_forward", "soft_target_loss",
            "student_from_layers"]

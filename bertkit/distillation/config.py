@@ -24,6 +24,7 @@ class DistillConfig(Options):
     # the student: copied teacher layers (student_layers, default every other), or narrower from random weights
     student_num_layers: int = 3
     student_layers: list[int] | None = None  # teacher layers (0-based) the student starts from
+    layer_search: bool = False  # copied layers chosen by the dev score of candidate students (student.search_layers)
     student_hidden_size: int | None = None  # set: a narrower student from random weights (TinyBERT)
     student_heads: int | None = None
     student_intermediate_size: int | None = None  # narrower: FFN width; copied layers: FFN neurons kept
@@ -83,6 +84,10 @@ class DistillConfig(Options):
                              "a narrower student from random weights: give one of them")
         if self.student_model is not None and (self.student_layers is not None or self.student_hidden_size):
             raise ValueError("student_model is a ready student: student_layers / student_hidden_size do not apply")
+        if self.layer_search and (self.student_layers is not None or self.student_hidden_size is not None
+                                  or self.student_model is not None):
+            raise ValueError("layer_search chooses the teacher layers to copy: it does not go with student_layers, "
+                             "student_hidden_size or student_model")
         if self.student_layers is not None:
             self.student_num_layers = len(self.student_layers)
         if self.mode == "task" and not self.teacher:

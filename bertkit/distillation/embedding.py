@@ -39,12 +39,14 @@ from ..training.state import check_output_dir
 from ..training.threads import cpu_threads
 from .config import DistillConfig
 from .speed import fastest_rounds
-from .student import check_same_vocabulary, copied_student, narrow_student
+from .student import check_same_vocabulary, copied_student, narrow_student, search_layers
 
 
-def student_encoder(teacher: SentenceEncoder, config: DistillConfig) -> SentenceEncoder:
+def student_encoder(teacher: SentenceEncoder, config: DistillConfig,
+                    layers: list[int] | None = None) -> SentenceEncoder:
     """The teacher's pipeline (pooling, Dense, Normalize …) over a smaller model; a narrower student gets a Dense
-    (identity activation) up to the teacher's width, so that its vectors can be compared with the teacher's."""
+    (identity activation) up to the teacher's width, so that its vectors can be compared with the teacher's.
+    A copied student takes ``layers``, else the config's ``student_layers``, else every other layer."""
     model = teacher.model
     if config.student_model is not None:
         check_same_vocabulary(teacher_folder(config), config.student_model)
@@ -53,8 +55,14 @@ def student_encoder(teacher: SentenceEncoder, config: DistillConfig) -> Sentence
         student = narrow_student(model, config.student_num_layers, config.student_hidden_size, config.student_heads,
                                  config.student_intermediate_size, seed=config.seed)
     else:
-        student = copied_student(model, config.student_num_layers, config.student_layers,
+        student = copied_student(model, config.student_num_layers, layers or config.student_layers,
                                  config.student_intermediate_size)
+    return wrap_student(teacher, student)
+
+
+def wrap_student(teacher: SentenceEncoder, student: nn.Module) -> SentenceEncoder:
+    """``student`` under the teacher's tokenizer and pipeline (in training mode)."""
+    model = teacher.model
     modules = [copy.deepcopy(m) for m in teacher.head]
     if student.config.hidden_size != model.config.hidden_size:
         if any(not isinstance(m, Normalize) for m in modules):
@@ -65,6 +73,13 @@ def student_encoder(teacher: SentenceEncoder, config: DistillConfig) -> Sentence
     layout = FolderLayout(Path("."), teacher.pool, None, modules, teacher.max_seq_length, teacher.do_lower_case,
                           dict(teacher.prompts), teacher.default_prompt_name, teacher.similarity_fn_name)
     return SentenceEncoder(student, teacher.tokenizer, layout=layout).train()
+
+
+def searched_layers(teacher: SentenceEncoder, config: DistillConfig, dev: list[Pair]) -> list[int]:
+    """The teacher layers whose copied student scores the best dev MRR@10 before training (``layer_search``)."""
+    def dev_mrr(model: nn.Module) -> float:
+        return score(wrap_student(teacher, model).eval(), dev, config.eval_batch_size)["mrr@10"]
+    return search_layers(teacher.model, config.student_num_layers, dev_mrr)
 
 
 def teacher_folder(config: DistillConfig) -> Path:
@@ -116,9 +131,10 @@ def _distill_embeddings(config: DistillConfig) -> dict[str, Any]:
     teacher.requires_grad_(False)
     if config.max_length:
         teacher.max_seq_length = min(config.max_length, teacher.max_seq_length)
-    student = student_encoder(teacher, config)
     train_pairs, test = split_by_source(python_docs_pairs())
     train_pairs, dev = split_by_source(train_pairs, test_percent=15, seed=1)
+    layers = searched_layers(teacher, config, dev) if config.layer_search else config.student_layers
+    student = student_encoder(teacher, config, layers)
     texts = training_texts(train_pairs, config.max_texts)
     ids, _ = teacher.tokenize(texts)
     print(f"{len(texts):,} unlabeled sentences; dev {len(dev)} pairs, test {len(test)} pairs; teacher vectors …",
@@ -151,7 +167,7 @@ def _distill_embeddings(config: DistillConfig) -> dict[str, Any]:
     outcome = Trainer(student, args, data, compute, evaluate=evaluate,
                       save_best=lambda m, folder: m.save_pretrained(folder)).train()
     best = SentenceEncoder.from_pretrained(Path(config.output_dir) / "best")
-    return compare(config, teacher, best, test, outcome.step, data.steps_per_epoch, len(texts))
+    return compare(config, teacher, best, test, outcome.step, data.steps_per_epoch, len(texts), layers)
 
 
 def score(encoder: SentenceEncoder, pairs: list[Pair], batch_size: int) -> dict[str, float]:
@@ -162,7 +178,7 @@ def score(encoder: SentenceEncoder, pairs: list[Pair], batch_size: int) -> dict[
 
 
 def compare(config: DistillConfig, teacher: SentenceEncoder, student: SentenceEncoder, test: list[Pair],
-            steps: int, steps_per_epoch: int, texts: int) -> dict[str, Any]:
+            steps: int, steps_per_epoch: int, texts: int, layers: list[int] | None = None) -> dict[str, Any]:
     """Retrieval quality and encode time of teacher and student on the test pages, in one run."""
     scores = {"teacher": score(teacher, test, config.eval_batch_size),
               "student": score(student, test, config.eval_batch_size)}
@@ -175,7 +191,7 @@ def compare(config: DistillConfig, teacher: SentenceEncoder, student: SentenceEn
         "output_dir": config.output_dir, "teacher_dir": str(config.teacher or "all-MiniLM-L6-v2 (installed)"),
         "test_pairs": len(test), "unlabeled_sentences": texts, "steps": steps,
         "epochs_run": round(steps / steps_per_epoch, 3),
-        "mean_cosine_student_teacher": agreement,
+        "mean_cosine_student_teacher": agreement, "student_layers": layers,
         **{name: {**scores[name], "layers": e.model.config.num_hidden_layers, "hidden_size": e.model.config.hidden_size,
                   "parameters": e.model.num_parameters(), "encode_seconds": seconds[name],
                   "texts_per_second": len(every) / seconds[name]}

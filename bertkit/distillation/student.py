@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -64,6 +65,23 @@ def student_from_layers(teacher: nn.Module, layers: Sequence[int]) -> nn.Module:
             state[name[:start] + renumber[match.group(2)] + name[end:]] = tensor.clone()
     student.load_state_dict(state, strict=True)
     return student.train(teacher.training)
+
+
+def search_layers(teacher: nn.Module, num_layers: int, score: Callable[[nn.Module], float]) -> list[int]:
+    """Teacher layers for a copied student, chosen by ``score`` (higher is better, e.g. dev MRR@10) of the student
+    as copied, before any training: the last layer stays (pooling and heads read its output), then greedily the
+    layer whose addition scores best, until ``num_layers`` — (N − 1) + (N − 2) + … trials, not every subset."""
+    total = _encoder_config(teacher).num_hidden_layers
+    if not 1 <= num_layers <= total:
+        raise ValueError(f"a student needs 1 … {total} layers (the teacher's count), got {num_layers}")
+    chosen = [total - 1]
+    while len(chosen) < num_layers:
+        trials = {i: score(student_from_layers(teacher, sorted([*chosen, i]))) for i in range(total) if i not in chosen}
+        best = max(trials, key=trials.__getitem__)
+        chosen = sorted([*chosen, best])
+        print("layer search: " + ", ".join(f"+{i} {value:.4f}" for i, value in trials.items())
+              + f" → {chosen}", file=sys.stderr)
+    return chosen
 
 
 def feed_forward_importance(w_in: torch.Tensor, w_out: torch.Tensor) -> torch.Tensor:

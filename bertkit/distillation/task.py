@@ -37,7 +37,7 @@ from .augment import augmented_texts, unlabeled
 from .config import DistillConfig
 from .losses import DistillationLoss
 from .speed import fastest_rounds
-from .student import check_same_vocabulary, copied_student, narrow_student
+from .student import check_same_vocabulary, copied_student, narrow_student, search_layers
 
 
 class Distiller(nn.Module):
@@ -61,10 +61,10 @@ def classifier_outputs(model: BertForSequenceClassification, batch: dict[str, to
             "attentions": out.attentions}
 
 
-def build_student(teacher: nn.Module, config: DistillConfig) -> nn.Module:
-    """Copied teacher layers (``student_layers``, default every other one; ``student_intermediate_size``: their
-    feed-forward slimmed), a narrower random student, or the encoder of ``student_model`` (same vocabulary) under
-    a fresh head with the teacher's labels."""
+def build_student(teacher: nn.Module, config: DistillConfig, layers: list[int] | None = None) -> nn.Module:
+    """Copied teacher layers (``layers``, else ``student_layers``, else every other one;
+    ``student_intermediate_size``: their feed-forward slimmed), a narrower random student, or the encoder of
+    ``student_model`` (same vocabulary) under a fresh head with the teacher's labels."""
     if config.student_model is not None:
         check_same_vocabulary(config.teacher, config.student_model)
         base = BertConfig.from_json_file(Path(config.student_model) / "config.json")
@@ -76,7 +76,8 @@ def build_student(teacher: nn.Module, config: DistillConfig) -> nn.Module:
     if config.student_hidden_size is not None:
         return narrow_student(teacher, config.student_num_layers, config.student_hidden_size, config.student_heads,
                               config.student_intermediate_size, seed=config.seed)
-    return copied_student(teacher, config.student_num_layers, config.student_layers, config.student_intermediate_size)
+    return copied_student(teacher, config.student_num_layers, layers or config.student_layers,
+                          config.student_intermediate_size)
 
 
 def build_loss(student: nn.Module, teacher: nn.Module, config: DistillConfig) -> DistillationLoss:
@@ -154,7 +155,11 @@ def _distill_task(config: DistillConfig) -> dict[str, Any]:
         labels.check(splits[name], "classification", name)
     tokenizer = AutoTokenizer.from_pretrained(teacher_dir)
     task = build_task(settings, tokenizer, labels)
-    student = build_student(teacher, config)
+    layers = config.student_layers
+    if config.layer_search:  # the copied layers whose student, head included, has the best dev accuracy as copied
+        layers = search_layers(teacher, config.student_num_layers,
+                               lambda m: task.evaluate(m.eval(), splits["dev"])["accuracy"])
+    student = build_student(teacher, config, layers)
     loss = build_loss(student, teacher, config)
     distiller = Distiller(student, loss).train()
     features = training_features(task, splits["train"], config, tokenizer.mask_token)
@@ -181,11 +186,12 @@ def _distill_task(config: DistillConfig) -> dict[str, Any]:
     outcome = Trainer(distiller, args, data, step_function(teacher, loss), evaluate=evaluate, tokenizer=tokenizer,
                       save_best=save_best).train()
     best = type(teacher).from_pretrained(Path(config.output_dir) / "best")
-    return compare(config, teacher, best, task, splits["test"], outcome.step, steps_per_epoch, len(features))
+    return compare(config, teacher, best, task, splits["test"], outcome.step, steps_per_epoch, len(features), layers)
 
 
 def compare(config: DistillConfig, teacher: nn.Module, student: nn.Module, task: Any, test: list[dict],
-            steps: int, steps_per_epoch: int, train_features: int) -> dict[str, Any]:
+            steps: int, steps_per_epoch: int, train_features: int,
+            layers: list[int] | None = None) -> dict[str, Any]:
     """Test scores and encode time of teacher and student in one run; written to ``output_dir/results.json``."""
     scores = {"teacher": task.evaluate(teacher, test), "student": task.evaluate(student, test)}
     seconds = fastest_rounds({"teacher": lambda: task.predict(teacher, test),
@@ -193,6 +199,7 @@ def compare(config: DistillConfig, teacher: nn.Module, student: nn.Module, task:
     result = {
         "output_dir": config.output_dir, "teacher_dir": config.teacher, "test_examples": len(test),
         "steps": steps, "epochs_run": round(steps / steps_per_epoch, 3), "train_features": train_features,
+        "student_layers": layers,
         "teacher": {"accuracy": scores["teacher"]["accuracy"], "layers": teacher.config.num_hidden_layers,
                     "hidden_size": teacher.config.hidden_size, "parameters": teacher.num_parameters(),
                     "test_seconds": seconds["teacher"], "examples_per_second": len(test) / seconds["teacher"]},
