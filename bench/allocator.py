@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import resource
 import statistics
@@ -44,6 +43,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from compare_commits import cpu_model  # noqa: E402
 
 LIBRARIES = Path("/usr/lib/x86_64-linux-gnu")
 MIB = 1 << 20
@@ -59,13 +60,9 @@ VARIANTS = {
 }
 
 
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), and how many cores this process may use."""
-    try:
-        name = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        name = platform.processor() or "unknown CPU"
-    return f"{name}, {len(os.sched_getaffinity(0))} cores"
+def cpu_and_cores() -> str:
+    """The CPU's model name, and how many cores this process may use."""
+    return f"{cpu_model()}, {len(os.sched_getaffinity(0))} cores"
 
 
 def run_variant(variant: str, steps: int, threads: int, data_file: str, bf16: bool) -> dict:
@@ -120,7 +117,7 @@ def main() -> None:
         preload = VARIANTS[name].get("LD_PRELOAD")
         if preload and not Path(preload).is_file():
             raise SystemExit(f"{name}: {preload} is missing (apt-get install libjemalloc2 libtcmalloc-minimal4)")
-    print(f"CPU: {cpu_model()}; load average at start {os.getloadavg()[0]:.2f}; torch {torch.__version__}; "
+    print(f"CPU: {cpu_and_cores()}; load average at start {os.getloadavg()[0]:.2f}; torch {torch.__version__}; "
           f"batch {args.batch} × 128, {'bf16' if args.bf16 else 'fp32'}, {args.threads} thread(s), "
           f"{args.steps} timed steps × {args.repeats} interleaved repeats", flush=True)
     runs: dict[str, list[dict]] = {name: [] for name in names}

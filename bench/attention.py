@@ -19,7 +19,6 @@ import argparse
 import ctypes
 import gc
 import json
-import platform
 import re
 import sys
 import time
@@ -30,6 +29,8 @@ from torch import nn
 from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from compare_commits import cpu_model  # noqa: E402
 
 from bertkit.atomic import write_atomic, write_text_atomic  # noqa: E402
 from bertkit.config import BertConfig  # noqa: E402
@@ -142,16 +143,10 @@ def plot(results: list[dict], path: Path) -> None:
         axis.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
         axis.grid(True, which="both", alpha=0.3)
     axes[0, 0].legend()
-    figure.suptitle(f"attention cost vs length, batch 1, hidden 256, 4 heads ({cpu_name()}, "
+    figure.suptitle(f"attention cost vs length, batch 1, hidden 256, 4 heads ({cpu_model()}, "
                     f"{torch.get_num_threads()} thread(s))")
     figure.tight_layout()
     write_atomic(path, lambda tmp: figure.savefig(tmp, format="png", dpi=90))
-
-
-def cpu_name() -> str:
-    """The CPU model, from /proc/cpuinfo."""
-    match = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
-    return match.group(1).strip() if match else platform.processor()
 
 
 def report(results: list[dict]) -> None:
@@ -196,10 +191,10 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown kernel(s) {sorted(unknown)}; choose from {KERNELS}")
     cases = [(k, n) for n in lengths for k in kernels if not (k == "full-explicit" and n > EXPLICIT_MAX)]
-    print(f"{cpu_name()}, {torch.get_num_threads()} thread(s), torch {torch.__version__}")
+    print(f"{cpu_model()}, {torch.get_num_threads()} thread(s), torch {torch.__version__}")
     results = [one_case(kernel, n) for kernel, n in tqdm(cases, desc="attention cost")]
     out = Path(args.out)
-    write_text_atomic(out / "results.json", json.dumps(dict(cpu=cpu_name(), threads=torch.get_num_threads(),
+    write_text_atomic(out / "results.json", json.dumps(dict(cpu=cpu_model(), threads=torch.get_num_threads(),
                                                             results=results), indent=2) + "\n")
     plot(results, out / "attention-cost.png")
     report(results)
