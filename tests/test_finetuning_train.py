@@ -148,3 +148,37 @@ def test_cli_finetune_reads_yaml_with_overrides_and_refuses_bad_options(tmp_path
     assert "max_length=100 is beyond the model's 64 positions" in capsys.readouterr().err
     assert main(["finetune", "--config", str(tmp_path / "run.yaml"), "learning_speed=3"]) == 2
     assert "unknown fine-tuning option(s) ['learning_speed']" in capsys.readouterr().err
+
+
+def far_sentiment_examples(n: int, seed: int, before: int = 70) -> list[dict]:
+    """The sentiment word after ``before`` filler words: past the tiny model's 64 positions."""
+    rows = sentiment_examples(n, seed)
+    filler = " ".join(["the film"] * (before // 2))
+    return [dict(row, text=f"{filler} {row['text']}") for row in rows]
+
+
+def test_long_documents_fine_tune_past_the_positions_with_local_attention(tmp_path, tiny_dir):  # noqa: F811
+    data = files(tmp_path, {"train": far_sentiment_examples(320, 0), "dev": far_sentiment_examples(80, 1),
+                            "test": far_sentiment_examples(80, 2)})
+    config = quick(tmp_path, tiny_dir, **data, max_length=96, max_positions=112, attention="local", local_window=16,
+                   pooling="max")  # one word among 80 tokens: a mean dilutes it
+    result = finetune(config)
+    assert result.test["accuracy"] >= 0.9  # the deciding word lies at positions 71–79, beyond the 64 pretrained
+    saved = json.loads(open(f"{config.output_dir}/best/config.json").read())
+    assert saved["attention"] == "local" and saved["local_window"] == 16 and saved["max_position_embeddings"] == 112
+    classifier = SequenceClassifier.from_pretrained(f"{config.output_dir}/best")  # pads to the window by itself
+    rows = far_sentiment_examples(80, 2)
+    predicted = [p["label"] for p in classifier.predict([r["text"] for r in rows])]
+    assert np.mean([p == r["label"] for p, r in zip(predicted, rows, strict=True)]) == result.test["accuracy"]
+    head = finetune(quick(tmp_path, tiny_dir, **data, max_length=64, pooling="max", overwrite=True))
+    assert head.test["accuracy"] < 0.75  # truncated at the pretrained length, the word is never seen
+
+
+def test_long_document_settings_are_refused_by_name(tmp_path, tiny_dir):  # noqa: F811
+    data = files(tmp_path, {"train": sentiment_examples(8, 0), "dev": sentiment_examples(4, 1)})
+    with pytest.raises(ValueError, match="beyond the model's 64 positions.*max_positions"):
+        finetune(quick(tmp_path, tiny_dir, **data, max_length=96))
+    with pytest.raises(ValueError, match="attention must be one of"):
+        quick(tmp_path, tiny_dir, attention="lsh")
+    with pytest.raises(ValueError, match="local_window must be a positive integer"):
+        quick(tmp_path, tiny_dir, local_window=0)

@@ -28,10 +28,10 @@ def lengths_mask(lengths: Sequence[int], width: int) -> torch.Tensor:
     return (torch.arange(width) < torch.tensor(lengths).unsqueeze(1)).long()
 
 
-def pad_batch(batch: Sequence[Sequence[int]], pad_id: int, device: torch.device | str = "cpu"
+def pad_batch(batch: Sequence[Sequence[int]], pad_id: int, device: torch.device | str = "cpu", multiple: int = 1
               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad id lists into ``input_ids`` and ``attention_mask`` tensors."""
-    input_ids = pad_rows(batch, pad_id)
+    """Right-pad id lists into ``input_ids`` and ``attention_mask`` tensors (width rounded up to ``multiple``)."""
+    input_ids = pad_rows(batch, pad_id, multiple)
     attention_mask = lengths_mask([len(ids) for ids in batch], input_ids.shape[1])
     return input_ids.to(device), attention_mask.to(device)
 

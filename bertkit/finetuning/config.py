@@ -14,6 +14,8 @@ from .heads import CLASSIFIER_HEADS
 from .long_text import STRATEGIES
 from .models import POOLINGS
 
+ATTENTIONS = ("full", "local")  # the kernels fine-tuning pads for (bertkit.model.efficient has more)
+
 DEFAULT_METRIC = {"classification": "accuracy", "multi_label": "micro_f1", "regression": "spearman",
                   "token_classification": "f1", "question_answering": "f1"}
 # the seeds' names, accepted as options and as search keys
@@ -63,6 +65,11 @@ class FinetuneConfig(Options):
     window_stride: int | None = None
     window_aggregation: str = "mean"
     doc_stride: int = 128
+    # past the pretrained positions (documents of thousands of tokens): the position table grown by copying
+    # (model.long_positions), and Longformer's ±local_window band with [CLS] global instead of full attention
+    max_positions: int | None = None
+    attention: str = "full"  # full | local
+    local_window: int = 256
     max_answer_length: int = 30
     n_best: int = 20
     # optimisation
@@ -112,6 +119,12 @@ class FinetuneConfig(Options):
                               ("classifier_head", CLASSIFIER_HEADS), ("pooling", POOLINGS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {ATTENTIONS} (fine-tuning), got {self.attention!r}")
+        if not isinstance(self.local_window, int) or self.local_window < 1:
+            raise ValueError(f"local_window must be a positive integer, got {self.local_window!r}")
+        if self.max_positions is not None and (not isinstance(self.max_positions, int) or self.max_positions < 1):
+            raise ValueError(f"max_positions must be a positive integer, got {self.max_positions!r}")
         if self.head_tokens != "auto":
             try:
                 self.head_tokens = int(self.head_tokens)

@@ -54,7 +54,7 @@ class QATask(Task):
         return out
 
     def collate(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        batch = inputs_of(features, self.pad_id)
+        batch = inputs_of(features, self.pad_id, self.pad_multiple)
         batch["start_positions"] = torch.tensor([f["start_position"] for f in features])
         batch["end_positions"] = torch.tensor([f["end_position"] for f in features])
         return batch

@@ -22,10 +22,11 @@ from .config import FinetuneConfig
 from .data import LabelMap
 
 
-def inputs_of(features: Sequence[dict[str, Any]], pad_id: int) -> dict[str, torch.Tensor]:
-    """input_ids, token_type_ids and attention_mask of a list of features, right-padded to the longest."""
-    input_ids, attention_mask = pad_batch([f["input_ids"] for f in features], pad_id)
-    return {"input_ids": input_ids, "token_type_ids": pad_rows([f["token_type_ids"] for f in features], 0),
+def inputs_of(features: Sequence[dict[str, Any]], pad_id: int, multiple: int = 1) -> dict[str, torch.Tensor]:
+    """input_ids, token_type_ids and attention_mask of a list of features, right-padded to the longest (rounded up
+    to ``multiple``: the local attention window)."""
+    input_ids, attention_mask = pad_batch([f["input_ids"] for f in features], pad_id, multiple=multiple)
+    return {"input_ids": input_ids, "token_type_ids": pad_rows([f["token_type_ids"] for f in features], 0, multiple),
             "attention_mask": attention_mask}
 
 
@@ -35,6 +36,7 @@ class Task:
     def __init__(self, config: FinetuneConfig, tokenizer, labels: LabelMap):
         self.config, self.tokenizer, self.labels = config, tokenizer, labels
         self.pad_id = tokenizer.pad_token_id
+        self.pad_multiple = config.local_window if config.attention == "local" else 1  # the kernel's block size
 
     def compute(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         """The Trainer's step: the model's loss, and how many real tokens the batch held (for tokens/s)."""
@@ -51,7 +53,7 @@ class Task:
             for batch in sorted_batches([len(f["input_ids"]) for f in features], self.config.eval_batch_size):
                 chosen = [features[i] for i in batch]
                 with autocast(model):
-                    out = model(**move_batch(inputs_of(chosen, self.pad_id), device))
+                    out = model(**move_batch(inputs_of(chosen, self.pad_id, self.pad_multiple), device))
                 for row, i in enumerate(batch):
                     outputs[i] = self.unpack(out, row, len(chosen[row]["input_ids"]))
         model.train(was_training)
@@ -104,7 +106,7 @@ class SequenceTask(Task):
         return out
 
     def collate(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        batch = inputs_of(features, self.pad_id)
+        batch = inputs_of(features, self.pad_id, self.pad_multiple)
         dtype = torch.long if self.config.task == "classification" else torch.float
         batch["labels"] = torch.tensor([f["label"] for f in features], dtype=dtype)
         return batch
@@ -146,8 +148,8 @@ class TokenTask(Task):
         return out
 
     def collate(self, features: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        batch = inputs_of(features, self.pad_id)
-        batch["labels"] = pad_rows([f["labels"] for f in features], IGNORE_INDEX)
+        batch = inputs_of(features, self.pad_id, self.pad_multiple)
+        batch["labels"] = pad_rows([f["labels"] for f in features], IGNORE_INDEX, self.pad_multiple)
         return batch
 
     def unpack(self, out: Any, row: int, length: int) -> Any:

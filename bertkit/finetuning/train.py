@@ -24,6 +24,8 @@ import torch
 from ..assets import default_model_dir
 from ..atomic import write_text_atomic
 from ..config import BertConfig
+from ..model.efficient import use_attention
+from ..model.long_positions import extend_positions
 from ..peft import apply_peft, trainable_parameters
 from ..peft.folders import save_adapter
 from ..tokenization import AutoTokenizer
@@ -115,13 +117,14 @@ def task_config(config: FinetuneConfig, base: BertConfig, labels: LabelMap, word
         raise ValueError(f"a prompt of {prompt.num_virtual_tokens} virtual tokens and max_length={config.max_length} "
                          f"need more than the model's {base.max_tokens} positions; lower max_length or "
                          "num_virtual_tokens")
-    if config.max_length > base.max_tokens:
-        raise ValueError(f"max_length={config.max_length} is beyond the model's {base.max_tokens} "
-                         "positions; lower max_length (long texts: see long_text)")
+    positions = base.max_tokens + max(0, (config.max_positions or 0) - base.max_position_embeddings)
+    if config.max_length > positions:
+        raise ValueError(f"max_length={config.max_length} is beyond the model's {positions} positions; lower "
+                         "max_length (long texts: see long_text) or grow the positions with max_positions")
     shape = {f.name: getattr(base, f.name) for f in dataclasses.fields(BertConfig)}
     settings = {k: getattr(config, k) for k in ("task", "max_length", "long_text", "head_tokens", "window_stride",
                                                 "window_aggregation", "doc_stride", "max_answer_length", "n_best",
-                                                "columns")}
+                                                "columns", "attention", "local_window")}
     return TaskConfig(**shape, id2label=labels.id2label, label2id=labels.label2id,
                       problem_type=PROBLEM_TYPE.get(config.task), classifier_dropout=config.classifier_dropout,
                       classifier_head=config.classifier_head, pooling=config.pooling,
@@ -137,6 +140,10 @@ def build_model(config: FinetuneConfig, labels: LabelMap, words: str = "whitespa
     model_class = MODEL_CLASSES[config.task]
     tc = task_config(config, base, labels, words)
     model = model_class.from_pretrained(folder, config=tc) if config.init == "pretrained" else model_class(tc)
+    if config.max_positions and config.max_positions != base.max_position_embeddings:
+        extend_positions(model, config.max_positions)
+    if config.attention != "full":
+        use_attention(model, config.attention, local_window=config.local_window)
     method = config.peft_config()  # parameter-efficient: a frozen model, a few parameters added, the head trained
     if method is not None:
         apply_peft(model, method)
