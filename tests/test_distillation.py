@@ -19,6 +19,7 @@ from bertkit.distillation import (
     hidden_mse,
     narrow_student,
     search_layers,
+    similarity_kl,
     slim_feed_forward,
     soft_target_loss,
     student_from_layers,
@@ -108,6 +109,38 @@ def test_hidden_and_attention_losses_follow_the_layer_map_by_hand():
     projected = [narrow.projection(h) for h in small["hidden_states"]]
     expected = sum(hidden_mse(projected[s], teacher["hidden_states"][t], mask) for s, t in [(0, 0), (1, 2), (2, 4)])
     assert parts["loss_hidden"] == pytest.approx(expected.item() / 3, rel=1e-5)
+
+
+def test_similarity_kl_is_the_kl_of_each_rows_neighbour_ranking_by_hand():
+    torch.manual_seed(0)
+    student, teacher, tau = torch.randn(4, 5), torch.randn(4, 5), 0.1
+    expected = 0.0
+    for i in range(4):
+        others = [j for j in range(4) if j != i]
+        s = torch.stack([F.cosine_similarity(student[i], student[j], dim=0) for j in others]) / tau
+        t = torch.stack([F.cosine_similarity(teacher[i], teacher[j], dim=0) for j in others]) / tau
+        p, q = t.softmax(0), s.softmax(0)
+        expected += float((p * (p.log() - q.log())).sum()) / 4
+    assert similarity_kl(student, teacher, tau).item() == pytest.approx(expected, rel=1e-5)
+    assert similarity_kl(teacher * 3.0, teacher, tau).item() == pytest.approx(0.0, abs=1e-6)  # scale-free
+    assert similarity_kl(student[:1], teacher[:1]).item() == 0.0  # one row: no neighbours
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        similarity_kl(student, teacher, 0.0)
+
+
+def test_embedding_loss_adds_the_weighted_terms():
+    from bertkit.distillation.embedding import vector_loss
+    from bertkit.distillation.losses import hidden_cosine
+
+    torch.manual_seed(1)
+    student, teacher = torch.randn(6, 8), torch.randn(6, 8)
+    config = DistillConfig(mode="embedding", cosine_weight=0.5, similarity_weight=2.0, similarity_temperature=0.2)
+    total, parts = vector_loss(student, teacher, config)
+    expected = (F.mse_loss(student, teacher) + 0.5 * hidden_cosine(student, teacher)
+                + 2.0 * similarity_kl(student, teacher, 0.2))
+    assert total.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert set(parts) == {"loss_mse", "loss_cosine", "loss_similarity"}
+    assert set(vector_loss(student, teacher, DistillConfig(mode="embedding"))[1]) == {"loss_mse"}
 
 
 def test_attention_mse_averages_heads_when_counts_differ():
@@ -317,6 +350,8 @@ def test_bad_options_are_named():
         DistillConfig(teacher="x", student_layers=[0, 2], student_hidden_size=128)
     with pytest.raises(ValueError, match="mode must be one of"):
         DistillConfig(mode="words")
+    with pytest.raises(ValueError, match="applies to mode: embedding only"):
+        DistillConfig(teacher="x", similarity_weight=1.0)
     with pytest.raises(ValueError, match="layer_search chooses the teacher layers"):
         DistillConfig(mode="embedding", student_layers=[0, 5], layer_search=True)
     with pytest.raises(ValueError, match="unknown distillation option"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .config import DistillConfig
-from .losses import DistillationLoss, attention_mse, hidden_cosine, hidden_mse, soft_target_loss
+from .losses import DistillationLoss, attention_mse, hidden_cosine, hidden_mse, similarity_kl, soft_target_loss
 from .student import (
     copied_student,
     every_other_layer,
@@ -32,5 +32,5 @@ def distill(config: DistillConfig) -> dict[str, Any]:
 
 
 __all__ = ["DistillConfig", "DistillationLoss", "attention_mse", "copied_student", "distill", "every_other_layer",
-           "hidden_cosine", "hidden_mse", "narrow_student", "search_layers", "slim_feed_forward", "soft_target_loss",
-           "student_from_layers"]
+           "hidden_cosine", "hidden_mse", "narrow_student", "search_layers", "similarity_kl", "slim_feed_forward",
+           "soft_target_loss", "student_from_layers"]

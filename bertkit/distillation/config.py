@@ -29,13 +29,16 @@ class DistillConfig(Options):
     student_heads: int | None = None
     student_intermediate_size: int | None = None  # narrower: FFN width; copied layers: FFN neurons kept
     student_model: str | None = None  # a smaller pretrained folder of the teacher's vocabulary to start from
-    # losses: alpha·KL(T) + beta·task + hidden_weight·MSE + cosine_weight·(1−cos) + attention_weight·MSE(maps)
+    # task losses: alpha·KL(T) + beta·task + hidden_weight·MSE + cosine_weight·(1−cos) + attention_weight·MSE(maps);
+    # embedding: MSE of the vectors + cosine_weight·(1−cos) + similarity_weight·KL(in-batch similarities)
     alpha: float = 0.5
     beta: float = 0.5
     temperature: float = 2.0
     hidden_weight: float = 0.0
     cosine_weight: float = 0.0
     attention_weight: float = 0.0
+    similarity_weight: float = 0.0  # embedding: + weight·KL of in-batch similarity rankings (losses.similarity_kl)
+    similarity_temperature: float = 0.05
     layer_map: list[int] | None = None  # teacher layer (1-based) for each student layer; default m·N/M
     # data: task mode reads the teacher's data set; embedding mode unlabeled texts (see embedding.py)
     dataset: str | None = "rotten_tomatoes"
@@ -74,7 +77,10 @@ class DistillConfig(Options):
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if not isinstance(self.augment_copies, int) or self.augment_copies < 0:
             raise ValueError(f"augment_copies must be an integer ≥ 0, got {self.augment_copies!r}")
-        for name in ("alpha", "beta", "hidden_weight", "cosine_weight", "attention_weight"):
+        check_temperature(self.similarity_temperature)
+        if self.mode == "task" and self.similarity_weight:
+            raise ValueError("similarity_weight relates sentence vectors: it applies to mode: embedding only")
+        for name in ("alpha", "beta", "hidden_weight", "cosine_weight", "attention_weight", "similarity_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
         if self.lr_schedule not in SCHEDULES:

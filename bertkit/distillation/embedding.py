@@ -38,6 +38,7 @@ from ..training.batches import EpochBatches
 from ..training.state import check_output_dir
 from ..training.threads import cpu_threads
 from .config import DistillConfig
+from .losses import hidden_cosine, similarity_kl
 from .speed import fastest_rounds
 from .student import check_same_vocabulary, copied_student, narrow_student, search_layers
 
@@ -97,6 +98,19 @@ def unnormalized(encoder: SentenceEncoder, input_ids: torch.Tensor, attention_ma
     return vectors
 
 
+def vector_loss(student: torch.Tensor, teacher: torch.Tensor, config: DistillConfig
+                ) -> tuple[torch.Tensor, dict[str, float]]:
+    """MSE of the vectors + cosine_weight·(1 − cos) + similarity_weight·(in-batch similarity KL); the parts too."""
+    terms = {"loss_mse": (1.0, F.mse_loss(student.float(), teacher.float()))}
+    if config.cosine_weight:
+        terms["loss_cosine"] = (config.cosine_weight, hidden_cosine(student, teacher))
+    if config.similarity_weight:
+        terms["loss_similarity"] = (config.similarity_weight,
+                                    similarity_kl(student, teacher, config.similarity_temperature))
+    total = sum(weight * value for weight, value in terms.values())
+    return total, {name: value.item() for name, (_, value) in terms.items()}
+
+
 def training_texts(train_pairs: list[Pair], max_texts: int) -> list[str]:
     """Unlabeled sentences: the training pages' titles and passages, then every prose paragraph of those pages,
     then Rotten Tomatoes reviews (distinct); never a dev or test page's text."""
@@ -148,7 +162,8 @@ def _distill_embeddings(config: DistillConfig) -> dict[str, Any]:
 
     def compute(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         vectors = unnormalized(model, batch["input_ids"], batch["attention_mask"])
-        return F.mse_loss(vectors.float(), batch["targets"]), {"tokens": float(batch["attention_mask"].sum())}
+        total, parts = vector_loss(vectors, batch["targets"], config)
+        return total, {**parts, "tokens": float(batch["attention_mask"].sum())}
 
     data = EpochBatches(list(range(len(ids))), config.batch_size, collate, seed=config.seed, bucket_size=50,
                         length=lambda i: len(ids[i]))
@@ -159,7 +174,8 @@ def _distill_embeddings(config: DistillConfig) -> dict[str, Any]:
         weight_decay=config.weight_decay, warmup_steps=round(config.warmup_ratio * max_steps),
         lr_schedule=config.lr_schedule, seed=config.seed, max_minutes=config.max_minutes,
         logging_steps=max(1, min(50, eval_steps // 2)),
-        eval_steps=eval_steps, metric_for_best="mrr@10", plot_keys=("loss", "mrr@10"), progress=config.progress)
+        eval_steps=eval_steps, metric_for_best="mrr@10",
+        plot_keys=("loss", "loss_mse", "loss_cosine", "loss_similarity", "mrr@10"), progress=config.progress)
 
     def evaluate(m: nn.Module) -> dict[str, float]:
         return score(m, dev, config.eval_batch_size)

@@ -57,6 +57,22 @@ def hidden_cosine(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tens
     return _masked_mean((1.0 - cosine)[..., None], mask)
 
 
+def similarity_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float = 0.05) -> torch.Tensor:
+    """Relational distillation of (batch, dim) sentence vectors: for each row, KL(teacher ‖ student) of the softmax
+    over its cosine similarities to the batch's other rows, divided by ``temperature`` — the neighbours' ranking
+    that retrieval reads, rather than each vector alone."""
+    t = check_temperature(temperature)
+    if student.shape[0] < 2:
+        return student.sum() * 0.0  # no other row to relate to
+    others = ~torch.eye(student.shape[0], dtype=torch.bool, device=student.device)
+
+    def relations(vectors: torch.Tensor) -> torch.Tensor:
+        unit = F.normalize(vectors.float(), dim=-1)
+        return (unit @ unit.T)[others].view(len(unit), -1) / t
+
+    return soft_target_loss(relations(student), relations(teacher), 1.0)
+
+
 def attention_mse(student: torch.Tensor, teacher: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """MSE of (batch, heads, seq, seq) attention probabilities, over the rows of real query tokens.
 
