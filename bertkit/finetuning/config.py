@@ -64,12 +64,12 @@ class FinetuneConfig(Options):
     head_tokens: int | str = "auto"  # head+tail: tokens from the start, or "auto" (the seeds' length rule)
     window_stride: int | None = None
     window_aggregation: str = "mean"
-    doc_stride: int = 128
     # past the pretrained positions (documents of thousands of tokens): the position table grown by copying
     # (model.long_positions), and Longformer's ±local_window band with [CLS] global instead of full attention
     max_positions: int | None = None
     attention: str = "full"  # full | local
     local_window: int = 256
+    doc_stride: int = 128
     max_answer_length: int = 30
     n_best: int = 20
     # optimisation
