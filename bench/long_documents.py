@@ -156,7 +156,7 @@ def predict(model: nn.Module, view, tokenizer, test: list[tuple[list[int], int]]
 class ChunkEncoder(nn.Module):
     """The hierarchical model's top: chunk vectors + learned chunk positions → one transformer layer → mean → labels."""
 
-    def __init__(self, width: int, labels: int, max_chunks: int = 16):
+    def __init__(self, width: int, labels: int, max_chunks: int = 64):
         super().__init__()
         self.positions = nn.Embedding(max_chunks, width)
         self.layer = nn.TransformerEncoderLayer(width, nhead=6, dim_feedforward=2 * width, dropout=0.1,
