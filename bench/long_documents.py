@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from compare_commits import cpu_model  # noqa: E402
 
+from bertkit.encoding.batching import pad_batch  # noqa: E402
 from bertkit.finetuning.datasets import load_dataset  # noqa: E402
 from bertkit.finetuning.long_text import auto_head_tokens  # noqa: E402
 from bertkit.finetuning.models import BertForSequenceClassification  # noqa: E402
@@ -60,9 +61,14 @@ def build_documents(reviews: list[dict], count: int, seed: int) -> list[dict]:
     return [docs[i] for i in rng.permutation(len(docs))]
 
 
-def framed(tokenizer, ids: list[int]) -> torch.Tensor:
-    """[CLS] ids [SEP] as a (1, n) batch."""
-    return torch.tensor([[tokenizer.cls_token_id, *ids, tokenizer.sep_token_id]])
+def framed(tokenizer, ids: list[int]) -> list[int]:
+    """[CLS] ids [SEP]."""
+    return [tokenizer.cls_token_id, *ids, tokenizer.sep_token_id]
+
+
+def batch_of(tokenizer, runs: list[list[int]], multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each run framed, right-padded into ids and mask (width a multiple of ``multiple``)."""
+    return pad_batch([framed(tokenizer, run) for run in runs], tokenizer.pad_token_id, multiple=multiple)
 
 
 def head_tail(ids: list[int]) -> list[int]:
@@ -78,35 +84,20 @@ def chunks(ids: list[int], size: int = WINDOW) -> list[list[int]]:
     return [ids[s:s + size] for s in range(0, len(ids), size)]
 
 
-def padded_to_window(tokenizer, ids: list[int], length: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``length - 2`` tokens framed and right-padded to a multiple of the local window."""
-    batch = framed(tokenizer, ids[:length - 2])
-    n = batch.shape[1]
-    width = -(-n // LOCAL_WINDOW) * LOCAL_WINDOW
-    mask = torch.zeros(1, width, dtype=torch.long)
-    mask[0, :n] = 1
-    return F.pad(batch, (0, width - n), value=tokenizer.pad_token_id), mask
-
-
 def single_view(model: nn.Module, tokenizer, ids: list[int], choose: Callable[[list[int]], list[int]]) -> torch.Tensor:
     """Logits of one 512-token view of the document."""
-    batch = framed(tokenizer, choose(ids))
-    return model(batch, torch.ones_like(batch)).logits
+    return model(*batch_of(tokenizer, [choose(ids)])).logits
 
 
 def sliding_view(model: nn.Module, tokenizer, ids: list[int]) -> torch.Tensor:
     """Mean logits of the document's consecutive 510-token windows (padded into one batch)."""
-    runs = [framed(tokenizer, run)[0] for run in chunks(ids)]
-    batch = nn.utils.rnn.pad_sequence(runs, batch_first=True, padding_value=tokenizer.pad_token_id)
-    mask = (torch.arange(batch.shape[1]) < torch.tensor([len(r) for r in runs])[:, None]).long()
-    return model(batch, mask).logits.mean(0, keepdim=True)
+    return model(*batch_of(tokenizer, chunks(ids))).logits.mean(0, keepdim=True)
 
 
 def local_view(length: int):
     """Logits of the first ``length`` tokens through local + global attention."""
     def view(model: nn.Module, tokenizer, ids: list[int]) -> torch.Tensor:
-        batch, mask = padded_to_window(tokenizer, ids, length)
-        return model(batch, mask).logits
+        return model(*batch_of(tokenizer, [ids[:length - 2]], multiple=LOCAL_WINDOW)).logits
     return view
 
 
@@ -172,10 +163,7 @@ class ChunkEncoder(nn.Module):
 @torch.inference_mode()
 def chunk_vectors(base: nn.Module, tokenizer, ids: list[int]) -> torch.Tensor:
     """The classifier's sentence vector of every 510-token chunk: (1, chunks, width)."""
-    runs = [framed(tokenizer, run)[0] for run in chunks(ids)]
-    batch = nn.utils.rnn.pad_sequence(runs, batch_first=True, padding_value=tokenizer.pad_token_id)
-    mask = (torch.arange(batch.shape[1]) < torch.tensor([len(r) for r in runs])[:, None]).long()
-    return base.sentence_vector(batch, mask, None).unsqueeze(0)
+    return base.sentence_vector(*batch_of(tokenizer, chunks(ids)), None).unsqueeze(0)
 
 
 def hierarchical(base: nn.Module, tokenizer, train, test, epochs: int, lr: float) -> dict:
