@@ -74,7 +74,7 @@ pretrain-en: $(VENV)/.runtime $(JEMALLOC)
 # bigram baselines, samples before / after (out/gpt-en/run: metrics.jsonl, metrics.png, summary.json, model/).
 gpt-en: $(VENV)/.runtime
 	$(VENV)/bin/bertkit corpus en --source python-docs --source debian-handbook-en -o out/gpt-en/corpus.txt
-	$(VENV)/bin/bertkit train-tokenizer out/gpt-en/corpus.txt --vocab-size 8000 -o out/gpt-en/vocab
+	$(VENV)/bin/bertkit train-tokenizer out/gpt-en/corpus.txt --vocab-size 8000 -o out/gpt-en/vocab --overwrite
 	$(VENV)/bin/bertkit pretrain-gpt --config configs/gpt-en.yaml
 	$(VENV)/bin/bertkit generate --model out/gpt-en/run/model --echo --max-new-tokens 20 "the module provides functions for"
 

@@ -147,6 +147,13 @@ def test_lora_merges_into_a_plain_folder_that_transformers_loads(tmp_path):
     x = batch()
     assert (outputs(plain, x) - outputs(ours, x)).abs().max() <= 1e-5
     assert (outputs(plain, x) - outputs(theirs, x)).abs().max() > 1e-2
+    # a second merge into the same folder is refused by name, as a training command refuses an earlier run
+    before = (tmp_path / "merged" / "model.safetensors").read_bytes()
+    assert main(["merge-adapter", str(tmp_path / "adapter"), str(tmp_path / "merged")]) == 2
+    assert (tmp_path / "merged" / "model.safetensors").read_bytes() == before
+    (tmp_path / "merged" / "pytorch_model.bin").write_bytes(b"an earlier model's weights")
+    assert main(["merge-adapter", str(tmp_path / "adapter"), str(tmp_path / "merged"), "--overwrite"]) == 0
+    assert not (tmp_path / "merged" / "pytorch_model.bin").exists()
 
 
 def test_an_adapter_for_another_base_model_is_refused_by_name(tmp_path):

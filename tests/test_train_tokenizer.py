@@ -114,6 +114,24 @@ def test_cli_trains_a_vocabulary(tmp_path, docs_sample, capsys):
     assert "training file not found" in capsys.readouterr().err
 
 
+def test_cli_refuses_an_output_folder_with_a_tokenizer_unless_overwrite(tmp_path, capsys):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("the cat sat on the mat\nthe dog sat on the log\n" * 20, encoding="utf-8")
+    out = tmp_path / "tok"
+    argv = ["train-tokenizer", str(corpus), "--vocab-size", "60", "--min-frequency", "2", "-o", str(out)]
+    assert main(argv) == 0
+    before = (out / "vocab.txt").read_text(encoding="utf-8")
+    capsys.readouterr()
+    assert main([*argv[:-2], "--vocab-size", "70", "-o", str(out)]) == 2
+    assert "already holds vocab.txt, tokenizer_config.json: replace them with --overwrite" in capsys.readouterr().err
+    assert (out / "vocab.txt").read_text(encoding="utf-8") == before
+    # --overwrite replaces every tokenizer file: no vocab.txt is left beside the new vocab.json + merges.txt
+    (out / "notes.md").write_text("mine")
+    assert main(["train-tokenizer", str(corpus), "--model-type", "byte-bpe", "--vocab-size", "270", "-o", str(out),
+                 "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["merges.txt", "notes.md", "tokenizer_config.json", "vocab.json"]
+
+
 def test_vocabulary_training_needs_no_torch():
     code = ("import sys, bertkit.tokenization.training, bertkit.tokenization.chinese; "
             "assert 'torch' not in sys.modules and 'jieba' not in sys.modules")

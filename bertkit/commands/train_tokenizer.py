@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 DEFAULT_LIMIT_ALPHABET = 1000
 # Options of BERT's vocabulary training that byte-level BPE has no use for (its alphabet is the 256 bytes, and it
@@ -11,6 +12,10 @@ DEFAULT_LIMIT_ALPHABET = 1000
 WORDPIECE_ONLY = {"limit_alphabet": "--limit-alphabet", "cased": "--cased", "keep_accents": "--keep-accents",
                   "pre_tokenize": "--pre-tokenize", "base_vocab": "--base-vocab"}
 BYTE_BPE_ONLY = {"style": "--style", "add_prefix_space": "--add-prefix-space"}
+# every tokenizer file a folder may hold: a new vocabulary replaces them all (a stale vocab.json beside a new
+# vocab.txt would make the folder two tokenizers)
+TOKENIZER_FILES = ("vocab.txt", "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json",
+                   "special_tokens_map.json")
 
 
 def check_options(args: argparse.Namespace) -> None:
@@ -27,6 +32,12 @@ def check_options(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> None:
     """Train, save, and say where the files went."""
     check_options(args)
+    from ..atomic import claim_output_folder
+
+    if args.base_vocab and Path(args.base_vocab).resolve().parent == Path(args.output).resolve():
+        raise ValueError(f"--base-vocab {args.base_vocab} is inside --output {args.output}, which the new vocabulary "
+                         "replaces: write it to another folder")
+    claim_output_folder(args.output, args.overwrite, TOKENIZER_FILES)
     if args.model_type == "byte-bpe":
         from ..tokenization.byte_bpe_training import train_byte_bpe
 
@@ -59,6 +70,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("files", nargs="+", help="UTF-8 text files")
     p.add_argument("--output", "-o", required=True,
                    help="folder for vocab.txt (vocab.json + merges.txt for byte-bpe) + tokenizer_config.json")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the tokenizer files already in --output (else: refused)")
     p.add_argument("--vocab-size", type=int, default=30000)
     p.add_argument("--model-type", default="wordpiece", choices=["wordpiece", "bpe", "byte-bpe"],
                    help="wordpiece: merge the pair with the best freq(ab)/(freq(a)·freq(b)); bpe: the most frequent; "

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import current_umask
 from ..encoding import SentenceEncoder
 from ..model import EncoderModel
 from ..pooling import TOKEN_POOLING, Pooling
@@ -66,7 +67,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, pooling: str | None 
     dynamic = {name: {0: batch, 1: length} for name in INPUT_NAMES}
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
-    staging.chmod(0o755)  # mkdtemp's folder is private; the export is an ordinary folder
+    staging.chmod(0o777 & ~current_umask())  # mkdtemp's folder is private; the export is an ordinary folder
     try:
         for item in model_dir.iterdir():  # config, tokenizer, pooling / sentence-transformers files: not weights
             if item.is_dir():
