@@ -129,9 +129,34 @@ def cmd_demo(args: argparse.Namespace) -> None:
 TORCH_FREE = {"tokenize": [], "train-tokenizer": ["train_tokenizer"]}
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with both spellings of a flag: ``--learning_rate`` reaches ``--learning-rate`` and ``--max-seq-len``
+    reaches ``--max_seq_len`` (the subcommands' parsers are of this class too)."""
+
+    def parse_known_args(self, args=None, namespace=None):  # noqa: D102 (argparse's own)
+        args = sys.argv[1:] if args is None else list(args)
+        known = self._option_string_actions
+        spelled = []
+        for position, arg in enumerate(args):
+            if arg == "--":  # what follows is positional, kept as written
+                spelled += args[position:]
+                break
+            flag, equals, value = arg.partition("=")
+            if flag.startswith("--") and flag not in known:
+                other = "--" + (flag[2:].replace("_", "-") if "_" in flag else flag[2:].replace("-", "_"))
+                if other in known:
+                    arg = other + equals + value
+            spelled.append(arg)
+        return super().parse_known_args(spelled, namespace)
+
+
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The ``bertkit`` command line (for ``command``, only what that command needs)."""
-    parser = argparse.ArgumentParser(prog="bertkit", description=__doc__.split("\n")[0])
+    from . import __version__
+
+    parser = Parser(prog="bertkit", description="BERT from raw text to a served model. Run `bertkit COMMAND --help` "
+                                                "for a command's options.")
+    parser.add_argument("--version", action="version", version=f"bertkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     model_help = "model folder (Hugging Face layout); default: the installed all-MiniLM-L6-v2"
 
@@ -188,11 +213,25 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def close_flags(parser: argparse.ArgumentParser, unknown: list[str]) -> str:
+    """"; did you mean --learning-rate?" for unknown flags that resemble the command's."""
+    import difflib
+
+    flags = [f for f in parser._option_string_actions if f.startswith("--")]
+    close = [m for arg in unknown if arg.startswith("-")
+             for m in difflib.get_close_matches(arg.partition("=")[0], flags, n=1, cutoff=0.7)]
+    return f"; did you mean {' or '.join(dict.fromkeys(close))}?" if close else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run a command; bad input ends with one clear line and exit code 2."""
     argv = sys.argv[1:] if argv is None else argv
     command = next((a for a in argv if not a.startswith("-")), None)
-    args = build_parser(command).parse_args(argv)
+    parser = build_parser(command)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # the command's own usage, not the top level's (which lists only the commands built for this one)
+        command_parser = parser._subparsers._group_actions[0].choices[args.command]
+        command_parser.error(f"unrecognized arguments: {' '.join(unknown)}{close_flags(command_parser, unknown)}")
     try:
         args.run(args)
     except (ValueError, FileNotFoundError) as error:

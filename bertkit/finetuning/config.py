@@ -29,75 +29,75 @@ class FinetuneConfig(Options):
     KIND: ClassVar[str] = "fine-tuning"
     ALIASES: ClassVar[dict[str, str]] = ALIASES
 
-    task: str = "classification"
+    task: str = "classification"  # classification, multi_label, regression, token_classification, question_answering
     # data: a named real set (bertkit.finetuning.datasets) or files
-    dataset: str | None = None
-    train_file: str | None = None
-    dev_file: str | None = None
-    test_file: str | None = None
-    columns: dict[str, str] = field(default_factory=dict)
-    normalize: bool = False
-    split_seed: int = 0
-    limit_train: int | None = None
-    limit_eval: int | None = None
+    dataset: str | None = None  # a named real data set (bertkit.finetuning.datasets) instead of files
+    train_file: str | None = None  # training examples: .csv, .tsv, .jsonl or .json
+    dev_file: str | None = None  # dev examples (else 10 % carved from train_file, split_seed)
+    test_file: str | None = None  # test examples, scored with the best dev checkpoint
+    columns: dict[str, str] = field(default_factory=dict)  # a role to a column of the file: {text: review}
+    normalize: bool = False  # the seeds' BertSim cleaning of texts (URLs, symbols, line breaks to spaces)
+    split_seed: int = 0  # seed of the dev split carved from train when there is no dev_file
+    limit_train: int | None = None  # use only the first N training examples
+    limit_eval: int | None = None  # use only the first N dev and test examples
     bio: str = "repair"  # NER tags that break BIO: "repair" (I-X starting an entity → B-X) or "strict" (error)
     # model
     model: str | None = None  # a Hugging Face BERT folder; None: the installed all-MiniLM-L6-v2
     init: str = "pretrained"  # or "random": the same shape with fresh weights (the baseline)
     architecture: str | None = None  # init: random only: the folder's sizes as another architecture of the family
-    classifier_head: str = "linear"
-    classifier_dropout: float | None = None
-    pooling: str = "pooled"
-    train_head_only: bool = False
+    classifier_head: str = "linear"  # linear | two_layer
+    classifier_dropout: float | None = None  # dropout before the head; none: the folder's hidden_dropout_prob
+    pooling: str = "pooled"  # the sentence vector the head reads: pooled (BERT's pooler), cls, mean, max, …
+    train_head_only: bool = False  # freeze the encoder, train the head (the peft method `head`)
     # parameter-efficient fine-tuning (bertkit.peft): a method, and its settings (peft's names, LoRA's prefixed)
     peft: str | None = None  # lora, houlsby, pfeiffer, prefix, ptuning_v2, prompt, ptuning, bitfit, head
-    lora_r: int = 8
-    lora_alpha: float = 16.0
-    lora_dropout: float = 0.0
-    target_modules: list[str] = field(default_factory=lambda: ["query", "value"])
-    adapter_size: int = 64
-    num_virtual_tokens: int = 20
-    encoder_hidden_size: int | None = None
+    lora_r: int = 8  # LoRA rank r
+    lora_alpha: float = 16.0  # LoRA scale α (the update is α / r · B A)
+    lora_dropout: float = 0.0  # dropout on LoRA's input
+    target_modules: list[str] = field(default_factory=lambda: ["query", "value"])  # module names LoRA wraps
+    adapter_size: int = 64  # bottleneck width of houlsby / pfeiffer adapters
+    num_virtual_tokens: int = 20  # prefix / prompt length
+    encoder_hidden_size: int | None = None  # ptuning: the prompt encoder's width; none: the model's
     # inputs
-    max_length: int = 128
-    long_text: str = "head"
+    max_length: int = 128  # tokens per example, [CLS] and [SEP] included
+    long_text: str = "head"  # texts past max_length: head | tail | head+tail | sliding
     head_tokens: int | str = "auto"  # head+tail: tokens from the start, or "auto" (the seeds' length rule)
-    window_stride: int | None = None
-    window_aggregation: str = "mean"
+    window_stride: int | None = None  # sliding: tokens between window starts; none: half a window
+    window_aggregation: str = "mean"  # sliding: how the windows' logits combine, mean | max
     # past the pretrained positions (documents of thousands of tokens): the position table grown by copying
     # (model.long_positions), and Longformer's ±local_window band with [CLS] global instead of full attention
-    max_positions: int | None = None
+    max_positions: int | None = None  # grow the position table to this many (documents past the pretrained)
     attention: str = "full"  # full | local
-    local_window: int = 256
-    doc_stride: int = 128
-    max_answer_length: int = 30
-    n_best: int = 20
+    local_window: int = 256  # attention: local: each token sees ±this many tokens
+    doc_stride: int = 128  # question answering: tokens shared by consecutive windows of a long context
+    max_answer_length: int = 30  # question answering: longest answer in tokens
+    n_best: int = 20  # question answering: start / end candidates searched
     # optimisation
-    epochs: int = 3
+    epochs: int = 3  # passes over the training set
     max_steps: int | None = None  # optimizer steps in all (wins over epochs)
     save_steps: int = 0  # checkpoints every this many steps, to continue with --resume (0: none)
-    save_total_limit: int = 2
+    save_total_limit: int = 2  # checkpoints kept (the newest)
     overwrite: bool = False  # replace an earlier run in output_dir (else refused; continue one with --resume)
-    batch_size: int = 16
-    eval_batch_size: int = 64
-    learning_rate: float = 2e-5
-    lr_schedule: str = "linear"
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    max_grad_norm: float | None = 1.0
-    gradient_accumulation_steps: int = 1
-    head_lr_scale: float = 10.0
-    bf16: bool = False
+    batch_size: int = 16  # training examples per optimizer step (before accumulation)
+    eval_batch_size: int = 64  # examples per batch when evaluating
+    learning_rate: float = 2e-5  # peak learning rate of the encoder (alias lr)
+    lr_schedule: str = "linear"  # constant | linear | cosine, after the warm-up
+    warmup_ratio: float = 0.1  # warm up over this fraction of the steps
+    weight_decay: float = 0.01  # AdamW's decoupled weight decay (not on biases and LayerNorms)
+    max_grad_norm: float | None = 1.0  # clip the gradients' norm to this; none: no clipping
+    gradient_accumulation_steps: int = 1  # batches summed into one optimizer step
+    head_lr_scale: float = 10.0  # the head learns this many times faster than the encoder
+    bf16: bool = False  # compute in bfloat16 autocast
     device: str = "auto"  # auto | cpu | cuda | cuda:N: where the model trains and predicts
     threads: int | None = None  # torch threads for this run; 1 can be several times faster on a busy machine
-    bucket_by_length: bool = True
-    seed: int = 42
+    bucket_by_length: bool = True  # batch texts of similar length together (less padding)
+    seed: int = 42  # seed of the head's initialisation, shuffling and dropout
     # evaluation and output
-    metric: str | None = None
-    early_stopping_patience: int = 0
-    evals_per_epoch: int = 1
-    output_dir: str = "out/finetune"
-    progress: bool = True
+    metric: str | None = None  # the dev metric that picks the best checkpoint; none: the task's usual one
+    early_stopping_patience: int = 0  # stop after this many evaluations without a better dev score (0: never)
+    evals_per_epoch: int = 1  # dev evaluations per epoch
+    output_dir: str = "out/finetune"  # where the best model, metrics and checkpoints go
+    progress: bool = True  # show a progress bar
 
     def __post_init__(self) -> None:
         check_task(self.task)

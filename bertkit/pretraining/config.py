@@ -19,19 +19,18 @@ class PretrainingConfig(Options):
     KIND: ClassVar[str] = "pretraining"
 
     corpus: list[str] = field(default_factory=list)  # text files
-    corpus_format: str = "lines"  # "lines": a sentence a line, blank line between documents; "raw": running text
+    corpus_format: str = "lines"  # lines: a sentence a line, blank line between documents; raw: hard-wrapped text
     eval_corpus: list[str] = field(default_factory=list)  # held-out files; else eval_fraction of the documents
-    eval_fraction: float = 0.05
-    tokenizer: str | None = None  # a folder with vocab.txt (+ tokenizer_config.json); default: init_from's
+    eval_fraction: float = 0.05  # the share of documents held out for evaluation when there is no eval_corpus
+    tokenizer: str | None = None  # a folder with vocab.txt (+ tokenizer_config.json); none: init_from's
     init_from: str | None = None  # continued pretraining: a model folder (missing heads start fresh)
     architecture: str = "bert"  # from scratch: bert | roberta | albert | electra | distilbert (init_from: its own)
-    model_preset: str = "mini"  # size when training from scratch: tiny, mini, small, medium, base, large (or the
-    # architecture's own: albert base … xxlarge, electra small / base / large, …)
-    num_hidden_layers: int | None = None
-    hidden_size: int | None = None
-    num_attention_heads: int | None = None
-    intermediate_size: int | None = None
-    max_position_embeddings: int | None = None
+    model_preset: str = "mini"  # from scratch: tiny, mini, small, medium, base, large (or the architecture's own)
+    num_hidden_layers: int | None = None  # override the preset's layers
+    hidden_size: int | None = None  # override the preset's width
+    num_attention_heads: int | None = None  # override the preset's heads
+    intermediate_size: int | None = None  # override the preset's feed-forward width
+    max_position_embeddings: int | None = None  # override the preset's position table size
     embedding_size: int | None = None  # ALBERT / ELECTRA: factorized embeddings of this width
     num_hidden_groups: int | None = None  # ALBERT: layers share the weights of this many groups
     pair_task: str = "nsp"  # nsp | sop | none
@@ -40,35 +39,35 @@ class PretrainingConfig(Options):
     rtd_weight: float = 50.0  # electra: λ in L_mlm + λ·L_rtd (the paper's 50)
     word_boundaries: str = "wordpiece"  # wordpiece | jieba (Chinese whole words)
     masking: str = "token"  # token | whole_word | ngram | span
-    mlm_probability: float = 0.15
-    max_predictions_per_seq: int = 20
-    dynamic_masking: bool = True
+    mlm_probability: float = 0.15  # share of tokens chosen for prediction
+    max_predictions_per_seq: int = 20  # most masked positions per sequence
+    dynamic_masking: bool = True  # a fresh mask every time an instance is seen (else dupe_factor fixed copies)
     dupe_factor: int = 5  # static masking: copies of the corpus, each with its own mask
-    max_seq_length: int = 128
-    short_seq_prob: float = 0.1
-    batch_size: int = 32
-    max_steps: int = 1000
-    learning_rate: float = 1e-4
-    warmup_steps: int = 100
+    max_seq_length: int = 128  # tokens per instance, [CLS] and [SEP] included
+    short_seq_prob: float = 0.1  # share of instances cut shorter than max_seq_length (as google-research/bert)
+    batch_size: int = 32  # instances per optimizer step (before accumulation)
+    max_steps: int = 1000  # optimizer steps in all
+    learning_rate: float = 1e-4  # peak learning rate
+    warmup_steps: int = 100  # steps of linear warm-up
     warmup_ratio: float | None = None  # as fine-tuning: warm up over this fraction of max_steps (wins over steps)
-    lr_schedule: str = "linear"
-    weight_decay: float = 0.01
-    gradient_accumulation_steps: int = 1
-    max_grad_norm: float = 1.0
-    bf16: bool = False
+    lr_schedule: str = "linear"  # constant | linear | cosine, after the warm-up
+    weight_decay: float = 0.01  # AdamW's decoupled weight decay (not on biases and LayerNorms)
+    gradient_accumulation_steps: int = 1  # batches summed into one optimizer step
+    max_grad_norm: float = 1.0  # clip the gradients' norm to this
+    bf16: bool = False  # compute in bfloat16 autocast
     device: str = "auto"  # auto | cpu | cuda | cuda:N; under torchrun each rank takes cuda:LOCAL_RANK
     gradient_checkpointing: bool = False  # less activation memory for about a third more compute
-    seed: int = 0
+    seed: int = 0  # seed of the model's initialisation, the instances and the masks
     threads: int | None = None  # torch threads (as fine-tuning's option); None: torch's default
-    logging_steps: int = 10
-    eval_steps: int = 0
-    eval_batches: int = 20
-    save_steps: int = 0
+    logging_steps: int = 10  # log the loss every this many steps
+    eval_steps: int = 0  # evaluate every this many steps (0: at the end only)
+    eval_batches: int = 20  # batches of held-out instances each evaluation reads
+    save_steps: int = 0  # checkpoints every this many steps, to continue with --resume (0: at the end only)
     save_total_limit: int = 2  # checkpoints kept (the newest; the one `latest` names is never removed)
     overwrite: bool = False  # replace an earlier run in output_dir (else: refused; continue one with --resume)
     max_minutes: float | None = None  # stop early (evaluated, saved) once this much time is spent
-    output_dir: str = "out/pretrain"
-    progress: bool = True
+    output_dir: str = "out/pretrain"  # where the model, metrics and checkpoints go
+    progress: bool = True  # show a progress bar
 
     def __post_init__(self) -> None:
         choices = {"pair_task": TASKS, "word_boundaries": WORD_BOUNDARIES, "corpus_format": ("lines", "raw"),

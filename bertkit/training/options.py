@@ -9,9 +9,13 @@ is refused with the nearest known names ("did you mean …").
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
 import difflib
+import inspect
+import io
 import os
+import tokenize
 import types
 import typing
 from pathlib import Path
@@ -143,16 +147,63 @@ def add_option_flags(parser: argparse.ArgumentParser, config_class: type) -> Non
         if alias not in names:
             names[name].append(alias)
     hints = typing.get_type_hints(config_class)
+    docs, defaults = field_docs(config_class), field_defaults(config_class)
     for name, spellings in names.items():
         flags = ["--" + s.replace("_", "-") for s in spellings]
         hint = hints[name]
+        doc = docs.get(name, "")
+        shown = f"{doc} (default: {defaults[name]})" if doc else f"default: {defaults[name]}"
+        help_text = shown.replace("%", "%%")  # argparse formats help with %
         if typing.get_origin(hint) is list:
-            parser.add_argument(*flags, dest=name, nargs="+", default=argparse.SUPPRESS)
+            parser.add_argument(*flags, dest=name, nargs="+", default=argparse.SUPPRESS, help=help_text)
         elif hint is bool or bool in typing.get_args(hint):  # `--bf16` alone means true; `--bf16 false` works
             parser.add_argument(*flags, dest=name, nargs="?", const="true", default=argparse.SUPPRESS,
-                                metavar="BOOL")
+                                metavar="BOOL", help=help_text)
         else:
-            parser.add_argument(*flags, dest=name, default=argparse.SUPPRESS, metavar=name.upper())
+            parser.add_argument(*flags, dest=name, default=argparse.SUPPRESS, metavar=name.upper(), help=help_text)
+
+
+def field_docs(config_class: type) -> dict[str, str]:
+    """Each field's one-line doc: the comment on the line that defines it in the dataclass's source (one place
+    for the reader of the code and for ``--help``)."""
+    docs: dict[str, str] = {}
+    for klass in reversed([k for k in config_class.__mro__ if dataclasses.is_dataclass(k)]):
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):  # no source (a frozen install): the help shows the defaults only
+            continue
+        comments = {token.start[0]: token.string.lstrip("#").strip()
+                    for token in tokenize.generate_tokens(io.StringIO(source).readline)
+                    if token.type == tokenize.COMMENT}
+        class_node = ast.parse(source).body[0]
+        for node in getattr(class_node, "body", []):
+            if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                line = next((comments[n] for n in range(node.lineno, node.end_lineno + 1) if n in comments), None)
+                if line:
+                    docs[node.target.id] = line
+    return docs
+
+
+def field_defaults(config_class: type) -> dict[str, str]:
+    """Each field's default as a YAML file would spell it (``none``, ``true``, ``[query, value]``)."""
+    def spell(value: Any) -> str:
+        if value is None or isinstance(value, bool):
+            return {None: "none", True: "true", False: "false"}[value]
+        if isinstance(value, (list, tuple)):
+            return "[" + ", ".join(spell(v) for v in value) + "]"
+        if isinstance(value, dict):
+            return "{" + ", ".join(f"{k}: {spell(v)}" for k, v in value.items()) + "}"
+        return str(value)
+
+    shown = {}
+    for f in dataclasses.fields(config_class):
+        if f.default is not dataclasses.MISSING:
+            shown[f.name] = spell(f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            shown[f.name] = spell(f.default_factory())
+        else:
+            shown[f.name] = "required"
+    return shown
 
 
 def flag_values(args: argparse.Namespace, config_class: type) -> dict[str, Any]:
