@@ -117,6 +117,12 @@ class QuestionAnswerer(Predictor):
         return self.task.predict(self.model, examples)
 
 
+def task_kind(architectures: Sequence[str]) -> str | None:
+    """``sequence``, ``token`` or ``qa`` from config.json's ``architectures`` (any encoder, and the
+    ``…BertkitForSequenceClassification`` of a folder with its own pooling or head), or None."""
+    return next((kind for a in architectures for suffix, kind in TASK_SUFFIXES.items() if a.endswith(suffix)), None)
+
+
 def load_predictor(folder: str | os.PathLike, batch_size: int = 64, device: str | torch.device | None = None
                    ) -> Predictor:
     """The predictor for whatever task the folder's config.json names (its ``architectures``)."""
@@ -124,7 +130,7 @@ def load_predictor(folder: str | os.PathLike, batch_size: int = 64, device: str 
     if not path.is_file():
         raise FileNotFoundError(f"no fine-tuned model in {folder}: {path.name} is missing")
     architectures = json.loads(path.read_text(encoding="utf-8")).get("architectures") or []
-    kind = next((kind for a in architectures for suffix, kind in TASK_SUFFIXES.items() if a.endswith(suffix)), None)
+    kind = task_kind(architectures)
     if kind is None:
         raise ValueError(f"{folder} is not a fine-tuned model (architectures {architectures}); fine-tune one with "
                          "bertkit finetune")

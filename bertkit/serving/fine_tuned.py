@@ -16,7 +16,7 @@ import torch
 
 from ..encoding.precision import apply_precision
 from ..finetuning.adapters import load_task_adapter
-from ..finetuning.predict import SequenceClassifier
+from ..finetuning.predict import SequenceClassifier, task_kind
 from ..peft import merge_lora
 from ..peft.folders import TASK_CONFIG, is_adapter_folder
 from ..tokenization import AutoTokenizer
@@ -49,7 +49,8 @@ class FineTunedServingModel:
         config = json.loads((folder / (TASK_CONFIG if adapter else "config.json")).read_text(encoding="utf-8"))
         wanted = PROBLEM_OF_STRATEGY[settings.pooling_strategy]
         found = config.get("problem_type") or ("single_label_classification" if config.get("id2label") else None)
-        if "BertForSequenceClassification" not in config.get("architectures", []) or found != wanted:
+        # any encoder's sequence classifier, and the ``BertkitFor…`` class of a head or pooling of bertkit's own
+        if task_kind(config.get("architectures") or []) != "sequence" or found != wanted:
             raise ValueError(f"pooling_strategy {settings.pooling_strategy} needs a model fine-tuned for {wanted} "
                              f"(bertkit finetune ... then serve its best/ folder); {folder} is "
                              f"{', '.join(config.get('architectures', ['?']))} with problem_type {found}")

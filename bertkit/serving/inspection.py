@@ -8,7 +8,10 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import has_mlm_head
+from ..finetuning.adapters import load_task_adapter
 from ..model import AutoModel, AutoModelForMaskedLM
+from ..peft import merge_lora
+from ..peft.folders import is_adapter_folder
 from .embedding import load_tokenizer
 
 
@@ -23,8 +26,14 @@ class Inspector:
 
     def __init__(self, folder: Path, cased: bool = False, max_tokens: int | None = None):
         self.tokenizer = load_tokenizer(folder, cased)
-        self.mlm = AutoModelForMaskedLM.from_pretrained(folder) if has_mlm_head(folder) else None
-        self.bert = self.mlm.base_model if self.mlm is not None else AutoModel.from_pretrained(folder)
+        if is_adapter_folder(folder):  # an adapter served alone: the encoder its workers serve, on its base model
+            task = load_task_adapter(folder)
+            if task.peft_config.method == "lora":
+                merge_lora(task)  # as the workers do
+            self.mlm, self.bert = None, task.base_model
+        else:
+            self.mlm = AutoModelForMaskedLM.from_pretrained(folder) if has_mlm_head(folder) else None
+            self.bert = self.mlm.base_model if self.mlm is not None else AutoModel.from_pretrained(folder)
         positions = self.bert.config.max_tokens
         self.max_tokens = min(max_tokens or positions, positions)
         self.folder = folder

@@ -2,6 +2,7 @@
 
 import json
 
+import httpx
 import numpy as np
 import pytest
 import torch
@@ -17,11 +18,11 @@ TEXTS = ["great fun", "the plot was dull and boring", "a film", "great ||| borin
 PAIRS = ["great fun ||| a film", "dull ||| the plot", "a film ||| boring", "great ||| boring"]  # BertSim scores pairs
 
 
-def fine_tuned(tmp_path, model, task, rows):
+def fine_tuned(tmp_path, model, task, rows, **settings):
     for split, seed in (("train", 0), ("dev", 1), ("test", 2)):
         (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows(seed)))
     config = FinetuneConfig(model=str(model), task=task, output_dir=str(tmp_path / "out"), max_length=32, epochs=1,
-                            batch_size=16, learning_rate=3e-3, progress=False, threads=1,
+                            batch_size=16, learning_rate=3e-3, progress=False, threads=1, **settings,
                             **{f"{s}_file": str(tmp_path / f"{s}.jsonl") for s in ("train", "dev", "test")})
     finetune(config)
     return tmp_path / "out" / "best"
@@ -63,6 +64,27 @@ def test_fine_tuned_model_serves_probabilities_or_scores(strategy, tmp_path, tin
         assert served.shape == (4, 1)
     np.testing.assert_allclose(served, expected, atol=1e-4)
     assert tokens[3][0] == "[CLS]" and tokens[3].count("[SEP]") == 2
+
+
+@pytest.mark.parametrize("settings", [{"pooling": "mean"}, {"pooling": "max", "classifier_head": "two_layer"}])
+def test_a_classifier_with_its_own_pooling_or_head_is_served(settings, tmp_path, tiny_dir):  # noqa: F811
+    """A folder ``bertkit finetune`` wrote with ``modeling_bertkit.py`` (pooling / head transformers' own class
+    cannot hold) serves what transformers computes with that file (trust_remote_code)."""
+    from bertkit.serving import ServerSettings
+    from bertkit.serving.fine_tuned import FineTunedServingModel
+
+    best = fine_tuned(tmp_path, tiny_dir, "classification", lambda seed: sentiment_examples(32, seed), **settings)
+    assert json.loads((best / "config.json").read_text())["architectures"] == ["BertkitForSequenceClassification"]
+    served = FineTunedServingModel.from_settings(ServerSettings(best, pooling_strategy="CLASSIFICATION").checked())
+    probabilities, _ = served.encode(TEXTS)
+    tokenizer = transformers.BertTokenizer.from_pretrained(best)
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(best, trust_remote_code=True).eval()
+    rows = []
+    for text in TEXTS:
+        first, _, second = (part.strip() for part in text.partition("|||"))
+        with torch.no_grad():
+            rows.append(model(**tokenizer(first, second or None, return_tensors="pt")).logits[0].softmax(-1).numpy())
+    np.testing.assert_allclose(probabilities, np.stack(rows), atol=1e-5)
 
 
 def test_a_plain_model_is_refused_for_regression(minilm_dir):
@@ -128,11 +150,14 @@ def test_a_lora_adapter_folder_serves_what_peft_computes(tmp_path, tiny_dir):  #
     finetune(config)
     best = tmp_path / "out" / "best"
     args = ["-model_dir", str(best), "-pooling_strategy", "CLASSIFICATION", "--torch-threads", "1"]
-    with running_server(args, tmp_path / "server.log") as server:
+    with running_server(args, tmp_path / "server.log", http=True) as server:  # the HTTP API inspects the adapter
         with BertClient(port=server.port, port_out=server.port_out, timeout=60000) as client:
             served = client.encode(TEXTS)
+        with httpx.Client(base_url=server.http_url, timeout=60) as http:
+            attention = http.post("/attention", json={"text": "great fun", "layer": -1}).json()
     tokenizer = transformers.BertTokenizer.from_pretrained(best)
-    base = transformers.BertForSequenceClassification.from_pretrained(tiny_dir, num_labels=2)
+    base = transformers.BertForSequenceClassification.from_pretrained(tiny_dir, num_labels=2,
+                                                                      attn_implementation="eager")  # attentions
     model = peft.PeftModel.from_pretrained(base, best).eval()
     rows = []
     for text in TEXTS:
@@ -141,3 +166,6 @@ def test_a_lora_adapter_folder_serves_what_peft_computes(tmp_path, tiny_dir):  #
             rows.append(model(**tokenizer(first, second or None, return_tensors="pt")).logits[0].numpy())
     logits = np.stack(rows)
     np.testing.assert_allclose(served, np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True), atol=1e-4)
+    with torch.no_grad():  # the attention of the served encoder: the base model with the adapter merged in
+        merged = model.merge_and_unload().bert(**tokenizer("great fun", return_tensors="pt"), output_attentions=True)
+    np.testing.assert_allclose(np.array(attention["attention"][0]), merged.attentions[-1][0].numpy(), atol=1e-4)
