@@ -127,6 +127,7 @@ def test_generator_shape_follows_generator_size():
 
 def cli_args(corpus, tokenizer, out, *extra):
     options = TINY | dict(corpus=str(corpus), tokenizer=str(tokenizer), output_dir=str(out))
+    del options["pair_task"]  # objective=electra alone: no pair task by default
     return ["pretrain", *(f"{k}={v}" for k, v in options.items()), *extra]
 
 
@@ -147,6 +148,7 @@ def test_cli_electra_run_writes_a_discriminator_and_a_generator_transformers_loa
     assert (out / "metrics.png").read_bytes()[:4] == b"\x89PNG"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"]["objective"] == "electra" and summary["config"]["architecture"] == "electra"
+    assert summary["config"]["pair_task"] == "none"
     discriminator = ElectraForPreTraining.from_pretrained(out / "model", output_loading_info=True)
     generator = ElectraForMaskedLM.from_pretrained(out / "generator", output_loading_info=True)
     for _, info in (discriminator, generator):
@@ -159,6 +161,10 @@ def test_cli_electra_run_writes_a_discriminator_and_a_generator_transformers_loa
     assert main(["fill-mask", "--model", str(out / "generator"), "the movie is [MASK] .", "--top-k", "3"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[1].startswith("  [MASK] 1:") and len(lines[1].split()) == 8
+    assert main(["fill-mask", "--model", str(out / "model"), "the movie is [MASK] ."]) == 2
+    refused = capsys.readouterr().err
+    assert "is an ELECTRA discriminator" in refused
+    assert f"its generator fills masks: give --model {out / 'generator'}" in refused
 
 
 def test_resume_from_a_checkpoint_continues_identically(review_corpus, minilm_dir, tmp_path):

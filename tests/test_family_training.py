@@ -81,6 +81,23 @@ def test_a_pair_task_needs_a_sentence_head(review_corpus, minilm_dir, tmp_path, 
     assert "architecture must be one of" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("options, expected", [
+    ({}, "nsp"), ({"architecture": "albert"}, "sop"), ({"architecture": "roberta"}, "none"),
+    ({"architecture": "distilbert"}, "none"), ({"architecture": "electra"}, "none"), ({"objective": "electra"}, "none"),
+    ({"init_from": "albert"}, "sop"), ({"init_from": "roberta"}, "none"),
+    ({"architecture": "albert", "pair_task": "nsp"}, "nsp"),
+])
+def test_the_pair_task_follows_the_objective_and_architecture(options, expected, tmp_path):
+    from bertkit import AutoModel, BertConfig
+    from bertkit.pretraining import PretrainingConfig
+
+    if "init_from" in options:  # the architecture of the folder pretraining continues
+        kind = options["init_from"]
+        AutoModel.from_config(BertConfig.preset("tiny", model_type=kind, vocab_size=50)).save_pretrained(tmp_path)
+        options = {"init_from": str(tmp_path)}
+    assert PretrainingConfig(**options).pair_task == expected
+
+
 def test_continued_pretraining_and_fine_tuning_from_a_roberta_folder(minilm_dir, tmp_path):
     """A transformers RoBERTa folder (with bertkit's WordPiece vocabulary) continues pretraining and fine-tunes."""
     import shutil

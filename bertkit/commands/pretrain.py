@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 
 
@@ -35,6 +36,12 @@ def cmd_fill_mask(args: argparse.Namespace) -> None:
     folder = Path(args.model) if args.model else default_model_dir()
     if not has_mlm_head(folder):  # before loading: no warning about fresh weights ahead of the real answer
         hint = " (the installed MiniLM is a sentence-embedding model without one)" if not args.model else ""
+        generator = folder.parent / "generator"  # where `pretrain objective=electra` writes the generator
+        config = folder / "config.json"
+        if config.is_file() and json.loads(config.read_text(encoding="utf-8")).get("model_type") == "electra":
+            where = f"--model {generator}" if (generator / "config.json").is_file() else "the run's generator/ folder"
+            raise ValueError(f"{folder} is an ELECTRA discriminator: it tells replaced tokens from real ones and has "
+                             f"no masked-LM head; its generator fills masks: give {where}")
         raise ValueError(f"{folder} has no masked-LM head{hint}: its guesses would be random; pretrain a model "
                          "(make pretrain-en) and give --model out/en/pretrain/model")
     tokenizer = AutoTokenizer.from_pretrained(folder)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 from ..training.device import check_spec
@@ -10,6 +12,9 @@ from ..training.options import Options
 from .instances import TASKS
 from .masking import MaskingConfig
 from .tokenized import WORD_BOUNDARIES
+
+# each architecture's own sentence-pair task (its paper's); RoBERTa, ELECTRA and DistilBERT read full sentences
+PAIR_TASKS = {"bert": "nsp", "albert": "sop"}
 
 
 @dataclass
@@ -33,7 +38,7 @@ class PretrainingConfig(Options):
     max_position_embeddings: int | None = None  # override the preset's position table size
     embedding_size: int | None = None  # ALBERT / ELECTRA: factorized embeddings of this width
     num_hidden_groups: int | None = None  # ALBERT: layers share the weights of this many groups
-    pair_task: str = "nsp"  # nsp | sop | none
+    pair_task: str | None = None  # nsp | sop | none; default: the architecture's own (PAIR_TASKS), none for electra
     objective: str = "mlm"  # mlm: masked LM (+ pair_task); electra: generator MLM + replaced-token detection
     generator_size: float = 0.25  # electra: the generator's width as a fraction of the discriminator's
     rtd_weight: float = 50.0  # electra: λ in L_mlm + λ·L_rtd (the paper's 50)
@@ -70,6 +75,8 @@ class PretrainingConfig(Options):
     progress: bool = True  # show a progress bar
 
     def __post_init__(self) -> None:
+        if self.pair_task is None:
+            self.pair_task = "none" if self.objective == "electra" else PAIR_TASKS.get(self.model_type(), "none")
         choices = {"pair_task": TASKS, "word_boundaries": WORD_BOUNDARIES, "corpus_format": ("lines", "raw"),
                    "architecture": ("bert", "roberta", "albert", "electra", "distilbert"),
                    "objective": ("mlm", "electra")}
@@ -86,6 +93,16 @@ class PretrainingConfig(Options):
             raise ValueError(f"eval_fraction must be in [0, 1), got {self.eval_fraction}")
         if self.batch_size < 1 or self.dupe_factor < 1:
             raise ValueError("batch_size and dupe_factor must be ≥ 1")
+
+    def model_type(self) -> str:
+        """The architecture the run trains: ``init_from``'s own (read from its config.json), else ``architecture``."""
+        config = Path(self.init_from or "") / "config.json"
+        if self.init_from and self.architecture == "bert" and config.is_file():  # bert: the default, not a choice
+            try:
+                return str(json.loads(config.read_text(encoding="utf-8")).get("model_type", "bert"))
+            except (OSError, ValueError):
+                pass  # the run reports an unreadable init_from when it loads it
+        return self.architecture
 
     def check_electra(self) -> None:
         """ELECTRA pretraining trains an ELECTRA generator + discriminator from scratch, without a pair task."""
