@@ -43,6 +43,8 @@ class LoadingReport:
 
 def find_weights(folder: Path) -> Path:
     """The weights file of a model folder: model.safetensors, else pytorch_model.bin."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no such model folder: {folder} (bertkit loads local folders, not hub names)")
     for name in (SAFETENSORS_FILE, PYTORCH_FILE):
         if (folder / name).is_file():
             return folder / name

@@ -19,8 +19,9 @@ def read_text(path: str | os.PathLike) -> str:
     path = Path(path)
     try:
         return path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise _not_utf8(path, error, error.start) from None
+    except UnicodeDecodeError as error:  # the line too: what an editor shows, where an offset is hard to find
+        line = error.object.count(b"\n", 0, error.start) + 1
+        raise _not_utf8(path, error, error.start, f", line {line}") from None
 
 
 def iter_lines(path: str | os.PathLike) -> Iterator[str]:
@@ -40,6 +41,8 @@ def read_texts(path: str | os.PathLike) -> list[str]:
     """A one-text-a-line file's texts. Outputs keep row i = line i, so a blank line is refused (naming it) rather
     than skipped, which would shift every row after it."""
     lines = read_text(path).splitlines()
+    if not lines:
+        raise ValueError(f"{path} holds no text: write one text a line")
     blank = [number for number, line in enumerate(lines, 1) if not line.strip()]
     if blank:
         raise ValueError(f"{path} line {blank[0]} is blank ({len(blank)} blank line(s)): every line is one text; "

@@ -17,7 +17,7 @@ def write(path, text, encoding="utf-8"):
 
 def test_a_csv_row_without_its_label_is_an_error_naming_the_row(tmp_path):
     path = write(tmp_path / "d.csv", "text,label\ngood film,pos\nno label here\n")
-    with pytest.raises(ValueError, match=r"d.csv row 2: the label is missing"):
+    with pytest.raises(ValueError, match=r"d.csv line 3: the label is missing"):
         load_examples(path, "classification")
 
 
@@ -33,7 +33,7 @@ def test_one_label_rule_for_numbers_strings_and_booleans(tmp_path):
 @pytest.mark.parametrize("score", ["nan", "inf", "-inf"])
 def test_non_finite_scores_are_refused(tmp_path, score):
     path = write(tmp_path / "d.csv", f"text,text_pair,score\na,b,0.5\nc,d,{score}\n")
-    with pytest.raises(ValueError, match=r"row 2: score is .*; scores must be finite"):
+    with pytest.raises(ValueError, match=r"line 3: score is .*; scores must be finite"):
         load_examples(path, "regression")
 
 

@@ -138,9 +138,9 @@ def test_bad_training_input(folder, tmp_path, capsys):
     with pytest.raises(ValueError, match="exactly one of them"):
         EmbeddingTrainConfig()
     bad = write_jsonl(tmp_path / "bad.jsonl", [{"a": "x", "b": "y", "score": "high"}])
-    with pytest.raises(ValueError, match="row 1: the last column must be a score, got 'high'"):
+    with pytest.raises(ValueError, match="line 1: the last column must be a score, got 'high'"):
         train_embeddings(EmbeddingTrainConfig(model=str(folder), train_file=str(bad), loss="cosine",
                                               output_dir=str(tmp_path / "o")))
     one = write_jsonl(tmp_path / "one.jsonl", [{"anchor": "only an anchor"}])
     assert main(["train-embeddings", f"model={folder}", f"train_file={one}", f"output_dir={tmp_path / 'o'}"]) == 2
-    assert "row 1: a row needs an anchor and a positive" in capsys.readouterr().err
+    assert "line 1: a row needs an anchor and a positive" in capsys.readouterr().err

@@ -32,7 +32,7 @@ def test_bad_files_name_the_problem(tmp_path):
     with pytest.raises(ValueError, match="no column 'text' .*columns are \\['label', 'review'\\]"):
         load_examples(tmp_path / "a.csv", "classification")
     (tmp_path / "pair.tsv").write_text("text\ttext_pair\tscore\nA cat\t  \t0.4\n")
-    with pytest.raises(ValueError, match="row 1: text_pair is empty"):
+    with pytest.raises(ValueError, match="line 2: text_pair is empty"):
         load_examples(tmp_path / "pair.tsv", "regression")
     (tmp_path / "empty.csv").write_text("text,label\n")
     with pytest.raises(ValueError, match="holds no examples"):

@@ -19,7 +19,11 @@ def run_whiten(args: argparse.Namespace) -> None:
         raise FileNotFoundError(f"no such corpus file: {corpus}")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ValueError(f"{out} exists and is not empty; give a new folder for the whitened model")
-    texts = [line.strip() for line in corpus.read_text(encoding="utf-8").splitlines() if line.strip()]
+    from ..textio import read_text
+
+    texts = [line.strip() for line in read_text(corpus).splitlines() if line.strip()]  # order is not kept: no rows
+    if not texts:
+        raise ValueError(f"{corpus} holds no text: whitening is fitted on the vectors of a corpus, one text a line")
     texts = texts[: args.limit or None]
     encoder = SentenceEncoder.from_pretrained(args.model)
     whitening = encoder.fit_whitening(texts, k=args.k, batch_size=args.batch_size,

@@ -96,13 +96,13 @@ class EmbeddingTrainConfig(Options):
 def read_examples(path: str | Path, scored: bool) -> list[tuple[Any, ...]]:
     """Rows of a .csv / .tsv (header first) or .jsonl file as tuples of their columns in order: texts, and a
     float score last when ``scored``; every row as wide as the first."""
-    from ..finetuning.data import read_rows
+    from ..finetuning.data import read_numbered_rows
 
     rows = []
-    for number, row in enumerate(read_rows(path), start=1):
-        rows.append(_checked_row(list(row.values()), scored, f"{path} row {number}"))
+    for number, row in read_numbered_rows(path):
+        rows.append(_checked_row(list(row.values()), scored, f"{path} line {number}"))
         if len(rows[-1]) != len(rows[0]):
-            raise ValueError(f"{path} row {number} has {len(rows[-1])} columns, the first row {len(rows[0])}")
+            raise ValueError(f"{path} line {number} has {len(rows[-1])} columns, the first row {len(rows[0])}")
     if not rows:
         raise ValueError(f"{path} holds no rows")
     return rows

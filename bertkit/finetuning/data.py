@@ -74,6 +74,12 @@ def normalize_text(text: str) -> str:
 # -- reading files -----------------------------------------------------------------------------------------------
 def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Rows of a ``.csv``, ``.tsv`` (header line first) or ``.jsonl`` / ``.json`` (one object a line) file."""
+    return [row for _, row in read_numbered_rows(path)]
+
+
+def read_numbered_rows(path: str | os.PathLike) -> list[tuple[int, dict[str, Any]]]:
+    """Each row with the file line it starts on (what an editor shows, for messages); a CSV row with more fields
+    than the header is refused (an unquoted comma in a text would otherwise drop the rest of the row)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no such data file: {path}")
@@ -82,7 +88,7 @@ def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
         raise ValueError(f"{path}: unknown data format {suffix!r}; use .csv, .tsv or .jsonl")
     text = read_text(path)
     if suffix in (".csv", ".tsv"):
-        return list(csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if suffix == ".tsv" else ","))
+        return _csv_rows(path, text, "\t" if suffix == ".tsv" else ",")
     rows = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -93,7 +99,24 @@ def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
             raise ValueError(f"{path}:{number} is not a JSON object: {error}") from None
         if not isinstance(row, dict):
             raise ValueError(f"{path}:{number} is not a JSON object")
-        rows.append(row)
+        rows.append((number, row))
+    return rows
+
+
+def _csv_rows(path: Path, text: str, delimiter: str) -> list[tuple[int, dict[str, Any]]]:
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    header = next(reader, None)
+    rows, start = [], reader.line_num + 1
+    for cells in reader:
+        line, start = start, reader.line_num + 1  # a quoted field may span lines: the row starts where it starts
+        if not cells:  # a blank line, as csv.DictReader skips it
+            continue
+        if len(cells) > len(header):
+            name = "tab" if delimiter == "\t" else "comma"
+            raise ValueError(f"{path} line {line} has {len(cells)} fields, the header {len(header)}: quote a text "
+                             f"that holds a {name} (\"a, b\")")
+        # fewer fields: the missing ones are None (as csv.DictReader), and the check of that field names the line
+        rows.append((line, {name: cells[i] if i < len(cells) else None for i, name in enumerate(header)}))
     return rows
 
 
@@ -175,15 +198,17 @@ def load_examples(
 ) -> list[dict[str, Any]]:
     """Validated examples of a file; ``columns`` maps a field to the file's column name (``{"text": "review"}``)."""
     check_task(task)
-    rows = read_rows(path)
-    return examples_from_rows(rows, task, columns, normalize, source=str(path))
+    numbered = read_numbered_rows(path)
+    return examples_from_rows([row for _, row in numbered], task, columns, normalize, source=str(path),
+                              lines=[line for line, _ in numbered])
 
 
 def examples_from_rows(
     rows: Sequence[dict[str, Any]], task: str, columns: dict[str, str] | None = None, normalize: bool = False,
-    source: str = "data",
+    source: str = "data", lines: Sequence[int] | None = None,
 ) -> list[dict[str, Any]]:
-    """Validated examples from rows (dicts): the column check names what is missing and what is there."""
+    """Validated examples from rows (dicts): the column check names what is missing and what is there; messages
+    name a row's file line when ``lines`` gives them, else its number."""
     columns = columns or {}
     if not rows:
         raise ValueError(f"{source} holds no examples")
@@ -200,7 +225,8 @@ def examples_from_rows(
                  if isinstance(r["label"], (bool, int, float))}
         if len(kinds) == 2:  # true and 1: the same class or two? The file should say, not a guess
             raise ValueError(f"{source} mixes boolean and numeric labels (true / 1); write them one way")
-    return [to_example(row, task, f"{source} row {i + 1}", normalize) for i, row in enumerate(renamed)]
+    where = [f"{source} line {n}" for n in lines] if lines else [f"{source} row {i + 1}" for i in range(len(rows))]
+    return [to_example(row, task, place, normalize) for place, row in zip(where, renamed, strict=True)]
 
 
 def deduplicate(examples: Iterable[dict[str, Any]], key: tuple[str, ...] = ("text", "text_pair")) -> list[dict]:

@@ -78,6 +78,7 @@ class BertServer:
         self.stopping = threading.Event()
         self.draining = threading.Event()  # SIGTERM: answer what is in flight, then stop
         self.drain_deadline: float | None = None
+        self.stop_signal = "SIGTERM"  # the signal that began the drain, as the log names it (Ctrl-C is SIGINT)
         self.serving = False  # a signal before the loop runs stops at once
         self.started_at = datetime.now()
         self.next_job = 0
@@ -167,17 +168,19 @@ class BertServer:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
 
-    def _on_signal(self, *_) -> None:
+    def _on_signal(self, signum: int, _frame=None) -> None:
         """The first SIGTERM / SIGINT drains (requests in flight are answered), a second one stops at once."""
         if self.draining.is_set() or not self.serving:
             self.stopping.set()
+        if not self.draining.is_set():
+            self.stop_signal = signal.Signals(signum).name
         self.draining.set()
 
     def _drained(self) -> bool:
         """During a drain: whether everything received has been answered (or the grace period is over)."""
         now = time.monotonic()
         if self.drain_deadline is None:
-            logger.info("SIGTERM: answering the requests in flight (at most %.0f s), then stopping",
+            logger.info("%s: answering the requests in flight (at most %.0f s), then stopping", self.stop_signal,
                         self.settings.graceful_timeout_s)
             self.drain_deadline = now + self.settings.graceful_timeout_s
             if self.http is not None:

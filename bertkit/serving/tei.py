@@ -165,7 +165,11 @@ def tei_router(front: Front, started_at: float) -> APIRouter:
     @router.post("/embeddings", include_in_schema=False)
     async def openai_embeddings(body: OpenAIEmbeddingsRequest) -> Response:
         """OpenAI-style embeddings with the folder's settings; ``usage`` counts the tokens encoded and the
-        inputs truncated to the model's length."""
+        inputs truncated to the model's length. A ``model`` this server does not serve is a 404, as OpenAI answers
+        (a client that names another model would otherwise get this one's vectors unawares)."""
+        if body.model and body.model not in (served_name, str(settings.model_dir)):
+            raise ApiError(404, f"the model {body.model!r} is not served here: this server serves {served_name!r} "
+                                "(GET /v1/models lists it; or leave model out)", "not_found")
         vectors, usage = await front.embeddings(front.as_list(body.input), dimensions=body.dimensions)
         data = []
         for index, vector in enumerate(vectors):

@@ -165,3 +165,10 @@ def test_sigterm_answers_requests_in_flight_then_stops(tiny_mlm, tmp_path, expec
     assert reply["r"].status_code == 200
     np.testing.assert_allclose(reply["r"].json(), expected(TEXTS), atol=1e-5)
     assert "SIGTERM: answering the requests in flight" in server.log and "server stopped" in server.log
+
+
+def test_ctrl_c_is_logged_as_sigint(tiny_mlm, tmp_path):
+    with running_server(["-model_dir", str(tiny_mlm[0]), "--torch-threads", "1"], tmp_path / "server.log") as server:
+        server.process.send_signal(signal.SIGINT)
+        assert server.process.wait(30) == 0
+    assert "SIGINT: answering the requests in flight" in server.log and "SIGTERM" not in server.log

