@@ -72,7 +72,7 @@ def cmd_encode(args: argparse.Namespace) -> None:
                              show_progress_bar=len(texts) > 1000)
     if args.output is None:
         for text, vector in zip(texts, vectors, strict=True):
-            print(json.dumps({"text": text, "embedding": [round(float(x), 6) for x in vector]}, ensure_ascii=False))
+            print(json.dumps({"text": text, "embedding": float32_list(vector)}, ensure_ascii=False))
         return
     out = Path(args.output)
     if out.suffix == ".npy":
@@ -83,9 +83,15 @@ def cmd_encode(args: argparse.Namespace) -> None:
         write_bytes_atomic(out, buffer.getvalue())
     else:
         pairs = zip(texts, vectors, strict=True)
-        lines = (json.dumps({"text": t, "embedding": v.tolist()}, ensure_ascii=False) for t, v in pairs)
+        lines = (json.dumps({"text": t, "embedding": float32_list(v)}, ensure_ascii=False) for t, v in pairs)
         write_bytes_atomic(out, ("\n".join(lines) + "\n").encode("utf-8"))
     print(f"wrote {len(texts)} embeddings of dimension {vectors.shape[1]} to {out}", file=sys.stderr)
+
+
+def float32_list(vector) -> list[float]:
+    """A float32 vector as the shortest decimals that read back to the same float32 values (stdout and .jsonl
+    alike): no float64 noise digits, nothing rounded away."""
+    return [float(str(x)) for x in vector.astype("float32")]
 
 
 def cmd_params(args: argparse.Namespace) -> None:

@@ -64,6 +64,8 @@ def test_saved_classifier_predicts_through_library_and_cli(trained, tmp_path, ca
     assert main(["predict", "--model", f"{config.output_dir}/best", str(inputs)]) == 0
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(r["text"], r["label"]) for r in lines] == [("the cast was lovely", "pos"), ("it is boring", "neg")]
+    shown = [p for r in lines for p in r["probabilities"].values()]  # 4 significant digits, not float64's 16
+    assert all(p == float(f"{p:.4g}") for p in shown) and abs(sum(lines[0]["probabilities"].values()) - 1) < 1e-3
     assert main(["predict", "--model", str(tmp_path / "nothing"), str(inputs)]) == 2
     assert "config.json is missing" in capsys.readouterr().err
 

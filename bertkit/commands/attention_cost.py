@@ -10,8 +10,9 @@ import torch
 
 
 def attention_patterns(text: str, model_dir: str | Path) -> tuple[list[str], dict[str, torch.Tensor]]:
-    """The tokens of ``text`` (padded to a multiple of 4) and, per kernel, head 0's n × n effective weights in the
-    first layer of the model in ``model_dir``, on that layer's real queries and keys."""
+    """The tokens of ``text`` and, per kernel, head 0's n × n effective weights between them in the first layer of
+    the model in ``model_dir``, on that layer's real queries and keys (computed on the text padded to a multiple of
+    4, as the chunked kernels need; the [PAD] rows and columns are left out)."""
     from ..config import BertConfig
     from ..model import AutoModel
     from ..model.efficient.patterns import effective_attention
@@ -38,8 +39,8 @@ def attention_patterns(text: str, model_dir: str | Path) -> tuple[list[str], dic
     patterns = {}
     for kind, extra in sizes.items():
         config = BertConfig(**model.config.fields() | dict(attention=kind) | extra)
-        patterns[kind] = effective_attention(q, k, mask, config)[0, 0]
-    return tokens, patterns
+        patterns[kind] = effective_attention(q, k, mask, config)[0, 0, :length, :length]
+    return tokens[:length], patterns
 
 
 def draw(tokens: list[str], patterns: dict[str, torch.Tensor], output: str | Path) -> Path:

@@ -35,6 +35,18 @@ def read_inputs(path: Path, kind: str, columns: dict[str, str] | None = None) ->
     return rows
 
 
+def rounded(value, digits: int = 4):
+    """Probabilities and scores to ``digits`` significant digits (0.9987, 1.234e-05): what a reader compares;
+    float64's 16 digits are noise beyond the model's float32."""
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}")
+    if isinstance(value, dict):
+        return {k: rounded(v, digits) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded(v, digits) for v in value]
+    return value
+
+
 def run(args: argparse.Namespace) -> None:
     from ..finetuning.predict import QuestionAnswerer, SequenceClassifier, load_predictor
 
@@ -53,8 +65,8 @@ def run(args: argparse.Namespace) -> None:
         outputs = predictor.predict([r["text"] for r in rows], pairs)
     else:
         outputs = predictor.predict([r["text"] for r in rows])
-    lines = "".join(json.dumps({**row, **out}, ensure_ascii=False) + "\n" for row, out in zip(rows, outputs,
-                                                                                               strict=True))
+    lines = "".join(json.dumps({**row, **rounded(out)}, ensure_ascii=False) + "\n"
+                    for row, out in zip(rows, outputs, strict=True))
     if args.output:
         write_text_atomic(args.output, lines)
         print(f"wrote {len(rows)} predictions to {args.output}", file=sys.stderr)

@@ -50,12 +50,23 @@ def masks_of(batch: dict, row: int, target_row: int) -> dict[str, torch.Tensor]:
 
 def draw_masks(batch: dict, output: str | Path, width: int = 128, positions: int = 64) -> Path:
     """One PNG: the batch's padding mask, one row's three attention masks, the sinusoidal table."""
+    import matplotlib.pyplot as plt
+
+    from ..atomic import write_atomic
+
+    figure = masks_figure(batch, width, positions)
+    path = write_atomic(output, lambda tmp: figure.savefig(tmp, format="png", dpi=80))
+    plt.close(figure)
+    return path
+
+
+def masks_figure(batch: dict, width: int = 128, positions: int = 64):
+    """The figure :func:`draw_masks` writes; every axis counts whole rows, positions or dimensions."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from ..atomic import write_atomic
+    from matplotlib.ticker import FixedLocator, MaxNLocator
 
     row = int(batch["source_mask"].sum(1).argmin())  # the most padded source shows the most
     lengths = batch["target_mask"].sum(1)  # a long but padded target shows both the triangle and the padding
@@ -97,10 +108,12 @@ def draw_masks(batch: dict, output: str | Path, width: int = 128, positions: int
     axis.set_xlabel("position")
     axis.legend(fontsize=8)
     figure.suptitle("what each attention may see (green) in one encoder-decoder batch, and the position code")
+    counted = [a for axis in axes.flat[:5] for a in (axis.xaxis, axis.yaxis)] + [axes.flat[5].xaxis]
+    for scale in counted:  # rows, positions, dimensions: no 0.5 of a row (the last panel's y is a sine's value)
+        if not isinstance(scale.get_major_locator(), FixedLocator):  # the token-labelled axes keep their tokens
+            scale.set_major_locator(MaxNLocator(integer=True))
     figure.tight_layout()
-    path = write_atomic(output, lambda tmp: figure.savefig(tmp, format="png", dpi=80))
-    plt.close(figure)
-    return path
+    return figure
 
 
 def cmd_explain_masks(args: argparse.Namespace) -> None:
