@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 
+from bertkit.config import BertConfig
 from bertkit.model import BertModel
 from bertkit.model.pruning import (
     head_gates,
@@ -146,10 +147,10 @@ def test_pruned_folders_load_back_and_in_transformers_reexpanded(hf_folder, tmp_
     save_pruned(model, tmp_path / "pruned")
     config = json.loads((tmp_path / "pruned" / "config.json").read_text())
     assert config["pruned_heads"] == {"0": [1], "1": [0, 2]}
-    back = load_pruned(BertModel, tmp_path / "pruned")
+    back = load_pruned(BertModel, tmp_path / "pruned")  # the older call, the class first
     assert pruned_heads(back) == heads and torch.equal(run(back), run(model))
-    with pytest.raises(ValueError, match="pruned_heads .*load_pruned"):
-        BertModel.from_pretrained(tmp_path / "pruned")  # the plain loader refuses rather than mis-shaping
+    with pytest.raises(ValueError, match="pruned_heads .*from_pretrained"):
+        BertConfig.from_json_file(tmp_path / "pruned" / "config.json")  # a bare config cannot say the shapes
     full = unpruned_copy(model)
     assert heads_per_layer(full) == [HEADS, HEADS]
     full.save_pretrained(tmp_path / "full")
@@ -158,6 +159,30 @@ def test_pruned_folders_load_back_and_in_transformers_reexpanded(hf_folder, tmp_
     with torch.no_grad():
         expected = theirs(input_ids=ids, attention_mask=mask).last_hidden_state
     assert (expected - run(model)).abs().max() < 1e-5
+
+
+def test_every_loader_reads_a_pruned_folder(hf_folder, tmp_path):
+    from bertkit import AutoModel, SentenceEncoder
+    from bertkit.finetuning.models import BertForSequenceClassification, TaskConfig
+    from bertkit.tokenization import BertTokenizer
+
+    heads = {0: [1, 3], 1: [2]}
+    tokenizer = BertTokenizer(vocab={t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] +
+                                                                 [f"w{i}" for i in range(45)])})
+    folder = prune_heads(BertModel.from_pretrained(hf_folder), heads).save_pretrained(tmp_path / "p", tokenizer)
+    assert json.loads((folder / "config.json").read_text())["pruned_heads"] == {"0": [1, 3], "1": [2]}
+    expected = silenced_oracle(hf_folder, heads)  # transformers with those heads silenced
+    loaded = [BertModel.from_pretrained(folder), AutoModel.from_pretrained(folder), load_pruned(folder),
+              SentenceEncoder.from_pretrained(folder, device="cpu").model]
+    for model in loaded:
+        assert pruned_heads(model) == heads and heads_per_layer(model) == [2, 3]
+        assert (run(model) - expected).abs().max() < 1e-5
+    # fine-tuning from a pruned encoder: the task model is pruned too, and its own folder keeps the heads
+    config = TaskConfig(**BertConfig.from_json_file(hf_folder / "config.json").fields(), id2label={0: "a", 1: "b"})
+    task = BertForSequenceClassification.from_pretrained(folder, config=config)
+    assert (run(task.bert) - expected).abs().max() < 1e-5
+    again = BertForSequenceClassification.from_pretrained(task.save_pretrained(tmp_path / "task"))
+    assert pruned_heads(again) == heads and (run(again.bert) - expected).abs().max() < 1e-5
 
 
 def test_bad_pruning_requests_are_named(hf_folder):

@@ -21,6 +21,7 @@ from ..encoding.pooling import POOLING_MODES, pool
 from ..model import AutoModel, EncoderModel
 from ..model.heads import IGNORE_INDEX
 from ..model.pretrained import Pretrained
+from ..model.pruning import config_of_pruned, stored_pruned_heads
 from . import remote
 from .heads import classifier_head
 
@@ -101,8 +102,9 @@ class TaskModel(Pretrained):
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, config: TaskConfig | None = None, **kwargs: Any):
         """Load a fine-tuned folder (or an encoder folder, given the task ``config``): see ``Pretrained``."""
-        if config is None:
-            config = TaskConfig.from_json_file(Path(folder) / "config.json")
+        if config is None:  # a pruned folder's heads are read (and removed) by Pretrained.from_pretrained
+            config = config_of_pruned(TaskConfig, folder) if stored_pruned_heads(folder) else \
+                TaskConfig.from_json_file(Path(folder) / "config.json")
         return super().from_pretrained(folder, config=config, **kwargs)
 
 

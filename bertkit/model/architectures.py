@@ -244,9 +244,9 @@ def refuse_unsupported(values: dict[str, Any]) -> None:
     if values.get("tie_word_embeddings") is False and not ARCHITECTURES.get(values.get("model_type"),
                                                                              ARCHITECTURES["bert"]).seq2seq:
         problems.append("tie_word_embeddings=false (bertkit's MLM decoder is the word-embedding matrix)")
-    if values.get("pruned_heads"):
-        problems.append("pruned_heads (attention heads removed from some layers: load such a folder with "
-                        "bertkit.model.pruning.load_pruned)")
+    if values.get("pruned_heads"):  # from_pretrained prunes the built model; a bare config cannot say the shapes
+        problems.append("pruned_heads (attention heads removed from some layers: load the folder with "
+                        "from_pretrained, which removes them)")
     if problems:
         raise ValueError("config.json asks for what bertkit cannot compute: " + "; ".join(problems))
 

@@ -41,9 +41,7 @@ class _Auto:
             raise FileNotFoundError(f"no such model folder: {folder} (bertkit loads local folders, not hub names)")
         model_type = _model_type(folder / "config.json")
         architecture(model_type)  # an unknown model_type: the one message every loader gives
-        model_class = cls.model_class(model_type)
-        config = model_class.config_class.from_json_file(folder / "config.json")
-        return model_class.from_pretrained(folder, config=config, **kwargs)
+        return cls.model_class(model_type).from_pretrained(folder, **kwargs)  # it reads config.json (pruned or not)
 
     @classmethod
     def from_config(cls, config: BertConfig, **kwargs: Any) -> Pretrained:

@@ -11,6 +11,7 @@ from torch import nn
 
 from .. import checkpoint
 from ..config import BertConfig
+from . import pruning
 from .architectures import architecture, hf_name
 
 
@@ -70,17 +71,25 @@ class Pretrained(nn.Module):
         folder = Path(folder)
         if not folder.is_dir():
             raise FileNotFoundError(f"no such model folder: {folder} (bertkit loads local folders, not hub names)")
-        config = config or cls.config_class.from_json_file(folder / checkpoint.CONFIG_FILE)
+        heads = pruning.stored_pruned_heads(folder)  # a pruned folder: its heads are removed before loading
+        if config is None:
+            config = pruning.config_of_pruned(cls.config_class, folder) if heads else \
+                cls.config_class.from_json_file(folder / checkpoint.CONFIG_FILE)
         if cls.model_type is not None and config.model_type != cls.model_type:
             raise ValueError(f"{folder} holds a {config.model_type!r} model (config.json model_type); load it with "
                              f"the {config.model_type} classes or bertkit.AutoModel, not {cls.__name__}")
         model = cls(config, **kwargs)
+        if heads:
+            pruning.prune_heads(model, heads)
         model.loading_report = checkpoint.load_weights(model, folder)
         return model.eval()
 
     def save_pretrained(self, folder: str | os.PathLike, tokenizer: Any = None) -> Path:
-        """Write config.json + model.safetensors with transformers' names (and the tokenizer's files), atomically."""
-        return checkpoint.save_model(self, folder, tokenizer)
+        """Write config.json + model.safetensors with transformers' names (and the tokenizer's files), atomically;
+        a pruned model's config.json records its ``pruned_heads``."""
+        folder = checkpoint.save_model(self, folder, tokenizer)
+        pruning.record_pruned_heads(self, folder)
+        return folder
 
     def hf_names(self) -> dict[str, str]:
         """Each state-dict name → the name transformers gives that tensor for this architecture."""

@@ -5,8 +5,9 @@ removing the others for real — Q, K, V lose those heads' rows, the output proj
   as it is); a gate is applied by a forward hook on each layer's ``attention.self``, so the blocks stay unchanged.
 - :func:`prune_heads`: transformers' ``prune_heads(model, {layer: [heads]})`` semantics (head numbers are those of
   the unpruned model; pruning a head twice is a no-op); the removed heads are kept in ``model.pruned_heads``.
-- :func:`save_pruned` / :func:`load_pruned`: a folder whose config.json carries ``pruned_heads`` (transformers'
-  field); :func:`unpruned_copy` gives the full-shape model with those heads zeroed (equal outputs), for tools that
+- a pruned model's ``save_pretrained`` writes ``pruned_heads`` in config.json (transformers' field) and every
+  ``from_pretrained`` builds the model, removes those heads, then loads (``load_pruned(folder)`` too);
+  :func:`unpruned_copy` gives the full-shape model with those heads zeroed (equal outputs), for tools that
   expect every layer to have all its heads (transformers 5 dropped head pruning).
 """
 
@@ -174,25 +175,57 @@ def least_important(importance: torch.Tensor, count: int, model: nn.Module) -> d
     return chosen
 
 
-def save_pruned(model: nn.Module, folder: str | os.PathLike, tokenizer: Any = None) -> Path:
-    """``save_pretrained``, with ``pruned_heads`` in config.json (transformers' field: layer → head numbers)."""
-    folder = model.save_pretrained(folder, tokenizer=tokenizer)
+def record_pruned_heads(model: nn.Module, folder: str | os.PathLike) -> None:
+    """Add the model's ``pruned_heads`` to a saved folder's config.json (transformers' field: layer → head numbers),
+    so every loader builds the pruned shapes again; nothing to do for an unpruned model."""
+    heads = pruned_heads(model)
+    if not heads:
+        return
     path = Path(folder) / checkpoint.CONFIG_FILE
     values = json.loads(path.read_text(encoding="utf-8"))
-    values["pruned_heads"] = {str(k): v for k, v in pruned_heads(model).items()}
+    values["pruned_heads"] = {str(k): v for k, v in heads.items()}
     write_text_atomic(path, json.dumps(values, indent=2) + "\n")
-    return Path(folder)
 
 
-def load_pruned(model_class: type, folder: str | os.PathLike, config_class: type = BertConfig) -> nn.Module:
-    """Load a folder whose config.json has ``pruned_heads``: the full model is built, pruned, then loaded."""
-    folder = Path(folder)
-    values = json.loads((folder / checkpoint.CONFIG_FILE).read_text(encoding="utf-8"))
-    heads = {int(k): list(v) for k, v in (values.pop("pruned_heads", None) or {}).items()}
-    config = config_class.from_dict(values)
-    model = prune_heads(model_class(config), heads)
-    model.loading_report = checkpoint.load_weights(model, folder)
-    return model.eval()
+def stored_pruned_heads(folder: str | os.PathLike) -> dict[int, list[int]]:
+    """The heads a saved folder's config.json says were removed (empty for an unpruned folder or none readable)."""
+    path = Path(folder) / checkpoint.CONFIG_FILE
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # the loader reports a missing or broken config.json itself
+    heads = values.get("pruned_heads") if isinstance(values, dict) else None
+    return {int(k): list(v) for k, v in (heads or {}).items() if v}
+
+
+def config_of_pruned(config_class: type, folder: str | os.PathLike) -> BertConfig:
+    """A pruned folder's config (its ``pruned_heads`` left out: the loader prunes the built model by them)."""
+    path = Path(folder) / checkpoint.CONFIG_FILE
+    values = json.loads(path.read_text(encoding="utf-8"))
+    values.pop("pruned_heads", None)
+    try:
+        return config_class.from_dict(values)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"{path}: {error}") from None
+
+
+def save_pruned(model: nn.Module, folder: str | os.PathLike, tokenizer: Any = None) -> Path:
+    """``save_pretrained``, with ``pruned_heads`` in config.json (bertkit's models write it themselves)."""
+    folder = Path(model.save_pretrained(folder, tokenizer=tokenizer))
+    record_pruned_heads(model, folder)
+    return folder
+
+
+def load_pruned(folder: str | os.PathLike | type, model_class: Any = None) -> nn.Module:
+    """Load a pruned folder with ``model_class`` (default: ``AutoModel``, by its ``model_type``); every
+    ``from_pretrained`` reads ``pruned_heads`` the same way. The older ``load_pruned(model_class, folder)`` works."""
+    if isinstance(folder, type):
+        folder, model_class = model_class, folder
+    if model_class is None:
+        from .auto import AutoModel  # auto imports every architecture, which import this module
+
+        model_class = AutoModel
+    return model_class.from_pretrained(folder)
 
 
 def unpruned_copy(model: nn.Module) -> nn.Module:
