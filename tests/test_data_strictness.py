@@ -83,6 +83,9 @@ def test_predict_reads_the_columns_the_model_was_trained_with(tmp_path, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 40 and all(json.loads(line)["label"] in ("pos", "neg") for line in lines)
     assert main(["predict", "--model", str(tmp_path / "out" / "best"), str(path), "--columns", "text"]) == 2
+    capsys.readouterr()
+    assert main(["predict", "--model", str(tmp_path / "out" / "best"), str(path), "--columns", "txt=review"]) == 2
+    assert "unknown role 'txt'" in capsys.readouterr().err
 
 
 def test_labels_mixing_booleans_and_numbers_are_refused(tmp_path):

@@ -46,3 +46,31 @@ def test_a_non_utf8_corpus_names_the_line(tmp_path):
     corpus.write_bytes(b"one line\nanother line\n" + "caf\xe9 latin-1\n".encode("latin-1"))
     with pytest.raises(ValueError, match=r"corpus.txt is not UTF-8: byte 0xe9 at offset 25, line 3"):
         read_documents([corpus])
+
+
+@pytest.mark.parametrize("columns,message", [
+    ("{txt: sentence}", r"columns: unknown role 'txt' \(columns read as \{'txt': 'sentence'\}\); the roles of "
+                        r"classification are text, label, text_pair; did you mean 'text'\?"),
+    ("{text:sentence}", r"columns: 'text:sentence' is one key without a value \(columns read as "
+                        r"\{'text:sentence': None\}\): YAML needs a space after the colon, \{text: sentence\}"),
+    ("{text: }", r"the role 'text' needs a column name, got None"),
+])
+def test_columns_roles_are_checked_showing_what_was_read(tmp_path, columns, message):
+    from bertkit.finetuning.config import FinetuneConfig
+
+    config_file = tmp_path / "c.yaml"
+    config_file.write_text(f"columns: {columns}\n")
+    with pytest.raises(ValueError, match=message):
+        FinetuneConfig.from_yaml(config_file)
+    with pytest.raises(ValueError, match=message):
+        FinetuneConfig.from_yaml(None, [f"columns={columns}"])
+    assert FinetuneConfig.from_dict({"columns": {"text": "sentence", "label": 2024}}).columns == {
+        "text": "sentence", "label": "2024"}
+
+
+def test_examples_from_rows_checks_the_roles_too(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("sentence,label\na,pos\n")
+    with pytest.raises(ValueError, match="unknown role 'txt'"):
+        load_examples(path, "classification", {"txt": "sentence"})
+    assert load_examples(path, "classification", {"text": "sentence"})[0]["text"] == "a"

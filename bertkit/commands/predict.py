@@ -56,7 +56,10 @@ def run(args: argparse.Namespace) -> None:
     given = [item.split("=", 1) for item in args.columns or []]
     if any(len(pair) != 2 for pair in given):
         raise ValueError("--columns takes FIELD=COLUMN pairs, e.g. --columns text=review")
-    columns = dict(predictor.settings.columns) | dict(given)
+    from ..finetuning.data import check_columns
+
+    roles = ("question", "context") if kind == "qa" else ("text", "text_pair")
+    columns = dict(predictor.settings.columns) | check_columns(dict(given), roles, "of predict")
     rows = read_inputs(Path(args.file), kind, columns)
     if kind == "qa":
         outputs = predictor.predict([r["question"] for r in rows], [r["context"] for r in rows])

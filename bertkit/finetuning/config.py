@@ -9,7 +9,7 @@ from ..peft.config import PeftConfig
 from ..training.device import check_spec
 from ..training.options import Options, parse_overrides
 from ..training.schedule import SCHEDULES
-from .data import check_task
+from .data import check_columns, check_task, task_roles
 from .heads import CLASSIFIER_HEADS
 from .long_text import STRATEGIES
 from .models import POOLINGS
@@ -101,6 +101,7 @@ class FinetuneConfig(Options):
 
     def __post_init__(self) -> None:
         check_task(self.task)
+        self.columns = check_columns(self.columns, task_roles(self.task), f"of {self.task}")
         if self.init not in ("pretrained", "random"):
             raise ValueError(f"init must be 'pretrained' or 'random', got {self.init!r}")
         architectures = ("bert", "roberta", "albert", "electra", "distilbert")

@@ -19,6 +19,7 @@ dev/test that training never saw); nothing is silently dropped.
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import json
 import math
@@ -49,6 +50,37 @@ def check_task(task: str) -> str:
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
     return task
+
+
+def check_columns(columns: Any, roles: Sequence[str], purpose: str) -> dict[str, str]:
+    """``columns`` as a mapping of role → the file's column name, each role one of ``roles``: an unknown role, or
+    YAML's ``{text:sentence}`` (no space after the colon: one key, no value), is refused with what was read, rather
+    than ignored until a column is missing."""
+    if not isinstance(columns, dict):
+        raise ValueError(f"columns must map a role to a column name, e.g. {{text: review}}; got {columns!r:.80}")
+    read = f"(columns read as {columns!r:.100})"
+    checked = {}
+    for role, column in columns.items():
+        if column is None and isinstance(role, str) and ":" in role:
+            left, _, right = role.partition(":")
+            raise ValueError(f"columns: {role!r} is one key without a value {read}: YAML needs a space after the "
+                             f"colon, {{{left}: {right}}}")
+        if role not in roles:
+            close = difflib.get_close_matches(str(role), roles, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"columns: unknown role {role!r} {read}; the roles {purpose} are "
+                             f"{', '.join(roles)}{hint}")
+        if isinstance(column, (int, float)) and not isinstance(column, bool):
+            column = str(column)  # a header named 2024
+        if not isinstance(column, str) or not column:
+            raise ValueError(f"columns: the role {role!r} needs a column name, got {column!r:.60} {read}")
+        checked[role] = column
+    return checked
+
+
+def task_roles(task: str) -> tuple[str, ...]:
+    """The fields a ``task``'s examples have, which ``columns`` may map."""
+    return REQUIRED[check_task(task)] + OPTIONAL.get(task, ())
 
 
 # -- text normalisation ------------------------------------------------------------------------------------------
@@ -209,7 +241,7 @@ def examples_from_rows(
 ) -> list[dict[str, Any]]:
     """Validated examples from rows (dicts): the column check names what is missing and what is there; messages
     name a row's file line when ``lines`` gives them, else its number."""
-    columns = columns or {}
+    columns = check_columns(columns or {}, task_roles(task), f"of {task}")
     if not rows:
         raise ValueError(f"{source} holds no examples")
     present = set(rows[0])
