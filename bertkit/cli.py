@@ -245,6 +245,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except BrokenPipeError:  # `bertkit encode … | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except KeyboardInterrupt as interrupt:  # Ctrl-C: one line (a training run's step and checkpoint), no traceback
+        describe = getattr(interrupt, "describe", None)
+        said = describe(resumable=hasattr(args, "resume")) if describe else "stopped"
+        print(f"bertkit {args.command}: interrupted: {said}", file=sys.stderr)
+        return 130  # as a shell reports a command ended by SIGINT
     return 0
 
 

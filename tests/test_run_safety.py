@@ -2,6 +2,12 @@
 what `latest` names, a resumed run with other sizes or another max_steps says so."""
 
 import logging
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -43,6 +49,30 @@ def test_a_second_run_is_refused_unless_resumed_or_overwritten(corpus, minilm_di
     capsys.readouterr()
     assert pretrain(corpus, minilm_dir, out, "--resume", "--max-steps", "4") == 2  # sizes differ from the checkpoint's
     assert "cannot resume from" in capsys.readouterr().err
+
+
+def test_ctrl_c_names_the_step_and_the_checkpoint_resume_continues_from(corpus, minilm_dir, tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "bertkit", "pretrain", "--corpus", str(corpus), "--tokenizer", str(minilm_dir),
+               "--model-preset", "tiny", "--max-seq-length", "32", "--batch-size", "8", "--max-steps", "100000",
+               "--save-steps", "3", "--progress", "false", "--eval-fraction", "0", "--output-dir", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not (out / "checkpoints" / "latest").is_file():  # training, with a checkpoint behind it
+            assert process.poll() is None and time.monotonic() < deadline, process.stderr.read()
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 130 and "Traceback" not in err, err
+    found = re.search(r"bertkit pretrain: interrupted: stopped after step (\d+) of 100000; --resume continues from "
+                      r"step (\d+), (\S+?)(?: \(steps|$)", err, re.MULTILINE)
+    assert found, err
+    step, saved, folder = int(found[1]), int(found[2]), Path(found[3])
+    assert 3 <= saved <= step and saved % 3 == 0
+    assert folder == state.latest_checkpoint(out / "checkpoints") and state.load_trainer_state(folder)["step"] == saved
 
 
 def test_pruning_never_removes_what_latest_names(tmp_path):

@@ -78,6 +78,26 @@ class TrainingArguments:
         check_spec(self.device)
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training: the step it stopped at and the checkpoint a resumed run would continue from."""
+
+    def __init__(self, step: int, max_steps: int, checkpoint: Path | None):
+        self.step, self.max_steps, self.checkpoint = step, max_steps, checkpoint
+        super().__init__(self.describe())
+
+    def describe(self, resumable: bool = True) -> str:
+        """One line for the user; ``resumable``: whether the command takes ``--resume``."""
+        done = f"stopped after step {self.step} of {self.max_steps}"
+        if not resumable:
+            return f"{done}; this command does not resume: run it again with --overwrite to start over"
+        if self.checkpoint is None:
+            return (f"{done}; no checkpoint was written yet (save_steps), so --resume has nothing to continue from: "
+                    "run it again with --overwrite to start over")
+        saved = int(self.checkpoint.name.rpartition("-")[2])
+        lost = f" (steps {saved + 1}–{self.step} are redone)" if saved < self.step else ""
+        return f"{done}; --resume continues from step {saved}, {self.checkpoint}{lost}"
+
+
 @dataclass
 class TrainingResult:
     """What a finished run reports."""
@@ -168,13 +188,32 @@ class Trainer:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         log = MetricsLog(self.output_dir / "metrics.jsonl", resume_step=self.step if resume else None) if main else None
         history: list[dict] = []
-        window: dict[str, float] = {}
-        window_steps, window_tokens, window_start = 0, 0.0, time.perf_counter()
         bar = tqdm(total=args.max_steps, initial=self.step, disable=not (args.progress and main), unit="step",
                    dynamic_ncols=True)
-        stopped_early = False
         deadline = time.monotonic() + 60 * args.max_minutes if args.max_minutes else math.inf
         self.wrapped.train()
+        try:
+            stopped_early = self._loop(history, log, bar, deadline)
+        except KeyboardInterrupt:
+            bar.close()
+            raise TrainingInterrupted(self.step, args.max_steps, self._latest_checkpoint()) from None
+        bar.close()
+        if main:
+            plot_metrics(self.output_dir / "metrics.jsonl", self.output_dir / "metrics.png", args.plot_keys)
+        return TrainingResult(self.step, history, self.best_metric, stopped_early)
+
+    def _latest_checkpoint(self) -> Path | None:
+        try:
+            return state.latest_checkpoint(self.output_dir / "checkpoints")
+        except ValueError:  # `latest` names a folder that is gone: nothing to resume from
+            return None
+
+    def _loop(self, history: list[dict], log: MetricsLog | None, bar: tqdm, deadline: float) -> bool:
+        """Steps until max_steps, the time budget or an early stop; returns whether it stopped early."""
+        args = self.args
+        window: dict[str, float] = {}
+        window_steps, window_tokens, window_start = 0, 0.0, time.perf_counter()
+        stopped_early = False
         while self.step < args.max_steps and not stopped_early:
             stats = self.optimizer_step()
             self.step += 1
@@ -204,10 +243,7 @@ class Trainer:
                 logger.warning("the time budget of %s minutes is spent: stopping at step %d of %d",
                                args.max_minutes, self.step, args.max_steps)
                 break
-        bar.close()
-        if main:
-            plot_metrics(self.output_dir / "metrics.jsonl", self.output_dir / "metrics.png", args.plot_keys)
-        return TrainingResult(self.step, history, self.best_metric, stopped_early)
+        return stopped_early
 
     def optimizer_step(self) -> dict[str, float]:
         """Accumulate gradients over micro-batches, clip, step; returns the micro-batches' mean stats."""
