@@ -13,6 +13,9 @@ import logging
 import os
 import pickle
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,13 +168,33 @@ def load_weights(model: nn.Module, folder: Path) -> LoadingReport:
         missing=missing,
         unexpected=sorted(n for n in leftover if not _is_alias(n, stored, by_target, by_hf_name, model)),
     )
+    if not _quiet.get():
+        log_report(model, report, path.name)
+    return report
+
+
+_quiet: ContextVar[bool] = ContextVar("quiet_loading", default=False)
+
+
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Load without logging what was missing: for a caller that fills weights in next (an adapter's head) and
+    then logs what is still missing with :func:`log_report`."""
+    token = _quiet.set(True)
+    try:
+        yield
+    finally:
+        _quiet.reset(token)
+
+
+def log_report(model: nn.Module, report: LoadingReport, source: str) -> None:
+    """Warn about the weights ``source`` lacked (left freshly initialised) and those it held that went unused."""
     if report.missing:
         logger.warning("%s: %d weights not in %s, left freshly initialised: %s", type(model).__name__,
-                       len(report.missing), path.name, _summarise(report.missing))
+                       len(report.missing), source, _summarise(report.missing))
     if report.unexpected:
         logger.warning("%s: %d weights in %s not used: %s", type(model).__name__, len(report.unexpected),
-                       path.name, _summarise(report.unexpected))
-    return report
+                       source, _summarise(report.unexpected))
 
 
 def _is_alias(name: str, stored: dict[str, torch.Tensor], by_target: dict[str, str], by_hf_name: dict[str, str],

@@ -62,7 +62,7 @@ def test_a_tiny_task_learns_with_each_method(method, tmp_path, minilm_dir, data)
     assert [p["label"] for p in scored] == ["pos", "neg"]
 
 
-def test_cli_finetune_and_predict_with_an_adapter(tmp_path, tiny_dir, data, capsys):  # noqa: F811
+def test_cli_finetune_and_predict_with_an_adapter(tmp_path, tiny_dir, data, capsys, caplog):  # noqa: F811
     out = tmp_path / "run"
     args = [f"{k}={v}" for k, v in data.items()] + [f"model={tiny_dir}", f"output_dir={out}", "max_length=32",
                                                     "epochs=3", "learning_rate=1e-2", "progress=false", "threads=1"]
@@ -70,8 +70,12 @@ def test_cli_finetune_and_predict_with_an_adapter(tmp_path, tiny_dir, data, caps
     capsys.readouterr()
     texts = tmp_path / "texts.txt"
     texts.write_text("a lovely film\n")
+    caplog.clear()
     assert main(["predict", "--model", str(out / "best"), str(texts)]) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[0])["label"] in ("pos", "neg")
+    assert "freshly initialised" not in caplog.text  # the head comes from the adapter, right after the base
+    assert main(["merge-adapter", str(out / "best"), str(tmp_path / "merged")]) == 0
+    assert "freshly initialised" not in caplog.text
 
 
 def test_bad_peft_options_are_refused_by_name(tmp_path, tiny_dir):  # noqa: F811

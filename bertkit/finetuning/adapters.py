@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
+from ..checkpoint import log_report, quiet_loading
 from ..config import BertConfig
 from ..peft.folders import ADAPTER_WEIGHTS, TASK_CONFIG, check_base, load_adapter, read_adapter_config
 from .models import MODEL_CLASSES, BertForQuestionAnswering, BertForTokenClassification, TaskConfig
@@ -62,8 +63,14 @@ def load_task_adapter(folder: str | os.PathLike, base_model: str | os.PathLike |
     _, values = read_adapter_config(folder)
     check_base(values, base, folder)
     config, cls = task_config(folder, base)
-    model = cls.from_pretrained(base_dir, config=config)
-    return load_adapter(model, folder)
+    with quiet_loading():  # the base folder has no head: the adapter brings it, so the warning waits until then
+        model = cls.from_pretrained(base_dir, config=config)
+    report = model.loading_report
+    model = load_adapter(model, folder)
+    loaded = {name for name, p in model.named_parameters() if p.requires_grad}  # all of them came from the adapter
+    report.missing = [name for name in report.missing if name not in loaded]
+    log_report(model, report, f"{base_dir / ''} + {folder / ADAPTER_WEIGHTS}")
+    return model
 
 
 def merge_adapter(folder: str | os.PathLike, output: str | os.PathLike,
