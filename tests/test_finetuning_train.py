@@ -2,6 +2,7 @@
 through the library and the CLI, and the saved classifier loads in transformers with the same logits."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -98,7 +99,7 @@ def test_train_head_only_freezes_the_encoder(tmp_path, tiny_dir):  # noqa: F811
     assert not torch.allclose(head, torch.zeros_like(head))
 
 
-def test_pair_regression_bertsim_learns_a_similarity_score(tmp_path, tiny_dir):  # noqa: F811
+def test_pair_regression_bertsim_learns_a_similarity_score(tmp_path, tiny_dir, capsys):  # noqa: F811
     rng = np.random.default_rng(0)
     words = ["good", "bad", "fun", "dull", "great", "awful"]
 
@@ -116,6 +117,10 @@ def test_pair_regression_bertsim_learns_a_similarity_score(tmp_path, tiny_dir): 
     assert result.metric == "spearman" and result.dev["spearman"] > 0.5
     out = SequenceClassifier.from_pretrained(f"{result.output_dir}/best").predict(["good fun"], ["good fun"])
     assert set(out[0]) == {"score"}
+    # the tiny folder holds vocab.txt only (google-research/bert's layout): the reference rule, stated and kept
+    assert "pairs past max_length=32 are cut by the 'reference' rule" in capsys.readouterr().err
+    best = json.loads((Path(result.output_dir) / "best" / "tokenizer_config.json").read_text())
+    assert best["pair_truncation"] == "reference"
 
 
 def test_token_classifier_learns_entities_and_decodes_spans(tmp_path, tiny_dir):  # noqa: F811

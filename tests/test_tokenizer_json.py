@@ -67,11 +67,13 @@ def test_pairs_truncation_padding_match_transformers(saved, name, lines):
     folder = saved(name)
     ours, theirs = BertTokenizer.from_pretrained(folder), transformers.AutoTokenizer.from_pretrained(folder)
     texts, pairs = lines[0::2], lines[1::2]
-    for kwargs in [  # even budgets for pairs (max_length - 3): odd ones are a known difference, tested below
+    for kwargs in [  # even and odd budgets for pairs (max_length - 3): the folder's tokenizer.json rule
         {"padding": True},
         {"padding": "max_length", "max_length": 81, "truncation": True},
         {"padding": True, "truncation": True, "max_length": 17},
         {"padding": "longest", "truncation": "longest_first", "max_length": 9},
+        {"padding": True, "truncation": True, "max_length": 18},
+        {"padding": "longest", "truncation": "longest_first", "max_length": 10},
     ]:
         kwargs.update(return_offsets_mapping=True, return_special_tokens_mask=True)
         assert_same_encodings(ours(texts, pairs, **kwargs), theirs(texts, pairs, **kwargs), len(texts))
@@ -344,19 +346,34 @@ def test_known_differences_from_rust(saved, minilm_document, tmp_path):
     assert cased.tokenize("e\u0301") == ["é"] and rust.encode("e\u0301", add_special_tokens=False).tokens == ["[UNK]"]
 
 
-def test_known_difference_odd_budget_longest_first(saved):
-    """Cutting a pair to an odd budget, bertkit leaves the extra token to A (google-research/bert, transformers'
-    pure-Python tokenizer); the Rust library leaves it to the longer text, B on a tie."""
+def test_pair_truncation_follows_the_folder_and_keeps_the_reference_rule(saved, tmp_path):
+    """Cutting a pair to an odd budget, the Rust library (transformers' tokenizer) leaves the extra token to the
+    longer text, B on a tie; google-research/bert and transformers' pure-Python tokenizer leave it to A. A folder
+    with tokenizer.json gets the Rust rule; the reference rule stays an option; bertkit's save records the rule."""
     a, b = "one two three four five", "six seven eight nine ten"
     ours = BertTokenizer.from_pretrained(saved("uncased"))
     rust = transformers.AutoTokenizer.from_pretrained(saved("uncased"))
+    assert ours.pair_truncation == "tokenizers"
+    reference = BertTokenizer.from_pretrained(saved("uncased"), pair_truncation="reference")
     legacy = transformers.BertTokenizerLegacy(vocab_file=str(_vocab_txt(ours, saved("uncased"))))
-    assert ours.encode(a, b, truncation=True, max_length=10) == legacy.encode(a, b, truncation=True, max_length=10)
-    assert ours.decode(ours.encode(a, b, truncation=True, max_length=10)) == "[CLS] one two three four [SEP] six " \
-        "seven eight [SEP]"
-    assert rust.decode(rust.encode(a, b, truncation=True, max_length=10)) == "[CLS] one two three [SEP] six seven " \
+    for first, second in [(a, b), (a + " eleven twelve", b), (a, b + " eleven"), ("one", b)]:
+        for max_length in range(4, 14):
+            kwargs = {"truncation": True, "max_length": max_length}
+            assert ours.encode(first, second, **kwargs) == rust.encode(first, second, **kwargs), max_length
+            assert reference.encode(first, second, **kwargs) == legacy.encode(first, second, **kwargs), max_length
+    assert ours.decode(ours.encode(a, b, truncation=True, max_length=10)) == "[CLS] one two three [SEP] six seven " \
         "eight nine [SEP]"
-    assert ours.encode(a, b, truncation=True, max_length=11) == rust.encode(a, b, truncation=True, max_length=11)
+    assert reference.decode(reference.encode(a, b, truncation=True, max_length=10)) == "[CLS] one two three four " \
+        "[SEP] six seven eight [SEP]"
+    vocab_only = tmp_path / "google"  # a vocab.txt folder, as google-research/bert's checkpoints
+    vocab_only.mkdir()
+    _vocab_txt(ours, saved("uncased")).replace(vocab_only / "vocab.txt")
+    assert BertTokenizer.from_pretrained(vocab_only).pair_truncation == "reference"
+    for tokenizer, rule in ((ours, "tokenizers"), (reference, "reference")):
+        tokenizer.save_pretrained(tmp_path / rule)
+        assert BertTokenizer.from_pretrained(tmp_path / rule).pair_truncation == rule
+    with pytest.raises(ValueError, match=r"pair_truncation must be one of \('tokenizers', 'reference'\)"):
+        BertTokenizer.from_pretrained(vocab_only, pair_truncation="rust")
 
 
 def _vocab_txt(tokenizer: BertTokenizer, folder):

@@ -29,6 +29,7 @@ from ..model.long_positions import extend_positions
 from ..peft import apply_peft, trainable_parameters
 from ..peft.folders import save_adapter
 from ..tokenization import AutoTokenizer
+from ..tokenization.batch import PAIR_RULES
 from ..training import Trainer, TrainingArguments
 from ..training.batches import EpochBatches
 from ..training.device import resolve_device
@@ -191,6 +192,9 @@ def _finetune(config: FinetuneConfig, on_evaluate: Callable[[dict[str, float]], 
     splits = load_splits(config)
     print(data_summary(config, splits), file=sys.stderr)
     tokenizer = AutoTokenizer.from_pretrained(model_dir(config))
+    if any(e.get("text_pair") for e in splits["train"][:1000]) and hasattr(tokenizer, "pair_truncation"):
+        print(f"pairs past max_length={config.max_length} are cut by the {tokenizer.pair_truncation!r} rule "
+              f"({PAIR_RULES[tokenizer.pair_truncation]}); it is saved with the model", file=sys.stderr)
     labels = LabelMap.from_examples(splits["train"], config.task)
     for name in ("dev", "test"):
         labels.check(splits[name], config.task, name)

@@ -107,6 +107,21 @@ def rust_truncation_lengths(len_a: int, len_b: int | None, budget: int, strategy
     return (long, short) if len_a > len_b else (short, long)
 
 
+# How ``longest_first`` shares an odd budget between a pair: "tokenizers" as the Rust library (transformers' fast
+# tokenizers: the longer text, B on a tie, keeps the odd token), "reference" as google-research/bert and transformers'
+# Python tokenizers (A keeps it). A model scores truncated pairs best with the rule it was trained with.
+PAIR_TRUNCATIONS = {"tokenizers": rust_truncation_lengths, "reference": truncation_lengths}
+PAIR_RULES = {"tokenizers": "the longer text keeps an odd budget's extra token, the second on a tie, as transformers",
+              "reference": "the first text keeps an odd budget's extra token, as google-research/bert"}
+
+
+def check_pair_truncation(rule: str) -> str:
+    """The rule's name, or a clear error naming the known ones."""
+    if rule not in PAIR_TRUNCATIONS:
+        raise ValueError(f"pair_truncation must be one of {tuple(PAIR_TRUNCATIONS)}, got {rule!r}")
+    return rule
+
+
 def pad_sequences(sequences: list[Sequence], length: int, pad_id: int) -> list[dict[str, list]]:
     """Right-pad every sequence to ``length``; the attention mask marks the real tokens."""
     rows = []

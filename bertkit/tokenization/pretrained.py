@@ -12,6 +12,10 @@ The rules, in order:
    transformers would read one file and bertkit the other.
 4. bertkit pads and truncates on the right; a tokenizer_config.json (or tokenizer.json) asking for the left is
    refused rather than followed on the right.
+5. A pair truncated to an odd budget: tokenizer_config.json's ``pair_truncation`` (bertkit writes it), else the
+   Rust ``tokenizers`` rule for a folder with tokenizer.json or saved by transformers (what transformers' fast
+   tokenizer, and so a model trained there, does), else google-research/bert's reference rule
+   (:func:`pair_truncation_rule`).
 """
 
 from __future__ import annotations
@@ -138,6 +142,17 @@ def check_agreement(folder: Path, vocab: dict[str, int], described: TokenizerJso
                              f"{TOKENIZER_JSON} says {from_json[key]!r}; {fix}")
 
 
+def pair_truncation_rule(folder: Path, config: dict[str, Any]) -> tuple[str, str]:
+    """The ``longest_first`` rule for pairs this folder's model was most likely trained with, and why."""
+    if config.get("pair_truncation") is not None:
+        return config["pair_truncation"], f"{CONFIG_FILE} says so"
+    if (folder / TOKENIZER_JSON).is_file():
+        return "tokenizers", f"the folder has {TOKENIZER_JSON}, which transformers' fast tokenizer follows"
+    if (folder / "special_tokens_map.json").is_file() or "added_tokens_decoder" in config:
+        return "tokenizers", "the folder was saved by transformers, whose fast tokenizer is the default"
+    return "reference", "a vocab.txt folder, as google-research/bert's checkpoints"
+
+
 def tokenizer_arguments(folder: str | os.PathLike, default: type) -> tuple[type, dict[str, Any]]:
     """The tokenizer class and keyword arguments a folder describes (see the module's rules)."""
     folder = Path(folder)
@@ -151,6 +166,7 @@ def tokenizer_arguments(folder: str | os.PathLike, default: type) -> tuple[type,
     check_sides(config, folder)
     cls = tokenizer_class(config.get("pre_tokenizer"), default)
     explicit = config_settings(config)
+    explicit["pair_truncation"] = pair_truncation_rule(folder, config)[0]
     if not json_file.is_file():
         return cls, {"vocab_file": vocab_file, **explicit}
     if "strip_accents" in config:  # an explicit null ("follow lower-casing") overrides tokenizer.json too

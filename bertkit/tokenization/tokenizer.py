@@ -18,10 +18,11 @@ from ..atomic import write_text_atomic
 from .alignment import Span, chunks_with_spans, token_spans
 from .basic import BasicTokenizer
 from .batch import (
+    PAIR_TRUNCATIONS,
     EncodesBatches,
     Sequence,
+    check_pair_truncation,
     check_text,
-    truncation_lengths,
 )
 from .lookup import VocabularyLookup
 from .pretrained import CONFIG_FILE, SPECIAL_TOKEN_NAMES, VOCAB_FILE, tokenizer_arguments
@@ -55,6 +56,7 @@ class BertTokenizer(VocabularyLookup, EncodesBatches):
         clean_up_tokenization_spaces: bool = True,
         vocab: dict[str, int] | None = None,
         max_input_chars_per_word: int = 100,
+        pair_truncation: str = "reference",
     ):
         if (vocab_file is None) == (vocab is None):
             raise ValueError("give exactly one of vocab_file (a vocab.txt path) or vocab (a token → id dict)")
@@ -66,6 +68,7 @@ class BertTokenizer(VocabularyLookup, EncodesBatches):
         if missing:
             raise ValueError(f"the vocabulary lacks the special token(s) {missing}; BERT needs all of them")
         self.do_basic_tokenize = do_basic_tokenize
+        self.pair_truncation = check_pair_truncation(pair_truncation)  # see batch.PAIR_TRUNCATIONS
         self.model_max_length = model_max_length
         self.clean_up_tokenization_spaces = clean_up_tokenization_spaces
         self.basic = BasicTokenizer(do_lower_case, never_split, tokenize_chinese_chars, strip_accents)
@@ -104,6 +107,7 @@ class BertTokenizer(VocabularyLookup, EncodesBatches):
             "model_max_length": self.model_max_length,
             "clean_up_tokenization_spaces": self.clean_up_tokenization_spaces,
             **{name: getattr(self, name) for name in SPECIAL_TOKEN_NAMES},
+            "pair_truncation": self.pair_truncation,  # the rule the model was trained with travels with it
         }
         if self.pre_tokenizer:
             config["pre_tokenizer"] = self.pre_tokenizer
@@ -263,8 +267,8 @@ class BertTokenizer(VocabularyLookup, EncodesBatches):
             budget = max_length - n_special
             if budget < 0:
                 raise ValueError(f"max_length={max_length} leaves no room for the {n_special} special tokens")
-            keep_a, keep_b = truncation_lengths(len(ids_a), len(ids_b) if ids_b is not None else None, budget,
-                                                truncation)
+            keep_a, keep_b = PAIR_TRUNCATIONS[self.pair_truncation](
+                len(ids_a), len(ids_b) if ids_b is not None else None, budget, truncation)
             ids_a, spans_a = ids_a[:keep_a], spans_a[:keep_a] if spans_a else spans_a
             if ids_b is not None:
                 ids_b, spans_b = ids_b[:keep_b], spans_b[:keep_b] if spans_b else spans_b
