@@ -1,0 +1,116 @@
+"""SentencePiece's text normalisation: the model's charsmap, whitespace rules and the ``▁`` meta-symbol.
+
+Text → normalised text in one left-to-right pass, as SentencePiece's ``Normalizer::Normalize``:
+
+1. at each position the longest user-defined symbol written there is kept as is; otherwise the longest rule of the
+   precompiled charsmap (``nmt_nfkc``: NFKC plus mapping control characters away and odd spaces to " ") replaces
+   the characters it matches; otherwise one character is copied;
+2. ``remove_extra_whitespaces`` drops leading and trailing spaces and folds each run of spaces into one;
+3. ``add_dummy_prefix`` puts one space in front, so a word is spelled the same at the start of a text as inside it;
+4. ``escape_whitespaces`` writes each space as ``▁`` (U+2581), which the vocabulary's pieces carry.
+
+Each normalised character remembers the original character it came from, which gives token offsets.
+"""
+
+from __future__ import annotations
+
+from .charsmap import PrecompiledCharsmap
+
+SPACE_SYMBOL = "\u2581"
+
+
+def utf8_length(char: str) -> int:
+    """Bytes of one character in UTF-8."""
+    code = ord(char)
+    return 1 if code < 0x80 else 2 if code < 0x800 else 3 if code < 0x10000 else 4
+
+
+class PrefixMatcher:
+    """Longest-match search for user-defined symbols (they bypass normalisation and are never split)."""
+
+    def __init__(self, symbols: list[str]):
+        self.by_first: dict[str, list[str]] = {}
+        for symbol in sorted(set(s for s in symbols if s), key=len, reverse=True):
+            self.by_first.setdefault(symbol[0], []).append(symbol)
+
+    def match(self, text: str, start: int) -> str | None:
+        """The longest symbol that starts at ``text[start]``, or None."""
+        for symbol in self.by_first.get(text[start], ()):
+            if text.startswith(symbol, start):
+                return symbol
+        return None
+
+
+class Normalizer:
+    """One model's normaliser settings; ``normalize`` gives the text the model segments, with its alignment."""
+
+    def __init__(self, spec: dict, user_defined: list[str] = (), treat_whitespace_as_suffix: bool = False):
+        blob = spec.get("precompiled_charsmap") or b""
+        self.charsmap = PrecompiledCharsmap(blob) if blob else None
+        self.add_dummy_prefix = spec.get("add_dummy_prefix", True)
+        self.remove_extra_whitespaces = spec.get("remove_extra_whitespaces", True)
+        self.escape_whitespaces = spec.get("escape_whitespaces", True)
+        self.treat_whitespace_as_suffix = treat_whitespace_as_suffix
+        self.matcher = PrefixMatcher(list(user_defined)) if user_defined else None
+        self._single: dict[str, tuple[str, int]] = {}  # a character → (its replacement, chars consumed)
+
+    def _prefix(self, text: str, data: bytes | None, i: int, b: int) -> tuple[str, int, int]:
+        """The normalised form of the text at char ``i`` / byte ``b``: (replacement, chars, bytes consumed)."""
+        if self.matcher is not None:
+            symbol = self.matcher.match(text, i)
+            if symbol is not None:
+                return symbol, len(symbol), len(symbol.encode("utf-8", "surrogatepass"))
+        if self.charsmap is None:
+            return text[i], 1, utf8_length(text[i])
+        found = self.charsmap.longest_match(data, b)
+        if found is None:
+            return text[i], 1, utf8_length(text[i])
+        replacement, n_bytes = found
+        n_chars = sum(1 for byte in data[b:b + n_bytes] if byte & 0xC0 != 0x80)
+        try:
+            return replacement.decode("utf-8"), n_chars, n_bytes
+        except UnicodeDecodeError:
+            raise ValueError(f"the precompiled charsmap maps {text[i:i + n_chars]!r} to bytes that are not "
+                             "UTF-8") from None
+
+    def normalize(self, text: str) -> tuple[str, list[int]]:
+        """Normalised text and, for each of its characters and one past the end, the original character index."""
+        data = text.encode("utf-8", "surrogatepass") if self.charsmap is not None else None
+        space = SPACE_SYMBOL if self.escape_whitespaces else " "
+        n, i, b = len(text), 0, 0
+        if self.remove_extra_whitespaces:  # leading spaces (after normalisation) are dropped
+            while i < n:
+                piece, chars, nbytes = self._prefix(text, data, i, b)
+                if piece != " ":
+                    break
+                i, b = i + chars, b + nbytes
+        if i >= n:
+            return "", [i]
+        out: list[str] = []
+        align: list[int] = []
+        if self.add_dummy_prefix and not self.treat_whitespace_as_suffix:
+            out.append(space)
+            align.append(i)
+        prev_space = self.remove_extra_whitespaces
+        while i < n:
+            piece, chars, nbytes = self._prefix(text, data, i, b)
+            if prev_space:
+                piece = piece.lstrip(" ")
+            if piece:
+                out.append(piece.replace(" ", space) if self.escape_whitespaces else piece)
+                align += [i] * len(piece)
+                prev_space = piece.endswith(" ")
+            i, b = i + chars, b + nbytes
+            if not self.remove_extra_whitespaces:
+                prev_space = False
+        normalized = "".join(out)
+        end = i
+        if self.remove_extra_whitespaces:  # trailing spaces: the end is where the last one came from
+            while normalized.endswith(space):
+                normalized = normalized[:-1]
+                end = align.pop()
+        if self.add_dummy_prefix and self.treat_whitespace_as_suffix:
+            normalized += space
+            align.append(end)
+        align.append(end)
+        return normalized, align
