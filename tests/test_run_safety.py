@@ -47,8 +47,43 @@ def test_a_second_run_is_refused_unless_resumed_or_overwritten(corpus, minilm_di
     assert pretrain(corpus, minilm_dir, out, "--overwrite", "--hidden-size", "64", "--num-attention-heads", "2") == 0
     assert [p.name for p in (out / "checkpoints").glob("step-*")] == ["step-0000002"]  # the old run's are gone
     capsys.readouterr()
-    assert pretrain(corpus, minilm_dir, out, "--resume", "--max-steps", "4") == 2  # sizes differ from the checkpoint's
+    assert pretrain(corpus, minilm_dir, out, "--resume", "--max-steps", "4", "--hidden-size", "128") == 2
+    assert "these differ: hidden_size 128 (the run's: 64)" in capsys.readouterr().err
+    (out / "checkpoints" / state.RUN_CONFIG).unlink()  # a run of an older bertkit: the checkpoint's shapes decide
+    assert pretrain(corpus, minilm_dir, out, "--resume", "--max-steps", "4") == 2
     assert "cannot resume from" in capsys.readouterr().err
+
+
+def test_resume_alone_continues_the_run_with_its_own_settings(corpus, minilm_dir, tmp_path, capsys):
+    import json
+    import shutil
+
+    from bertkit.pretraining import PretrainingConfig, run_pretraining
+    from bertkit.training.metrics import read_metrics
+
+    full = tmp_path / "full"
+    assert pretrain(corpus, minilm_dir, full, "--max-steps", "4", "--learning-rate", "3e-4", "--masking", "span",
+                    "--logging-steps", "1", "--warmup-steps", "1") == 0
+    killed = tmp_path / "killed"  # the full run as a kill after step 2 would have left it
+    shutil.copytree(full, killed)
+    for name in ("model", "summary.json", "checkpoints/step-0000004"):
+        shutil.rmtree(killed / name) if (killed / name).is_dir() else (killed / name).unlink()
+    (killed / "checkpoints" / "latest").write_text("step-0000002\n")
+    lines = (killed / "metrics.jsonl").read_text().splitlines(keepends=True)
+    (killed / "metrics.jsonl").write_text("".join(lines[:2]))
+    assert main(["pretrain", f"output_dir={killed}", "--resume"]) == 0  # nothing else: the run's own settings
+    keys = ("step", "loss", "mlm_accuracy", "learning_rate")
+    runs = [[{k: r.get(k) for k in keys} for r in read_metrics(folder / "metrics.jsonl")] for folder in (full, killed)]
+    assert len(runs[0]) == 4 and runs[0] == runs[1]  # bit for bit, at lr 3e-4 with span masking
+    summaries = [json.loads((folder / "summary.json").read_text())["config"] for folder in (full, killed)]
+    assert summaries[1] == summaries[0] | {"output_dir": str(killed)}
+    capsys.readouterr()
+    assert main(["pretrain", f"output_dir={killed}", "max_seq_length=64", "--resume", "--masking", "token"]) == 2
+    error = capsys.readouterr().err
+    assert "masking 'token' (the run's: 'span'); max_seq_length 64 (the run's: 32)" in error and "--overwrite" in error
+    config = PretrainingConfig(**{**summaries[0], "learning_rate": 1e-4, "output_dir": str(killed)})
+    with pytest.raises(ValueError, match=r"learning_rate 0.0001 \(the run's: 0.0003\)"):
+        run_pretraining(config, resume=True)  # the library's resume checks the same
 
 
 def test_ctrl_c_names_the_step_and_the_checkpoint_resume_continues_from(corpus, minilm_dir, tmp_path):
@@ -73,6 +108,15 @@ def test_ctrl_c_names_the_step_and_the_checkpoint_resume_continues_from(corpus, 
     step, saved, folder = int(found[1]), int(found[2]), Path(found[3])
     assert 3 <= saved <= step and saved % 3 == 0
     assert folder == state.latest_checkpoint(out / "checkpoints") and state.load_trainer_state(folder)["step"] == saved
+
+
+@pytest.mark.parametrize("command", [["distill", "mode=embedding"], ["pretrain-gpt", "corpus=[CORPUS]"]])
+def test_commands_without_resume_do_not_advise_it(command, corpus, tmp_path, capsys):
+    (tmp_path / "metrics.jsonl").write_text("")  # an earlier run
+    argv = [part.replace("CORPUS", str(corpus)) for part in command] + [f"output_dir={tmp_path}"]
+    assert main(argv) == 2
+    error = capsys.readouterr().err
+    assert "already holds a run (metrics.jsonl): replace it with --overwrite" in error and "--resume" not in error
 
 
 def test_pruning_never_removes_what_latest_names(tmp_path):
@@ -131,3 +175,5 @@ def test_fine_tuning_checkpoints_resumes_and_refuses_to_overwrite(tmp_path, caps
     report = json.loads(capsys.readouterr().out)
     assert report["epochs_run"] == 0.75 and report["dev"]["step"] in (4, 6)
     assert state.latest_checkpoint(out / "checkpoints").name == "step-0000006"
+    assert main([*common, "--max-steps", "8", "--resume", "--lr", "1e-3"]) == 2  # not the run's learning rate
+    assert "learning_rate 0.001 (the run's: 2e-05)" in capsys.readouterr().err

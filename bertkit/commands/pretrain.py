@@ -15,7 +15,8 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
 
     # `--max-steps 200` and `max_steps=200` both work, as in every command; flags win over key=value
     overrides = parse_overrides(args.overrides) | flag_values(args, PretrainingConfig)
-    config = PretrainingConfig.from_yaml(args.config, overrides)
+    # --resume: the run's own settings, the given ones over them (one that changes the run is refused by name)
+    config = (PretrainingConfig.resumed if args.resume else PretrainingConfig.from_yaml)(args.config, overrides)
     if not config.corpus:
         raise ValueError("no corpus: give `corpus:` in the config file or --corpus FILE [FILE ...]")
     summary = run_pretraining(config, resume=args.resume)

@@ -134,7 +134,7 @@ def teacher_targets(teacher: SentenceEncoder, ids: list[list[int]], batch_size: 
 
 def distill_embeddings(config: DistillConfig) -> dict[str, Any]:
     """Train the student, keep its best dev model, and report teacher and student side by side on the test pages."""
-    check_output_dir(config.output_dir, False, config.overwrite)
+    check_output_dir(config.output_dir, False, config.overwrite, resumable=False)
     with cpu_threads(config.threads):
         return _distill_embeddings(config)
 

@@ -139,7 +139,7 @@ def training_features(task: Any, train: list[dict], config: DistillConfig, mask_
 
 def distill_task(config: DistillConfig) -> dict[str, Any]:
     """Train the student, keep its best dev model, and report teacher and student side by side on test."""
-    check_output_dir(config.output_dir, False, config.overwrite)
+    check_output_dir(config.output_dir, False, config.overwrite, resumable=False)
     with cpu_threads(config.threads):
         return _distill_task(config)
 

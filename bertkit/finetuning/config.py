@@ -27,6 +27,9 @@ class FinetuneConfig(Options):
     """What to fine-tune on what, and how. Field names follow transformers' where one exists."""
 
     KIND: ClassVar[str] = "fine-tuning"
+    RESUME_CHANGEABLE: ClassVar[frozenset[str]] = frozenset({
+        "epochs", "max_steps", "early_stopping_patience", "save_steps", "save_total_limit", "overwrite", "output_dir",
+        "eval_batch_size", "device", "threads", "progress"})
     ALIASES: ClassVar[dict[str, str]] = ALIASES
 
     task: str = "classification"  # classification, multi_label, regression, token_classification, question_answering

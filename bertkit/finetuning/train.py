@@ -34,7 +34,7 @@ from ..training import Trainer, TrainingArguments
 from ..training.batches import EpochBatches
 from ..training.device import resolve_device
 from ..training.metrics import read_metrics
-from ..training.state import check_output_dir
+from ..training.state import check_output_dir, check_resumed_config, save_run_config
 from ..training.threads import cpu_threads
 from . import ner
 from .adapters import load_task_adapter
@@ -175,6 +175,10 @@ def data_summary(config: FinetuneConfig, splits: dict[str, list[dict[str, Any]]]
     line = (f"data ({source}): train {len(splits['train']):,}, dev {len(splits['dev']):,} ({dev_from}), "
             f"test {len(splits['test']):,}")
     if config.task in ("classification", "multi_label"):
+    if resume:
+        check_resumed_config(config.output_dir, config)  # the same run, or a refusal naming what differs
+    if config.save_steps:  # beside the checkpoints --resume continues from
+        save_run_config(config.output_dir, config)
         counts = Counter(label for e in splits["train"]
                          for label in (e["label"] if isinstance(e["label"], list) else [e["label"]]))
         total = sum(counts.values())

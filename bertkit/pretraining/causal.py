@@ -194,7 +194,7 @@ def print_samples(title: str, rows: list[dict[str, str]]) -> None:
 
 def run_causal_pretraining(config: CausalPretrainingConfig) -> dict:
     """Train a GPT from scratch; write the model (with its tokenizer), metrics, samples and ``summary.json``."""
-    check_output_dir(config.output_dir, False, config.overwrite, clear=True)
+    check_output_dir(config.output_dir, False, config.overwrite, clear=True, resumable=False)
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)

@@ -22,6 +22,9 @@ class PretrainingConfig(Options):
     """A pretraining run: corpus, tokenizer, model, instances, masking, optimisation, output."""
 
     KIND: ClassVar[str] = "pretraining"
+    RESUME_CHANGEABLE: ClassVar[frozenset[str]] = frozenset({
+        "max_steps", "max_minutes", "logging_steps", "eval_steps", "eval_batches", "save_steps", "save_total_limit",
+        "overwrite", "output_dir", "device", "threads", "progress", "gradient_checkpointing"})
 
     corpus: list[str] = field(default_factory=list)  # text files
     corpus_format: str = "lines"  # lines: a sentence a line, blank line between documents; raw: hard-wrapped text

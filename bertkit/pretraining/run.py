@@ -23,7 +23,7 @@ from ..model import (
 from ..tokenization import AutoTokenizer, BertTokenizer
 from ..training import Trainer, TrainingArguments, distributed
 from ..training.device import resolve_device
-from ..training.state import check_output_dir
+from ..training.state import check_output_dir, check_resumed_config, save_run_config
 from .config import PretrainingConfig
 from .dataset import Example, PretrainingBatches, collate, mask_statically, to_example
 from .documents import read_documents
@@ -177,7 +177,11 @@ def run_pretraining(config: PretrainingConfig, resume: bool = False) -> dict:
     distributed.init(device)
     # before any data preparation: a run over an earlier one is refused at once (every rank decides alike)
     check_output_dir(config.output_dir, resume, config.overwrite, clear=distributed.is_main())
+    if resume:
+        check_resumed_config(config.output_dir, config)  # the same run, or a refusal naming what differs
     distributed.barrier()
+    if distributed.is_main() and config.save_steps:  # beside the checkpoints --resume continues from
+        save_run_config(config.output_dir, config)
     if config.threads:
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)  # the same initial weights on every rank and in every rerun

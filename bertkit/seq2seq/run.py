@@ -93,7 +93,7 @@ def run_numbers(config: NumbersConfig) -> dict:
     if config.threads:
         torch.set_num_threads(config.threads)
     output = Path(config.output_dir)
-    check_output_dir(output, resume=False, overwrite=config.overwrite)
+    check_output_dir(output, resume=False, overwrite=config.overwrite, resumable=False)
     train_numbers, heldout_numbers = split_numbers(config.max_number, config.heldout_fraction, config.seed)
     train = number_pairs(train_numbers, config.languages)
     heldout = number_pairs(heldout_numbers, config.languages)

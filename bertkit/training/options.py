@@ -31,6 +31,8 @@ class Options:
 
     KIND: ClassVar[str] = "run"  # says whose options they are in error messages: "unknown fine-tuning option(s)"
     ALIASES: ClassVar[dict[str, str]] = {}  # other names accepted for a field
+    # what a resumed run may change: how long it runs, where and how it reports, never what it computes
+    RESUME_CHANGEABLE: ClassVar[frozenset[str]] = frozenset()
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]):
@@ -47,6 +49,22 @@ class Options:
     @classmethod
     def from_yaml(cls, path: str | os.PathLike | None, overrides: list[str] | tuple[str, ...] | dict[str, Any] = ()):
         """A YAML file's options (or none), then overrides: ``key=value`` strings (values read as YAML) or a dict."""
+        return cls.from_dict(cls.given_values(path, overrides))
+
+    @classmethod
+    def resumed(cls, path: str | os.PathLike | None, overrides: list[str] | tuple[str, ...] | dict[str, Any] = ()):
+        """Options for ``--resume``: the run's saved settings (``output_dir``'s), with the given ones over them
+        (the run then refuses a given one that changes what it computes)."""
+        from .state import saved_run_config
+
+        given = {cls.ALIASES.get(k, k): v for k, v in cls.given_values(path, overrides).items()}
+        default = next(f.default for f in dataclasses.fields(cls) if f.name == "output_dir")
+        return cls.from_dict((saved_run_config(given.get("output_dir", default)) or {}) | given)
+
+    @classmethod
+    def given_values(cls, path: str | os.PathLike | None,
+                     overrides: list[str] | tuple[str, ...] | dict[str, Any] = ()) -> dict[str, Any]:
+        """The options a YAML file (or none) and overrides give, untyped."""
         values: dict[str, Any] = {}
         if path is not None:
             path = Path(path)
@@ -59,7 +77,7 @@ class Options:
             if not isinstance(values, dict):
                 raise ValueError(f"{path} must hold a mapping of option: value")
         values.update(overrides if isinstance(overrides, dict) else parse_overrides(overrides))
-        return cls.from_dict(values)
+        return values
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

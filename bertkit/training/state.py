@@ -9,6 +9,8 @@ values and is read with ``weights_only=True``.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import os
 import pickle
@@ -24,6 +26,7 @@ from ..atomic import write_text_atomic
 logger = logging.getLogger(__name__)
 LATEST = "latest"
 STATE_FILE = "trainer_state.pt"
+RUN_CONFIG = "run_config.json"  # in checkpoints/: the settings of the run, for --resume
 
 
 def rng_states(device: torch.device | None = None) -> dict[str, Any]:
@@ -85,10 +88,11 @@ def save_checkpoint(
 RUN_FILES = ("metrics.jsonl", "checkpoints", "summary.json", "model", "generator", "best", "results.json")
 
 
-def check_output_dir(directory: str | os.PathLike, resume: bool, overwrite: bool, clear: bool = True) -> None:
+def check_output_dir(directory: str | os.PathLike, resume: bool, overwrite: bool, clear: bool = True,
+                     resumable: bool = True) -> None:
     """Refuse to start a new run over an earlier one (its model, metrics and checkpoints would be lost), and to
     resume where there is nothing to resume; ``overwrite`` clears the earlier run's files first (where ``clear``:
-    one rank of a distributed run)."""
+    one rank of a distributed run). ``resumable``: whether the command takes ``--resume`` (its advice says so)."""
     directory = Path(directory)
     earlier = [name for name in RUN_FILES if (directory / name).exists()]
     if resume:
@@ -97,8 +101,9 @@ def check_output_dir(directory: str | os.PathLike, resume: bool, overwrite: bool
                              "every save_steps; 0 writes none); drop --resume to start a new run")
         return
     if earlier and not overwrite:
-        raise ValueError(f"{directory} already holds a run ({', '.join(earlier)}): continue it with --resume, "
-                         "replace it with --overwrite, or choose another output_dir")
+        again = "continue it with --resume, " if resumable else ""
+        raise ValueError(f"{directory} already holds a run ({', '.join(earlier)}): {again}replace it with "
+                         "--overwrite, or choose another output_dir")
     for name in earlier if clear else []:
         target = directory / name
         shutil.rmtree(target) if target.is_dir() else target.unlink()
@@ -127,3 +132,44 @@ def load_trainer_state(folder: str | os.PathLike) -> dict[str, Any]:
     if not isinstance(state, dict) or "step" not in state:
         raise ValueError(f"{path} is not a bertkit trainer state")
     return state
+
+
+def save_run_config(directory: str | os.PathLike, config: Any) -> Path:
+    """Keep a run's settings beside its checkpoints, so that ``--resume`` continues the same run."""
+    return write_text_atomic(Path(directory) / "checkpoints" / RUN_CONFIG,
+                             json.dumps(config.to_dict(), indent=2, default=str) + "\n")
+
+
+def saved_run_config(directory: str | os.PathLike) -> dict[str, Any] | None:
+    """The settings the run in ``directory`` was started (or last resumed) with; None for runs that kept none."""
+    path = Path(directory) / "checkpoints" / RUN_CONFIG
+    if not path.is_file():
+        return None
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise ValueError(f"cannot read {path} (the run's settings): {error}; delete it to resume with the "
+                         "settings given now") from None
+    return values if isinstance(values, dict) else None
+
+
+def check_resumed_config(directory: str | os.PathLike, config: Any) -> None:
+    """Refuse to resume with settings that change what the run computes (each named, with the run's value);
+    ``type(config).RESUME_CHANGEABLE`` may differ (how long it runs, how it reports; max_steps is warned about)."""
+    saved = saved_run_config(directory)
+    if saved is None:
+        logger.warning("%s keeps no run settings (%s; checkpoints of an older bertkit): the settings given now are "
+                       "used as they are", directory, RUN_CONFIG)
+        return
+    try:
+        before = type(config).from_dict(saved)
+    except ValueError as error:
+        raise ValueError(f"cannot resume: {Path(directory) / 'checkpoints' / RUN_CONFIG} no longer reads as "
+                         f"{type(config).KIND} settings ({error})") from None
+    changed = [f"{f.name} {getattr(config, f.name)!r} (the run's: {getattr(before, f.name)!r})"
+               for f in dataclasses.fields(config)
+               if f.name not in type(config).RESUME_CHANGEABLE and getattr(config, f.name) != getattr(before, f.name)]
+    if changed:
+        raise ValueError(f"--resume continues the run in {directory} with its own settings, but these differ: "
+                         f"{'; '.join(changed)}. Leave them out (the run's are used), or start a new run with "
+                         "--overwrite")
