@@ -83,6 +83,24 @@ def test_losses_match_transformers_heads_on_the_same_batch_and_replacements(tmp_
         assert torch.equal(out.mlm_predictions, predictions)
 
 
+def test_a_replacement_equal_to_the_original_is_labelled_original():
+    """The paper's rule: where the generator guesses the original token, the discriminator's label is "original"."""
+    model = tiny_pair().eval()
+    batch, original = masked_batch()
+    masked = batch["labels"] != -100
+    guessed = original[masked]
+    with torch.no_grad():
+        out = model(**batch, replacements=guessed)
+    assert torch.equal(out.corrupted_ids, original) and int(out.replaced.sum()) == 0
+    mixed = guessed.clone()
+    mixed[::2] = (guessed[::2] - 5 + 1) % 92 + 5  # every other one a different real token
+    with torch.no_grad():
+        out = model(**batch, replacements=mixed)
+    expected = torch.zeros_like(original)
+    expected[masked] = (mixed != guessed).long()
+    assert torch.equal(out.replaced, expected) and 0 < int(expected.sum()) < int(masked.sum())
+
+
 def test_replacements_follow_the_generators_softmax():
     logits = torch.tensor([[2.0, 1.0, 0.0, -1.0, -30.0]]).expand(40000, 5)
     drawn = sample_replacements(logits, torch.Generator().manual_seed(0))

@@ -277,3 +277,23 @@ def test_bert_decoder_generates_as_transformers_bert_lm_head(tmp_path):
         assert torch.equal(model.generate(ids, attention_mask=mask, **settings), expected)
     with pytest.raises(ValueError, match="needs is_decoder: true"):
         bertkit.BertLMHeadModel(bertkit.BertConfig(vocab_size=VOCAB, hidden_size=24, num_attention_heads=3))
+
+
+@pytest.mark.parametrize("top_k", [0, 9])
+def test_sampling_warpers_run_in_transformers_order(top_k):
+    """temperature → top-k → top-p, as transformers' chain: the order decides the nucleus (a sharper distribution
+    keeps fewer tokens under the same top-p)."""
+    generator = torch.Generator().manual_seed(1)
+    scores = torch.randn(4, VOCAB, generator=generator) * 2
+    tokens = torch.randint(0, VOCAB, (4, 5), generator=generator)
+    config = GenerationConfig(do_sample=True, temperature=0.5, top_k=top_k, top_p=0.9, max_new_tokens=8)
+    chain = [hf.TemperatureLogitsWarper(0.5)] + ([hf.TopKLogitsWarper(top_k)] if top_k else []) + \
+        [hf.TopPLogitsWarper(0.9)]
+    expected = scores.clone()
+    for warper in chain:
+        expected = warper(tokens, expected)
+    got = processors.process(tokens, scores.clone(), config, prompt_length=5)
+    assert torch.equal(torch.isfinite(got), torch.isfinite(expected))
+    torch.testing.assert_close(got[torch.isfinite(got)], expected[torch.isfinite(expected)])
+    cooled_after = processors.top_p(scores, 0.9) / 0.5  # the wrong order keeps a wider nucleus
+    assert torch.isfinite(cooled_after).sum() > torch.isfinite(got).sum()

@@ -62,6 +62,15 @@ def test_nsp_negatives_come_from_another_document_and_positives_continue():
             assert {doc_of(t) for t in a + b} == {doc_of(a[0])} and max(a) < min(b)  # B continues A
 
 
+def test_nsp_draws_random_next_segments_half_of_the_time():
+    """Long documents (chunks end at the document's end rarely, where a lone sentence is always paired at random),
+    ~2,000 instances: the rate of random B is 0.5 within ±0.04 (≈ 3.5 standard errors)."""
+    instances = create_instances(corpus(num_docs=45, sentences=700, seed=3), 128, SPECIAL, random.Random(4), "nsp",
+                                 short_seq_prob=0.0)
+    assert len(instances) > 1900
+    assert abs(sum(i.label for i in instances) / len(instances) - 0.5) < 0.04
+
+
 def test_sop_negatives_are_swapped_segments_and_full_sentences_have_one_segment():
     instances = create_instances(corpus(), 40, SPECIAL, random.Random(2), "sop")
     assert {i.label for i in instances} == {0, 1}

@@ -156,3 +156,76 @@ def test_nan_loss_stops_with_a_message(tmp_path):
     args = TrainingArguments(output_dir=str(tmp_path), max_steps=3, progress=False)
     with pytest.raises(FloatingPointError, match="lower the learning rate"):
         Trainer(TinyNet(), args, Regression(), nan_step).train()
+
+
+class Halves(Regression):
+    """The batches of :class:`Regression`, each served whole or as ``parts`` equal micro-batches in turn."""
+
+    def __init__(self, parts: int):
+        super().__init__()
+        self.parts, self.pending = parts, []
+
+    def next_batch(self):
+        if not self.pending:
+            batch = super().next_batch()
+            self.pending = [dict(zip(batch, rows, strict=True))
+                            for rows in zip(*(value.chunk(self.parts) for value in batch.values()), strict=True)]
+        return self.pending.pop(0)
+
+
+def plain_trainer(tmp, parts: int = 1, **extra) -> Trainer:
+    torch.manual_seed(5)
+    model = nn.Module()  # no dropout: the two runs draw nothing
+    model.body = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Linear(16, 1))
+    args = TrainingArguments(output_dir=str(tmp), max_steps=6, learning_rate=0.05, logging_steps=1, progress=False,
+                             gradient_accumulation_steps=parts, **extra)
+    return Trainer(model, args, Halves(parts), mse_step)
+
+
+def test_two_micro_batches_of_8_equal_one_batch_of_16(tmp_path):
+    whole, halves = plain_trainer(tmp_path / "whole"), plain_trainer(tmp_path / "halves", parts=2)
+    whole_run, halves_run = whole.train(), halves.train()
+    for key in ("loss", "grad_norm"):
+        assert [r[key] for r in halves_run.history] == pytest.approx([r[key] for r in whole_run.history], rel=1e-5)
+    assert whole_run.history[0]["grad_norm"] > 1.0  # the default max_grad_norm 1.0 clips both runs alike
+    for a, b in zip(whole.model.parameters(), halves.model.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_clipping_bounds_the_gradient_and_logs_the_norm_before_clipping(tmp_path):
+    seen = {}
+    for name, limit in (("clipped", 1e-3), ("free", 1e9)):
+        trainer = plain_trainer(tmp_path / name, max_grad_norm=limit)
+        norms = seen[name] = []
+        trainer.optimizer.register_step_pre_hook(lambda optimizer, *_, norms=norms: norms.append(float(
+            torch.linalg.vector_norm(torch.stack([p.grad.norm() for g in optimizer.param_groups for p in g["params"]
+                                                  if p.grad is not None])))))
+        seen[name + "_log"] = [r["grad_norm"] for r in trainer.train().history]
+    assert max(seen["clipped"]) <= 1e-3 * (1 + 1e-4)  # what the optimizer stepped with
+    assert seen["free"][0] > 1.0 and seen["free"] == pytest.approx(seen["free_log"], rel=1e-5)
+    assert seen["clipped_log"][0] == pytest.approx(seen["free"][0], rel=1e-5)  # the same first step, before clipping
+
+
+def test_resume_restores_pythons_global_random_state(tmp_path):
+    """A step drawing from Python's ``random`` (a user's augmentation) draws on after a resume as if uninterrupted."""
+    import random
+
+    def drawing_step(model, batch):
+        loss, stats = mse_step(model, batch)
+        return loss, {**stats, "draw": random.random()}
+
+    calls = iter(range(100))
+
+    def dies_in_step_5(model, batch):
+        if next(calls) == 4:
+            raise Killed
+        return drawing_step(model, batch)
+
+    random.seed(11)
+    full, _ = run(tmp_path / "full", 8, compute=drawing_step)
+    random.seed(11)
+    with pytest.raises(Killed):
+        run(tmp_path / "part", 8, compute=dies_in_step_5)
+    random.seed(999)  # whatever the process drew since
+    resumed, _ = run(tmp_path / "part", 8, resume=True, compute=drawing_step)
+    assert [r["draw"] for r in resumed.history] == [r["draw"] for r in full.history[3:]]
