@@ -423,3 +423,37 @@ def test_the_command_names_a_bad_option_before_any_work(tmp_path, capsys):
     assert "temperature must be > 0, got 0" in capsys.readouterr().err
     assert main(["distill", "--config", str(config), f"output_dir={tmp_path / 'out'}"]) == 2
     assert "no fine-tuned model in nowhere" in capsys.readouterr().err
+
+
+def test_embedding_distillation_learns_from_the_users_files_and_says_so(tmp_path, monkeypatch, capsys):
+    """train_file's sentences are the only ones the teacher encodes and the student trains on; dev_file / test_file
+    pairs are what it is scored on; results.json says where each came from and which teacher layers ran."""
+    from bertkit.cli import main
+    from bertkit.distillation import embedding, embedding_data
+
+    def installed(*_):
+        raise AssertionError("the installed pages were read although every file was given")
+
+    monkeypatch.setattr(embedding_data, "python_docs_pairs", installed)
+    monkeypatch.setattr(embedding_data.corpora, "rotten_tomatoes_reviews", installed)
+    encoded = []
+    real_targets = embedding.teacher_targets
+    monkeypatch.setattr(embedding, "teacher_targets",
+                        lambda teacher, ids, size: encoded.append(len(ids)) or real_targets(teacher, ids, size))
+    tiny_sentence_encoder().save_pretrained(tmp_path / "teacher")
+    texts = [e["text"] for e in sentiment_examples(30, seed=3)]
+    (tmp_path / "my.txt").write_text("\n".join(texts) + "\n\n")
+    for split, seed in (("dev", 4), ("test", 5)):
+        rows = [{"query": e["text"].split()[0], "passage": e["text"]} for e in sentiment_examples(6, seed=seed)]
+        (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out"
+    assert main(["distill", "mode=embedding", f"teacher={tmp_path / 'teacher'}", f"train_file={tmp_path / 'my.txt'}",
+                 f"dev_file={tmp_path / 'dev.jsonl'}", f"test_file={tmp_path / 'test.jsonl'}", "student_num_layers=2",
+                 "max_steps=2", "batch_size=8", "speed_rounds=1", "progress=false", f"output_dir={out}"]) == 0
+    results = json.loads((out / "results.json").read_text())
+    distinct = len(dict.fromkeys(texts))
+    assert encoded == [distinct] and results["unlabeled_sentences"] == distinct
+    assert results["data"] == {"train": str(tmp_path / "my.txt"), "dev": str(tmp_path / "dev.jsonl"),
+                               "test": str(tmp_path / "test.jsonl"), "dev_pairs": 6}
+    assert results["test_pairs"] == 6 and results["student_layers"] == [0, 2]  # every other layer of four
+    assert f"{distinct} unlabeled sentences ({tmp_path / 'my.txt'})" in capsys.readouterr().err

@@ -40,11 +40,12 @@ class DistillConfig(Options):
     similarity_weight: float = 0.0  # embedding: + weight·KL of in-batch similarity rankings (losses.similarity_kl)
     similarity_temperature: float = 0.05
     layer_map: list[int] | None = None  # teacher layer (1-based) for each student layer; default m·N/M
-    # data: task mode reads the teacher's data set; embedding mode unlabeled texts (see embedding.py)
+    # data: task mode reads the teacher's data set; embedding mode unlabeled texts (see embedding_data.py)
     dataset: str | None = "rotten_tomatoes"
-    train_file: str | None = None  # task: labelled files instead of a named set (as bertkit finetune reads them)
-    dev_file: str | None = None
-    test_file: str | None = None
+    train_file: str | None = None  # task: labelled files instead of a named set (as bertkit finetune reads them);
+    # embedding: sentences, one a line (else the installed pages and reviews)
+    dev_file: str | None = None  # embedding: (query, passage) pairs scored by MRR@10 (else the installed dev pages)
+    test_file: str | None = None  # embedding: (query, passage) pairs (else the installed test pages)
     limit_train: int | None = None
     augment_copies: int = 0  # task: new unlabeled sentences per training one, labelled by the teacher (augment.py)
     max_texts: int = 20000  # embedding: unlabeled sentences at most

@@ -2,9 +2,10 @@
 fewer layers (copied teacher layers) or a narrower one, trained on unlabeled sentences to reproduce the teacher's
 sentence vectors (MSE, before any Normalize), as in Reimers & Gurevych 2020's multilingual distillation.
 
-Sentences: the titles, passages and other prose paragraphs of the Python-docs retrieval pages outside the test set
-(``bench/retrieval.py``'s split) and the dev set (15 % of the other pages' pairs, scored by MRR@10), then Rotten
-Tomatoes reviews, up to ``max_texts``. The student is a sentence-transformers folder (``output_dir/best``) that
+Sentences: ``train_file``'s, else the titles, passages and other prose paragraphs of the Python-docs retrieval pages
+outside the test set (``bench/retrieval.py``'s split) and the dev set (15 % of the other pages' pairs, scored by
+MRR@10), then Rotten Tomatoes reviews, up to ``max_texts``; dev and test pairs: ``dev_file`` / ``test_file``'s, else
+those pages' (``embedding_data.py``). The student is a sentence-transformers folder (``output_dir/best``) that
 ``SentenceEncoder`` loads.
 """
 
@@ -23,13 +24,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import corpora
 from ..assets import default_model_dir
 from ..atomic import write_text_atomic
 from ..encoding import SentenceEncoder
 from ..encoding.encoder import pad_batch
 from ..encoding.modules import Dense, FolderLayout, Normalize
-from ..encoding.pairs import Pair, python_docs_pairs, python_docs_prose, split_by_source
+from ..encoding.pairs import Pair
 from ..encoding.retrieval import retrieval_metrics
 from ..finetuning.train import seed_everything
 from ..model import AutoModel
@@ -38,9 +38,10 @@ from ..training.batches import EpochBatches
 from ..training.state import check_output_dir
 from ..training.threads import cpu_threads
 from .config import DistillConfig
+from .embedding_data import load_embedding_data
 from .losses import hidden_cosine, similarity_kl
 from .speed import fastest_rounds
-from .student import check_same_vocabulary, copied_student, narrow_student, search_layers
+from .student import check_same_vocabulary, copied_student, every_other_layer, narrow_student, search_layers
 
 
 def student_encoder(teacher: SentenceEncoder, config: DistillConfig,
@@ -111,15 +112,6 @@ def vector_loss(student: torch.Tensor, teacher: torch.Tensor, config: DistillCon
     return total, {name: value.item() for name, (_, value) in terms.items()}
 
 
-def training_texts(train_pairs: list[Pair], max_texts: int) -> list[str]:
-    """Unlabeled sentences: the training pages' titles and passages, then every prose paragraph of those pages,
-    then Rotten Tomatoes reviews (distinct); never a dev or test page's text."""
-    texts = [t for p in train_pairs for t in (p.query, p.passage)]
-    texts += python_docs_prose({p.source for p in train_pairs})
-    texts += [text for _, text in corpora.rotten_tomatoes_reviews()]
-    return list(dict.fromkeys(t for t in texts if t.strip()))[:max_texts]
-
-
 def teacher_targets(teacher: SentenceEncoder, ids: list[list[int]], batch_size: int) -> torch.Tensor:
     """The teacher's vectors for every text, computed once (the teacher never changes)."""
     order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
@@ -145,14 +137,15 @@ def _distill_embeddings(config: DistillConfig) -> dict[str, Any]:
     teacher.requires_grad_(False)
     if config.max_length:
         teacher.max_seq_length = min(config.max_length, teacher.max_seq_length)
-    train_pairs, test = split_by_source(python_docs_pairs())
-    train_pairs, dev = split_by_source(train_pairs, test_percent=15, seed=1)
+    data = load_embedding_data(config)  # the user's files where given, else the installed pages and reviews
+    texts, dev, test = data.texts, data.dev, data.test
     layers = searched_layers(teacher, config, dev) if config.layer_search else config.student_layers
+    if layers is None and config.student_hidden_size is None and config.student_model is None:
+        layers = every_other_layer(teacher.model.config.num_hidden_layers, config.student_num_layers)  # reported
     student = student_encoder(teacher, config, layers)
-    texts = training_texts(train_pairs, config.max_texts)
     ids, _ = teacher.tokenize(texts)
-    print(f"{len(texts):,} unlabeled sentences; dev {len(dev)} pairs, test {len(test)} pairs; teacher vectors …",
-          file=sys.stderr)
+    print(f"{len(texts):,} unlabeled sentences ({data.sources['train']}); dev {len(dev)} pairs, test {len(test)} "
+          "pairs; teacher vectors …", file=sys.stderr)
     targets = teacher_targets(teacher, ids, config.eval_batch_size)
     pad_id = teacher.tokenizer.pad_token_id
 
@@ -165,10 +158,10 @@ def _distill_embeddings(config: DistillConfig) -> dict[str, Any]:
         total, parts = vector_loss(vectors, batch["targets"], config)
         return total, {**parts, "tokens": float(batch["attention_mask"].sum())}
 
-    data = EpochBatches(list(range(len(ids))), config.batch_size, collate, seed=config.seed, bucket_size=50,
-                        length=lambda i: len(ids[i]))
-    max_steps = config.max_steps or data.steps_per_epoch * config.epochs
-    eval_steps = max(1, math.ceil(data.steps_per_epoch / config.evals_per_epoch))
+    batches = EpochBatches(list(range(len(ids))), config.batch_size, collate, seed=config.seed, bucket_size=50,
+                           length=lambda i: len(ids[i]))
+    max_steps = config.max_steps or batches.steps_per_epoch * config.epochs
+    eval_steps = max(1, math.ceil(batches.steps_per_epoch / config.evals_per_epoch))
     args = TrainingArguments(
         output_dir=config.output_dir, max_steps=max_steps, learning_rate=config.learning_rate,
         weight_decay=config.weight_decay, warmup_steps=round(config.warmup_ratio * max_steps),
@@ -180,10 +173,11 @@ def _distill_embeddings(config: DistillConfig) -> dict[str, Any]:
     def evaluate(m: nn.Module) -> dict[str, float]:
         return score(m, dev, config.eval_batch_size)
 
-    outcome = Trainer(student, args, data, compute, evaluate=evaluate,
+    outcome = Trainer(student, args, batches, compute, evaluate=evaluate,
                       save_best=lambda m, folder: m.save_pretrained(folder)).train()
     best = SentenceEncoder.from_pretrained(Path(config.output_dir) / "best")
-    return compare(config, teacher, best, test, outcome.step, data.steps_per_epoch, len(texts), layers)
+    return compare(config, teacher, best, test, outcome.step, batches.steps_per_epoch, len(texts), layers,
+                   data.sources | {"dev_pairs": len(dev)})
 
 
 def score(encoder: SentenceEncoder, pairs: list[Pair], batch_size: int) -> dict[str, float]:
@@ -194,8 +188,10 @@ def score(encoder: SentenceEncoder, pairs: list[Pair], batch_size: int) -> dict[
 
 
 def compare(config: DistillConfig, teacher: SentenceEncoder, student: SentenceEncoder, test: list[Pair],
-            steps: int, steps_per_epoch: int, texts: int, layers: list[int] | None = None) -> dict[str, Any]:
-    """Retrieval quality and encode time of teacher and student on the test pages, in one run."""
+            steps: int, steps_per_epoch: int, texts: int, layers: list[int] | None = None,
+            data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Retrieval quality and encode time of teacher and student on the test pairs, in one run; ``data`` says
+    where the sentences and pairs came from."""
     scores = {"teacher": score(teacher, test, config.eval_batch_size),
               "student": score(student, test, config.eval_batch_size)}
     every = [t for p in test for t in (p.query, p.passage)]
@@ -205,7 +201,7 @@ def compare(config: DistillConfig, teacher: SentenceEncoder, student: SentenceEn
     agreement = float(np.mean(np.sum(student.encode(queries + passages) * teacher.encode(queries + passages), 1)))
     result = {
         "output_dir": config.output_dir, "teacher_dir": str(config.teacher or "all-MiniLM-L6-v2 (installed)"),
-        "test_pairs": len(test), "unlabeled_sentences": texts, "steps": steps,
+        "test_pairs": len(test), "unlabeled_sentences": texts, "data": data or {}, "steps": steps,
         "epochs_run": round(steps / steps_per_epoch, 3),
         "mean_cosine_student_teacher": agreement, "student_layers": layers,
         **{name: {**scores[name], "layers": e.model.config.num_hidden_layers, "hidden_size": e.model.config.hidden_size,
