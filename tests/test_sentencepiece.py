@@ -83,7 +83,8 @@ def test_a_written_model_file_loads_in_sentencepiece_with_the_same_segmentations
 @pytest.mark.parametrize("name", ["unigram", "unigram-bytes", "unigram-identity"])
 def test_nbest_lists_and_scores_equal_sentencepiece(models, name):
     ours, reference = _pair(models, name)
-    texts = [w for line in held_out_lines()[::300] for w in line.split()[:6]] + list(held_out_lines()[::997]) + HARD_TEXT
+    words = [w for line in held_out_lines()[::300] for w in line.split()[:6]]
+    texts = words + list(held_out_lines()[::997]) + HARD_TEXT
     for text in texts:
         expected = [([p.piece for p in nb.pieces], nb.score)
                     for nb in reference.nbest_encode(text, nbest_size=8, return_type="proto").nbests]

@@ -11,7 +11,8 @@ tokenizer. In order:
    ``byte_level_class``).
 3. any other ``tokenizer.json`` → ``BertTokenizer`` (WordPiece); one of another kind is refused by
    ``tokenizer_json.py`` with the kind named.
-4. a SentencePiece model (``spiece.model``, ``sentencepiece.bpe.model``, ...) → refused: not in bertkit.
+4. a SentencePiece model (``spiece.model``, ``sentencepiece.bpe.model``, ``spm.model``, ...) and no vocab.txt →
+   that family's tokenizer (ALBERT, XLNet, T5, XLM-R, CamemBERT, DeBERTa-v2; see ``sp_files.family_of``).
 5. nothing of these → a clear error listing what was looked for.
 
 ``tokenizer_config.json``'s ``tokenizer_class`` is checked as well: one that tokenizes differently from the chosen
@@ -34,7 +35,7 @@ from .tokenizer import BertTokenizer
 from .tokenizer_json import TOKENIZER_JSON, WORDPIECE_ONLY, UnsupportedTokenizer
 
 BPE_FILES = ("vocab.json", "merges.txt")
-SENTENCEPIECE_FILES = ("spiece.model", "sentencepiece.bpe.model", "sentencepiece.model", "tokenizer.model")
+SENTENCEPIECE_FILES = ("spiece.model", "sentencepiece.bpe.model", "spm.model", "sentencepiece.model", "tokenizer.model")
 
 # transformers' tokenizer classes that are BERT's WordPiece tokenizer under another name (or the generic class
 # that follows tokenizer.json, which bertkit then reads).
@@ -149,8 +150,9 @@ class AutoTokenizer:
         raise TypeError("AutoTokenizer is not instantiated: use AutoTokenizer.from_pretrained(folder)")
 
     @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, **overrides: Any) -> BertTokenizer | GPT2Tokenizer:
-        """The folder's WordPiece or byte-level BPE tokenizer, or a clear error saying what it holds instead."""
+    def from_pretrained(cls, folder: str | os.PathLike, **overrides: Any) -> Any:
+        """The folder's WordPiece, byte-level BPE or SentencePiece tokenizer, or a clear error saying what it holds
+        instead."""
         folder = Path(folder)
         if not folder.exists():
             raise FileNotFoundError(f"no such model folder: {folder} (bertkit loads local folders, not hub names)")
@@ -158,6 +160,10 @@ class AutoTokenizer:
             raise NotADirectoryError(f"{folder} is a file; AutoTokenizer.from_pretrained takes a model folder")
         if has_byte_level_files(folder):
             return byte_level_class(folder).from_pretrained(folder, **overrides)
+        if not (folder / VOCAB_FILE).is_file() and any((folder / n).is_file() for n in SENTENCEPIECE_FILES):
+            from .sp_files import family_of  # ALBERT, XLNet, T5, XLM-R, CamemBERT, DeBERTa-v2: sp_families.py
+
+            return family_of(folder).from_pretrained(folder, **overrides)
         if not (folder / VOCAB_FILE).is_file() and not (folder / TOKENIZER_JSON).is_file():
             refuse_other_files(folder)
         check_declared_class(folder)

@@ -180,21 +180,29 @@ class SentencePieceProcessor:
             position += len(piece)
         return out
 
-    def _with_bytes(self, segments, align: list[int]) -> list[Token]:
-        """Map spans to the original text and replace unknown pieces by their bytes under byte fallback."""
-        tokens: list[Token] = []
+    def expand(self, segments) -> list[tuple[str, int, int, int]]:
+        """Unknown pieces as SentencePiece outputs them: a run merged into one, or, with byte fallback, one piece
+        per UTF-8 byte, all but the last covering nothing. Spans stay in normalised characters."""
+        out: list[tuple[str, int, int, int]] = []
         unk = self.unk_id
         for piece, i, s, e in segments:
-            start, end = align[s], align[e]
             if i == unk and self.byte_fallback:
                 data = piece.encode("utf-8", "surrogatepass")
-                tokens += [Token(byte_piece(b), self.byte_ids[b], start, start) for b in data[:-1]]
-                tokens.append(Token(byte_piece(data[-1]), self.byte_ids[data[-1]], start, end))
-            elif i == unk and tokens and tokens[-1].id == unk:  # a run of unknown pieces is one <unk>
-                tokens[-1] = Token(tokens[-1].piece + piece, unk, tokens[-1].start, end)
+                out += [(byte_piece(b), self.byte_ids[b], s, s) for b in data[:-1]]
+                out.append((byte_piece(data[-1]), self.byte_ids[data[-1]], s, e))
+            elif i == unk and out and out[-1][1] == unk:  # a run of unknown pieces is one <unk>
+                out[-1] = (out[-1][0] + piece, unk, out[-1][2], e)
             else:
-                tokens.append(Token(piece, i, start, end))
-        return tokens
+                out.append((piece, i, s, e))
+        return out
+
+    def segment(self, normalized: str) -> list[tuple[str, int, int, int]]:
+        """Normalised text → (piece, id, start, end) in normalised characters, unknown pieces expanded."""
+        return self.expand(self._segment(normalized))
+
+    def _with_bytes(self, segments, align: list[int]) -> list[Token]:
+        """Expanded pieces with their spans in the original text."""
+        return [Token(piece, i, align[s], align[e]) for piece, i, s, e in self.expand(segments)]
 
     def encode_tokens(self, text: str) -> list[Token]:
         """Text → its best segmentation, each piece with its id and its span in ``text``."""

@@ -52,7 +52,6 @@ class Normalizer:
         self.escape_whitespaces = spec.get("escape_whitespaces", True)
         self.treat_whitespace_as_suffix = treat_whitespace_as_suffix
         self.matcher = PrefixMatcher(list(user_defined)) if user_defined else None
-        self._single: dict[str, tuple[str, int]] = {}  # a character → (its replacement, chars consumed)
 
     def _prefix(self, text: str, data: bytes | None, i: int, b: int) -> tuple[str, int, int]:
         """The normalised form of the text at char ``i`` / byte ``b``: (replacement, chars, bytes consumed)."""
@@ -73,8 +72,19 @@ class Normalizer:
             raise ValueError(f"the precompiled charsmap maps {text[i:i + n_chars]!r} to bytes that are not "
                              "UTF-8") from None
 
+    def is_space(self, char: str) -> bool:
+        """Whether the character normalises to a space (nmt_nfkc: tabs, newlines, U+3000, zero-width joiners...)."""
+        data = char.encode("utf-8", "surrogatepass") if self.charsmap is not None else None
+        return self._prefix(char, data, 0, 0)[0] == " "
+
     def normalize(self, text: str) -> tuple[str, list[int]]:
         """Normalised text and, for each of its characters and one past the end, the original character index."""
+        normalized, starts, _, end = self.normalize_with_spans(text)
+        return normalized, [*starts, end]
+
+    def normalize_with_spans(self, text: str) -> tuple[str, list[int], list[int], int]:
+        """Normalised text; for each of its characters the original span ``[start, end)`` of the rule that made it;
+        and the original index the normalised text ends at."""
         data = text.encode("utf-8", "surrogatepass") if self.charsmap is not None else None
         space = SPACE_SYMBOL if self.escape_whitespaces else " "
         n, i, b = len(text), 0, 0
@@ -85,12 +95,14 @@ class Normalizer:
                     break
                 i, b = i + chars, b + nbytes
         if i >= n:
-            return "", [i]
+            return "", [], [], i
         out: list[str] = []
-        align: list[int] = []
+        starts: list[int] = []
+        ends: list[int] = []
         if self.add_dummy_prefix and not self.treat_whitespace_as_suffix:
             out.append(space)
-            align.append(i)
+            starts.append(i)
+            ends.append(i)
         prev_space = self.remove_extra_whitespaces
         while i < n:
             piece, chars, nbytes = self._prefix(text, data, i, b)
@@ -98,7 +110,8 @@ class Normalizer:
                 piece = piece.lstrip(" ")
             if piece:
                 out.append(piece.replace(" ", space) if self.escape_whitespaces else piece)
-                align += [i] * len(piece)
+                starts += [i] * len(piece)
+                ends += [i + chars] * len(piece)
                 prev_space = piece.endswith(" ")
             i, b = i + chars, b + nbytes
             if not self.remove_extra_whitespaces:
@@ -108,9 +121,10 @@ class Normalizer:
         if self.remove_extra_whitespaces:  # trailing spaces: the end is where the last one came from
             while normalized.endswith(space):
                 normalized = normalized[:-1]
-                end = align.pop()
+                end = starts.pop()
+                ends.pop()
         if self.add_dummy_prefix and self.treat_whitespace_as_suffix:
             normalized += space
-            align.append(end)
-        align.append(end)
-        return normalized, align
+            starts.append(end)
+            ends.append(end)
+        return normalized, starts, ends, end

@@ -1,0 +1,84 @@
+"""Which SentencePiece tokenizer a model folder holds, and its arguments from ``tokenizer_config.json``.
+
+A folder holds one SentencePiece model (``spiece.model``, ``sentencepiece.bpe.model``, ``spm.model``, ...). The
+family is the one ``tokenizer_config.json`` (else ``config.json``) names by ``tokenizer_class``, else the one its
+``model_type`` implies, else the one the file's name implies (``spm.model``: DeBERTa-v2; ``sentencepiece.bpe.model``:
+XLM-R; ``spiece.model``: ALBERT).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .byte_bpe_files import token_text
+from .pretrained import CONFIG_FILE, read_config
+from .sentencepiece_model import SentencePieceModelError
+from .sp_families import FAMILIES, MODEL_TYPES
+from .sp_tokenizer import ROLES, SentencePieceTokenizer
+
+MODEL_FILES = ("spiece.model", "sentencepiece.bpe.model", "spm.model", "sentencepiece.model", "tokenizer.model")
+BY_FILE_NAME = {"spm.model": "DebertaV2Tokenizer", "sentencepiece.bpe.model": "XLMRobertaTokenizer",
+                "spiece.model": "AlbertTokenizer", "sentencepiece.model": "AlbertTokenizer"}
+SETTINGS = ("do_lower_case", "keep_accents", "remove_space", "split_by_punct")
+
+
+def model_file(folder: Path, preferred: str | None = None) -> Path | None:
+    """The folder's SentencePiece model file (the family's own name first), or None."""
+    for name in (preferred, *MODEL_FILES):
+        if name and (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def family_of(folder: Path) -> type[SentencePieceTokenizer]:
+    """The SentencePiece family of a folder: its tokenizer_class, else model_type, else the model file's name."""
+    config = read_config(folder)
+    model_config = {}
+    if (folder / "config.json").is_file():
+        try:
+            model_config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            model_config = {}
+    name = config.get("tokenizer_class") or model_config.get("tokenizer_class")
+    if isinstance(name, str):
+        name = name.removesuffix("Fast")
+        if name == "T5TokenizerFast" or name == "MT5Tokenizer":
+            name = "T5Tokenizer"
+        if name in FAMILIES:
+            return FAMILIES[name]
+        if name not in ("PreTrainedTokenizer", "PreTrainedTokenizerFast", "TokenizersBackend"):
+            raise SentencePieceModelError(f"{folder / CONFIG_FILE} names tokenizer_class {name!r}; bertkit's "
+                                          f"SentencePiece tokenizers are {', '.join(FAMILIES)}")
+    kind = model_config.get("model_type")
+    if kind in MODEL_TYPES:
+        return MODEL_TYPES[kind]
+    found = model_file(folder)
+    if found is None:
+        raise FileNotFoundError(f"{folder} holds no SentencePiece model ({', '.join(MODEL_FILES)})")
+    return FAMILIES[BY_FILE_NAME.get(found.name, "AlbertTokenizer")]
+
+
+def tokenizer_arguments(folder: Path, cls: type[SentencePieceTokenizer]) -> dict[str, Any]:
+    """The family's arguments for this folder: its model file and what tokenizer_config.json sets."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no such model folder: {folder} (bertkit loads local folders, not hub names)")
+    found = model_file(folder, cls.vocab_file_name)
+    if found is None:
+        raise FileNotFoundError(f"{folder} holds no SentencePiece model; {cls.__name__} reads {cls.vocab_file_name}")
+    config = read_config(folder)
+    arguments: dict[str, Any] = {"vocab_file": found}
+    for role in ROLES:
+        if config.get(role):
+            arguments[role] = token_text(config[role])
+    extra = config.get("additional_special_tokens") or config.get("extra_special_tokens")
+    if isinstance(extra, list) and extra:
+        arguments["additional_special_tokens"] = [token_text(t) for t in extra]
+    if isinstance(config.get("model_max_length"), int):
+        arguments["model_max_length"] = config["model_max_length"]
+    probe = cls.check_settings(cls.__new__(cls), {})  # the settings this family knows
+    for key in SETTINGS:
+        if key in config and key in probe:
+            arguments[key] = config[key]
+    return arguments

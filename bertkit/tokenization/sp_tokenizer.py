@@ -1,0 +1,326 @@
+"""SentencePieceTokenizer: a ``.model`` file with a model family's special tokens, template and id layout.
+
+ALBERT, XLNet, T5, XLM-RoBERTa, CamemBERT and DeBERTa-v2 share everything but a few facts, which each family's class
+(``sp_families.py``) states as data: its file name, its special tokens, where they go (``[CLS] A [SEP]``,
+``A <sep> <cls>``, ...), the segment ids, the side it pads on, how its ids sit against the SentencePiece model's
+(fairseq's offset for XLM-R, tokens added after the model's pieces for T5's sentinels), and any text preparation
+before SentencePiece (ALBERT / XLNet: quotes, accents, lower case).
+
+Text → ids: special tokens written in the text are cut out whole; each piece between them is prepared, then
+segmented by ``SentencePieceProcessor`` exactly as the ``sentencepiece`` library does (byte fallback included).
+Offsets follow transformers' fast tokenizers: a token's span leaves out the spaces before it, and a lone ``▁``
+takes the span of the character it stands before.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ..atomic import write_text_atomic
+from .batch import BatchEncoding, EncodesBatches, Sequence, check_text, rust_truncation_lengths, to_tensors
+from .lookup import VocabularyLookup
+from .sentencepiece import SentencePieceProcessor
+from .sp_normalizer import SPACE_SYMBOL
+
+Span = tuple[int, int]
+ROLES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+# Prepared text: the text, and for each of its characters the span of the original it came from.
+Prepared = tuple[str, list[int], list[int]]
+
+
+def unchanged(text: str) -> Prepared:
+    """No preparation: each character is its own span."""
+    return text, list(range(len(text))), list(range(1, len(text) + 1))
+
+
+class SentencePieceTokenizer(VocabularyLookup, EncodesBatches):
+    """The shared machinery; a family's subclass sets the class attributes below."""
+
+    tokenizer_class = "SentencePieceTokenizer"
+    vocab_file_name = "spiece.model"
+    defaults: dict[str, str | None] = {}  # role → token
+    single = ("cls_token", "A", "sep_token")  # the template: roles and "A" / "B"
+    pair = ("cls_token", "A", "sep_token", "B", "sep_token")
+    segment_ids = (0, 1)  # segment of A (and its special tokens before B), of B
+    last_special_segment: int | None = None  # XLNet gives its trailing <cls> segment 2
+    pad_segment_id = 0
+    padding_side = "right"
+    token_type_ids_by_default = False
+    lstrip_tokens: tuple[str, ...] = ()  # special tokens that take the spaces before them (``<mask>``)
+    model_max_length_default = 512
+    space_in_offsets = False  # DeBERTa-v2: a token's span starts at the space before it, not at its first letter
+
+    def __init__(self, vocab_file: str | os.PathLike, *, additional_special_tokens: Iterable[str] = (),
+                 model_max_length: int | None = None, **settings: Any):
+        self.vocab_file = Path(vocab_file)
+        self.sp = SentencePieceProcessor(self.vocab_file)
+        roles = {role: settings.pop(role, self.defaults.get(role)) for role in ROLES}
+        self.settings = self.check_settings(settings)
+        for role, token in roles.items():
+            setattr(self, role, token)
+        self.additional_special_tokens = list(additional_special_tokens)
+        self.model_max_length = model_max_length or self.model_max_length_default
+        self.vocab = self.build_vocab()
+        for token in self.all_special_tokens:  # as transformers: a special token the model lacks is added after it
+            if token not in self.vocab:
+                self.vocab[token] = len(self.vocab)
+        self.ids_to_tokens = {i: t for t, i in self.vocab.items()}
+        self._specials = set(self.all_special_tokens)
+        self._by_length = sorted(self._specials, key=len, reverse=True)
+        self._spm_ids = [self.vocab.get(p, self.vocab[self.unk_token]) for p in self.sp.pieces]
+        self.fix_spm_ids(self._spm_ids)
+
+    # -- what a family changes ----------------------------------------------------------------------------
+
+    def check_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
+        """The family's own settings (``do_lower_case``, ...); anything else is an error."""
+        if settings:
+            raise TypeError(f"{type(self).__name__} got unexpected settings {sorted(settings)}")
+        return {}
+
+    def build_vocab(self) -> dict[str, int]:
+        """Token → id: the SentencePiece model's pieces at their own ids (a family may shift or add)."""
+        return {piece: i for i, piece in enumerate(self.sp.pieces)}
+
+    def fix_spm_ids(self, spm_ids: list[int]) -> None:
+        """Adjust the SentencePiece id → tokenizer id table in place (fairseq's special layout)."""
+
+    def prepare(self, text: str) -> Prepared:
+        """The text SentencePiece sees (ALBERT / XLNet change quotes, accents and case)."""
+        return unchanged(text)
+
+    # -- vocabulary ---------------------------------------------------------------------------------------
+
+    @property
+    def all_special_tokens(self) -> list[str]:
+        """The special tokens that are set, each once, then the additional ones."""
+        named = [getattr(self, role) for role in ROLES]
+        return list(dict.fromkeys(t for t in [*named, *self.additional_special_tokens] if t is not None))
+
+    @property
+    def all_special_ids(self) -> list[int]:
+        return [self.vocab[t] for t in self.all_special_tokens]
+
+    def _role_id(self, role: str) -> int | None:
+        token = getattr(self, role)
+        return None if token is None else self.vocab[token]
+
+    bos_token_id = property(lambda self: self._role_id("bos_token"))
+    eos_token_id = property(lambda self: self._role_id("eos_token"))
+    unk_token_id = property(lambda self: self._role_id("unk_token"))
+    sep_token_id = property(lambda self: self._role_id("sep_token"))
+    pad_token_id = property(lambda self: self._role_id("pad_token"))
+    cls_token_id = property(lambda self: self._role_id("cls_token"))
+    mask_token_id = property(lambda self: self._role_id("mask_token"))
+
+    def convert_tokens_to_ids(self, tokens: str | list[str]) -> int | list[int]:
+        """Token(s) → id(s); an unknown token maps to the unknown token's id."""
+        if isinstance(tokens, str):
+            return self.vocab.get(tokens, self.unk_token_id)
+        return [self.vocab.get(t, self.unk_token_id) for t in tokens]
+
+    # -- text → tokens ------------------------------------------------------------------------------------
+
+    def _segments(self, text: str) -> list[tuple[str, int, bool]]:
+        """The text cut at special tokens written in it: (piece, start, is_special)."""
+        out: list[tuple[str, int, bool]] = []
+        start = i = 0
+        while i < len(text):
+            token = next((t for t in self._by_length if text.startswith(t, i)), None)
+            if token is None:
+                i += 1
+                continue
+            before = text[start:i]
+            if token in self.lstrip_tokens:
+                before = before.rstrip()
+            out.append((before, start, False))
+            out.append((token, i, True))
+            i = start = i + len(token)
+        out.append((text[start:], start, False))
+        return [s for s in out if s[0] or s[2]]
+
+    def _tokens(self, text: str, start: int) -> list[tuple[int, Span]]:
+        """(id, span in the original text) of one text between special tokens."""
+        prepared, starts, ends = self.prepare(text)
+        if not prepared:
+            return []
+        normalized, rule_starts, rule_ends, _ = self.sp.normalizer.normalize_with_spans(prepared)
+        out = []
+        for _, i, s, e in self.sp.segment(normalized):
+            if s == e:  # a byte piece before the last of its character: empty, where the character starts
+                k = rule_starts[min(s, len(normalized) - 1)]
+                out.append((self._spm_ids[i], (starts[k] + start, starts[k] + start)))
+                continue
+            j = s
+            while j < e and normalized[j] == SPACE_SYMBOL:
+                j += 1
+            lone = j == e  # only spaces: they stand before the next character
+            k = rule_starts[e if lone and e < len(normalized) else e - 1 if lone else j]  # first char, prepared
+            last = rule_starts[e - 1]  # as the Rust normalisers: a character a rule made spans its first source
+            space_before = j > s and self.space_in_offsets and k > 0 and self.sp.normalizer.is_space(prepared[k - 1])
+            if space_before:  # DeBERTa's offsets keep the (last) space before the word
+                span = (starts[k - 1], ends[k - 1] if lone else ends[last])
+            else:
+                span = (starts[k], ends[k] if lone else ends[last])
+            out.append((self._spm_ids[i], (span[0] + start, span[1] + start)))
+        return out
+
+    def text_to_ids_with_offsets(self, text: str) -> tuple[list[int], list[Span]]:
+        """Text → ids and each token's span in ``text`` (no special tokens added)."""
+        check_text(text, "text")
+        ids: list[int] = []
+        spans: list[Span] = []
+        for piece, start, special in self._segments(text):
+            if special:
+                ids.append(self.vocab[piece])
+                spans.append((start, start + len(piece)))
+            else:
+                for i, span in self._tokens(piece, start):
+                    ids.append(i)
+                    spans.append(span)
+        return ids, spans
+
+    def text_to_ids(self, text: str) -> list[int]:
+        """Text → ids (no special tokens added)."""
+        return self.text_to_ids_with_offsets(text)[0]
+
+    def tokenize(self, text: str) -> list[str]:
+        """Text → tokens (no special tokens added)."""
+        return [self.ids_to_tokens[i] for i in self.text_to_ids(text)]
+
+    # -- tokens → model inputs ----------------------------------------------------------------------------
+
+    def build_inputs(self, ids_a: list[int], ids_b: list[int] | None, spans_a: list[Span] | None = None,
+                     spans_b: list[Span] | None = None) -> Sequence:
+        """The family's template around one text or a pair."""
+        seq = Sequence()
+        template = self.single if ids_b is None else self.pair
+        segment = self.segment_ids[0]
+        for k, part in enumerate(template):
+            if part == "A":
+                seq.append(ids_a, segment, False, spans_a)
+            elif part == "B":
+                segment = self.segment_ids[1]
+                seq.append(ids_b, segment, False, spans_b)
+            else:
+                last = k == len(template) - 1 and self.last_special_segment is not None
+                seq.append([self._role_id(part)], self.last_special_segment if last else segment, True, None)
+        return seq
+
+    def num_special_tokens_to_add(self, pair: bool = False) -> int:
+        """How many special tokens the template adds."""
+        return sum(part not in ("A", "B") for part in (self.pair if pair else self.single))
+
+    def _build(self, text: str, pair: str | None, add_special: bool, truncation: bool | str,
+               max_length: int | None, offsets: bool) -> Sequence:
+        """One sequence: tokenize, truncate (the Rust tokenizers' rule, as transformers), add special tokens."""
+        ids_a, spans_a = self.text_to_ids_with_offsets(text)
+        ids_b, spans_b = self.text_to_ids_with_offsets(pair) if pair is not None else (None, None)
+        if truncation:
+            budget = max_length - (self.num_special_tokens_to_add(pair is not None) if add_special else 0)
+            if budget < 0:
+                raise ValueError(f"max_length={max_length} leaves no room for the special tokens")
+            keep_a, keep_b = rust_truncation_lengths(len(ids_a), None if ids_b is None else len(ids_b), budget,
+                                                     truncation)
+            ids_a, spans_a = ids_a[:keep_a], spans_a[:keep_a]
+            if ids_b is not None:
+                ids_b, spans_b = ids_b[:keep_b], spans_b[:keep_b]
+        if add_special:
+            return self.build_inputs(ids_a, ids_b, spans_a, spans_b)
+        seq = Sequence()
+        seq.append(ids_a, self.segment_ids[0], False, spans_a)
+        if ids_b is not None:
+            seq.append(ids_b, self.segment_ids[1], False, spans_b)
+        return seq
+
+    def __call__(self, text: str | list[str], text_pair: str | list[str] | None = None, *,
+                 padding: bool | str = False, max_length: int | None = None, return_tensors: str | None = None,
+                 **options: Any) -> BatchEncoding:
+        """As transformers: ``input_ids``, ``attention_mask`` (+ asked-for columns), padded on the family's side."""
+        batched = not isinstance(text, str)
+        texts = list(text) if batched else [text]
+        pairs = None if text_pair is None else (list(text_pair) if batched else [text_pair])
+        plain = EncodesBatches.__call__(self, texts, pairs, padding=False, max_length=max_length, **options)
+        length = _padded_length([len(row) for row in plain["input_ids"]], padding, max_length,
+                                self.model_max_length)
+        columns = dict(plain)
+        if length is not None:
+            fill = {"input_ids": self.pad_token_id, "token_type_ids": self.pad_segment_id, "attention_mask": 0,
+                    "special_tokens_mask": 1, "offset_mapping": (0, 0)}
+            for name, rows in columns.items():
+                pads = [[fill[name]] * (length - len(row)) for row in rows]
+                columns[name] = [p + row if self.padding_side == "left" else row + p
+                                 for p, row in zip(pads, rows, strict=True)]
+        if not batched and return_tensors is None:
+            columns = {name: rows[0] for name, rows in columns.items()}
+        return BatchEncoding(to_tensors(columns, return_tensors))
+
+    def encode(self, text: str, text_pair: str | None = None, add_special_tokens: bool = True,
+               truncation: bool | str = False, max_length: int | None = None) -> list[int]:
+        """Text (and an optional pair) → ids with the family's special tokens."""
+        return self(text, text_pair, add_special_tokens=add_special_tokens, truncation=truncation,
+                    max_length=max_length)["input_ids"]
+
+    # -- ids → text ---------------------------------------------------------------------------------------
+
+    def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
+        """Ids → text: SentencePiece's decoding, special tokens written out unless skipped."""
+        if hasattr(ids, "tolist"):
+            ids = ids.tolist()
+        reverse = {tid: spm for spm, tid in enumerate(self._spm_ids)}
+        out, run = [], []
+        for i in [ids] if isinstance(ids, int) else ids:
+            token = self.ids_to_tokens[int(i)]
+            if token in self._specials:
+                if run:
+                    out.append(self.sp.decode(run))
+                    run = []
+                if not skip_special_tokens:
+                    out.append(token)
+            else:
+                run.append(reverse.get(int(i), self.sp.unk_id))
+        if run:
+            out.append(self.sp.decode(run))
+        return " ".join(part for part in out if part)
+
+    # -- files --------------------------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike, **overrides: Any) -> SentencePieceTokenizer:
+        """A folder with the family's ``.model`` file and, if present, ``tokenizer_config.json``."""
+        from .sp_files import tokenizer_arguments
+
+        return cls(**{**tokenizer_arguments(Path(folder), cls), **overrides})
+
+    def save_pretrained(self, folder: str | os.PathLike) -> list[Path]:
+        """Write the ``.model`` file and ``tokenizer_config.json`` (transformers reads them back)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        target = folder / self.vocab_file_name
+        if target.resolve() != self.vocab_file.resolve():
+            shutil.copyfile(self.vocab_file, target)
+        config = {"tokenizer_class": self.tokenizer_class, "model_max_length": self.model_max_length,
+                  **{role: getattr(self, role) for role in ROLES if getattr(self, role) is not None},
+                  **self.settings}
+        if self.additional_special_tokens:
+            config["additional_special_tokens"] = self.additional_special_tokens
+        write_text_atomic(folder / "tokenizer_config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+        return [target, folder / "tokenizer_config.json"]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.vocab_file.name}, vocab_size={len(self.vocab)})"
+
+
+def _padded_length(lengths: list[int], padding: bool | str, max_length: int | None,
+                   model_max_length: int) -> int | None:
+    from .batch import padded_length
+
+    if padding == "max_length" and max_length is None:
+        max_length = model_max_length
+    return padded_length(lengths, padding, max_length)
+

@@ -1,0 +1,140 @@
+"""ALBERT, XLNet, T5, XLM-R, CamemBERT and DeBERTa-v2 tokenizers from a SentencePiece model give transformers' ids.
+
+Each family's folder holds a model SentencePiece's trainer made from installed text (Python docs + Debian handbook
+in 26 languages), with that family's special pieces at their ids. Oracles: transformers 5's tokenizer of the same
+folder (ids, offsets, pairs, truncation, padding, save/load) and the ``sentencepiece`` library (segmentation).
+Where the two oracles differ, bertkit follows sentencepiece, and the tests check both sides:
+
+* equal-score segmentations (runs of ``-``): the Rust Unigram breaks the tie differently; the scores are equal;
+* byte fallback: transformers 5 drops it (``<unk>``), sentencepiece and bertkit spell unknown characters in bytes.
+"""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import sentencepiece
+import transformers
+from sentencepiece_fixtures import HARD_TEXT, held_out_lines, training_lines
+
+from bertkit.tokenization import AutoTokenizer
+from bertkit.tokenization.sp_families import FAMILIES
+
+# family → (file name, trainer options giving the family's special pieces at their ids)
+FOLDERS = {
+    "AlbertTokenizer": ("spiece.model", {"pad_id": 0, "unk_id": 1, "bos_id": -1, "eos_id": -1,
+                                         "control_symbols": ["[CLS]", "[SEP]", "[MASK]"]}),
+    "XLNetTokenizer": ("spiece.model", {"control_symbols": ["<cls>", "<sep>", "<pad>", "<mask>", "<eod>", "<eop>"]}),
+    "T5Tokenizer": ("spiece.model", {"pad_id": 0, "eos_id": 1, "unk_id": 2, "bos_id": -1}),
+    "XLMRobertaTokenizer": ("sentencepiece.bpe.model", {}),
+    "CamembertTokenizer": ("sentencepiece.bpe.model", {}),
+    "DebertaV2Tokenizer": ("spm.model", {"pad_id": 0, "unk_id": 3, "bos_id": -1, "eos_id": -1,
+                                         "control_symbols": ["[CLS]", "[SEP]"], "pad_piece": "[PAD]",
+                                         "unk_piece": "[UNK]"}),
+}
+MODEL_TYPES = {"AlbertTokenizer": "albert", "XLNetTokenizer": "xlnet", "T5Tokenizer": "t5",
+               "XLMRobertaTokenizer": "xlm-roberta", "CamembertTokenizer": "camembert",
+               "DebertaV2Tokenizer": "deberta-v2"}
+SAMPLE = 60
+
+
+def _train(folder, file_name, options, byte_fallback=False):
+    text = folder.parent / "train.txt"
+    if not text.exists():
+        text.write_text("\n".join(training_lines()[::2]) + "\n", encoding="utf-8")
+    folder.mkdir()
+    sentencepiece.SentencePieceTrainer.train(input=str(text), model_prefix=str(folder / "m"), vocab_size=1000,
+                                             character_coverage=0.995, num_threads=1, minloglevel=2,
+                                             byte_fallback=byte_fallback, **options)
+    (folder / "m.model").rename(folder / file_name)
+    (folder / "m.vocab").unlink()
+    return folder
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> dict:
+    root = tmp_path_factory.mktemp("families")
+    return {name: _train(root / name, *FOLDERS[name]) for name in FOLDERS}
+
+
+def _tokenizers(folders, name):
+    return FAMILIES[name].from_pretrained(folders[name]), getattr(transformers, name).from_pretrained(folders[name])
+
+
+def _explained(ours, theirs, text, ids, expected) -> bool:
+    """A difference is allowed where transformers picked another segmentation with the same score."""
+    model = sentencepiece.SentencePieceProcessor(model_file=str(ours.vocab_file))
+    reverse = {tid: spm for spm, tid in enumerate(ours._spm_ids)}
+    def score(sequence):
+        return sum(model.get_score(reverse[i]) for i in sequence if i not in ours.all_special_ids)
+    same_text = ours.decode(ids, skip_special_tokens=True) == ours.decode(expected, skip_special_tokens=True)
+    return same_text and abs(score(ids) - score(expected)) < 1e-3
+
+
+@pytest.mark.parametrize("name", FOLDERS)
+def test_ids_and_offsets_equal_transformers(folders, name):
+    ours, theirs = _tokenizers(folders, name)
+    ties = 0
+    for text in list(held_out_lines()[::SAMPLE]) + HARD_TEXT:
+        got = ours(text, return_offsets_mapping=True)
+        expected = theirs(text, return_offsets_mapping=True)
+        if got["input_ids"] != expected["input_ids"]:
+            assert _explained(ours, theirs, text, got["input_ids"], expected["input_ids"]), text
+            ties += 1
+            continue
+        assert got["offset_mapping"] == [tuple(span) for span in expected["offset_mapping"]], text
+    assert ties < 10
+
+
+@pytest.mark.parametrize("name", FOLDERS)
+def test_pairs_truncation_padding_and_tensors_as_transformers(folders, name):
+    ours, theirs = _tokenizers(folders, name)
+    firsts = ["The quick brown fox jumps over the lazy dog.", "Ça coûte 12,50 €", "短い", "x"]
+    seconds = ["A second sentence, somewhat longer than the first one.", "b", "日本語の文です。", "y z"]
+    for options in ({}, {"padding": True}, {"padding": "max_length", "max_length": 64},
+                    {"truncation": True, "max_length": 12, "padding": True},
+                    {"truncation": "only_second", "max_length": 36, "padding": True},
+                    {"return_token_type_ids": True, "return_special_tokens_mask": True, "padding": True}):
+        got = ours(firsts, seconds, **options)
+        expected = theirs(firsts, seconds, **options)
+        assert set(got) == set(expected), options
+        for key in expected:
+            assert got[key] == expected[key], (options, key)
+    got = ours(firsts, padding=True, return_tensors="pt")
+    expected = theirs(firsts, padding=True, return_tensors="pt")
+    assert all((got[k] == expected[k]).all() for k in expected)
+
+
+@pytest.mark.parametrize("name", FOLDERS)
+def test_saved_folders_load_in_transformers_and_through_auto_tokenizer(folders, name, tmp_path):
+    ours, theirs = _tokenizers(folders, name)
+    saved = ours.save_pretrained(tmp_path / "saved")[0].parent
+    reloaded = getattr(transformers, name).from_pretrained(saved)
+    texts = list(held_out_lines()[::400])
+    assert [reloaded(t)["input_ids"] for t in texts] == [theirs(t)["input_ids"] for t in texts]
+    assert type(AutoTokenizer.from_pretrained(saved)) is FAMILIES[name]
+    plain = tmp_path / "plain"  # no tokenizer_config.json: the model type decides
+    plain.mkdir()
+    shutil.copy(ours.vocab_file, plain / ours.vocab_file.name)
+    (plain / "config.json").write_text(f'{{"model_type": "{MODEL_TYPES[name]}"}}')
+    assert type(AutoTokenizer.from_pretrained(plain)) is FAMILIES[name]
+
+
+def test_special_tokens_written_in_the_text(folders):
+    for name, text in (("XLNetTokenizer", "a <mask> b<sep>"), ("XLMRobertaTokenizer", "fill <mask> here </s>"),
+                       ("T5Tokenizer", "The <extra_id_0> walks in <extra_id_1> park")):
+        ours, theirs = _tokenizers(folders, name)
+        assert ours(text)["input_ids"] == theirs(text)["input_ids"], name
+
+
+def test_byte_fallback_follows_sentencepiece_where_transformers_drops_it(tmp_path):
+    folder = _train(tmp_path / "albert-bytes", *FOLDERS["AlbertTokenizer"], byte_fallback=True)
+    ours, theirs = FAMILIES["AlbertTokenizer"].from_pretrained(folder), transformers.AlbertTokenizer.from_pretrained(
+        folder)
+    text = "dna \U0001f9ec here"
+    library = sentencepiece.SentencePieceProcessor(model_file=str(folder / "spiece.model"))
+    assert ours.encode(text, add_special_tokens=False) == library.encode(text)  # ALBERT's preparation is a no-op here
+    assert "<0xF0>" in ours.tokenize(text)
+    assert ours.decode(ours.encode(text), skip_special_tokens=True) == text
+    assert "<unk>" in theirs.convert_ids_to_tokens(theirs(text)["input_ids"])  # transformers 5: no byte fallback
