@@ -78,7 +78,10 @@ def test_predict_reads_the_columns_the_model_was_trained_with(tmp_path, capsys):
         writer.writerows((e["text"], e["label"]) for e in sentiment_examples(40, 0))
     assert main(["finetune", f"model={folder}", f"train_file={path}", "columns={text: review, label: sentiment}",
                  f"output_dir={tmp_path / 'out'}", "epochs=1", "max_length=24", "progress=false", "threads=1"]) == 0
-    capsys.readouterr()
+    # pooling: auto on a plain encoder folder (a pooler no pair head trained): the mean, said and saved
+    assert "pooling: mean (the mean of the tokens: the folder's pooler has no sentence-pair head" in \
+        capsys.readouterr().err
+    assert json.loads((tmp_path / "out" / "best" / "config.json").read_text())["pooling"] == "mean"
     assert main(["predict", "--model", str(tmp_path / "out" / "best"), str(path)]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 40 and all(json.loads(line)["label"] in ("pos", "neg") for line in lines)

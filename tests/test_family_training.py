@@ -159,7 +159,8 @@ def test_fine_tuning_from_scratch_as_another_architecture(tmp_path, capsys):
     train.write_text("".join(json.dumps(e) + "\n" for e in sentiment_examples(48, 0)))
     common = [f"model={folder}", f"train_file={train}", "epochs=1", "batch_size=8", "max_length=24",
               "progress=false", "threads=1"]
-    assert main(["finetune", *common, f"output_dir={tmp_path / 'albert'}", "init=random", "architecture=albert"]) == 0
+    assert main(["finetune", *common, f"output_dir={tmp_path / 'albert'}", "init=random", "architecture=albert",
+                 "pooling=pooled"]) == 0  # transformers' own class
     written = json.loads((tmp_path / "albert" / "best" / "config.json").read_text())
     assert written["model_type"] == "albert" and written["architectures"] == ["AlbertForSequenceClassification"]
     assert written["num_hidden_groups"] == 1
@@ -177,7 +178,7 @@ def test_a_regression_folder_loads_in_transformers_with_one_output(tmp_path):
             for e in sentiment_examples(48, 0)]
     train = tmp_path / "train.jsonl"
     train.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    assert main(["finetune", "task=regression", f"model={folder}", f"train_file={train}", "epochs=1",
+    assert main(["finetune", "task=regression", f"model={folder}", f"train_file={train}", "epochs=1", "pooling=pooled",
                  "max_length=24", "progress=false", "threads=1", f"output_dir={tmp_path / 'out'}"]) == 0
     from bertkit.finetuning.predict import load_predictor
     from bertkit.tokenization import BertTokenizer

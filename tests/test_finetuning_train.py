@@ -37,7 +37,7 @@ def trained(tmp_path_factory, tiny_dir):  # noqa: F811
     tmp = tmp_path_factory.mktemp("cls")
     data = files(tmp, {"train": sentiment_examples(320, 0), "dev": sentiment_examples(80, 1),
                        "test": sentiment_examples(80, 2)})
-    config = quick(tmp, tiny_dir, **data, evals_per_epoch=2)
+    config = quick(tmp, tiny_dir, **data, evals_per_epoch=2, pooling="pooled")  # transformers' own head
     return config, finetune(config)
 
 

@@ -50,7 +50,7 @@ class FinetuneConfig(Options):
     architecture: str | None = None  # init: random only: the folder's sizes as another architecture of the family
     classifier_head: str = "linear"  # linear | two_layer
     classifier_dropout: float | None = None  # dropout before the head; none: the folder's hidden_dropout_prob
-    pooling: str = "pooled"  # the sentence vector the head reads: pooled (BERT's pooler), cls, mean, max, …
+    pooling: str = "auto"  # the vector the head reads: auto (the folder's own), pooled (BERT's pooler), cls, mean, …
     train_head_only: bool = False  # freeze the encoder, train the head (the peft method `head`)
     # parameter-efficient fine-tuning (bertkit.peft): a method, and its settings (peft's names, LoRA's prefixed)
     peft: str | None = None  # lora, houlsby, pfeiffer, prefix, ptuning_v2, prompt, ptuning, bitfit, head
@@ -120,7 +120,7 @@ class FinetuneConfig(Options):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         for name, allowed in (("lr_schedule", tuple(SCHEDULES)), ("long_text", STRATEGIES),
-                              ("classifier_head", CLASSIFIER_HEADS), ("pooling", POOLINGS)):
+                              ("classifier_head", CLASSIFIER_HEADS), ("pooling", ("auto", *POOLINGS))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.attention not in ATTENTIONS:

@@ -42,6 +42,7 @@ from .config import FinetuneConfig
 from .data import LabelMap, load_examples, normalize_text, split_examples
 from .datasets import dataset_task, load_dataset
 from .models import MODEL_CLASSES, TaskConfig
+from .pooling_choice import AUTO, folder_pooling
 from .tasks import build_task
 
 logger = logging.getLogger(__name__)
@@ -128,8 +129,18 @@ def task_config(config: FinetuneConfig, base: BertConfig, labels: LabelMap, word
                                                 "columns", "attention", "local_window")}
     return TaskConfig(**shape, id2label=labels.id2label, label2id=labels.label2id,
                       problem_type=PROBLEM_TYPE.get(config.task), classifier_dropout=config.classifier_dropout,
-                      classifier_head=config.classifier_head, pooling=config.pooling,
+                      classifier_head=config.classifier_head, pooling=resolved_pooling(config)[0],
                       finetuning=settings | {"words": words})
+
+
+def resolved_pooling(config: FinetuneConfig) -> tuple[str, str]:
+    """The pooling this run uses and why: the config's, or for ``auto`` the folder's own (pooling_choice.py)."""
+    if config.pooling != AUTO:
+        return config.pooling, "as the config says"
+    pooling, why = folder_pooling(model_dir(config))
+    if pooling == "pooled" and config.architecture not in (None, "bert", "albert"):  # init: random as another one
+        return "mean", f"the mean of the tokens: a fresh {config.architecture} has no trained pooler"
+    return pooling, why
 
 
 def build_model(config: FinetuneConfig, labels: LabelMap, words: str = "whitespace") -> torch.nn.Module:
@@ -195,6 +206,8 @@ def _finetune(config: FinetuneConfig, on_evaluate: Callable[[dict[str, float]], 
     seed_everything(config.seed)
     splits = load_splits(config)
     print(data_summary(config, splits), file=sys.stderr)
+    if config.task in ("classification", "multi_label", "regression"):
+        print("pooling: {} ({})".format(*resolved_pooling(config)), file=sys.stderr)
     tokenizer = AutoTokenizer.from_pretrained(model_dir(config))
     if any(e.get("text_pair") for e in splits["train"][:1000]) and hasattr(tokenizer, "pair_truncation"):
         print(f"pairs past max_length={config.max_length} are cut by the {tokenizer.pair_truncation!r} rule "

@@ -21,6 +21,7 @@ PAIRS = ["great fun ||| a film", "dull ||| the plot", "a film ||| boring", "grea
 def fine_tuned(tmp_path, model, task, rows, **settings):
     for split, seed in (("train", 0), ("dev", 1), ("test", 2)):
         (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows(seed)))
+    settings = {"pooling": "pooled"} | settings  # transformers' own classes are the oracles here
     config = FinetuneConfig(model=str(model), task=task, output_dir=str(tmp_path / "out"), max_length=32, epochs=1,
                             batch_size=16, learning_rate=3e-3, progress=False, threads=1, **settings,
                             **{f"{s}_file": str(tmp_path / f"{s}.jsonl") for s in ("train", "dev", "test")})
@@ -146,6 +147,7 @@ def test_a_lora_adapter_folder_serves_what_peft_computes(tmp_path, tiny_dir):  #
         (tmp_path / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in sentiment_examples(64, seed)))
     config = FinetuneConfig(model=str(tiny_dir), output_dir=str(tmp_path / "out"), max_length=32, epochs=1,
                             batch_size=16, learning_rate=3e-3, progress=False, threads=1, peft="lora", lora_r=4,
+                            pooling="pooled",
                             **{f"{s}_file": str(tmp_path / f"{s}.jsonl") for s in ("train", "dev", "test")})
     finetune(config)
     best = tmp_path / "out" / "best"
