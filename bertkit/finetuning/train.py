@@ -175,6 +175,10 @@ def finetune(
     ``resume`` continues from ``output_dir``'s latest checkpoint (``save_steps``)."""
     resolve_device(config.device)  # device: cuda where there is none fails here, before any work
     check_output_dir(config.output_dir, resume, config.overwrite)  # an earlier run is never silently replaced
+    if resume:
+        check_resumed_config(config.output_dir, config)  # the same run, or a refusal naming what differs
+    if config.save_steps:  # beside the checkpoints --resume continues from
+        save_run_config(config.output_dir, config)
     with cpu_threads(config.threads):
         return _finetune(config, on_evaluate, resume)
 
@@ -186,10 +190,6 @@ def data_summary(config: FinetuneConfig, splits: dict[str, list[dict[str, Any]]]
     line = (f"data ({source}): train {len(splits['train']):,}, dev {len(splits['dev']):,} ({dev_from}), "
             f"test {len(splits['test']):,}")
     if config.task in ("classification", "multi_label"):
-    if resume:
-        check_resumed_config(config.output_dir, config)  # the same run, or a refusal naming what differs
-    if config.save_steps:  # beside the checkpoints --resume continues from
-        save_run_config(config.output_dir, config)
         counts = Counter(label for e in splits["train"]
                          for label in (e["label"] if isinstance(e["label"], list) else [e["label"]]))
         total = sum(counts.values())
