@@ -49,6 +49,19 @@ class DoubleArray:
         return found
 
 
+    def has_longer_keys(self, key: bytes) -> bool:
+        """Whether some key in the trie starts with ``key`` and is longer (a rule spanning further characters)."""
+        units = self.units
+        node = _offset(units[0])
+        for byte in key:
+            node ^= byte
+            if node >= len(units) or units[node] & ((1 << 31) | 0xFF) != byte:
+                return False
+            node ^= _offset(units[node])
+        return any(node ^ label < len(units) and units[node ^ label] & ((1 << 31) | 0xFF) == label
+                   for label in range(1, 256))
+
+
 class PrecompiledCharsmap:
     """The normalisation rules of a SentencePiece model: longest-match replacement of input bytes."""
 
@@ -71,6 +84,15 @@ class PrecompiledCharsmap:
                 raise CharsmapError(f"the charsmap points at byte {value} of its {len(self.strings)} string bytes")
             cached = self._replacements[value] = self.strings[value:end]
         return cached
+
+    def single(self, char: str) -> tuple[str | None, bool]:
+        """One character's replacement (None: kept), and whether that is final: no longer rule starts with it."""
+        data = char.encode("utf-8", "surrogatepass")
+        found = self.trie.prefixes(data)
+        if found and found[-1][1] != len(data):
+            return None, False  # a rule ending inside the character: leave it to the general search
+        replacement = self.replacement(found[-1][0]).decode("utf-8", "replace") if found else None
+        return replacement, not self.trie.has_longer_keys(data)
 
     def longest_match(self, key: bytes, start: int) -> tuple[bytes, int] | None:
         """The replacement of the longest rule matching at ``start`` and the bytes it consumes, or None."""

@@ -32,10 +32,11 @@ from .sentencepiece_model import (
 )
 from .sp_bpe import SentencePieceBPE
 from .sp_normalizer import SPACE_SYMBOL, Normalizer
-from .unigram import UnigramModel
+from .unigram import UnigramModel, f32
 
 KNOWN_NORMALIZERS = {"identity", "nfkc", "nmt_nfkc", "nfkc_cf", "nmt_nfkc_cf", "user_defined", ""}
 _CACHE_LIMIT = 500_000  # words
+_WORDWISE_LIMIT = 3000  # characters; beyond, the running score may reach SentencePiece's reset at 100,000
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,8 @@ class SentencePieceProcessor:
         else:
             self.bpe = SentencePieceBPE(pieces, scores, types, self.unk_id, user_defined)
         self._cache: dict[str, list[tuple[str, int, int, int]]] = {}
+        self._by_word = not trainer["treat_whitespace_as_suffix"] and all(
+            SPACE_SYMBOL not in p[1:] for p, t in zip(pieces, types, strict=True) if t != BYTE)
 
     def _check(self) -> None:
         """Refuse what SentencePiece refuses, and what bertkit does not reproduce, naming the file and the part."""
@@ -171,7 +174,48 @@ class SentencePieceProcessor:
     # -- text → pieces ------------------------------------------------------------------------------------
 
     def _segment(self, normalized: str) -> list[tuple[str, int, int, int]]:
-        """(piece, id, start, end) over the normalised text, by the model's best segmentation."""
+        """(piece, id, start, end) over the normalised text, by the model's best segmentation.
+
+        When no piece holds ``▁`` past its first character, no piece crosses the start of a word, so each word
+        (a run from one ``▁`` to the next) is segmented alone and remembered: real text repeats its words. Unigram
+        adds scores in float32 from the start of the text, so a word whose best segmentation won by less than
+        float32's rounding at the running score is segmented again from that score, as SentencePiece does.
+        """
+        if not self._by_word or len(normalized) > _WORDWISE_LIMIT:
+            return self._segment_run(normalized, 0)
+        out: list[tuple[str, int, int, int]] = []
+        unigram = self.unigram if self.model_type == "unigram" else None
+        cache, base, start = self._cache, 0.0, 0
+        while start < len(normalized):
+            end = normalized.find(SPACE_SYMBOL, start + 1)
+            end = len(normalized) if end < 0 else end
+            word = normalized[start:end]
+            found = cache.get(word)
+            if found is None:
+                if len(cache) >= _CACHE_LIMIT:
+                    cache.clear()
+                found = cache[word] = self._remember(word)
+            segments, steps, gap, total = found
+            if unigram is not None:
+                if gap <= 4.8e-7 * (len(word) + 1) * (abs(base) + abs(total) + 1.0):  # too close: recompute
+                    path = unigram.best_path(word, base)[0]
+                    segments = [(word[s:e], i, s, e) for s, e, i in path]
+                    steps = unigram.step_scores(word, path)
+                for step in steps:
+                    base = f32(base + step)
+            out += [(p, i, s + start, e + start) for p, i, s, e in segments] if start else segments
+            start = end
+        return out
+
+    def _remember(self, word: str) -> tuple[list, list[float], float, float]:
+        """A word's segmentation (from score 0), its pieces' scores, its closest decision and its score."""
+        if self.model_type != "unigram":
+            return self._segment_run(word, 0), [], math.inf, 0.0
+        path, total, gap = self.unigram.best_path(word)
+        return [(word[s:e], i, s, e) for s, e, i in path], self.unigram.step_scores(word, path), gap, total
+
+    def _segment_run(self, normalized: str, offset: int) -> list[tuple[str, int, int, int]]:
+        """The model's segmentation of one run of normalised text."""
         if self.model_type == "unigram":
             return [(normalized[s:e], i, s, e) for s, e, i in self.unigram.viterbi(normalized)]
         out, position = [], 0

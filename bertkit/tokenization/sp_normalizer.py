@@ -52,6 +52,7 @@ class Normalizer:
         self.escape_whitespaces = spec.get("escape_whitespaces", True)
         self.treat_whitespace_as_suffix = treat_whitespace_as_suffix
         self.matcher = PrefixMatcher(list(user_defined)) if user_defined else None
+        self._single: dict[str, tuple[str | None, bool]] = {}  # character → (replacement, no longer rule)
 
     def _prefix(self, text: str, data: bytes | None, i: int, b: int) -> tuple[str, int, int]:
         """The normalised form of the text at char ``i`` / byte ``b``: (replacement, chars, bytes consumed)."""
@@ -59,8 +60,14 @@ class Normalizer:
             symbol = self.matcher.match(text, i)
             if symbol is not None:
                 return symbol, len(symbol), len(symbol.encode("utf-8", "surrogatepass"))
+        char = text[i]
         if self.charsmap is None:
-            return text[i], 1, utf8_length(text[i])
+            return char, 1, utf8_length(char)
+        single = self._single.get(char)
+        if single is None:
+            single = self._single[char] = self.charsmap.single(char)
+        if single[1]:  # the common case: a rule of this one character, or none, and nothing longer
+            return (char if single[0] is None else single[0]), 1, utf8_length(char)
         found = self.charsmap.longest_match(data, b)
         if found is None:
             return text[i], 1, utf8_length(text[i])

@@ -74,32 +74,41 @@ class UnigramModel:
         return f32(0.1 * (length - 1))  # SentencePiece 0.2's bonus: the longest user-defined symbol wins
 
     def viterbi(self, text: str) -> list[tuple[int, int, int]]:
-        """The best segmentation: (start, end, id) per piece; unknown characters get ``unk_id``.
+        """The best segmentation: (start, end, id) per piece; unknown characters get ``unk_id``."""
+        return self.best_path(text)[0]
+
+    def best_path(self, text: str, base: float = 0.0) -> tuple[list[tuple[int, int, int]], float, float]:
+        """The best segmentation of ``text`` reached with score ``base``, its score, and the smallest gap between
+        two candidates for one position (how close the decisions were; 0 for a tie).
 
         SentencePiece's ``EncodeOptimized``, float32 sums and all: when the running score passes ±100,000 the scores
         ahead are shifted back towards 0 so float32 keeps its precision, and the shift changes float32's rounding.
         """
         n = len(text)
-        best = [0.0] * (n + 1)
+        best = [base] + [0.0] * n
         back: list[tuple[int, int] | None] = [None] * (n + 1)  # (start, id) of the best piece ending here
-        frontier = 0
+        frontier, gap = 0, math.inf
         for start in range(n):
-            base = best[start]
-            if abs(base) > SCORE_RESET:
+            here = best[start]
+            if abs(here) > SCORE_RESET:
                 for k in range(start, frontier + 1):
                     if k == start or back[k] is not None:
-                        best[k] = f32(best[k] - base)
-                base = 0.0
+                        best[k] = f32(best[k] - here)
+                here = 0.0
             single = False
             for end, i in self._matches(text, start):
                 frontier = max(frontier, end)
-                score = f32(base + self._score(i, text, start, end, True))
+                score = f32(here + self._score(i, text, start, end, True))
+                if back[end] is not None:
+                    gap = min(gap, abs(score - best[end]))
                 if back[end] is None or score > best[end]:
                     best[end], back[end] = score, (start, i)
                 single = single or end == start + 1
             if not single:
                 frontier = max(frontier, start + 1)
-                score = f32(base + self.unk_score)
+                score = f32(here + self.unk_score)
+                if back[start + 1] is not None:
+                    gap = min(gap, abs(score - best[start + 1]))
                 if back[start + 1] is None or score > best[start + 1]:
                     best[start + 1], back[start + 1] = score, (start, self.unk_id)
         out, end = [], n
@@ -107,7 +116,11 @@ class UnigramModel:
             start, i = back[end]
             out.append((start, end, i))
             end = start
-        return out[::-1]
+        return out[::-1], best[n], gap
+
+    def step_scores(self, text: str, path: list[tuple[int, int, int]]) -> list[float]:
+        """The score each piece of a path adds, as the Viterbi pass adds it."""
+        return [self.unk_score if i == self.unk_id else self._score(i, text, s, e, True) for s, e, i in path]
 
     # -- the lattice: n-best and sampling -----------------------------------------------------------------
 
