@@ -124,6 +124,7 @@ def create_app(settings: ServerSettings, metrics: ServerMetrics | None = None, i
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         state["client"] = front.client = AsyncBertClient(front_address(settings), settings.port, settings.port_out)
+        # -max_seq_len (25 by default) keeps every layer's and head's map small enough to send; answers say the cut
         state["inspector"] = await asyncio.to_thread(Inspector, settings.model_dir, settings.cased_tokenization,
                                                      front.max_length if front.classifier else settings.max_seq_len)
         yield
@@ -138,12 +139,6 @@ def create_app(settings: ServerSettings, metrics: ServerMetrics | None = None, i
 
     async def encode(items: list) -> tuple[np.ndarray, list | str]:
         return await state["client"].encode(items)
-
-    def sentence_vectors(vectors: np.ndarray) -> np.ndarray:
-        if vectors.ndim != 2:
-            raise ValueError("the server runs pooling_strategy NONE (token vectors); this endpoint needs one "
-                             "vector per text: start it with another -pooling_strategy")
-        return vectors
 
     @app.get("/", include_in_schema=False)
     async def page() -> FileResponse:
@@ -185,14 +180,17 @@ def create_app(settings: ServerSettings, metrics: ServerMetrics | None = None, i
 
     @app.post("/similarity", response_model=None)
     async def similarity(body: TeiSimilarityRequest | SimilarityRequest) -> dict | Response:
-        """TEI's ``{"inputs": {"source_sentence", "sentences"}}`` → cosines; bertkit's ``{"texts"}`` → the cosine
-        matrix of the server's (bert-as-service) embeddings."""
+        """TEI's ``{"inputs": {"source_sentence", "sentences"}}`` → cosines; bertkit's ``{"texts"}`` → their cosine
+        matrix. Both shapes embed as the folder does (its pooling, layer and length, as ``bertkit encode`` and
+        ``demo``), so one route gives one number for one pair of sentences."""
         if isinstance(body, TeiSimilarityRequest):
             return await tei_similarity(front, body)
-        front.need_embeddings()
-        vectors = sentence_vectors((await encode(body.texts))[0]).astype(np.float64)
-        unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        return {"texts": body.texts, "matrix": (unit @ unit.T).round(6).tolist()}
+        front.check_count(len(body.texts), "texts")
+        vectors, usage = await front.embeddings(list(body.texts), normalize=True)
+        unit = vectors.astype(np.float64)
+        return {"texts": body.texts, "matrix": (unit @ unit.T).round(6).tolist(),
+                "pooling": front.sentence["pooling"], "max_seq_length": front.max_length,
+                "truncated_inputs": usage["truncated_inputs"]}
 
     @app.post("/attention")
     async def attention(body: AttentionRequest) -> dict:

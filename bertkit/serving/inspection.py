@@ -48,7 +48,14 @@ class Inspector:
         enc = self.tokenizer(text, text_pair, truncation=True, max_length=self.max_tokens,
                              return_offsets_mapping=True)
         return {"tokens": self.tokenizer.convert_ids_to_tokens(enc["input_ids"]), "ids": enc["input_ids"],
-                "segment_ids": enc["token_type_ids"], "offsets": [list(span) for span in enc["offset_mapping"]]}
+                "segment_ids": enc["token_type_ids"], "offsets": [list(span) for span in enc["offset_mapping"]],
+                **self.cut(text, text_pair)}
+
+    def cut(self, text: str, text_pair: str | None) -> dict:
+        """``{"max_tokens", "total_tokens"}``: how many tokens the text has and how many of them are looked at, so
+        that a caller can say when the rest was cut."""
+        total = len(self.tokenizer(text, text_pair)["input_ids"])
+        return {"max_tokens": self.max_tokens, "total_tokens": total}
 
     def _inputs(self, text: str, text_pair: str | None) -> tuple[list[str], torch.Tensor, torch.Tensor]:
         enc = self.tokenizer(text, text_pair, truncation=True, max_length=self.max_tokens, return_tensors="pt")
@@ -71,7 +78,7 @@ class Inspector:
         stacked = torch.stack([m[0] for m in chosen])  # (layers, heads, T, T)
         if head is not None:
             stacked = stacked[:, head : head + 1]
-        return {"tokens": tokens, "num_layers": depth, "num_heads": heads,
+        return {"tokens": tokens, "num_layers": depth, "num_heads": heads, **self.cut(text, text_pair),
                 "layer": layer, "head": head, "attention": stacked.round(decimals=5).tolist()}
 
     @torch.inference_mode()

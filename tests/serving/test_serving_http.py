@@ -39,11 +39,24 @@ def test_tokenize_matches_transformers(http, hf_tokenizer):
     assert body["tokens"][4] == "split" and body["offsets"][4] == [11, 16]
 
 
-def test_similarity_is_the_cosine_of_the_embeddings(http, local):
+def test_similarity_is_the_cosine_of_the_folders_embeddings_whatever_the_body(http, minilm_dir):
+    """One route, one number: {"texts"} and TEI's {"inputs"} both embed as the folder does (as encode / demo)."""
+    from bertkit import SentenceEncoder
+
     body = http.post("/similarity", json={"texts": SENTENCES}).json()
-    vectors = local(SENTENCES)
-    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-    np.testing.assert_allclose(np.array(body["matrix"]), unit @ unit.T, atol=1e-5)
+    vectors = SentenceEncoder.from_pretrained(minilm_dir).encode(SENTENCES)  # mean, unit length, 256 tokens
+    np.testing.assert_allclose(np.array(body["matrix"]), vectors @ vectors.T, atol=1e-5)
+    assert body["pooling"] == "mean" and body["max_seq_length"] == 256 and body["truncated_inputs"] == 0
+    tei = http.post("/similarity", json={"inputs": {"source_sentence": SENTENCES[0], "sentences": SENTENCES[1:]}})
+    np.testing.assert_allclose(tei.json(), body["matrix"][0][1:], atol=1e-5)
+    assert [round(x, 3) for x in body["matrix"][0][1:]] == [0.624, 0.598]  # bertkit demo's numbers
+
+
+def test_inspection_says_where_it_cut_the_text(http):
+    long_text = " ".join(["word"] * 40)
+    for route in ("/tokenize", "/attention"):
+        body = http.post(route, json={"text": long_text}).json()
+        assert (body["max_tokens"], body["total_tokens"], len(body["tokens"])) == (25, 42, 25), route
 
 
 def test_attention_matches_transformers(http, minilm_dir, hf_tokenizer):

@@ -73,9 +73,26 @@ def test_page_shows_tokens_attention_similarity(browser, minilm_server, tmp_path
     matrix = np.array(api.post("/similarity", json={"texts": sentences}).json()["matrix"])
     np.testing.assert_allclose(np.array(shown, dtype=float), matrix, atol=1e-3)
     assert matrix[0, 1] > matrix[0, 2]
+    tei = api.post("/similarity", json={"inputs": {"source_sentence": sentences[0], "sentences": sentences[1:]}})
+    np.testing.assert_allclose(np.array(shown, dtype=float)[0, 1:], tei.json(), atol=1e-3)  # what /embed gives
+    assert "mean pooling, up to 256 tokens" in browser.evaluate(
+        "document.getElementById('similarity-caption').textContent")
 
-    fill_mask = browser.evaluate("document.getElementById('fill-mask').textContent")
-    assert "has no masked-LM head" in fill_mask  # MiniLM: the API's message, shown as an error
+    # MiniLM has no masked-LM head: the panel says why instead of showing an error, and offers no form
+    note = browser.evaluate("document.getElementById('no-mlm-head').textContent")
+    assert "has no masked-LM head" in note and "bertkit serve --model DIR" in note
+    assert browser.evaluate("document.getElementById('mask-form').hidden") is True
+    assert browser.evaluate("document.querySelectorAll('#fill-mask .error').length") == 0
+
+    long_text = " ".join(["word"] * 40)  # 42 tokens: the server shows 25 (-max_seq_len) and says so
+    set_and_submit(browser, "text", long_text, "analyse")
+    browser.wait_for("document.querySelectorAll('#tokens .token').length === 25")
+    note = "only the first 25 of 42 tokens are shown"
+    assert note in browser.evaluate("document.getElementById('tokens-note').textContent")
+    browser.wait_for(f"document.getElementById('attention-caption').textContent.includes({json.dumps(note)})")
+    set_and_submit(browser, "text", sentence, "analyse")
+    browser.wait_for(f"document.querySelectorAll('#tokens .token').length === {n}")
+    assert browser.evaluate("document.getElementById('tokens-note').textContent") == ""
 
     shot = browser.screenshot(Path(os.environ.get("BERTKIT_SCREENSHOT", tmp_path / "page.png")))
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -90,6 +90,22 @@ async function loadModel() {
     `${model.hidden_size}, up to ${model.max_tokens} tokens` + (model.has_mlm_head ? ", masked-LM head" : "");
   fillSelect($("layer"), model.num_layers);
   fillSelect($("head"), model.num_heads);
+  if (!model.has_mlm_head) {  // a sentence-embedding model: say why there is nothing to fill, not an error
+    $("mask-form").hidden = true;
+    const note = document.createElement("p");
+    note.className = "note";
+    note.id = "no-mlm-head";
+    note.textContent = `${model.name} has no masked-LM head (it was trained for sentence vectors, not to guess ` +
+      "words), so it cannot fill masks. Serve a checkpoint with one (bertkit serve --model DIR) to use this panel.";
+    $("fill-mask").replaceChildren(note);
+  }
+}
+
+function cutNote(answer) {
+  // the server looks at the first max_tokens tokens; say so when a text is longer
+  return answer.total_tokens > answer.max_tokens ?
+    `only the first ${answer.max_tokens} of ${answer.total_tokens} tokens are shown (the server's limit, ` +
+    "-max_seq_len)" : "";
 }
 
 async function analyse() {
@@ -106,6 +122,7 @@ async function analyse() {
       chip.querySelector(".id").textContent = tokens.ids[i];
       box.appendChild(chip);
     });
+    $("tokens-note").textContent = cutNote(tokens);
     attention = maps;
     drawAttention();
   } catch (error) {
@@ -148,8 +165,9 @@ function drawAttention() {
   canvas.dataset.layer = layer;
   canvas.dataset.head = head;
   canvas.dataset.size = n;
+  const cut = cutNote(attention);
   $("attention-caption").textContent = `layer ${layer}, head ${head}: rows attend to columns; strongest ` +
-    `${tokens[strongest[0]]} → ${tokens[strongest[1]]} (${strongest[2].toFixed(2)})`;
+    `${tokens[strongest[0]]} → ${tokens[strongest[1]]} (${strongest[2].toFixed(2)})` + (cut ? `; ${cut}` : "");
 }
 
 async function fillMask() {
@@ -201,8 +219,13 @@ async function compare() {
         if (light < 70) td.style.color = "#fff";
       });
     });
-    box.innerHTML = "";
-    box.appendChild(table);
+    const caption = document.createElement("p");
+    caption.className = "caption";
+    caption.id = "similarity-caption";
+    caption.textContent = `cosines of the model's own sentence vectors (${result.pooling} pooling, up to ` +
+      `${result.max_seq_length} tokens), as bertkit encode and /embed give them` +
+      (result.truncated_inputs ? `; ${result.truncated_inputs} text(s) cut to ${result.max_seq_length} tokens` : "");
+    box.replaceChildren(table, caption);
   } catch (error) {
     showError(box, error);
   }
@@ -227,7 +250,7 @@ async function start() {
     $("model-info").textContent = `cannot reach the API: ${error.message}`;
     return;
   }
-  await Promise.all([analyse(), fillMask(), compare()]);
+  await Promise.all([analyse(), model.has_mlm_head ? fillMask() : null, compare()]);
   document.body.dataset.ready = "true";
 }
 
