@@ -12,17 +12,26 @@ DEFAULT_LIMIT_ALPHABET = 1000
 WORDPIECE_ONLY = {"limit_alphabet": "--limit-alphabet", "cased": "--cased", "keep_accents": "--keep-accents",
                   "pre_tokenize": "--pre-tokenize", "base_vocab": "--base-vocab"}
 BYTE_BPE_ONLY = {"style": "--style", "add_prefix_space": "--add-prefix-space"}
+UNIGRAM_ONLY = {"family": "--family", "character_coverage": "--character-coverage"}
 # every tokenizer file a folder may hold: a new vocabulary replaces them all (a stale vocab.json beside a new
 # vocab.txt would make the folder two tokenizers)
 TOKENIZER_FILES = ("vocab.txt", "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json",
-                   "special_tokens_map.json")
+                   "special_tokens_map.json", "spiece.model", "sentencepiece.bpe.model", "spm.model")
 
 
 def check_options(args: argparse.Namespace) -> None:
     """Refuse options that do not apply to the chosen ``--model-type``."""
     byte_level = args.model_type == "byte-bpe"
+    if args.model_type == "unigram":
+        given = [flag for name, flag in {**WORDPIECE_ONLY, **BYTE_BPE_ONLY}.items()
+                 if getattr(args, name) not in (None, False)]
+        if given or args.min_frequency is not None:
+            raise ValueError(f"{', '.join(given + ['--min-frequency'] * (args.min_frequency is not None))} do(es) "
+                             "not apply to --model-type unigram: SentencePiece's Unigram trainer")
+        return
     given = [flag for name, flag in (WORDPIECE_ONLY if byte_level else BYTE_BPE_ONLY).items()
              if getattr(args, name) not in (None, False)]
+    given += [flag for name, flag in UNIGRAM_ONLY.items() if getattr(args, name) is not None]
     if given:
         kind = "byte-level BPE (it keeps text as it is, over the 256 bytes)" if byte_level else "byte-bpe only"
         raise ValueError(f"{', '.join(given)} {'do' if len(given) > 1 else 'does'} not apply to --model-type "
@@ -38,7 +47,13 @@ def run(args: argparse.Namespace) -> None:
         raise ValueError(f"--base-vocab {args.base_vocab} is inside --output {args.output}, which the new vocabulary "
                          "replaces: write it to another folder")
     claim_output_folder(args.output, args.overwrite, TOKENIZER_FILES)
-    if args.model_type == "byte-bpe":
+    if args.model_type == "unigram":
+        from ..tokenization.unigram_training import train_unigram_folder
+
+        tokenizer = train_unigram_folder(args.files, args.output, args.vocab_size, args.family or "albert",
+                                         0.9995 if args.character_coverage is None else args.character_coverage)
+        files = tokenizer.vocab_file.name
+    elif args.model_type == "byte-bpe":
         from ..tokenization.byte_bpe_training import train_byte_bpe
 
         tokenizer = train_byte_bpe(args.files, args.output, vocab_size=args.vocab_size,
@@ -73,9 +88,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace the tokenizer files already in --output (else: refused)")
     p.add_argument("--vocab-size", type=int, default=30000)
-    p.add_argument("--model-type", default="wordpiece", choices=["wordpiece", "bpe", "byte-bpe"],
+    p.add_argument("--model-type", default="wordpiece", choices=["wordpiece", "bpe", "byte-bpe", "unigram"],
                    help="wordpiece: merge the pair with the best freq(ab)/(freq(a)·freq(b)); bpe: the most frequent; "
-                        "byte-bpe: GPT-2 / RoBERTa byte-level BPE (merges as tokenizers' ByteLevelBPETokenizer)")
+                        "byte-bpe: GPT-2 / RoBERTa byte-level BPE (merges as tokenizers' ByteLevelBPETokenizer); "
+                        "unigram: SentencePiece's Unigram language model (seeds, EM, pruning), a .model file")
+    p.add_argument("--family", choices=["albert", "xlnet", "t5", "xlm-roberta"],
+                   help="unigram: the special pieces and tokenizer_config.json of this model family (default albert)")
+    p.add_argument("--character-coverage", type=float,
+                   help="unigram: keep the characters covering this share of the text (default 0.9995; the rest "
+                        "are unknown)")
     p.add_argument("--min-frequency", type=int,
                    help="a merge (or added word) must occur this often; default 10 for wordpiece, 2 for bpe and "
                         "byte-bpe")
