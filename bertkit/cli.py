@@ -195,10 +195,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_encode)
 
     p = sub.add_parser("params", help="parameter breakdown of a BERT-family model")
-    p.add_argument("--arch", default="bert", choices=["bert", "roberta", "albert", "electra", "distilbert"])
-    p.add_argument("--preset", default="base", help="bert: tiny mini small medium base large; roberta: base large; "
-                   "albert: base large xlarge xxlarge; electra: small base large (+ -generator); distilbert: base "
-                   "(default: base)")
+    p.add_argument("--arch", default="bert", choices=["bert", "roberta", "albert", "electra", "distilbert", "ernie",
+                                                      "nezha"])
+    p.add_argument("--preset", default="base", help="bert, ernie: tiny mini small medium base large; roberta, nezha: "
+                   "base large; albert: base large xlarge xxlarge; electra: small base large (+ -generator); "
+                   "distilbert: base (default: base)")
     p.add_argument("--model", help="a model folder whose config.json to count instead of a preset")
     p.add_argument("--heads", action="store_true", help="include the pretraining heads (MLM, NSP / SOP, RTD)")
     p.add_argument("--plot", metavar="PNG", help="also draw the breakdown as a bar chart")

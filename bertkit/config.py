@@ -50,10 +50,15 @@ ARCHITECTURE_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "large-generator": _ELECTRA_GENERATOR | dict(num_hidden_layers=24, embedding_size=1024),
     },
     "distilbert": {"base": dict(preset="base", model_type="distilbert", num_hidden_layers=6, type_vocab_size=0)},
+    "nezha": {size: dict(preset=size, model_type="nezha", vocab_size=21128, position_embedding_type="nezha")
+              for size in ("base", "large")},
 }
 ACTIVATIONS = ("gelu", "relu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "silu", "swish", "tanh")
-# absolute / sinusoidal: added to the token embeddings; relative_bias: T5's bucketed bias added to attention scores
-POSITION_TYPES = ("absolute", "sinusoidal", "none", "relative_bias")
+# absolute / sinusoidal: added to the token embeddings; relative_bias: T5's bucketed bias added to attention scores;
+# relative_key(_query): Shaw et al.'s learned distance vectors in the scores; nezha: NEZHA's fixed sinusoidal
+# distance vectors added to keys and values (bertkit/model/relative_positions.py)
+POSITION_TYPES = ("absolute", "sinusoidal", "none", "relative_bias", "relative_key", "relative_key_query", "nezha")
+RELATIVE_IN_ATTENTION = ("relative_key", "relative_key_query", "nezha")  # computed inside each attention block
 
 
 @dataclass
@@ -80,6 +85,9 @@ class BertConfig:
     position_embedding_type: str = "absolute"
     relative_attention_num_buckets: int = 32  # relative_bias only
     relative_attention_max_distance: int = 128
+    max_relative_position: int = 64  # nezha only: distances beyond ±this share the last vector
+    use_task_id: bool = False  # ERNIE: a task-type embedding (task_type_ids) added to the token embeddings
+    task_type_vocab_size: int = 3  # ERNIE: rows of that table
     num_hidden_groups: int | None = None  # ALBERT: layers share the weights of this many groups; None: no sharing
     inner_group_num: int = 1  # ALBERT: layers in a group
     norm_first: bool = False  # pre-LN blocks (LayerNorm before attention / FFN) with a final LayerNorm
@@ -138,6 +146,22 @@ class BertConfig:
         if (self.is_decoder or self.add_cross_attention) and self.attention != "full":
             raise ValueError(f"attention={self.attention!r} cannot decode: decoders (is_decoder / "
                              "add_cross_attention) need full attention for their causal mask and key / value cache")
+        _check_int("max_relative_position", self.max_relative_position, minimum=1)
+        _check_int("task_type_vocab_size", self.task_type_vocab_size, minimum=1)
+        if not isinstance(self.use_task_id, bool):
+            raise ValueError(f"config.use_task_id must be true or false, got {self.use_task_id!r}")
+        if self.use_task_id and self.model_type != "ernie":
+            raise ValueError(f"use_task_id (task-type embeddings) is ERNIE's; model_type {self.model_type!r} "
+                             "folders would load elsewhere without them: use model_type 'ernie'")
+        if (self.model_type == "nezha") != (self.position_embedding_type == "nezha"):
+            raise ValueError("position_embedding_type 'nezha' and model_type 'nezha' go together (NEZHA's folders "
+                             f"name no position type); got model_type {self.model_type!r}, position_embedding_type "
+                             f"{self.position_embedding_type!r}")
+        if self.position_embedding_type in RELATIVE_IN_ATTENTION and (
+                self.is_decoder or self.add_cross_attention or self.attention != "full"):
+            raise ValueError(f"position_embedding_type {self.position_embedding_type!r} is built for bidirectional "
+                             "encoders with full attention; it cannot be combined with is_decoder, "
+                             f"add_cross_attention or attention={self.attention!r}")
         if self.is_decoder and self.position_embedding_type == "relative_bias":
             raise ValueError("position_embedding_type 'relative_bias' is bidirectional here; a decoder "
                              "(is_decoder) needs 'absolute', 'sinusoidal' or 'none'")
@@ -194,6 +218,8 @@ class BertConfig:
         """The same sizes in another architecture, with what makes it that architecture (ALBERT's factorized,
         shared layers; DistilBERT without segments): a model trained from scratch to compare architectures."""
         values = self.fields() | dict(model_type=model_type, embedding_size=None, num_hidden_groups=None)
+        if self.position_embedding_type == "nezha" and model_type != "nezha":  # NEZHA's positions are its own
+            values["position_embedding_type"] = "absolute"
         return type(self)(**values | _essentials(model_type, self.hidden_size))
 
     @classmethod
@@ -247,7 +273,7 @@ def _shape(name: str) -> dict[str, int]:
 
 def _essentials(model_type: str, hidden_size: int) -> dict[str, Any]:
     """What a BERT shape needs to be an instance of ``model_type``."""
-    return {"distilbert": dict(type_vocab_size=0),
+    return {"distilbert": dict(type_vocab_size=0), "nezha": dict(position_embedding_type="nezha"),
             "albert": dict(num_hidden_groups=1, embedding_size=min(128, hidden_size), hidden_act="gelu_new")
             }.get(model_type, {})
 

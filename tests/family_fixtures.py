@@ -23,6 +23,8 @@ CASES = {
     "electra-unfactorized": ("ElectraConfig", SHAPE | dict(embedding_size=36, hidden_act="relu")),
     "distilbert": ("DistilBertConfig", DISTIL),
     "distilbert-sinusoidal": ("DistilBertConfig", DISTIL | dict(sinusoidal_pos_embds=True, activation="relu")),
+    "ernie": ("ErnieConfig", SHAPE | dict(use_task_id=True, task_type_vocab_size=4)),
+    "ernie-no-task": ("ErnieConfig", SHAPE | dict(hidden_act="relu")),
 }
 # model role → transformers class name per model_type (what AutoModel / ForMaskedLM / ForPreTraining give)
 HF_CLASSES = {
@@ -31,6 +33,7 @@ HF_CLASSES = {
     "albert": ("AlbertModel", "AlbertForMaskedLM", "AlbertForPreTraining"),
     "electra": ("ElectraModel", "ElectraForMaskedLM", "ElectraForPreTraining"),
     "distilbert": ("DistilBertModel", "DistilBertForMaskedLM", "DistilBertForMaskedLM"),
+    "ernie": ("ErnieModel", "ErnieForMaskedLM", "ErnieForPreTraining"),
 }
 ROLES = ("model", "masked_lm", "pretraining")
 
@@ -77,6 +80,8 @@ def batch(case: str, batch_size: int = 3, seq: int = 17) -> dict[str, torch.Tens
         if getattr(config, "type_vocab_size", 1) > 1:
             types[:, 8:] = 1
         inputs["token_type_ids"] = types
+    if getattr(config, "use_task_id", False):  # ERNIE's task types: every row of the table used
+        inputs["task_type_ids"] = torch.arange(batch_size * seq).view(batch_size, seq) % config.task_type_vocab_size
     return inputs
 
 

@@ -140,7 +140,7 @@ def write_config(folder, **values):
 
 @pytest.mark.parametrize("values,message", [
     (dict(model_type="xlnet"), "model_type 'xlnet' is not supported"),
-    (dict(model_type="bert", position_embedding_type="relative_key"), "relative_key"),
+    (dict(model_type="bert", position_embedding_type="relative_key", is_decoder=True), "bidirectional encoders"),
     (dict(model_type="bert", is_decoder=True, attention="performer"), "cannot decode"),
     (dict(model_type="bert", is_decoder=True, position_embedding_type="relative_bias"), "is bidirectional here"),
     (dict(model_type="roberta", tie_word_embeddings=False), "tie_word_embeddings"),

@@ -85,7 +85,7 @@ def test_bertkit_folders_load_in_transformers_with_the_same_outputs(tmp_path, ca
             assert torch.equal(x, y)
 
 
-@pytest.mark.parametrize("case", ["bert", "roberta", "albert", "electra", "distilbert"])
+@pytest.mark.parametrize("case", ["bert", "roberta", "albert", "electra", "distilbert", "ernie"])
 def test_masked_lm_loss_and_pretraining_losses_match(case):
     theirs = hf_model(case, "masked_lm")
     from bertkit.config import BertConfig

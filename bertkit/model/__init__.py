@@ -1,9 +1,10 @@
 """Layer 1: the BERT family in PyTorch, on one set of blocks; knows nothing of tokenization.
 
 Blocks: ``embeddings``, ``attention`` (+ ``position_bias``), ``feed_forward``, ``block`` (a layer), ``encoder``
-(stacks, shared or not, and the encoder model), ``heads``; speed paths: ``kernels``. One short file per
-architecture (``bert``, ``roberta``, ``albert``, ``electra``, ``distilbert``, ``gpt2``); ``architectures`` holds their
-config fields and transformers' names; ``auto`` dispatches on ``model_type``.
+(stacks, shared or not, and the encoder model), ``heads``; speed paths: ``kernels``; positions inside attention:
+``relative_positions``. One short file per architecture (``bert``, ``roberta``, ``albert``, ``electra``,
+``distilbert``, ``ernie``, ``nezha``, ``gpt2``); ``architectures`` holds their config fields and transformers'
+names; ``auto`` dispatches on ``model_type``.
 """
 
 from .albert import AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
@@ -19,8 +20,10 @@ from .causal_lm import BertLMHeadModel
 from .distilbert import DistilBertForMaskedLM, DistilBertModel
 from .electra import ElectraForMaskedLM, ElectraForPreTraining, ElectraModel
 from .encoder import BertModelOutput, EncoderModel
+from .ernie import ErnieForMaskedLM, ErnieForPreTraining, ErnieModel
 from .gpt2 import GPT2LMHeadModel, GPT2Model
 from .heads import BertForPreTrainingOutput, MaskedLMOutput, ReplacedTokenOutput
+from .nezha import NezhaForMaskedLM, NezhaForPreTraining, NezhaModel
 from .roberta import RobertaForMaskedLM, RobertaModel
 from .seq2seq import TransformerForConditionalGeneration, TransformerModel
 
@@ -45,9 +48,15 @@ __all__ = [
     "ElectraForPreTraining",
     "ElectraModel",
     "EncoderModel",
+    "ErnieForMaskedLM",
+    "ErnieForPreTraining",
+    "ErnieModel",
     "GPT2LMHeadModel",
     "GPT2Model",
     "MaskedLMOutput",
+    "NezhaForMaskedLM",
+    "NezhaForPreTraining",
+    "NezhaModel",
     "ReplacedTokenOutput",
     "RobertaForMaskedLM",
     "RobertaModel",

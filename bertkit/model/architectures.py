@@ -124,6 +124,11 @@ ARCHITECTURES: dict[str, Architecture] = {
                 (r"cls\.predictions\.decoder\.", "vocab_projector."),
                 (r"cls\.predictions\.bias", "vocab_projector.bias"),
             )),
+        Architecture("ernie", "ernie", BERT_DEFAULTS, extra_fields=("task_type_vocab_size", "use_task_id")),
+        # NEZHA's config.json has no position_embedding_type: its positions are always the relative encoding
+        Architecture("nezha", "nezha", BERT_DEFAULTS | dict(vocab_size=21128, bos_token_id=2, eos_token_id=3),
+                     extra_fields=("max_relative_position", "bos_token_id", "eos_token_id"),
+                     fixed=dict(position_embedding_type="nezha"), ignored=frozenset({"use_relative_position"})),
         Architecture("gpt2", "transformer", BERT_DEFAULTS | dict(
             vocab_size=50257, max_position_embeddings=1024, intermediate_size=None, hidden_act="gelu_new",
             layer_norm_eps=1e-5, pad_token_id=None, bos_token_id=50256, eos_token_id=50256),
@@ -238,9 +243,6 @@ def architecture(model_type: str) -> Architecture:
 def refuse_unsupported(values: dict[str, Any]) -> None:
     """Settings transformers honours that the blocks do not compute: an error, never a silent difference."""
     problems = []
-    if values.get("position_embedding_type") in ("relative_key", "relative_key_query"):
-        problems.append(f"position_embedding_type={values['position_embedding_type']!r} (Shaw / Huang relative "
-                        "keys; bertkit has absolute, sinusoidal, none and relative_bias)")
     if values.get("tie_word_embeddings") is False and not ARCHITECTURES.get(values.get("model_type"),
                                                                              ARCHITECTURES["bert"]).seq2seq:
         problems.append("tie_word_embeddings=false (bertkit's MLM decoder is the word-embedding matrix)")

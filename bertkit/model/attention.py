@@ -1,9 +1,13 @@
 """The attention block: Q, K, V projections, a kernel (``kernels.attention``), the output projection.
 
 The additive ``mask`` the kernel receives carries padding (−∞ on padded keys), a decoder's causal mask and, for
-``relative_bias`` models, the position bias; building it is the encoder's job, so this block is the same for every
-position scheme. The same block is a decoder's cross-attention when given ``memory`` (queries from the decoder, keys
-and values from the encoder's output), and decodes step by step with a ``LayerCache`` (``kv_cache.py``).
+``relative_bias`` models, the position bias; building it is the encoder's job. Schemes whose position part depends
+on the queries, keys or values themselves (``relative_key``, ``relative_key_query``, ``nezha``: see
+``relative_positions.py``) are one module here that adds its score term to that mask (and its value term to the
+context); without one the kernel runs exactly as for absolute positions.
+
+The same block is a decoder's cross-attention when given ``memory`` (queries from the decoder, keys and values from
+the encoder's output), and decodes step by step with a ``LayerCache`` (``kv_cache.py``).
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from torch import nn
 from ..config import BertConfig
 from . import kernels
 from .dropout import Dropout
+from .dropout import dropout as drop
 from .efficient import build_kernel
 from .kv_cache import LayerCache
+from .relative_positions import build_relative_positions
 
 
 class SelfAttention(nn.Module):
@@ -31,6 +37,10 @@ class SelfAttention(nn.Module):
         self.dropout_prob = config.attention_probs_dropout_prob
         self.prefix = None  # prefix tuning: (k, v, mask) → the same with key / value rows before them (bertkit.peft)
         self.kernel = build_kernel(config)  # None: full softmax attention (kernels.attention)
+        scheme = build_relative_positions(config)  # positions computed from q, k (and v): transformers' name
+        self.relative_positions = scheme[0] if scheme is not None else None
+        if scheme is not None:
+            setattr(self, *scheme)
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, seq, hidden) → (batch, heads, seq, head_size)."""
@@ -57,12 +67,32 @@ class SelfAttention(nn.Module):
                 if cache is not None:
                     cache.extend(k, v)
         if self.prefix is not None:
+            if self.relative_positions is not None:
+                raise ValueError("prefix tuning adds keys without a position; relative positions "
+                                 f"({self.relative_positions}) cannot score them")
             k, v, mask = self.prefix(k, v, mask)
         dropout = self.dropout_prob if self.training else 0.0
-        attend = kernels.attention if self.kernel is None else self.kernel
-        context, probs = attend(q, k, v, mask, dropout, return_probs)
+        if self.relative_positions is not None:
+            context, probs = self.attend_with_positions(q, k, v, mask, dropout, return_probs)
+        else:
+            attend = kernels.attention if self.kernel is None else self.kernel
+            context, probs = attend(q, k, v, mask, dropout, return_probs)
         batch, _, seq, _ = context.shape
         return context.transpose(1, 2).reshape(batch, seq, -1), probs
+
+
+    def attend_with_positions(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
+                              dropout: float, return_probs: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Attention with the relative scheme's score term in the mask (the kernel does the softmax) and, for a
+        scheme with a value term (NEZHA), that term added with the same dropped-out probabilities."""
+        scheme = getattr(self, self.relative_positions)
+        bias = scheme.scores(q, k)
+        mask = bias if mask is None else (bias + mask).clamp(min=torch.finfo(bias.dtype).min)
+        if not scheme.adds_to_values:
+            return kernels.attention(q, k, v, mask, dropout, return_probs)
+        probs = kernels.attention_probs(q, k, mask)
+        dropped = drop(probs, dropout, dropout > 0)
+        return dropped @ v + scheme.values(dropped), probs if return_probs else None
 
 
 class ResidualOutput(nn.Module):

@@ -14,7 +14,9 @@ from .bert import BertForMaskedLM, BertForPreTraining, BertModel
 from .causal_lm import BertLMHeadModel
 from .distilbert import DistilBertForMaskedLM, DistilBertModel
 from .electra import ElectraForMaskedLM, ElectraForPreTraining, ElectraModel
+from .ernie import ErnieForMaskedLM, ErnieForPreTraining, ErnieModel
 from .gpt2 import GPT2LMHeadModel, GPT2Model
+from .nezha import NezhaForMaskedLM, NezhaForPreTraining, NezhaModel
 from .pretrained import Pretrained
 from .roberta import RobertaForMaskedLM, RobertaModel
 from .seq2seq import TransformerForConditionalGeneration, TransformerModel
@@ -63,14 +65,15 @@ class AutoModel(_Auto):
 
     classes = {"bert": BertModel, "roberta": RobertaModel, "albert": AlbertModel, "electra": ElectraModel,
                "distilbert": DistilBertModel, "gpt2": GPT2Model, "transformer": TransformerModel,
-               "bart": TransformerModel, "marian": TransformerModel}
+               "bart": TransformerModel, "marian": TransformerModel, "ernie": ErnieModel, "nezha": NezhaModel}
 
 
 class AutoModelForMaskedLM(_Auto):
     """Encoder + masked-LM head."""
 
     classes = {"bert": BertForMaskedLM, "roberta": RobertaForMaskedLM, "albert": AlbertForMaskedLM,
-               "electra": ElectraForMaskedLM, "distilbert": DistilBertForMaskedLM}
+               "electra": ElectraForMaskedLM, "distilbert": DistilBertForMaskedLM, "ernie": ErnieForMaskedLM,
+               "nezha": NezhaForMaskedLM}
 
 
 class AutoModelForPreTraining(_Auto):
@@ -78,7 +81,8 @@ class AutoModelForPreTraining(_Auto):
     ELECTRA's discriminator, RoBERTa's and DistilBERT's MLM."""
 
     classes = {"bert": BertForPreTraining, "roberta": RobertaForMaskedLM, "albert": AlbertForPreTraining,
-               "electra": ElectraForPreTraining, "distilbert": DistilBertForMaskedLM}
+               "electra": ElectraForPreTraining, "distilbert": DistilBertForMaskedLM, "ernie": ErnieForPreTraining,
+               "nezha": NezhaForPreTraining}
 
 
 class AutoModelForSeq2SeqLM(_Auto):

@@ -1,10 +1,10 @@
 """The input block: token + position + segment embeddings, summed, then LayerNorm and dropout.
 
 Options, each from the config: positions learned (``absolute``), fixed sinusoids (``sinusoidal``, Vaswani et al.)
-or absent (``none`` / ``relative_bias``, where positions enter the attention scores instead); segments absent when
-``type_vocab_size`` is 0 (DistilBERT); a width ``embedding_size`` below ``hidden_size`` (ALBERT, ELECTRA: the model
-projects it up, see ``EncoderModel.embeddings_project``); RoBERTa's position ids, which count real tokens after the
-padding index.
+or absent (``none``, ``relative_bias``, ``relative_key(_query)``, ``nezha``: positions enter the attention scores
+instead); segments absent when ``type_vocab_size`` is 0 (DistilBERT); a width ``embedding_size`` below
+``hidden_size`` (ALBERT, ELECTRA: the model projects it up, see ``EncoderModel.embeddings_project``); RoBERTa's
+position ids, which count real tokens after the padding index.
 """
 
 from __future__ import annotations
@@ -49,13 +49,18 @@ class Embeddings(nn.Module):
         self.scale = width ** 0.5 if config.scale_embedding else 1.0  # Vaswani et al. scale tokens by √d_model
         self.position_offset = config.position_offset  # BART's learned positions start at row 2
         self.position_embeddings = None
-        if config.position_embedding_type in ("absolute", "sinusoidal"):
+        # relative_key(_query): transformers 4 built the absolute table too and never added it; kept (unused) so
+        # such folders load and save one to one
+        self.add_positions = config.position_embedding_type in ("absolute", "sinusoidal")
+        if self.add_positions or config.position_embedding_type in ("relative_key", "relative_key_query"):
             self.position_embeddings = nn.Embedding(
                 config.max_position_embeddings + config.position_offset, width,
                 padding_idx=config.pad_token_id if count_positions_after_padding else None)
         self.sinusoidal = config.position_embedding_type == "sinusoidal"
         self.sinusoidal_layout = config.sinusoidal_layout
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, width) if config.type_vocab_size else None
+        # ERNIE's task types (use_task_id): one more table summed in, row 0 when no ids are given (as transformers)
+        self.task_type_embeddings = nn.Embedding(config.task_type_vocab_size, width) if config.use_task_id else None
         # pre-LN stacks (GPT-2, nn.Transformer with norm_first) normalise inside each block, not here
         self.LayerNorm = nn.LayerNorm(width, eps=config.layer_norm_eps) if config.has_embedding_layer_norm else None
         self.dropout = Dropout(config.hidden_dropout_prob)
@@ -70,13 +75,14 @@ class Embeddings(nn.Module):
             table.requires_grad_(False)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None, past: int = 0,
-                position_ids: torch.Tensor | None = None) -> torch.Tensor:
+                position_ids: torch.Tensor | None = None, task_type_ids: torch.Tensor | None = None) -> torch.Tensor:
         """Embed a batch; ``past``: positions a decoder has already cached (the new tokens' positions follow);
-        ``position_ids``: each token's position, when not its index (a left-padded batch while generating)."""
+        ``position_ids``: each token's position, when not its index (a left-padded batch while generating);
+        ``task_type_ids``: ERNIE's task of each token."""
         x = self.word_embeddings(input_ids)
         if self.scale != 1.0:
             x = x * self.scale
-        if self.position_embeddings is not None:
+        if self.add_positions:
             if position_ids is not None:
                 x = x + self.position_embeddings(position_ids + self.position_offset)
             elif self.count_positions_after_padding:
@@ -86,6 +92,9 @@ class Embeddings(nn.Module):
                 x = x + self.position_embeddings.weight[first: first + input_ids.shape[1]]
         if self.token_type_embeddings is not None:
             x = x + self.token_type_embeddings(token_type_ids)
+        if self.task_type_embeddings is not None:
+            x = x + (self.task_type_embeddings(task_type_ids) if task_type_ids is not None
+                     else self.task_type_embeddings.weight[0])
         if self.LayerNorm is not None:
             x = self.LayerNorm(x)
         return self.dropout(x)

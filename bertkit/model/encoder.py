@@ -175,20 +175,24 @@ class EncoderModel(Pretrained):
         past_key_values: KVCache | None = None,
         use_cache: bool = False,
         position_ids: torch.Tensor | None = None,
+        task_type_ids: torch.Tensor | None = None,
     ) -> BertModelOutput:
         """Encode a (batch, seq) batch of token ids; ``attention_mask`` is 1 for real tokens, 0 for padding.
 
         Decoders (``is_decoder``) also take ``encoder_hidden_states`` / ``encoder_attention_mask`` for
         cross-attention and, with ``use_cache``, return ``past_key_values`` to pass back with the next tokens
         only (``attention_mask`` then covers the cached positions too). ``position_ids`` (batch, seq): each
-        token's position where it is not its index (generation from a left-padded batch).
+        token's position where it is not its index (generation from a left-padded batch). ``task_type_ids``
+        (batch, seq): ERNIE's task types (``use_task_id``).
         """
         cache = self.decoding_cache(past_key_values, use_cache)
         past = cache.length if cache is not None else 0
         token_type_ids = self.check_inputs(input_ids, attention_mask, token_type_ids, past)
         self.check_memory(encoder_hidden_states, encoder_attention_mask, input_ids.shape[0])
         self.check_positions(position_ids, input_ids)
-        x = self.embeddings(input_ids, token_type_ids, past, position_ids)
+        if task_type_ids is not None:
+            self.check_task_types(task_type_ids, input_ids)
+        x = self.embeddings(input_ids, token_type_ids, past, position_ids, task_type_ids)
         if self.embeddings_project is not None:
             x = self.embeddings_project(x)
         x, hidden_states, attentions = self.encoder(x, attention_mask, output_hidden_states, output_attentions,
@@ -214,8 +218,9 @@ class EncoderModel(Pretrained):
         """Explicit position ids: one per token, each within the learned positions."""
         if position_ids is None or kernels.exporting():
             return
-        if self.embeddings.position_embeddings is None:
-            raise ValueError("position_ids given, but this model has no position embeddings")
+        if not self.embeddings.add_positions:
+            raise ValueError("position_ids given, but this model adds no position embeddings (position_embedding_type="
+                             f"{self.config.position_embedding_type!r})")
         if position_ids.dim() != 2 or position_ids.shape[1] != input_ids.shape[1] or \
                 position_ids.shape[0] not in (1, input_ids.shape[0]):
             raise ValueError(f"position_ids has shape {tuple(position_ids.shape)}, input_ids "
@@ -223,6 +228,21 @@ class EncoderModel(Pretrained):
         if position_ids.numel() and (int(position_ids.min()) < 0
                                      or int(position_ids.max()) >= self.config.max_position_embeddings):
             raise ValueError(f"position_ids must lie in [0, {self.config.max_position_embeddings})")
+
+    def check_task_types(self, task_type_ids: torch.Tensor, input_ids: torch.Tensor) -> None:
+        """ERNIE's task types: only where the model has them (``use_task_id``), one per token, within the table."""
+        if self.embeddings.task_type_embeddings is None:
+            raise ValueError("task_type_ids given, but this model has no task-type embeddings (ERNIE's "
+                             "use_task_id)")
+        if kernels.exporting():
+            return
+        if tuple(task_type_ids.shape) != tuple(input_ids.shape):
+            raise ValueError(f"task_type_ids has shape {tuple(task_type_ids.shape)}, input_ids "
+                             f"{tuple(input_ids.shape)}")
+        if task_type_ids.numel() and not 0 <= int(task_type_ids.min()) <= int(task_type_ids.max()) \
+                < self.config.task_type_vocab_size:
+            raise ValueError(f"task_type_ids must lie in [0, {self.config.task_type_vocab_size}) "
+                             "(task_type_vocab_size)")
 
     def check_memory(self, memory: torch.Tensor | None, memory_mask: torch.Tensor | None, batch: int) -> None:
         """Cross-attention needs the encoder's output exactly when the layers have cross-attention."""

@@ -130,8 +130,13 @@ def explicit_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: 
     Scaling and masking work in place on the scores (their gradients need neither input), and the mask is cast to
     the scores' dtype (bf16 under autocast), so training stores one probability-sized tensor per layer.
     """
+    probs = attention_probs(q, k, mask)
+    return dropout_matmul(probs, v, dropout_prob), probs
+
+
+def attention_probs(q: torch.Tensor, k: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """softmax(QKᵀ/√d + mask): the attention probabilities (before dropout)."""
     scores = (q @ k.transpose(-1, -2)).mul_(1.0 / math.sqrt(q.shape[-1]))
     if mask is not None:
         scores = scores.add_(mask.clamp(min=torch.finfo(scores.dtype).min).to(scores.dtype))
-    probs = scores.softmax(dim=-1)
-    return dropout_matmul(probs, v, dropout_prob), probs
+    return scores.softmax(dim=-1)

@@ -51,6 +51,7 @@ class ForPreTraining(Pretrained):
         output_attentions: bool = False,
         only_masked_logits: bool = False,
         return_logits: bool = True,
+        task_type_ids: torch.Tensor | None = None,
     ) -> BertForPreTrainingOutput:
         """Logits for every position and for the sentence pair; the loss when labels are given.
 
@@ -60,7 +61,8 @@ class ForPreTraining(Pretrained):
         With ``return_logits=False`` as well, the logits are never materialised (the pretraining step's memory
         saving): ``prediction_logits`` is None and ``mlm_predictions`` holds the predicted ids.
         """
-        out = self.base_model(input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions)
+        out = self.base_model(input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions,
+                              task_type_ids=task_type_ids)
         hidden = out.last_hidden_state
         if only_masked_logits or not return_logits:
             if labels is None:
@@ -101,6 +103,7 @@ class ForMaskedLM(ForPreTraining):
         labels: torch.Tensor | None = None,
         output_hidden_states: bool = False,
         output_attentions: bool = False,
+        task_type_ids: torch.Tensor | None = None,
         **pretraining: bool,
     ) -> MaskedLMOutput | BertForPreTrainingOutput:
         """Vocabulary logits for every position; the MLM loss when labels are given. The pretraining step's
@@ -108,8 +111,9 @@ class ForMaskedLM(ForPreTraining):
         if pretraining:
             return super().forward(input_ids, attention_mask, token_type_ids, labels,
                                    output_hidden_states=output_hidden_states, output_attentions=output_attentions,
-                                   **pretraining)
-        out = self.base_model(input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions)
+                                   task_type_ids=task_type_ids, **pretraining)
+        out = self.base_model(input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions,
+                              task_type_ids=task_type_ids)
         logits = self.cls.predictions(out.last_hidden_state)
         loss = mlm_loss(logits, labels) if labels is not None else None
         return MaskedLMOutput(loss, logits, out.hidden_states, out.attentions)

@@ -20,6 +20,7 @@ LAYER_PARTS = (
     (r"attention\.self\.query\.", "  attention query"),
     (r"attention\.self\.key\.", "  attention key"),
     (r"attention\.self\.value\.", "  attention value"),
+    (r"attention\.self\.distance_embedding\.", "  relative distance vectors (Shaw)"),
     (r"attention\.output\.dense\.", "  attention output"),
     (r"attention\.output\.LayerNorm\.", "  attention LayerNorm"),
     (r"intermediate\.dense\.", "  FFN in"),
