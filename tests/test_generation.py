@@ -297,3 +297,24 @@ def test_sampling_warpers_run_in_transformers_order(top_k):
     torch.testing.assert_close(got[torch.isfinite(got)], expected[torch.isfinite(expected)])
     cooled_after = processors.top_p(scores, 0.9) / 0.5  # the wrong order keeps a wider nucleus
     assert torch.isfinite(cooled_after).sum() > torch.isfinite(got).sum()
+
+
+def test_processors_at_their_edges_equal_transformers():
+    """The edges a wrong comparison would move: top-k of 1, top-p at an exact tie with 1 − p, an n-gram as long as
+    the sequence, the whole chain with penalty 2 and top-k 1."""
+    uniform = torch.zeros(2, 4)  # probabilities exactly 0.25: cumulative 0.25 = 1 − 0.75
+    assert torch.equal(processors.top_p(uniform, 0.75), hf.TopPLogitsWarper(0.75)(None, uniform.clone()))
+    assert int(torch.isfinite(processors.top_p(uniform, 0.75)).sum()) == 2 * 3
+    scores = torch.randn(3, VOCAB, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(processors.top_k(scores, 1), hf.TopKLogitsWarper(1)(None, scores.clone()))
+    pair = torch.tensor([[5, 5], [5, 6], [7, 7]])
+    assert torch.equal(processors.no_repeat_ngram(pair, scores, 2), hf.NoRepeatNGramLogitsProcessor(2)(pair, scores))
+    assert torch.isinf(processors.no_repeat_ngram(pair, scores, 2)[0, 5])  # 5 → 5 seen: 5 banned after 5
+    tokens = torch.randint(0, VOCAB, (3, 6), generator=torch.Generator().manual_seed(3))
+    config = GenerationConfig(do_sample=True, repetition_penalty=2.0, top_k=1, max_new_tokens=4)
+    expected = hf.TopKLogitsWarper(1)(tokens, hf.RepetitionPenaltyLogitsProcessor(2.0)(tokens, scores.clone()))
+    assert torch.equal(processors.process(tokens, scores, config, prompt_length=6), expected)
+    config = GenerationConfig(min_new_tokens=2, eos_token_id=[3, 4], max_new_tokens=9)
+    for prompt_length in (6, 5, 4):  # 0, 1 and 2 tokens generated: stop tokens forbidden, then allowed
+        reference = hf.MinNewTokensLengthLogitsProcessor(prompt_length, 2, [3, 4])(tokens, scores.clone())
+        assert torch.equal(processors.process(tokens, scores, config, prompt_length), reference)
