@@ -46,7 +46,8 @@ class PretrainingConfig(Options):
     generator_size: float = 0.25  # electra: the generator's width as a fraction of the discriminator's
     rtd_weight: float = 50.0  # electra: λ in L_mlm + λ·L_rtd (the paper's 50)
     word_boundaries: str = "wordpiece"  # wordpiece | jieba (Chinese whole words)
-    masking: str = "token"  # token | whole_word | ngram | span
+    masking: str = "token"  # token | whole_word | ngram | span | phrase | entity (ERNIE: units masked whole)
+    units_file: str | None = None  # masking phrase / entity: the phrases or entities, one per line
     mlm_probability: float = 0.15  # share of tokens chosen for prediction
     max_predictions_per_seq: int = 20  # most masked positions per sequence
     dynamic_masking: bool = True  # a fresh mask every time an instance is seen (else dupe_factor fixed copies)
@@ -89,6 +90,7 @@ class PretrainingConfig(Options):
         if self.objective == "electra":
             self.check_electra()
         self.masking_config()  # validates the masking fields
+        self.check_units()
         self.device = check_spec(self.device)
         if self.max_seq_length < 8:
             raise ValueError(f"max_seq_length must be at least 8, got {self.max_seq_length}")
@@ -125,6 +127,18 @@ class PretrainingConfig(Options):
                              "the discriminator makes its task too hard (the paper finds ¼–½ best)")
         if not self.rtd_weight > 0:
             raise ValueError(f"rtd_weight must be positive, got {self.rtd_weight}")
+
+    def check_units(self) -> None:
+        """ERNIE's knowledge masking needs its units: a list file, or jieba's words for Chinese phrases."""
+        if self.units_file is not None and self.masking not in ("phrase", "entity"):
+            raise ValueError(f"units_file is read by masking: phrase or entity, not masking: {self.masking}")
+        if self.masking == "entity" and self.units_file is None:
+            raise ValueError("masking: entity needs units_file, a list of entities (one per line)")
+        if self.masking == "phrase" and self.units_file is None and self.word_boundaries != "jieba":
+            raise ValueError("masking: phrase needs units_file (phrases, one per line) or, for Chinese, "
+                             "word_boundaries: jieba (jieba's words are the phrases)")
+        if self.units_file is not None and not Path(self.units_file).is_file():
+            raise ValueError(f"units_file {self.units_file} does not exist")
 
     def masking_config(self) -> MaskingConfig:
         return MaskingConfig(strategy=self.masking, mlm_probability=self.mlm_probability,

@@ -9,7 +9,10 @@ all of them are predicted. What is chosen depends on the strategy:
   or for Chinese the characters of one jieba word (Chinese-BERT-wwm);
 * ``ngram``: runs of 1–3 whole words, n drawn with probability ∝ 1/n (ALBERT);
 * ``span``: runs of whole words whose length is drawn from a geometric distribution (p = 0.2) clipped at 10
-  (SpanBERT).
+  (SpanBERT);
+* ``phrase`` / ``entity`` (ERNIE's knowledge masking): whole units — a phrase or entity of the ``units_file`` list,
+  or for Chinese phrases a jieba word — each unit one word of the grouping above (``units.py`` marks them), so it
+  is masked whole or not at all; every token of a chosen unit follows the 80/10/10 rule.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from dataclasses import dataclass
 
 from ..model.heads import IGNORE_INDEX
 
-STRATEGIES = ("token", "whole_word", "ngram", "span")
+STRATEGIES = ("token", "whole_word", "ngram", "span", "phrase", "entity")
 
 
 @dataclass

@@ -31,6 +31,7 @@ from .electra import ElectraPretrainingModel, electra_step, evaluate_electra
 from .instances import SpecialIds, create_instances
 from .objective import evaluate_pretraining, pretraining_step
 from .tokenized import tokenize_documents
+from .units import load_units
 
 logger = logging.getLogger(__name__)
 PLOT_KEYS = ("loss", "mlm_accuracy", "nsp_accuracy", "rtd_accuracy", "learning_rate", "perplexity",
@@ -143,7 +144,8 @@ def build_data(config: PretrainingConfig, tokenizer: BertTokenizer) -> Pretraini
     """Read, tokenize, cut into instances and (statically) mask; evaluation data is masked once, fixed."""
     show = config.progress and distributed.is_main()
     train_docs, eval_docs = split_documents(config, read_documents(config.corpus, config.corpus_format))
-    train_docs = tokenize_documents(train_docs, tokenizer, config.word_boundaries, show)
+    units = load_units(config.units_file) if config.units_file else None  # ERNIE's phrases / entities
+    train_docs = tokenize_documents(train_docs, tokenizer, config.word_boundaries, show, units)
     special, masking, vocab_size = special_ids(tokenizer), config.masking_config(), len(tokenizer)
     rng = random.Random(config.seed)
     copies = 1 if config.dynamic_masking else config.dupe_factor
@@ -155,7 +157,7 @@ def build_data(config: PretrainingConfig, tokenizer: BertTokenizer) -> Pretraini
     counts = Counter(i for doc in train_docs for s in doc for i in s.ids)
     eval_batches = []
     if eval_docs:
-        eval_docs = tokenize_documents(eval_docs, tokenizer, config.word_boundaries, show)
+        eval_docs = tokenize_documents(eval_docs, tokenizer, config.word_boundaries, show, units)
         eval_rng = random.Random(config.seed + 1)  # the same held-out masks in every run with this seed
         examples = [to_example(i) for i in create_instances(eval_docs, config.max_seq_length, special, eval_rng,
                                                             config.pair_task, 0.0)]

@@ -50,9 +50,11 @@ def jieba_sentence(text: str, tokenizer: BertTokenizer, segment: Callable[[str],
 
 
 def tokenize_documents(
-    documents: list[Document], tokenizer: BertTokenizer, boundaries: str = "wordpiece", progress: bool = True
+    documents: list[Document], tokenizer: BertTokenizer, boundaries: str = "wordpiece", progress: bool = True,
+    units: list[str] | None = None,
 ) -> list[list[Sentence]]:
-    """Every sentence tokenized; sentences with no tokens and documents with no sentences are dropped."""
+    """Every sentence tokenized; sentences with no tokens and documents with no sentences are dropped. ``units``:
+    phrases / entities each made one word where they occur (ERNIE's knowledge masking, ``units.py``)."""
     continuations = continuation_ids(tokenizer)
     if boundaries == "jieba":
         from ..tokenization.chinese import segment
@@ -65,6 +67,16 @@ def tokenize_documents(
             return wordpiece_sentence(text, tokenizer, continuations)
     else:
         raise ValueError(f"word_boundaries must be one of {WORD_BOUNDARIES}, got {boundaries!r}")
+    if units:
+        from .units import UnitMatcher, tokenizer_lowercases, unit_sentence
+
+        matcher, words = UnitMatcher(units, tokenizer_lowercases(tokenizer)), encode
+
+        def encode(text: str) -> Sentence:
+            base = words(text)
+            if not base.ids:
+                return base
+            return unit_sentence(text, base, tokenizer.text_to_ids_with_offsets(text)[1], matcher)
     tokenized = []
     for document in tqdm(documents, desc="tokenizing", unit="doc", disable=not progress):
         sentences = [s for s in map(encode, document) if s.ids]
