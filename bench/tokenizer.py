@@ -1,11 +1,17 @@
 """Tokenizer throughput on the 11 MB Python docs, one thread, one call per line: bertkit vs Hugging Face.
 
     .venv/bin/python bench/tokenizer.py [--lines N] [--repeats 3] [--vocab FOLDER]
+    .venv/bin/python bench/tokenizer.py --unigram [--lines N]     # the SentencePiece Unigram rows instead
 
 Measured in the same run: bertkit's pure-Python ``BertTokenizer.encode``, transformers' pure-Python
 ``BertTokenizerLegacy``, transformers' Rust-backed ``BertTokenizer`` (one call per line), and — for context — the
 Rust ``tokenizers`` library called directly on the whole corpus in batches. Tokens are counted as ids produced
 (no special tokens). bertkit starts every run with a fresh tokenizer, so its word cache starts cold.
+
+``--unigram``: a Unigram model (4,000 pieces, nmt_nfkc) that SentencePiece's trainer makes from the first 20,000
+lines, then bertkit's pure-Python ``SentencePieceProcessor`` cold (a fresh one) and warm (its word cache full)
+against the ``sentencepiece`` library (C++) and the Rust ``tokenizers`` Unigram transformers builds from the same
+file (``T5Tokenizer``), one call per line. The ids are checked equal to the library's first.
 """
 
 from __future__ import annotations
@@ -40,14 +46,61 @@ def rate(run: Callable[[], int], repeats: int) -> tuple[float, float]:
     return statistics.median(speeds), statistics.median(seconds)
 
 
+def unigram_rows(lines: list[str], repeats: int) -> None:
+    """The Unigram rows: bertkit cold / warm vs sentencepiece (C++) and tokenizers (Rust), on one trained model."""
+    import shutil
+    import tempfile
+
+    import sentencepiece
+
+    from bertkit.tokenization.sentencepiece import SentencePieceProcessor
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-unigram-"))
+    try:
+        (folder / "train.txt").write_text("\n".join(lines[:20000]) + "\n", encoding="utf-8")
+        sentencepiece.SentencePieceTrainer.train(input=str(folder / "train.txt"), model_prefix=str(folder / "spiece"),
+                                                 vocab_size=4000, hard_vocab_limit=False, minloglevel=2, num_threads=1)
+        model_file = str(folder / "spiece.model")
+        library = sentencepiece.SentencePieceProcessor(model_file=model_file)
+        rust = transformers.T5Tokenizer.from_pretrained(folder)
+        warm = SentencePieceProcessor(model_file)
+        sample = lines[:: max(1, len(lines) // 5000)]
+        assert all(warm.encode(x) == library.encode(x) for x in sample)
+
+        def bertkit_cold() -> int:
+            fresh = SentencePieceProcessor(model_file)
+            return sum(len(fresh.encode(line)) for line in lines)
+
+        results = {
+            "bertkit Unigram, cold (pure Python)": rate(bertkit_cold, repeats),
+            "bertkit Unigram, warm (pure Python)": rate(lambda: sum(len(warm.encode(x)) for x in lines), repeats),
+            "sentencepiece (C++)": rate(lambda: sum(len(library.encode(x)) for x in lines), repeats),
+            "HF Rust tokenizer via transformers": rate(
+                lambda: sum(len(rust.encode(x, add_special_tokens=False)) for x in lines), repeats),
+        }
+    finally:
+        shutil.rmtree(folder)
+    print(f"{'Unigram (1 thread, one call per line)':<40}{'tokens/s':>12}{'seconds':>10}")
+    for name, (speed, seconds) in results.items():
+        print(f"{name:<40}{speed:>12,.0f}{seconds:>10.2f}")
+    warm_speed = results["bertkit Unigram, warm (pure Python)"][0]
+    for reference in ("sentencepiece (C++)", "HF Rust tokenizer via transformers"):
+        print(f"bertkit warm / {reference}: {warm_speed / results[reference][0]:.3f}x")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--lines", type=int, help="only the first N lines")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--vocab", type=Path, default=default_model_dir(), help="a folder with vocab.txt")
+    parser.add_argument("--unigram", action="store_true", help="the SentencePiece Unigram rows instead")
     args = parser.parse_args()
 
     lines = list(corpora.python_docs_lines())[: args.lines]
+    if args.unigram:
+        print(f"Python 3.11 docs: {len(lines):,} lines, {sum(map(len, lines)) / 1e6:.1f}M characters")
+        unigram_rows(lines, args.repeats)
+        return
     print(f"Python 3.11 docs: {len(lines):,} lines, {sum(map(len, lines)) / 1e6:.1f}M characters; vocab {args.vocab}")
     legacy = transformers.BertTokenizerLegacy.from_pretrained(args.vocab)
     rust = transformers.BertTokenizer.from_pretrained(args.vocab)

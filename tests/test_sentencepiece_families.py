@@ -64,19 +64,46 @@ def _tokenizers(folders, name):
 
 def _explained(ours, theirs, text, ids, expected) -> bool:
     """A difference is allowed where transformers picked another segmentation with the same score."""
-    model = sentencepiece.SentencePieceProcessor(model_file=str(ours.vocab_file))
     reverse = {tid: spm for spm, tid in enumerate(ours._spm_ids)}
+
     def score(sequence):
-        return sum(model.get_score(reverse[i]) for i in sequence if i not in ours.all_special_ids)
+        return sum(ours.sp.scores[reverse[i]] for i in sequence if i not in ours.all_special_ids)
+
     same_text = ours.decode(ids, skip_special_tokens=True) == ours.decode(expected, skip_special_tokens=True)
     return same_text and abs(score(ids) - score(expected)) < 1e-3
 
 
 @pytest.mark.parametrize("name", FOLDERS)
 def test_ids_and_offsets_equal_transformers(folders, name):
-    ours, theirs = _tokenizers(folders, name)
+    _check_against_transformers(*_tokenizers(folders, name), SAMPLE)
+
+
+@pytest.mark.parametrize("name", FOLDERS)
+def test_folders_transformers_saved_with_only_a_unigram_tokenizer_json(folders, name, tmp_path):
+    theirs = getattr(transformers, name).from_pretrained(folders[name])
+    theirs.save_pretrained(tmp_path)
+    assert not list(tmp_path.glob("*.model")) and (tmp_path / "tokenizer.json").is_file()
+    ours = AutoTokenizer.from_pretrained(tmp_path)
+    assert type(ours) is FAMILIES[name]
+    _check_against_transformers(ours, getattr(transformers, name).from_pretrained(tmp_path), 4 * SAMPLE)
+    saved = ours.save_pretrained(tmp_path / "again")[0].parent  # tokenizer.json copied, config written
+    assert AutoTokenizer.from_pretrained(saved)("a b")["input_ids"] == theirs("a b")["input_ids"]
+
+
+def test_a_unigram_tokenizer_json_with_an_unknown_part_is_refused(folders, tmp_path):
+    import json
+
+    transformers.AlbertTokenizer.from_pretrained(folders["AlbertTokenizer"]).save_pretrained(tmp_path)
+    data = json.loads((tmp_path / "tokenizer.json").read_text())
+    data["normalizer"]["normalizers"].append({"type": "BertNormalizer"})
+    (tmp_path / "tokenizer.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"tokenizer.json: normalizer 'BertNormalizer'"):
+        AutoTokenizer.from_pretrained(tmp_path)
+
+
+def _check_against_transformers(ours, theirs, sample):
     ties = 0
-    for text in list(held_out_lines()[::SAMPLE]) + HARD_TEXT:
+    for text in list(held_out_lines()[::sample]) + HARD_TEXT:
         got = ours(text, return_offsets_mapping=True)
         expected = theirs(text, return_offsets_mapping=True)
         if got["input_ids"] != expected["input_ids"]:

@@ -11,7 +11,8 @@ tokenizer. In order:
    ``byte_level_class``).
 3. any other ``tokenizer.json`` → ``BertTokenizer`` (WordPiece); one of another kind is refused by
    ``tokenizer_json.py`` with the kind named.
-4. a SentencePiece model (``spiece.model``, ``sentencepiece.bpe.model``, ``spm.model``, ...) and no vocab.txt →
+4. a SentencePiece model (``spiece.model``, ``sentencepiece.bpe.model``, ``spm.model``, ...) or a Unigram
+   tokenizer.json, and no vocab.txt →
    that family's tokenizer (ALBERT, XLNet, T5, XLM-R, CamemBERT, DeBERTa-v2; see ``sp_files.family_of``).
 5. nothing of these → a clear error listing what was looked for.
 
@@ -31,6 +32,7 @@ from .byte_bpe_json import is_byte_level_json, read_byte_level_json
 from .gpt2 import GPT2Tokenizer
 from .pretrained import CONFIG_FILE, VOCAB_FILE, read_config
 from .roberta import RobertaTokenizer
+from .sp_tokenizer_json import is_unigram_json
 from .tokenizer import BertTokenizer
 from .tokenizer_json import TOKENIZER_JSON, WORDPIECE_ONLY, UnsupportedTokenizer
 
@@ -160,7 +162,9 @@ class AutoTokenizer:
             raise NotADirectoryError(f"{folder} is a file; AutoTokenizer.from_pretrained takes a model folder")
         if has_byte_level_files(folder):
             return byte_level_class(folder).from_pretrained(folder, **overrides)
-        if not (folder / VOCAB_FILE).is_file() and any((folder / n).is_file() for n in SENTENCEPIECE_FILES):
+        unigram_json = (folder / TOKENIZER_JSON).is_file() and is_unigram_json(folder / TOKENIZER_JSON)
+        if not (folder / VOCAB_FILE).is_file() and (unigram_json or any((folder / n).is_file()
+                                                                        for n in SENTENCEPIECE_FILES)):
             from .sp_files import family_of  # ALBERT, XLNet, T5, XLM-R, CamemBERT, DeBERTa-v2: sp_families.py
 
             return family_of(folder).from_pretrained(folder, **overrides)

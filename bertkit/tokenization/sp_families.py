@@ -84,7 +84,7 @@ class XLNetTokenizer(AlbertTokenizer):
     lstrip_tokens = ("<mask>",)
     model_max_length_default = 1_000_000_000_000_000_019_884_624_838_656  # transformers' "no limit"
 
-    def __init__(self, vocab_file, *, additional_special_tokens=("<eop>", "<eod>"), **settings: Any):
+    def __init__(self, vocab_file=None, *, additional_special_tokens=("<eop>", "<eod>"), **settings: Any):
         super().__init__(vocab_file, additional_special_tokens=additional_special_tokens, **settings)
 
     def check_settings(self, settings: dict[str, Any]) -> dict[str, Any]:
@@ -105,7 +105,7 @@ class T5Tokenizer(SentencePieceTokenizer):
     segment_ids = (0, 0)
     model_max_length_default = 1_000_000_000_000_000_019_884_624_838_656
 
-    def __init__(self, vocab_file, *, additional_special_tokens=None, **settings: Any):
+    def __init__(self, vocab_file=None, *, additional_special_tokens=None, **settings: Any):
         if additional_special_tokens is None:
             additional_special_tokens = [f"<extra_id_{i}>" for i in range(SENTINELS)]
         super().__init__(vocab_file, additional_special_tokens=additional_special_tokens, **settings)
@@ -146,8 +146,9 @@ class CamembertTokenizer(XLMRobertaTokenizer):
     tokenizer_class = "CamembertTokenizer"
     fairseq_head = ("<s>NOTUSED", "<pad>", "</s>NOTUSED", "<unk>", "<unk>NOTUSED")
     first_piece = 1
+    lstrip_in_span = True
 
-    def __init__(self, vocab_file, *, additional_special_tokens=("<s>NOTUSED", "</s>NOTUSED", "<unk>NOTUSED"),
+    def __init__(self, vocab_file=None, *, additional_special_tokens=("<s>NOTUSED", "</s>NOTUSED", "<unk>NOTUSED"),
                  **settings: Any):
         super().__init__(vocab_file, additional_special_tokens=additional_special_tokens, **settings)
 

@@ -17,6 +17,7 @@ from .pretrained import CONFIG_FILE, read_config
 from .sentencepiece_model import SentencePieceModelError
 from .sp_families import FAMILIES, MODEL_TYPES
 from .sp_tokenizer import ROLES, SentencePieceTokenizer
+from .sp_tokenizer_json import is_unigram_json, read_unigram_json
 
 MODEL_FILES = ("spiece.model", "sentencepiece.bpe.model", "spm.model", "sentencepiece.model", "tokenizer.model")
 BY_FILE_NAME = {"spm.model": "DebertaV2Tokenizer", "sentencepiece.bpe.model": "XLMRobertaTokenizer",
@@ -56,7 +57,8 @@ def family_of(folder: Path) -> type[SentencePieceTokenizer]:
         return MODEL_TYPES[kind]
     found = model_file(folder)
     if found is None:
-        raise FileNotFoundError(f"{folder} holds no SentencePiece model ({', '.join(MODEL_FILES)})")
+        raise FileNotFoundError(f"{folder} holds no SentencePiece model ({', '.join(MODEL_FILES)}) and names no "
+                                "SentencePiece tokenizer_class or model_type")
     return FAMILIES[BY_FILE_NAME.get(found.name, "AlbertTokenizer")]
 
 
@@ -65,10 +67,18 @@ def tokenizer_arguments(folder: Path, cls: type[SentencePieceTokenizer]) -> dict
     if not folder.is_dir():
         raise FileNotFoundError(f"no such model folder: {folder} (bertkit loads local folders, not hub names)")
     found = model_file(folder, cls.vocab_file_name)
-    if found is None:
-        raise FileNotFoundError(f"{folder} holds no SentencePiece model; {cls.__name__} reads {cls.vocab_file_name}")
     config = read_config(folder)
-    arguments: dict[str, Any] = {"vocab_file": found}
+    arguments: dict[str, Any]
+    if found is not None:
+        arguments = {"vocab_file": found}
+    elif (folder / "tokenizer.json").is_file() and is_unigram_json(folder / "tokenizer.json"):
+        _, implied = read_unigram_json(folder / "tokenizer.json")
+        arguments = {"tokenizer_json": folder / "tokenizer.json"}
+        probe = cls.check_settings(cls.__new__(cls), {})
+        arguments.update({key: value for key, value in implied.items() if key in probe})
+    else:
+        raise FileNotFoundError(f"{folder} holds no SentencePiece model; {cls.__name__} reads {cls.vocab_file_name} "
+                                "or a Unigram tokenizer.json")
     for role in ROLES:
         if config.get(role):
             arguments[role] = token_text(config[role])
@@ -79,6 +89,6 @@ def tokenizer_arguments(folder: Path, cls: type[SentencePieceTokenizer]) -> dict
         arguments["model_max_length"] = config["model_max_length"]
     probe = cls.check_settings(cls.__new__(cls), {})  # the settings this family knows
     for key in SETTINGS:
-        if key in config and key in probe:
+        if key in config and key in probe and key not in arguments:
             arguments[key] = config[key]
     return arguments

@@ -52,20 +52,32 @@ class SentencePieceTokenizer(VocabularyLookup, EncodesBatches):
     padding_side = "right"
     token_type_ids_by_default = False
     lstrip_tokens: tuple[str, ...] = ()  # special tokens that take the spaces before them (``<mask>``)
+    lstrip_in_span = False
     model_max_length_default = 512
     space_in_offsets = False  # DeBERTa-v2: a token's span starts at the space before it, not at its first letter
 
-    def __init__(self, vocab_file: str | os.PathLike, *, additional_special_tokens: Iterable[str] = (),
-                 model_max_length: int | None = None, **settings: Any):
-        self.vocab_file = Path(vocab_file)
-        self.sp = SentencePieceProcessor(self.vocab_file)
+    def __init__(self, vocab_file: str | os.PathLike | None = None, *, additional_special_tokens: Iterable[str] = (),
+                 model_max_length: int | None = None, tokenizer_json: str | os.PathLike | None = None,
+                 **settings: Any):
+        if (vocab_file is None) == (tokenizer_json is None):
+            raise ValueError("give vocab_file (a SentencePiece .model) or tokenizer_json (a Unigram tokenizer.json)")
+        self.tokenizer_json = None if tokenizer_json is None else Path(tokenizer_json)
+        if self.tokenizer_json is not None:  # its vocabulary is final: ids as they stand, no family layout
+            from .sp_tokenizer_json import read_unigram_json
+
+            proto, _ = read_unigram_json(self.tokenizer_json)
+            self.vocab_file = self.tokenizer_json
+            self.sp = SentencePieceProcessor(model=proto)
+        else:
+            self.vocab_file = Path(vocab_file)
+            self.sp = SentencePieceProcessor(self.vocab_file)
         roles = {role: settings.pop(role, self.defaults.get(role)) for role in ROLES}
         self.settings = self.check_settings(settings)
         for role, token in roles.items():
             setattr(self, role, token)
         self.additional_special_tokens = list(additional_special_tokens)
         self.model_max_length = model_max_length or self.model_max_length_default
-        self.vocab = self.build_vocab()
+        self.vocab = self.build_vocab() if self.tokenizer_json is None else SentencePieceTokenizer.build_vocab(self)
         for token in self.all_special_tokens:  # as transformers: a special token the model lacks is added after it
             if token not in self.vocab:
                 self.vocab[token] = len(self.vocab)
@@ -126,9 +138,9 @@ class SentencePieceTokenizer(VocabularyLookup, EncodesBatches):
 
     # -- text → tokens ------------------------------------------------------------------------------------
 
-    def _segments(self, text: str) -> list[tuple[str, int, bool]]:
-        """The text cut at special tokens written in it: (piece, start, is_special)."""
-        out: list[tuple[str, int, bool]] = []
+    def _segments(self, text: str) -> list[tuple[str, int, bool, int]]:
+        """The text cut at special tokens written in it: (piece, start, is_special, end of its span)."""
+        out: list[tuple[str, int, bool, int]] = []
         start = i = 0
         while i < len(text):
             token = next((t for t in self._by_length if text.startswith(t, i)), None)
@@ -136,12 +148,15 @@ class SentencePieceTokenizer(VocabularyLookup, EncodesBatches):
                 i += 1
                 continue
             before = text[start:i]
+            span_start = i
             if token in self.lstrip_tokens:
                 before = before.rstrip()
-            out.append((before, start, False))
-            out.append((token, i, True))
+                if self.lstrip_in_span:  # CamemBERT's <mask> span takes the spaces it ate
+                    span_start = start + len(before)
+            out.append((before, start, False, start + len(before)))
+            out.append((token, span_start, True, i + len(token)))
             i = start = i + len(token)
-        out.append((text[start:], start, False))
+        out.append((text[start:], start, False, len(text)))
         return [s for s in out if s[0] or s[2]]
 
     def _tokens(self, text: str, start: int) -> list[tuple[int, Span]]:
@@ -175,10 +190,10 @@ class SentencePieceTokenizer(VocabularyLookup, EncodesBatches):
         check_text(text, "text")
         ids: list[int] = []
         spans: list[Span] = []
-        for piece, start, special in self._segments(text):
+        for piece, start, special, end in self._segments(text):
             if special:
                 ids.append(self.vocab[piece])
-                spans.append((start, start + len(piece)))
+                spans.append((start, end))
             else:
                 for i, span in self._tokens(piece, start):
                     ids.append(i)
@@ -298,10 +313,11 @@ class SentencePieceTokenizer(VocabularyLookup, EncodesBatches):
         return cls(**{**tokenizer_arguments(Path(folder), cls), **overrides})
 
     def save_pretrained(self, folder: str | os.PathLike) -> list[Path]:
-        """Write the ``.model`` file and ``tokenizer_config.json`` (transformers reads them back)."""
+        """Write the ``.model`` file (or the tokenizer.json it was read from) and ``tokenizer_config.json``
+        (transformers reads them back)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        target = folder / self.vocab_file_name
+        target = folder / (self.vocab_file_name if self.tokenizer_json is None else "tokenizer.json")
         if target.resolve() != self.vocab_file.resolve():
             shutil.copyfile(self.vocab_file, target)
         config = {"tokenizer_class": self.tokenizer_class, "model_max_length": self.model_max_length,

@@ -1,0 +1,96 @@
+"""A ``tokenizer.json`` whose model is Unigram (what transformers 5 saves for ALBERT, XLNet, T5, XLM-R, ...), read as
+the SentencePiece model it was converted from.
+
+The parts bertkit follows: ``model`` (Unigram: ``vocab`` as [piece, score] pairs at their final ids, ``unk_id``,
+``byte_fallback``); ``normalizer`` (``Precompiled``: SentencePiece's charsmap, base64; around it ``Replace`` ``\\`\\```
+/ ``''``, ``NFKD`` + ``StripAccents``, ``Lowercase`` — ALBERT / XLNet's preparation — and DeBERTa's ``Strip`` /
+``Replace`` of runs of spaces); ``pre_tokenizer`` (``WhitespaceSplit`` and ``Metaspace`` with ``▁``); and
+``added_tokens`` (special tokens become control pieces). The template around a text is the family's (its
+tokenizer_class), as in transformers. Any other part is refused with its name.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from .sentencepiece_model import BYTE, CONTROL, NORMAL, UNKNOWN, ModelProto, Piece
+from .tokenizer_json import UnsupportedTokenizer
+
+NORMALIZERS = {"Sequence", "Precompiled", "Replace", "NFKD", "StripAccents", "Lowercase", "Strip", "NFC"}
+PRE_TOKENIZERS = {"Sequence", "WhitespaceSplit", "Metaspace"}
+_BYTE = re.compile(r"<0x[0-9A-F]{2}>")
+
+
+def read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not valid JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} is not a JSON object")
+    return data
+
+
+def is_unigram_json(path: Path) -> bool:
+    """Whether a tokenizer.json holds a Unigram model."""
+    try:
+        return read_json(path).get("model", {}).get("type") == "Unigram"
+    except (ValueError, AttributeError):
+        return False
+
+
+def _flatten(part: dict | None, key: str) -> list[dict]:
+    """A normaliser or pre-tokenizer as its list of steps (a Sequence opened up)."""
+    if not part:
+        return []
+    if part.get("type") == "Sequence":
+        return [step for inner in part.get(key, []) for step in _flatten(inner, key)]
+    return [part]
+
+
+def read_unigram_json(path: Path) -> tuple[ModelProto, dict[str, Any]]:
+    """The SentencePiece model a Unigram tokenizer.json describes, and the preparation settings it implies."""
+    data = read_json(path)
+    model = data.get("model") or {}
+    if model.get("type") != "Unigram":
+        raise UnsupportedTokenizer(f"{path}: model.type is {model.get('type')!r}, not Unigram")
+    vocab, unk_id = model.get("vocab"), model.get("unk_id")
+    if not isinstance(vocab, list) or not vocab or not isinstance(unk_id, int) or not 0 <= unk_id < len(vocab):
+        raise UnsupportedTokenizer(f"{path}: model.vocab / model.unk_id are not a Unigram vocabulary")
+    normalizers = _flatten(data.get("normalizer"), "normalizers")
+    for step in normalizers:
+        if step.get("type") not in NORMALIZERS:
+            raise UnsupportedTokenizer(f"{path}: normalizer {step.get('type')!r} is not one bertkit follows "
+                                       f"({', '.join(sorted(NORMALIZERS))})")
+    pre_tokenizers = _flatten(data.get("pre_tokenizer"), "pretokenizers")
+    for step in pre_tokenizers:
+        if step.get("type") not in PRE_TOKENIZERS or step.get("replacement", "\u2581") != "\u2581":
+            raise UnsupportedTokenizer(f"{path}: pre_tokenizer {step.get('type')!r} ({step}) is not one bertkit "
+                                       "follows (WhitespaceSplit, Metaspace with ▁)")
+    metaspace = next((s for s in pre_tokenizers if s.get("type") == "Metaspace"), {})
+    charsmap = b""
+    for step in normalizers:
+        if step.get("type") == "Precompiled" and step.get("precompiled_charsmap"):
+            charsmap = base64.b64decode(step["precompiled_charsmap"])
+    specials = {t.get("content") for t in data.get("added_tokens") or [] if t.get("special")}
+    byte_fallback = bool(model.get("byte_fallback"))
+    pieces = []
+    for i, entry in enumerate(vocab):
+        piece, score = entry
+        kind = UNKNOWN if i == unk_id else CONTROL if piece in specials else NORMAL
+        if kind == NORMAL and byte_fallback and _BYTE.fullmatch(piece):
+            kind = BYTE
+        pieces.append(Piece(piece, float(score), kind))
+    proto = ModelProto(pieces=pieces)
+    proto.trainer_spec = {"model_type": 1, "vocab_size": len(pieces), "byte_fallback": byte_fallback,
+                          "unk_id": unk_id, "treat_whitespace_as_suffix": False, "unk_surface": " \u2047 "}
+    proto.normalizer_spec = {"name": "user_defined" if charsmap else "identity", "precompiled_charsmap": charsmap,
+                             "add_dummy_prefix": metaspace.get("prepend_scheme", "always") != "never",
+                             "remove_extra_whitespaces": True, "escape_whitespaces": True}
+    types = {step.get("type") for step in normalizers}
+    settings = {"do_lower_case": "Lowercase" in types, "keep_accents": "StripAccents" not in types}
+    return proto, settings
