@@ -162,10 +162,12 @@ class AutoTokenizer:
             raise NotADirectoryError(f"{folder} is a file; AutoTokenizer.from_pretrained takes a model folder")
         if has_byte_level_files(folder):
             return byte_level_class(folder).from_pretrained(folder, **overrides)
+        from .sp_files import declares_family, family_of  # ALBERT, XLNet, T5, XLM-R, CamemBERT, DeBERTa-v2
+
+        # a Unigram tokenizer.json is read when the folder says which family's template goes around it
         unigram_json = (folder / TOKENIZER_JSON).is_file() and is_unigram_json(folder / TOKENIZER_JSON)
-        if not (folder / VOCAB_FILE).is_file() and (unigram_json or any((folder / n).is_file()
-                                                                        for n in SENTENCEPIECE_FILES)):
-            from .sp_files import family_of  # ALBERT, XLNet, T5, XLM-R, CamemBERT, DeBERTa-v2: sp_families.py
+        if not (folder / VOCAB_FILE).is_file() and ((unigram_json and declares_family(folder)) or any(
+                (folder / n).is_file() for n in SENTENCEPIECE_FILES)):
 
             return family_of(folder).from_pretrained(folder, **overrides)
         if not (folder / VOCAB_FILE).is_file() and not (folder / TOKENIZER_JSON).is_file():

@@ -33,7 +33,16 @@ def model_file(folder: Path, preferred: str | None = None) -> Path | None:
     return None
 
 
-def family_of(folder: Path) -> type[SentencePieceTokenizer]:
+def declares_family(folder: Path) -> bool:
+    """Whether the folder's tokenizer_class or model_type names one of bertkit's SentencePiece families."""
+    try:
+        family_of(folder, by_file_name=False)
+    except (FileNotFoundError, SentencePieceModelError):
+        return False
+    return True
+
+
+def family_of(folder: Path, by_file_name: bool = True) -> type[SentencePieceTokenizer]:
     """The SentencePiece family of a folder: its tokenizer_class, else model_type, else the model file's name."""
     config = read_config(folder)
     model_config = {}
@@ -55,7 +64,7 @@ def family_of(folder: Path) -> type[SentencePieceTokenizer]:
     kind = model_config.get("model_type")
     if kind in MODEL_TYPES:
         return MODEL_TYPES[kind]
-    found = model_file(folder)
+    found = model_file(folder) if by_file_name else None
     if found is None:
         raise FileNotFoundError(f"{folder} holds no SentencePiece model ({', '.join(MODEL_FILES)}) and names no "
                                 "SentencePiece tokenizer_class or model_type")
