@@ -177,3 +177,21 @@ def test_bad_model_files_name_the_file_and_the_part(models, tmp_path):
     model.trainer_spec["model_type"] = 3
     with pytest.raises(SentencePieceModelError, match="'word'"):
         SentencePieceProcessor(model=model)
+
+
+def test_explain_segment_lists_the_nbest_with_probabilities_and_draws_them(models, tmp_path, capsys):
+    from bertkit.cli import main
+    from bertkit.tokenization.sp_explain import segmentations
+
+    ours, reference = _pair(models, "unigram")
+    best, drawn = segmentations(ours, "packages", nbest=4, alpha=0.5, samples=3)
+    expected = reference.nbest_encode("packages", nbest_size=4, return_type="proto").nbests
+    assert [s.pieces for s in best] == [[p.piece for p in nb.pieces] for nb in expected]
+    keys, probabilities = _exact_distribution(ours, "packages", 0.5, -1)
+    exact = dict(zip(keys, probabilities, strict=True))
+    assert all(s.probability == pytest.approx(exact[tuple(s.pieces)], rel=1e-4) for s in best + drawn)
+    assert main(["explain", "segment", "packages", "--model", str(models["unigram"]), "--output",
+                 str(tmp_path / "seg.png"), "--nbest", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "3 best segmentations" in printed and "P=" in printed
+    assert (tmp_path / "seg.png").read_bytes()[:4] == b"\x89PNG"
