@@ -57,7 +57,7 @@ def test_yaml_numbers_and_overrides_are_typed(tmp_path):
     assert (config.warmup_steps, config.max_minutes) == (5, 2.5)
     finetune = FinetuneConfig.from_yaml(None, ["lr=1e-4", "threads=2", "bf16=false"])
     assert (finetune.learning_rate, finetune.threads, finetune.bf16) == (1e-4, 2, False)
-    with pytest.raises(ValueError, match="threads must be an integer, got 'two'"):
+    with pytest.raises(ValueError, match="threads must be a positive integer or 'auto', got 'two'"):
         FinetuneConfig.from_yaml(None, ["threads=two"])
 
 

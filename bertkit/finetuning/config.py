@@ -9,6 +9,7 @@ from ..peft.config import PeftConfig
 from ..training.device import check_spec
 from ..training.options import Options, parse_overrides
 from ..training.schedule import SCHEDULES
+from ..training.threads import check_threads
 from .data import check_columns, check_task, task_roles
 from .heads import CLASSIFIER_HEADS
 from .long_text import STRATEGIES
@@ -92,7 +93,7 @@ class FinetuneConfig(Options):
     head_lr_scale: float = 10.0  # the head learns this many times faster than the encoder
     bf16: bool = False  # compute in bfloat16 autocast
     device: str = "auto"  # auto | cpu | cuda | cuda:N: where the model trains and predicts
-    threads: int | None = None  # torch threads for this run; 1 can be several times faster on a busy machine
+    threads: int | str | None = "auto"  # torch threads; auto: the first steps time 1 against all, the faster stays
     bucket_by_length: bool = True  # batch texts of similar length together (less padding)
     seed: int = 42  # seed of the head's initialisation, shuffling and dropout
     # evaluation and output
@@ -138,6 +139,7 @@ class FinetuneConfig(Options):
         if not 0 <= self.warmup_ratio < 1:
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         self.device = check_spec(self.device)
+        self.threads = check_threads(self.threads)
         if self.metric is None:
             self.metric = DEFAULT_METRIC[self.task]
         self.peft_config()  # bad PEFT settings fail here, before any data is read

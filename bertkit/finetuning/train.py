@@ -230,7 +230,7 @@ def _finetune(config: FinetuneConfig, on_evaluate: Callable[[dict[str, float]], 
         lr_schedule=config.lr_schedule, gradient_accumulation_steps=config.gradient_accumulation_steps,
         max_grad_norm=config.max_grad_norm, bf16=config.bf16, device=config.device, seed=config.seed,
         logging_steps=max(1, min(50, eval_steps // 2)), eval_steps=eval_steps, save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit,
+        save_total_limit=config.save_total_limit, threads=config.threads,
         head_prefixes=model.head_prefixes, head_lr_scale=config.head_lr_scale, metric_for_best=config.metric,
         greater_is_better=config.greater_is_better, early_stopping_patience=config.early_stopping_patience,
         plot_keys=("loss", "learning_rate", config.metric, "tokens_per_second"), progress=config.progress)

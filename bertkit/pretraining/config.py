@@ -9,6 +9,7 @@ from typing import ClassVar
 
 from ..training.device import check_spec
 from ..training.options import Options
+from ..training.threads import check_threads
 from .instances import TASKS
 from .masking import MaskingConfig
 from .tokenized import WORD_BOUNDARIES
@@ -67,7 +68,7 @@ class PretrainingConfig(Options):
     device: str = "auto"  # auto | cpu | cuda | cuda:N; under torchrun each rank takes cuda:LOCAL_RANK
     gradient_checkpointing: bool = False  # less activation memory for about a third more compute
     seed: int = 0  # seed of the model's initialisation, the instances and the masks
-    threads: int | None = None  # torch threads (as fine-tuning's option); None: torch's default
+    threads: int | str | None = "auto"  # torch threads; auto: the first steps time 1 against all, the faster stays
     logging_steps: int = 10  # log the loss every this many steps
     eval_steps: int = 0  # evaluate every this many steps (0: at the end only)
     eval_batches: int = 20  # batches of held-out instances each evaluation reads
@@ -92,6 +93,7 @@ class PretrainingConfig(Options):
         self.masking_config()  # validates the masking fields
         self.check_units()
         self.device = check_spec(self.device)
+        self.threads = check_threads(self.threads)
         if self.max_seq_length < 8:
             raise ValueError(f"max_seq_length must be at least 8, got {self.max_seq_length}")
         if not 0.0 <= self.eval_fraction < 1.0:

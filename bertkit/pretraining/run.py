@@ -184,7 +184,7 @@ def run_pretraining(config: PretrainingConfig, resume: bool = False) -> dict:
     distributed.barrier()
     if distributed.is_main() and config.save_steps:  # beside the checkpoints --resume continues from
         save_run_config(config.output_dir, config)
-    if config.threads:
+    if isinstance(config.threads, int):  # auto: the trainer times its first steps (training/threads.py)
         torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)  # the same initial weights on every rank and in every rerun
     tokenizer = load_tokenizer(config)
@@ -205,7 +205,7 @@ def run_pretraining(config: PretrainingConfig, resume: bool = False) -> dict:
         bf16=config.bf16, device=config.device, seed=config.seed, logging_steps=config.logging_steps,
         eval_steps=config.eval_steps,
         save_steps=config.save_steps, save_total_limit=config.save_total_limit, plot_keys=PLOT_KEYS,
-        progress=config.progress,
+        progress=config.progress, threads=config.threads,
         max_minutes=config.max_minutes)
 
     electra = config.objective == "electra"

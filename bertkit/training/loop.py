@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
@@ -27,6 +28,7 @@ from .device import autocast_context, check_spec, move_batch, resolve_device
 from .metrics import MetricsLog, plot_metrics
 from .optim import build_optimizer
 from .schedule import build_scheduler
+from .threads import AUTO, ThreadTrial
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +71,7 @@ class TrainingArguments:
     plot_keys: Sequence[str] = ("loss", "learning_rate")
     progress: bool = True
     max_minutes: float | None = None  # a time budget: stop (evaluate, checkpoint) once it is spent
+    threads: int | str | None = None  # "auto": the first steps time 1 thread against torch's count (threads.py)
 
     def __post_init__(self) -> None:
         if self.max_steps < 1:
@@ -214,8 +217,14 @@ class Trainer:
         window: dict[str, float] = {}
         window_steps, window_tokens, window_start = 0, 0.0, time.perf_counter()
         stopped_early = False
+        trial = self._thread_trial()
         while self.step < args.max_steps and not stopped_early:
-            stats = self.optimizer_step()
+            if trial is not None and trial.chosen is None:
+                stats = trial.run(self.optimizer_step)
+                if trial.chosen is not None:
+                    self._say(trial.describe())
+            else:
+                stats = self.optimizer_step()
             self.step += 1
             window_steps += 1
             window_tokens += stats.pop("tokens", 0.0)
@@ -228,8 +237,8 @@ class Trainer:
                 history.append(record)
                 if log:
                     log.write(record)
-                bar.set_postfix({k: f"{record[k]:.3g}" for k in ("loss", "mlm_accuracy", "tokens_per_second")
-                                 if k in record})
+                bar.set_postfix({**{k: f"{record[k]:.3g}" for k in ("loss", "mlm_accuracy", "tokens_per_second")
+                                    if k in record}, "threads": torch.get_num_threads()})
                 window, window_steps, window_tokens, window_start = {}, 0, 0.0, time.perf_counter()
             bar.update(1)
             # rank 0's clock decides for every rank, so that all of them stop at the same step
@@ -244,6 +253,22 @@ class Trainer:
                                args.max_minutes, self.step, args.max_steps)
                 break
         return stopped_early
+
+    def _thread_trial(self) -> ThreadTrial | None:
+        """For ``threads: auto``: a trial of 1 thread against torch's count on this run's first steps, where it
+        can tell (one process on the CPU, steps enough); else None, and torch's count stays."""
+        cores = torch.get_num_threads()
+        if self.args.threads != AUTO or self.device.type != "cpu" or distributed.world_size() > 1 or cores == 1:
+            return None
+        trial = ThreadTrial(cores)
+        if self.args.max_steps - self.step < 2 * trial.steps:
+            self._say(f"threads: auto → {cores} (too few steps to time 1 thread against {cores})")
+            return None
+        return trial
+
+    def _say(self, line: str) -> None:
+        if distributed.is_main():
+            tqdm.write(line, file=sys.stderr)
 
     def optimizer_step(self) -> dict[str, float]:
         """Accumulate gradients over micro-batches, clip, step; returns the micro-batches' mean stats."""
