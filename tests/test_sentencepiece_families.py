@@ -165,3 +165,18 @@ def test_byte_fallback_follows_sentencepiece_where_transformers_drops_it(tmp_pat
     assert "<0xF0>" in ours.tokenize(text)
     assert ours.decode(ours.encode(text), skip_special_tokens=True) == text
     assert "<unk>" in theirs.convert_ids_to_tokens(theirs(text)["input_ids"])  # transformers 5: no byte fallback
+
+
+def test_sampling_is_a_data_augmentation_switch(folders):
+    ours = FAMILIES["AlbertTokenizer"].from_pretrained(folders["AlbertTokenizer"])
+    text = "internationalization of packages"
+    best = ours(text)["input_ids"]
+    ours.enable_sampling(alpha=0.1, nbest_size=-1, seed=0)
+    drawn = {tuple(ours(text)["input_ids"]) for _ in range(30)}
+    assert len(drawn) > 5 and all(ids[0] == ours.cls_token_id and ids[-1] == ours.sep_token_id for ids in drawn)
+    assert all(ours.decode(list(ids), skip_special_tokens=True) == ours.decode(best, skip_special_tokens=True)
+               for ids in drawn)  # another segmentation of the same text
+    ours.enable_sampling(alpha=0.1, nbest_size=1)
+    assert ours(text)["input_ids"] == best
+    ours.disable_sampling()
+    assert ours(text)["input_ids"] == best

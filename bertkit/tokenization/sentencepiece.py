@@ -275,22 +275,28 @@ class SentencePieceProcessor:
 
     def sample_tokens(self, text: str, alpha: float = 0.1, nbest_size: int = -1,
                       rng: random.Random | None = None) -> list[Token]:
-        """One sampled segmentation (SentencePiece's ``enable_sampling``).
+        """One sampled segmentation (SentencePiece's ``enable_sampling``), pieces with their spans in ``text``.
 
         Unigram: ``nbest_size < 0`` draws from all segmentations with probability ∝ exp(alpha · score);
         ``nbest_size > 1`` draws from the n best the same way; 0 or 1 gives the best. BPE: BPE-dropout, each
         merge skipped with probability ``alpha``.
         """
-        rng = rng or random
         normalized, align = self.normalizer.normalize(text)
+        return [Token(p, i, align[s], align[e]) for p, i, s, e in self.sample_segment(normalized, alpha, nbest_size,
+                                                                                     rng)]
+
+    def sample_segment(self, normalized: str, alpha: float = 0.1, nbest_size: int = -1,
+                       rng: random.Random | None = None) -> list[tuple[str, int, int, int]]:
+        """``segment`` with a sampled segmentation instead of the best (see ``sample_tokens``)."""
+        rng = rng or random
         if self.model_type == "bpe":
             segments, position = [], 0
             for piece, i in self.bpe.segment(normalized, alpha, rng):
                 segments.append((piece, i, position, position + len(piece)))
                 position += len(piece)
-            return self._with_bytes(segments, align)
-        if nbest_size in (0, 1):
-            return self.encode_tokens(text)
+            return self.expand(segments)
+        if nbest_size in (0, 1) or not normalized:
+            return self.segment(normalized)
         if nbest_size < 0:
             nodes = self.unigram.sample(normalized, alpha, rng)
         else:
@@ -298,7 +304,7 @@ class SentencePieceProcessor:
             top = max(score for _, score in candidates)
             weights = [math.exp(alpha * (score - top)) for _, score in candidates]
             nodes = rng.choices(candidates, weights)[0][0]
-        return self._with_bytes([(normalized[n.start:n.end], n.id, n.start, n.end) for n in nodes], align)
+        return self.expand([(normalized[n.start:n.end], n.id, n.start, n.end) for n in nodes])
 
     def sample_encode(self, text: str, alpha: float = 0.1, nbest_size: int = -1, out_type: type = int,
                       rng: random.Random | None = None) -> list[int] | list[str]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 from collections.abc import Iterable
 from pathlib import Path
@@ -86,6 +87,19 @@ class SentencePieceTokenizer(VocabularyLookup, EncodesBatches):
         self._by_length = sorted(self._specials, key=len, reverse=True)
         self._spm_ids = [self.vocab.get(p, self.vocab[self.unk_token]) for p in self.sp.pieces]
         self.fix_spm_ids(self._spm_ids)
+        self.sampling: tuple[float, int, random.Random] | None = None
+
+    def enable_sampling(self, alpha: float = 0.1, nbest_size: int = -1, seed: int | None = None) -> None:
+        """Subword regularisation from now on, as SentencePiece's ``enable_sampling``: each encoding draws a
+        segmentation (Unigram: ∝ exp(alpha · score) over all, or over the ``nbest_size`` best; BPE: dropout
+        ``alpha``). A data-augmentation option for pretraining and fine-tuning: pass the tokenizer as usual."""
+        if not alpha >= 0.0:
+            raise ValueError(f"alpha must be >= 0, got {alpha}")
+        self.sampling = (alpha, nbest_size, random.Random(seed))
+
+    def disable_sampling(self) -> None:
+        """Back to the best segmentation (the default)."""
+        self.sampling = None
 
     # -- what a family changes ----------------------------------------------------------------------------
 
@@ -166,7 +180,12 @@ class SentencePieceTokenizer(VocabularyLookup, EncodesBatches):
             return []
         normalized, rule_starts, rule_ends, _ = self.sp.normalizer.normalize_with_spans(prepared)
         out = []
-        for _, i, s, e in self.sp.segment(normalized):
+        if self.sampling is None:
+            segments = self.sp.segment(normalized)
+        else:  # subword regularisation: another segmentation on every call
+            alpha, nbest_size, rng = self.sampling
+            segments = self.sp.sample_segment(normalized, alpha, nbest_size, rng)
+        for _, i, s, e in segments:
             if s == e:  # a byte piece before the last of its character: empty, where the character starts
                 k = rule_starts[min(s, len(normalized) - 1)]
                 out.append((self._spm_ids[i], (starts[k] + start, starts[k] + start)))
