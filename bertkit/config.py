@@ -29,6 +29,7 @@ PRESETS = {
 _ALBERT = dict(model_type="albert", vocab_size=30000, embedding_size=128, hidden_act="gelu_new", num_hidden_groups=1,
                hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
 _ELECTRA_GENERATOR = dict(model_type="electra", hidden_size=256, num_attention_heads=4, intermediate_size=1024)
+_XLM = dict(model_type="xlm", type_vocab_size=0, pad_token_id=2, bos_token_id=0, eos_token_id=1)
 ARCHITECTURE_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "roberta": {size: dict(preset=size, model_type="roberta", vocab_size=50265, max_position_embeddings=514,
                            type_vocab_size=1, pad_token_id=1, layer_norm_eps=1e-5) for size in ("base", "large")},
@@ -50,6 +51,15 @@ ARCHITECTURE_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "large-generator": _ELECTRA_GENERATOR | dict(num_hidden_layers=24, embedding_size=1024),
     },
     "distilbert": {"base": dict(preset="base", model_type="distilbert", num_hidden_layers=6, type_vocab_size=0)},
+    # XLM (Lample & Conneau 2019): xlm-mlm-en-2048 (transformers' XLMConfig defaults), and the 17 / 100 language ones
+    "xlm": {
+        "mlm-en-2048": _XLM | dict(vocab_size=30145, n_langs=1, hidden_size=2048, num_hidden_layers=12,
+                                   num_attention_heads=16, intermediate_size=8192),
+        "mlm-17-1280": _XLM | dict(vocab_size=200000, n_langs=17, use_lang_emb=False, hidden_size=1280,
+                                   num_hidden_layers=16, num_attention_heads=16, intermediate_size=5120),
+        "mlm-100-1280": _XLM | dict(vocab_size=200000, n_langs=100, use_lang_emb=False, hidden_size=1280,
+                                    num_hidden_layers=16, num_attention_heads=16, intermediate_size=5120),
+    },
     "nezha": {size: dict(preset=size, model_type="nezha", vocab_size=21128, position_embedding_type="nezha")
               for size in ("base", "large")},
 }
@@ -88,6 +98,8 @@ class BertConfig:
     max_relative_position: int = 64  # nezha only: distances beyond ±this share the last vector
     use_task_id: bool = False  # ERNIE: a task-type embedding (task_type_ids) added to the token embeddings
     task_type_vocab_size: int = 3  # ERNIE: rows of that table
+    n_langs: int = 1  # XLM: languages; above 1 (with use_lang_emb) a language embedding is added (langs)
+    use_lang_emb: bool = True  # XLM: whether the language embedding exists when n_langs > 1
     num_hidden_groups: int | None = None  # ALBERT: layers share the weights of this many groups; None: no sharing
     inner_group_num: int = 1  # ALBERT: layers in a group
     norm_first: bool = False  # pre-LN blocks (LayerNorm before attention / FFN) with a final LayerNorm
@@ -153,6 +165,15 @@ class BertConfig:
         if self.use_task_id and self.model_type != "ernie":
             raise ValueError(f"use_task_id (task-type embeddings) is ERNIE's; model_type {self.model_type!r} "
                              "folders would load elsewhere without them: use model_type 'ernie'")
+        _check_int("n_langs", self.n_langs, minimum=1)
+        if not isinstance(self.use_lang_emb, bool):
+            raise ValueError(f"config.use_lang_emb must be true or false, got {self.use_lang_emb!r}")
+        if self.n_langs > 1 and self.model_type != "xlm":
+            raise ValueError(f"n_langs={self.n_langs} (language embeddings) is XLM's; use model_type 'xlm'")
+        if self.model_type == "xlm" and (self.intermediate_size != 4 * self.hidden_size
+                                         or self.hidden_act not in ("gelu", "relu")):
+            raise ValueError("XLM's feed-forward is 4 × emb_dim wide with gelu or relu (gelu_activation); got "
+                             f"intermediate_size={self.intermediate_size}, hidden_act={self.hidden_act!r}")
         if (self.model_type == "nezha") != (self.position_embedding_type == "nezha"):
             raise ValueError("position_embedding_type 'nezha' and model_type 'nezha' go together (NEZHA's folders "
                              f"name no position type); got model_type {self.model_type!r}, position_embedding_type "
@@ -274,6 +295,7 @@ def _shape(name: str) -> dict[str, int]:
 def _essentials(model_type: str, hidden_size: int) -> dict[str, Any]:
     """What a BERT shape needs to be an instance of ``model_type``."""
     return {"distilbert": dict(type_vocab_size=0), "nezha": dict(position_embedding_type="nezha"),
+            "xlm": dict(type_vocab_size=0, pad_token_id=2, bos_token_id=0, eos_token_id=1),
             "albert": dict(num_hidden_groups=1, embedding_size=min(128, hidden_size), hidden_act="gelu_new")
             }.get(model_type, {})
 

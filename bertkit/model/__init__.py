@@ -3,7 +3,7 @@
 Blocks: ``embeddings``, ``attention`` (+ ``position_bias``), ``feed_forward``, ``block`` (a layer), ``encoder``
 (stacks, shared or not, and the encoder model), ``heads``; speed paths: ``kernels``; positions inside attention:
 ``relative_positions``. One short file per architecture (``bert``, ``roberta``, ``albert``, ``electra``,
-``distilbert``, ``ernie``, ``nezha``, ``gpt2``); ``architectures`` holds their config fields and transformers'
+``distilbert``, ``ernie``, ``nezha``, ``xlm``, ``gpt2``); ``architectures`` holds their config fields and transformers'
 names; ``auto`` dispatches on ``model_type``.
 """
 
@@ -26,6 +26,7 @@ from .heads import BertForPreTrainingOutput, MaskedLMOutput, ReplacedTokenOutput
 from .nezha import NezhaForMaskedLM, NezhaForPreTraining, NezhaModel
 from .roberta import RobertaForMaskedLM, RobertaModel
 from .seq2seq import TransformerForConditionalGeneration, TransformerModel
+from .xlm import XLMModel, XLMWithLMHeadModel
 
 __all__ = [
     "AlbertForMaskedLM",
@@ -62,4 +63,6 @@ __all__ = [
     "RobertaModel",
     "TransformerForConditionalGeneration",
     "TransformerModel",
+    "XLMModel",
+    "XLMWithLMHeadModel",
 ]

@@ -129,6 +129,38 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("nezha", "nezha", BERT_DEFAULTS | dict(vocab_size=21128, bos_token_id=2, eos_token_id=3),
                      extra_fields=("max_relative_position", "bos_token_id", "eos_token_id"),
                      fixed=dict(position_embedding_type="nezha"), ignored=frozenset({"use_relative_position"})),
+        Architecture("xlm", "transformer", BERT_DEFAULTS | dict(
+            vocab_size=30145, hidden_size=2048, num_attention_heads=16, intermediate_size=None, pad_token_id=2,
+            bos_token_id=0, eos_token_id=1),
+            renamed_fields=dict(emb_dim="hidden_size", n_layers="num_hidden_layers", n_heads="num_attention_heads",
+                                dropout="hidden_dropout_prob", attention_dropout="attention_probs_dropout_prob",
+                                init_std="initializer_range", gelu_activation="hidden_act", n_words="vocab_size",
+                                pad_index="pad_token_id", bos_index="bos_token_id", eos_index="eos_token_id"),
+            written=("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "hidden_act",
+                     "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings",
+                     "initializer_range", "layer_norm_eps", "pad_token_id", "bos_token_id", "eos_token_id", "n_langs",
+                     "use_lang_emb"),
+            # post-LN, learned positions, no segment table (segment ids index the word embeddings, xlm.py)
+            fixed=dict(type_vocab_size=0, norm_first=False, position_embedding_type="absolute"),
+            required=dict(sinusoidal_embeddings=False, causal=False, asm=False, is_encoder=True),
+            ignored=frozenset({"summary_type", "summary_use_proj", "summary_activation", "summary_proj_to_labels",
+                               "summary_first_dropout", "start_n_top", "end_n_top", "mask_token_id", "lang_id",
+                               "unk_index", "mask_index", "id2lang", "lang2id", "embed_init_std"}),
+            derived=lambda f: f | dict(intermediate_size=4 * f["hidden_size"], hidden_act={
+                True: "gelu", False: "relu"}.get(f["hidden_act"], f["hidden_act"])),
+            renames=(
+                (r"embeddings\.word_embeddings\.", "embeddings."),
+                (r"embeddings\.position_embeddings\.", "position_embeddings."),
+                (r"embeddings\.lang_embeddings\.", "lang_embeddings."),
+                (r"embeddings\.LayerNorm\.", "layer_norm_emb."),
+                (r"encoder\.layer\.(\d+)\.attention\.self\.(query|key|value)\.",
+                 lambda m, c: f"attentions.{m.group(1)}.{m.group(2)[0]}_lin."),
+                (r"encoder\.layer\.(\d+)\.attention\.output\.dense\.", r"attentions.\1.out_lin."),
+                (r"encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.", r"layer_norm1.\1."),
+                (r"encoder\.layer\.(\d+)\.intermediate\.dense\.", r"ffns.\1.lin1."),
+                (r"encoder\.layer\.(\d+)\.output\.dense\.", r"ffns.\1.lin2."),
+                (r"encoder\.layer\.(\d+)\.output\.LayerNorm\.", r"layer_norm2.\1."),
+            )),
         Architecture("gpt2", "transformer", BERT_DEFAULTS | dict(
             vocab_size=50257, max_position_embeddings=1024, intermediate_size=None, hidden_act="gelu_new",
             layer_norm_eps=1e-5, pad_token_id=None, bos_token_id=50256, eos_token_id=50256),
@@ -316,6 +348,8 @@ def config_values(config: BertConfig) -> dict[str, Any]:
                                                                                              "sinusoidal"):
             values["sinusoidal_pos_embds"] = value == "sinusoidal"
             continue
+        if name == "hidden_act" and arch.model_type == "xlm":  # XLM's switch: gelu_activation true / false
+            value = value == "gelu"
         if name == "embedding_size" and value is None:
             value = config.hidden_size
         values[to_json.get(name, name)] = value

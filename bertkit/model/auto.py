@@ -20,6 +20,7 @@ from .nezha import NezhaForMaskedLM, NezhaForPreTraining, NezhaModel
 from .pretrained import Pretrained
 from .roberta import RobertaForMaskedLM, RobertaModel
 from .seq2seq import TransformerForConditionalGeneration, TransformerModel
+from .xlm import XLMModel, XLMWithLMHeadModel
 
 
 class _Auto:
@@ -65,7 +66,8 @@ class AutoModel(_Auto):
 
     classes = {"bert": BertModel, "roberta": RobertaModel, "albert": AlbertModel, "electra": ElectraModel,
                "distilbert": DistilBertModel, "gpt2": GPT2Model, "transformer": TransformerModel,
-               "bart": TransformerModel, "marian": TransformerModel, "ernie": ErnieModel, "nezha": NezhaModel}
+               "bart": TransformerModel, "marian": TransformerModel, "ernie": ErnieModel, "nezha": NezhaModel,
+               "xlm": XLMModel}
 
 
 class AutoModelForMaskedLM(_Auto):
@@ -73,7 +75,7 @@ class AutoModelForMaskedLM(_Auto):
 
     classes = {"bert": BertForMaskedLM, "roberta": RobertaForMaskedLM, "albert": AlbertForMaskedLM,
                "electra": ElectraForMaskedLM, "distilbert": DistilBertForMaskedLM, "ernie": ErnieForMaskedLM,
-               "nezha": NezhaForMaskedLM}
+               "nezha": NezhaForMaskedLM, "xlm": XLMWithLMHeadModel}
 
 
 class AutoModelForPreTraining(_Auto):
@@ -82,7 +84,7 @@ class AutoModelForPreTraining(_Auto):
 
     classes = {"bert": BertForPreTraining, "roberta": RobertaForMaskedLM, "albert": AlbertForPreTraining,
                "electra": ElectraForPreTraining, "distilbert": DistilBertForMaskedLM, "ernie": ErnieForPreTraining,
-               "nezha": NezhaForPreTraining}
+               "nezha": NezhaForPreTraining, "xlm": XLMWithLMHeadModel}
 
 
 class AutoModelForSeq2SeqLM(_Auto):

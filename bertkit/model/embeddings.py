@@ -61,6 +61,10 @@ class Embeddings(nn.Module):
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, width) if config.type_vocab_size else None
         # ERNIE's task types (use_task_id): one more table summed in, row 0 when no ids are given (as transformers)
         self.task_type_embeddings = nn.Embedding(config.task_type_vocab_size, width) if config.use_task_id else None
+        # XLM: a language embedding added where langs are given; segment ids index the word embeddings
+        self.lang_embeddings = nn.Embedding(config.n_langs, width) if config.n_langs > 1 and config.use_lang_emb \
+            else None
+        self.segments_are_words = config.model_type == "xlm"
         # pre-LN stacks (GPT-2, nn.Transformer with norm_first) normalise inside each block, not here
         self.LayerNorm = nn.LayerNorm(width, eps=config.layer_norm_eps) if config.has_embedding_layer_norm else None
         self.dropout = Dropout(config.hidden_dropout_prob)
@@ -75,10 +79,11 @@ class Embeddings(nn.Module):
             table.requires_grad_(False)
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None, past: int = 0,
-                position_ids: torch.Tensor | None = None, task_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+                position_ids: torch.Tensor | None = None, task_type_ids: torch.Tensor | None = None,
+                langs: torch.Tensor | None = None) -> torch.Tensor:
         """Embed a batch; ``past``: positions a decoder has already cached (the new tokens' positions follow);
         ``position_ids``: each token's position, when not its index (a left-padded batch while generating);
-        ``task_type_ids``: ERNIE's task of each token."""
+        ``task_type_ids``: ERNIE's task of each token; ``langs``: XLM's language of each token."""
         x = self.word_embeddings(input_ids)
         if self.scale != 1.0:
             x = x * self.scale
@@ -92,6 +97,10 @@ class Embeddings(nn.Module):
                 x = x + self.position_embeddings.weight[first: first + input_ids.shape[1]]
         if self.token_type_embeddings is not None:
             x = x + self.token_type_embeddings(token_type_ids)
+        elif token_type_ids is not None and self.segments_are_words:  # as transformers' XLM
+            x = x + self.word_embeddings(token_type_ids)
+        if langs is not None and self.lang_embeddings is not None:
+            x = x + self.lang_embeddings(langs)
         if self.task_type_embeddings is not None:
             x = x + (self.task_type_embeddings(task_type_ids) if task_type_ids is not None
                      else self.task_type_embeddings.weight[0])

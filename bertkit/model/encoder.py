@@ -176,6 +176,7 @@ class EncoderModel(Pretrained):
         use_cache: bool = False,
         position_ids: torch.Tensor | None = None,
         task_type_ids: torch.Tensor | None = None,
+        langs: torch.Tensor | None = None,
     ) -> BertModelOutput:
         """Encode a (batch, seq) batch of token ids; ``attention_mask`` is 1 for real tokens, 0 for padding.
 
@@ -183,7 +184,7 @@ class EncoderModel(Pretrained):
         cross-attention and, with ``use_cache``, return ``past_key_values`` to pass back with the next tokens
         only (``attention_mask`` then covers the cached positions too). ``position_ids`` (batch, seq): each
         token's position where it is not its index (generation from a left-padded batch). ``task_type_ids``
-        (batch, seq): ERNIE's task types (``use_task_id``).
+        (batch, seq): ERNIE's task types (``use_task_id``); ``langs`` (batch, seq): XLM's languages.
         """
         cache = self.decoding_cache(past_key_values, use_cache)
         past = cache.length if cache is not None else 0
@@ -192,7 +193,7 @@ class EncoderModel(Pretrained):
         self.check_positions(position_ids, input_ids)
         if task_type_ids is not None:
             self.check_task_types(task_type_ids, input_ids)
-        x = self.embeddings(input_ids, token_type_ids, past, position_ids, task_type_ids)
+        x = self.embeddings(input_ids, token_type_ids, past, position_ids, task_type_ids, langs)
         if self.embeddings_project is not None:
             x = self.embeddings_project(x)
         x, hidden_states, attentions = self.encoder(x, attention_mask, output_hidden_states, output_attentions,

@@ -31,6 +31,8 @@ PARTS = (
     (r"embeddings\.word_embeddings\.", "word embeddings (V×E)"),
     (r"embeddings\.position_embeddings\.", "position embeddings (P×E)"),
     (r"embeddings\.token_type_embeddings\.", "segment embeddings (T×E)"),
+    (r"embeddings\.task_type_embeddings\.", "task-type embeddings (ERNIE)"),
+    (r"embeddings\.lang_embeddings\.", "language embeddings (XLM)"),
     (r"embeddings\.LayerNorm\.", "embedding LayerNorm"),
     (r"embeddings_project\.", "embedding projection (E→H)"),
     (r"encoder\.relative_attention_bias\.", "relative position bias (buckets×heads)"),
@@ -41,6 +43,7 @@ PARTS = (
     (r"cls\.predictions\.bias", "MLM output bias (decoder tied to word embeddings)"),
     (r"cls\.seq_relationship\.", "NSP / SOP classifier"),
     (r"discriminator_predictions\.", "ELECTRA discriminator head"),
+    (r"pred_layer\.", "XLM LM output bias (projection tied to word embeddings)"),
 )
 
 
