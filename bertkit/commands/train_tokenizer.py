@@ -22,12 +22,12 @@ TOKENIZER_FILES = ("vocab.txt", "vocab.json", "merges.txt", "tokenizer.json", "t
 def check_options(args: argparse.Namespace) -> None:
     """Refuse options that do not apply to the chosen ``--model-type``."""
     byte_level = args.model_type == "byte-bpe"
-    if args.model_type == "unigram":
+    if args.model_type in ("unigram", "sp-bpe"):
         given = [flag for name, flag in {**WORDPIECE_ONLY, **BYTE_BPE_ONLY}.items()
                  if getattr(args, name) not in (None, False)]
         if given or args.min_frequency is not None:
             raise ValueError(f"{', '.join(given + ['--min-frequency'] * (args.min_frequency is not None))} do(es) "
-                             "not apply to --model-type unigram: SentencePiece's Unigram trainer")
+                             f"not apply to --model-type {args.model_type}: SentencePiece's trainers")
         return
     given = [flag for name, flag in (WORDPIECE_ONLY if byte_level else BYTE_BPE_ONLY).items()
              if getattr(args, name) not in (None, False)]
@@ -47,11 +47,12 @@ def run(args: argparse.Namespace) -> None:
         raise ValueError(f"--base-vocab {args.base_vocab} is inside --output {args.output}, which the new vocabulary "
                          "replaces: write it to another folder")
     claim_output_folder(args.output, args.overwrite, TOKENIZER_FILES)
-    if args.model_type == "unigram":
+    if args.model_type in ("unigram", "sp-bpe"):
         from ..tokenization.unigram_training import train_unigram_folder
 
         tokenizer = train_unigram_folder(args.files, args.output, args.vocab_size, args.family or "albert",
-                                         0.9995 if args.character_coverage is None else args.character_coverage)
+                                         0.9995 if args.character_coverage is None else args.character_coverage,
+                                         model_type="bpe" if args.model_type == "sp-bpe" else "unigram")
         files = tokenizer.vocab_file.name
     elif args.model_type == "byte-bpe":
         from ..tokenization.byte_bpe_training import train_byte_bpe
@@ -88,15 +89,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--overwrite", action="store_true",
                    help="replace the tokenizer files already in --output (else: refused)")
     p.add_argument("--vocab-size", type=int, default=30000)
-    p.add_argument("--model-type", default="wordpiece", choices=["wordpiece", "bpe", "byte-bpe", "unigram"],
+    p.add_argument("--model-type", default="wordpiece", choices=["wordpiece", "bpe", "byte-bpe", "unigram", "sp-bpe"],
                    help="wordpiece: merge the pair with the best freq(ab)/(freq(a)·freq(b)); bpe: the most frequent; "
                         "byte-bpe: GPT-2 / RoBERTa byte-level BPE (merges as tokenizers' ByteLevelBPETokenizer); "
-                        "unigram: SentencePiece's Unigram language model (seeds, EM, pruning), a .model file")
+                        "unigram: SentencePiece's Unigram language model (seeds, EM, pruning), a .model file; "
+                        "sp-bpe: SentencePiece's BPE, a .model file")
     p.add_argument("--family", choices=["albert", "xlnet", "t5", "xlm-roberta"],
-                   help="unigram: the special pieces and tokenizer_config.json of this model family (default albert)")
+                   help="unigram / sp-bpe: the special pieces and tokenizer_config.json of this model family (default "
+                        "albert)")
     p.add_argument("--character-coverage", type=float,
-                   help="unigram: keep the characters covering this share of the text (default 0.9995; the rest "
-                        "are unknown)")
+                   help="unigram / sp-bpe: keep the characters covering this share of the text (default 0.9995; "
+                        "the rest are unknown)")
     p.add_argument("--min-frequency", type=int,
                    help="a merge (or added word) must occur this often; default 10 for wordpiece, 2 for bpe and "
                         "byte-bpe")

@@ -278,8 +278,10 @@ def read_lines(files: Iterable[str]) -> list[str]:
 
 
 def train_unigram_folder(files: Iterable[str], output, vocab_size: int, family: str = "albert",
-                         character_coverage: float = 0.9995, split_digits: bool = False):
-    """Train on text files and write a family's folder: its ``.model`` file and ``tokenizer_config.json``."""
+                         character_coverage: float = 0.9995, split_digits: bool = False, model_type: str = "unigram"):
+    """Train on text files and write a family's folder: its ``.model`` file and ``tokenizer_config.json``.
+
+    ``model_type`` "bpe" trains SentencePiece's BPE instead (``sp_bpe_training.py``)."""
     from pathlib import Path
 
     from .sentencepiece_model import serialize_model
@@ -288,8 +290,14 @@ def train_unigram_folder(files: Iterable[str], output, vocab_size: int, family: 
     lines = read_lines(files)
     if family in ("albert", "xlnet"):  # train on the text as the family's tokenizer hands it to SentencePiece
         lines = [prepare_like_albert(line, family == "albert", True)[0] for line in lines]
-    model = train_unigram(lines, vocab_size, character_coverage=character_coverage,
-                          split_digits=split_digits, meta_pieces=FAMILY_PIECES[family])
+    if model_type == "bpe":
+        from .sp_bpe_training import train_sp_bpe
+
+        model = train_sp_bpe(lines, vocab_size, character_coverage=character_coverage, split_digits=split_digits,
+                             meta_pieces=FAMILY_PIECES[family])
+    else:
+        model = train_unigram(lines, vocab_size, character_coverage=character_coverage,
+                              split_digits=split_digits, meta_pieces=FAMILY_PIECES[family])
     cls = FAMILIES[FAMILY_CLASSES[family]]
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
