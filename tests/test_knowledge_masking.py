@@ -118,3 +118,20 @@ def test_chinese_phrases_from_a_list_join_jieba_words(chinese_vocab, tmp_path):
     phrases = tokenize_documents([[text]], tokenizer, "jieba", progress=False,
                                  units=load_units(tmp_path / "phrases.txt"))[0][0]
     assert ["".join(run) for run in units_of(phrases, tokenizer)] == ["我们", "在", "北京大学", "学习", "机器学习"]
+
+
+@pytest.mark.parametrize("architecture", ["ernie", "nezha"])
+def test_pretraining_an_ernie_or_nezha_with_entity_masking(minilm_dir, tmp_path, units_file, architecture):
+    from bertkit.model import AutoModel
+    from bertkit.pretraining import run_pretraining
+
+    sentences = ["i moved to new york for the united nations job .", "the city is loud and the work is long .",
+                 "new york never sleeps .", "she works for the united nations in new york ."]
+    (tmp_path / "corpus.txt").write_text("\n\n".join("\n".join(sentences[i:] + sentences[:i]) for i in range(4)))
+    summary = run_pretraining(PretrainingConfig(
+        corpus=[str(tmp_path / "corpus.txt")], tokenizer=str(minilm_dir), architecture=architecture,
+        masking="entity", units_file=str(units_file), model_preset="tiny", max_seq_length=32, batch_size=4,
+        max_steps=2, warmup_steps=1, eval_fraction=0, progress=False, output_dir=str(tmp_path / "out")))
+    assert summary["steps"] == 2
+    model = AutoModel.from_pretrained(tmp_path / "out" / "model")
+    assert model.config.model_type == architecture and type(model).__name__ == architecture.capitalize() + "Model"

@@ -15,7 +15,7 @@ from .masking import MaskingConfig
 from .tokenized import WORD_BOUNDARIES
 
 # each architecture's own sentence-pair task (its paper's); RoBERTa, ELECTRA and DistilBERT read full sentences
-PAIR_TASKS = {"bert": "nsp", "albert": "sop"}
+PAIR_TASKS = {"bert": "nsp", "albert": "sop", "ernie": "nsp", "nezha": "nsp"}
 
 
 @dataclass
@@ -33,7 +33,7 @@ class PretrainingConfig(Options):
     eval_fraction: float = 0.05  # the share of documents held out for evaluation when there is no eval_corpus
     tokenizer: str | None = None  # a folder with vocab.txt (+ tokenizer_config.json); none: init_from's
     init_from: str | None = None  # continued pretraining: a model folder (missing heads start fresh)
-    architecture: str = "bert"  # from scratch: bert | roberta | albert | electra | distilbert (init_from: its own)
+    architecture: str = "bert"  # from scratch: bert|roberta|albert|electra|distilbert|ernie|nezha (init_from: its own)
     model_preset: str = "mini"  # from scratch: tiny, mini, small, medium, base, large (or the architecture's own)
     num_hidden_layers: int | None = None  # override the preset's layers
     hidden_size: int | None = None  # override the preset's width
@@ -83,7 +83,7 @@ class PretrainingConfig(Options):
         if self.pair_task is None:
             self.pair_task = "none" if self.objective == "electra" else PAIR_TASKS.get(self.model_type(), "none")
         choices = {"pair_task": TASKS, "word_boundaries": WORD_BOUNDARIES, "corpus_format": ("lines", "raw"),
-                   "architecture": ("bert", "roberta", "albert", "electra", "distilbert"),
+                   "architecture": ("bert", "roberta", "albert", "electra", "distilbert", "ernie", "nezha"),
                    "objective": ("mlm", "electra")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

@@ -18,6 +18,8 @@ from ..model import (
     BertForPreTraining,
     DistilBertForMaskedLM,
     ElectraForMaskedLM,
+    ErnieForPreTraining,
+    NezhaForPreTraining,
     RobertaForMaskedLM,
 )
 from ..tokenization import AutoTokenizer, BertTokenizer
@@ -59,7 +61,8 @@ def special_ids(tokenizer: BertTokenizer) -> SpecialIds:
 # What each architecture pretrains as under masked-LM (ELECTRA's replaced-token objective is separate): only BERT
 # and ALBERT carry the sentence-pair head (NSP, SOP); RoBERTa, DistilBERT and ELECTRA's generator are MLM only.
 PRETRAINING_CLASSES = {"bert": BertForPreTraining, "albert": AlbertForPreTraining, "roberta": RobertaForMaskedLM,
-                       "distilbert": DistilBertForMaskedLM, "electra": ElectraForMaskedLM}
+                       "distilbert": DistilBertForMaskedLM, "electra": ElectraForMaskedLM,
+                       "ernie": ErnieForPreTraining, "nezha": NezhaForPreTraining}
 
 
 def fresh_config(config: PretrainingConfig, tokenizer: BertTokenizer) -> BertConfig:
