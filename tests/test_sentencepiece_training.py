@@ -43,14 +43,14 @@ def _compare_with_sentencepiece(tmp_path, lines, vocab_size):
 
 
 def test_a_small_vocabulary_loads_in_sentencepiece_and_segments_about_as_well(tmp_path):
-    ours, reference = _compare_with_sentencepiece(tmp_path, list(training_lines()[::6]), 400)
+    ours, reference = _compare_with_sentencepiece(tmp_path, list(training_lines()[::4]), 400)
     assert ours <= reference * 1.05, (ours, reference)
 
 
 @pytest.mark.slow
 def test_tokens_per_word_within_two_percent_of_sentencepiece_trainer(tmp_path):
     ours, reference = _compare_with_sentencepiece(tmp_path, list(training_lines()), 1000)
-    assert ours <= reference * 1.02, (ours, reference)  # measured: 3.84 vs 3.87 tokens per word
+    assert ours <= reference * 1.02, (ours, reference)
 
 
 def test_training_steps():
