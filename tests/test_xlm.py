@@ -131,3 +131,18 @@ def test_bad_inputs_and_configs_are_refused():
         model(**batch | dict(langs=batch["langs"][:, :3]))
     with pytest.raises(ValueError, match="token_type_ids index the word embeddings"):
         model(**batch, token_type_ids=torch.full_like(batch["langs"], 103))
+
+
+def test_positional_arguments_follow_bertkit_encoders():
+    """Fine-tuning heads call every encoder as (input_ids, attention_mask, token_type_ids): the third is segments."""
+    theirs = hf_xlm("XLMModel")
+    ours = XLMModel(BertConfig.from_dict(theirs.config.to_dict())).eval()
+    state = theirs.state_dict()
+    ours.load_state_dict({name: state[hf] for name, hf in ours.hf_names().items()})
+    batch = inputs()
+    segments = (torch.arange(17) >= 8).long().expand(3, 17)
+    with torch.no_grad():
+        a = ours(batch["input_ids"], batch["attention_mask"], segments).last_hidden_state
+        b = theirs(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                   token_type_ids=segments).last_hidden_state
+    assert max_diff(a, b, batch["attention_mask"]) <= 1e-5

@@ -27,11 +27,14 @@ class XLMModel(EncoderModel):
         super().__init__(config, add_pooling_layer=False)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                langs: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None, output_hidden_states: bool = False,
+                output_attentions: bool = False, *, langs: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None, lengths: torch.Tensor | None = None,
-                output_hidden_states: bool = False, output_attentions: bool = False, **kwargs) -> BertModelOutput:
+                **kwargs) -> BertModelOutput:
         """Encode a batch; ``langs`` (batch, seq): each token's language; ``lengths`` (batch,): real tokens per row
-        (instead of ``attention_mask``; without either, the padding token is masked)."""
+        (instead of ``attention_mask``; without either, the padding token is masked). The positional order is every
+        bertkit encoder's (fine-tuning heads call them alike), not transformers' (``langs`` third): pass ``langs``,
+        ``position_ids`` and ``lengths`` by name."""
         if kwargs:
             raise TypeError(f"XLMModel.forward got unexpected arguments {sorted(kwargs)}")
         if attention_mask is None and isinstance(input_ids, torch.Tensor) and input_ids.dim() == 2:
@@ -95,13 +98,14 @@ class XLMWithLMHeadModel(Pretrained):
         self.pred_layer.proj.weight = self.transformer.embeddings.word_embeddings.weight
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                langs: torch.Tensor | None = None, token_type_ids: torch.Tensor | None = None,
-                position_ids: torch.Tensor | None = None, lengths: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None, output_hidden_states: bool = False,
-                output_attentions: bool = False) -> MaskedLMOutput:
-        """Vocabulary logits; the cross-entropy over positions whose label is not -100."""
-        out = self.transformer(input_ids, attention_mask, langs, token_type_ids, position_ids, lengths,
-                               output_hidden_states, output_attentions)
+                token_type_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+                output_hidden_states: bool = False, output_attentions: bool = False, *,
+                langs: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
+                lengths: torch.Tensor | None = None) -> MaskedLMOutput:
+        """Vocabulary logits; the cross-entropy over positions whose label is not -100 (``langs``, ``position_ids``,
+        ``lengths``: by name, as in ``XLMModel``)."""
+        out = self.transformer(input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions,
+                               langs=langs, position_ids=position_ids, lengths=lengths)
         logits = self.pred_layer(out.last_hidden_state)
         loss = mlm_loss(logits, labels) if labels is not None else None
         return MaskedLMOutput(loss, logits, out.hidden_states, out.attentions)
