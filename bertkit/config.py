@@ -178,6 +178,10 @@ class BertConfig:
             raise ValueError("position_embedding_type 'nezha' and model_type 'nezha' go together (NEZHA's folders "
                              f"name no position type); got model_type {self.model_type!r}, position_embedding_type "
                              f"{self.position_embedding_type!r}")
+        if self.position_embedding_type in ("relative_key", "relative_key_query") and self.model_type not in (
+                "bert", "roberta", "albert", "electra", "ernie"):  # the classes transformers 4 computed them in
+            raise ValueError(f"position_embedding_type {self.position_embedding_type!r} is for BERT, RoBERTa, ALBERT, "
+                             f"ELECTRA and ERNIE models, not model_type {self.model_type!r}")
         if self.position_embedding_type in RELATIVE_IN_ATTENTION and (
                 self.is_decoder or self.add_cross_attention or self.attention != "full"):
             raise ValueError(f"position_embedding_type {self.position_embedding_type!r} is built for bidirectional "

@@ -180,3 +180,12 @@ def test_longer_input_than_the_distance_table_and_position_ids_are_refused():
         model(ids)
     with pytest.raises(ValueError, match="adds no position embeddings"):
         model(ids[:, :5], position_ids=torch.arange(5)[None])
+
+
+def test_albert_keeps_transformers_4_name_and_distilbert_is_refused():
+    config = BertConfig(**SHAPE | dict(model_type="albert", position_embedding_type="relative_key", embedding_size=20,
+                                       num_hidden_groups=1, hidden_act="gelu_new"))
+    names = AutoModel.from_config(config).hf_names().values()
+    assert "encoder.albert_layer_groups.0.albert_layers.0.attention.distance_embedding.weight" in names
+    with pytest.raises(ValueError, match="not model_type 'distilbert'"):
+        BertConfig(**SHAPE | dict(model_type="distilbert", type_vocab_size=0, position_embedding_type="relative_key"))
