@@ -332,8 +332,9 @@ class SentencePieceTokenizer(VocabularyLookup, EncodesBatches):
         return cls(**{**tokenizer_arguments(Path(folder), cls), **overrides})
 
     def save_pretrained(self, folder: str | os.PathLike) -> list[Path]:
-        """Write the ``.model`` file (or the tokenizer.json it was read from) and ``tokenizer_config.json``
-        (transformers reads them back)."""
+        """Write the ``.model`` file and ``tokenizer_config.json`` (and, for Unigram, the ``tokenizer.json``
+        transformers 5 would write; a tokenizer read from a tokenizer.json copies that file). transformers reads
+        them back."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / (self.vocab_file_name if self.tokenizer_json is None else "tokenizer.json")
@@ -345,7 +346,13 @@ class SentencePieceTokenizer(VocabularyLookup, EncodesBatches):
         if self.additional_special_tokens:
             config["additional_special_tokens"] = self.additional_special_tokens
         write_text_atomic(folder / "tokenizer_config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")
-        return [target, folder / "tokenizer_config.json"]
+        written = [target, folder / "tokenizer_config.json"]
+        if self.tokenizer_json is None and self.sp.model_type == "unigram":  # transformers' file beside the model
+            from .sp_tokenizer_json import unigram_json
+
+            document = json.dumps(unigram_json(self), indent=2, ensure_ascii=False) + "\n"
+            written.append(write_text_atomic(folder / "tokenizer.json", document))
+        return written
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.vocab_file.name}, vocab_size={len(self.vocab)})"

@@ -94,3 +94,60 @@ def read_unigram_json(path: Path) -> tuple[ModelProto, dict[str, Any]]:
     types = {step.get("type") for step in normalizers}
     settings = {"do_lower_case": "Lowercase" in types, "keep_accents": "StripAccents" not in types}
     return proto, settings
+
+
+def _template(tokenizer, parts: tuple[str, ...]) -> list[dict]:
+    """A family template as TemplateProcessing steps (segment ids as ``build_inputs`` gives them)."""
+    steps, segment = [], tokenizer.segment_ids[0]
+    for k, part in enumerate(parts):
+        if part in ("A", "B"):
+            segment = tokenizer.segment_ids[part == "B"]
+            steps.append({"Sequence": {"id": part, "type_id": segment}})
+        else:
+            last = k == len(parts) - 1 and tokenizer.last_special_segment is not None
+            type_id = tokenizer.last_special_segment if last else segment
+            steps.append({"SpecialToken": {"id": getattr(tokenizer, part), "type_id": type_id}})
+    return steps
+
+
+def unigram_json(tokenizer) -> dict:
+    """A family tokenizer as the Unigram tokenizer.json transformers 5 would write for it (byte fallback kept)."""
+    sp = tokenizer.sp
+    scores = {tid: sp.scores[spm] for spm, tid in enumerate(tokenizer._spm_ids) if sp.types[spm] != UNKNOWN}
+    vocab = [[tokenizer.ids_to_tokens[i], float(scores.get(i, 0.0))] for i in range(len(tokenizer.vocab))]
+    charsmap = sp.proto.normalizer_spec.get("precompiled_charsmap") or b""
+    precompiled = [{"type": "Precompiled", "precompiled_charsmap": base64.b64encode(charsmap).decode()}] * bool(
+        charsmap)
+    steps: list[dict] = []
+    if "keep_accents" in tokenizer.settings:  # ALBERT / XLNet's preparation
+        steps += [{"type": "Replace", "pattern": {"String": q}, "content": '"'} for q in ("``", "''")]
+        if not tokenizer.settings["keep_accents"]:
+            steps += [{"type": "NFKD"}, {"type": "StripAccents"}]
+    if tokenizer.settings.get("do_lower_case"):
+        steps.append({"type": "Lowercase"})
+    steps += precompiled
+    metaspace = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True}
+    if tokenizer.space_in_offsets:  # DeBERTa-v2: no whitespace split, runs of spaces folded by the normaliser
+        steps += [{"type": "Strip", "strip_left": False, "strip_right": True},
+                  {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "}]
+        pre_tokenizer = {"type": "Sequence", "pretokenizers": [metaspace]}
+    else:
+        pre_tokenizer = {"type": "Sequence", "pretokenizers": [{"type": "WhitespaceSplit"}, metaspace]}
+    specials = [t for t in tokenizer.all_special_tokens if t in tokenizer.vocab]
+    roles = {getattr(tokenizer, part) for part in tokenizer.pair if part not in ("A", "B")}
+    return {
+        "version": "1.0", "truncation": None, "padding": None,
+        "added_tokens": [{"id": tokenizer.vocab[t], "content": t, "single_word": False,
+                          "lstrip": t in tokenizer.lstrip_tokens, "rstrip": False, "normalized": False,
+                          "special": True} for t in sorted(specials, key=tokenizer.vocab.get)],
+        "normalizer": None if not steps else steps[0] if len(steps) == 1 else {"type": "Sequence",
+                                                                              "normalizers": steps},
+        "pre_tokenizer": pre_tokenizer,
+        "post_processor": {"type": "TemplateProcessing", "single": _template(tokenizer, tokenizer.single),
+                           "pair": _template(tokenizer, tokenizer.pair),
+                           "special_tokens": {t: {"id": t, "ids": [tokenizer.vocab[t]], "tokens": [t]}
+                                              for t in sorted(roles)}},
+        "decoder": metaspace,
+        "model": {"type": "Unigram", "unk_id": tokenizer.unk_token_id, "vocab": vocab,
+                  "byte_fallback": bool(sp.byte_fallback)},
+    }
