@@ -35,7 +35,7 @@ def folder_pooling(folder: str | Path) -> tuple[str, str]:
         names = []
     pooler = any("pooler.dense." in name for name in names)
     pair_head = any(head in name for name in names for head in PAIR_HEADS)
-    if pooler and pair_head and saved.get("model_type", "bert") in ("bert", "albert"):
+    if pooler and pair_head:  # BERT's NSP, ALBERT's SOP (and the BERT-shaped ERNIE / NEZHA)
         return "pooled", "BERT's pooler, trained with the checkpoint's sentence-pair head (NSP / SOP)"
     if pooler:
         return "mean", "the mean of the tokens: the folder's pooler has no sentence-pair head that trained it"
