@@ -49,17 +49,17 @@ class DoubleArray:
         return found
 
 
-    def has_longer_keys(self, key: bytes) -> bool:
-        """Whether some key in the trie starts with ``key`` and is longer (a rule spanning further characters)."""
+    def next_labels(self, key: bytes) -> frozenset[int]:
+        """The bytes that can follow ``key`` inside a longer key of the trie (empty: no longer key)."""
         units = self.units
         node = _offset(units[0])
         for byte in key:
             node ^= byte
             if node >= len(units) or units[node] & ((1 << 31) | 0xFF) != byte:
-                return False
+                return frozenset()
             node ^= _offset(units[node])
-        return any(node ^ label < len(units) and units[node ^ label] & ((1 << 31) | 0xFF) == label
-                   for label in range(1, 256))
+        return frozenset(label for label in range(1, 256)
+                         if node ^ label < len(units) and units[node ^ label] & ((1 << 31) | 0xFF) == label)
 
 
 class PrecompiledCharsmap:
@@ -85,14 +85,15 @@ class PrecompiledCharsmap:
             cached = self._replacements[value] = self.strings[value:end]
         return cached
 
-    def single(self, char: str) -> tuple[str | None, bool]:
-        """One character's replacement (None: kept), and whether that is final: no longer rule starts with it."""
+    def single(self, char: str) -> tuple[str | None, frozenset[int] | None]:
+        """One character's replacement (None: kept), and the lead bytes of the next characters that could extend
+        the match into a longer rule (None: the general search is needed whatever follows)."""
         data = char.encode("utf-8", "surrogatepass")
         found = self.trie.prefixes(data)
         if found and found[-1][1] != len(data):
-            return None, False  # a rule ending inside the character: leave it to the general search
+            return None, None  # a rule ending inside the character: leave it to the general search
         replacement = self.replacement(found[-1][0]).decode("utf-8", "replace") if found else None
-        return replacement, not self.trie.has_longer_keys(data)
+        return replacement, self.trie.next_labels(data)
 
     def longest_match(self, key: bytes, start: int) -> tuple[bytes, int] | None:
         """The replacement of the longest rule matching at ``start`` and the bytes it consumes, or None."""

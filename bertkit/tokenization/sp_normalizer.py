@@ -25,6 +25,14 @@ def utf8_length(char: str) -> int:
     return 1 if code < 0x80 else 2 if code < 0x800 else 3 if code < 0x10000 else 4
 
 
+def lead_byte(char: str) -> int:
+    """The first byte of a character in UTF-8."""
+    code = ord(char)
+    if code < 0x80:
+        return code
+    return 0xC0 | code >> 6 if code < 0x800 else 0xE0 | code >> 12 if code < 0x10000 else 0xF0 | code >> 18
+
+
 class PrefixMatcher:
     """Longest-match search for user-defined symbols (they bypass normalisation and are never split)."""
 
@@ -52,7 +60,7 @@ class Normalizer:
         self.escape_whitespaces = spec.get("escape_whitespaces", True)
         self.treat_whitespace_as_suffix = treat_whitespace_as_suffix
         self.matcher = PrefixMatcher(list(user_defined)) if user_defined else None
-        self._single: dict[str, tuple[str | None, bool]] = {}  # character → (replacement, no longer rule)
+        self._single: dict[str, tuple] = {}  # character → (replacement, lead bytes that may extend the rule)
 
     def _prefix(self, text: str, data: bytes | None, i: int, b: int) -> tuple[str, int, int]:
         """The normalised form of the text at char ``i`` / byte ``b``: (replacement, chars, bytes consumed)."""
@@ -66,7 +74,9 @@ class Normalizer:
         single = self._single.get(char)
         if single is None:
             single = self._single[char] = self.charsmap.single(char)
-        if single[1]:  # the common case: a rule of this one character, or none, and nothing longer
+        follow = single[1]
+        # The common case: no longer rule starts with this character followed by the next one (e + U+0301 would).
+        if follow is not None and (not follow or i + 1 >= len(text) or lead_byte(text[i + 1]) not in follow):
             return (char if single[0] is None else single[0]), 1, utf8_length(char)
         found = self.charsmap.longest_match(data, b)
         if found is None:
