@@ -46,6 +46,9 @@ def run(args: argparse.Namespace) -> None:
     if args.base_vocab and Path(args.base_vocab).resolve().parent == Path(args.output).resolve():
         raise ValueError(f"--base-vocab {args.base_vocab} is inside --output {args.output}, which the new vocabulary "
                          "replaces: write it to another folder")
+    missing = [path for path in args.files if not Path(path).is_file()]
+    if missing:  # before the output folder is claimed (with --overwrite, emptied): a typo loses nothing
+        raise FileNotFoundError(f"training file not found: {', '.join(map(str, missing))}")
     claim_output_folder(args.output, args.overwrite, TOKENIZER_FILES)
     if args.model_type in ("unigram", "sp-bpe"):
         from ..tokenization.unigram_training import train_unigram_folder
