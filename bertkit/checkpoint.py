@@ -33,7 +33,8 @@ CONFIG_FILE = "config.json"
 SAFETENSORS_FILE = "model.safetensors"
 PYTORCH_FILE = "pytorch_model.bin"
 _RENAMES = ((".gamma", ".weight"), (".beta", ".bias"))
-_IGNORED_SUFFIXES = ("position_ids",)  # buffers some checkpoints carry, recomputed here
+# buffers some checkpoints carry, recomputed here (NEZHA's fixed relative encoding table in older saves)
+_IGNORED_SUFFIXES = ("position_ids", "relative_positions_encoding.positions_encoding")
 
 
 @dataclass

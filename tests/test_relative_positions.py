@@ -189,3 +189,30 @@ def test_albert_keeps_transformers_4_name_and_distilbert_is_refused():
     assert "encoder.albert_layer_groups.0.albert_layers.0.attention.distance_embedding.weight" in names
     with pytest.raises(ValueError, match="not model_type 'distilbert'"):
         BertConfig(**SHAPE | dict(model_type="distilbert", type_vocab_size=0, position_embedding_type="relative_key"))
+
+
+def test_a_transformers_4_nezha_folder_loads(tmp_path):
+    """NezhaForMaskedLM as transformers 4 wrote it: NezhaConfig's fields, ``nezha.`` names, BERT's MLM head and, in
+    older saves, each layer's fixed encoding table (recomputed here, so skipped)."""
+    from bertkit.model import AutoModelForMaskedLM, NezhaForMaskedLM
+
+    config = BertConfig(**SHAPE | dict(model_type="nezha", position_embedding_type="nezha", max_relative_position=6))
+    torch.manual_seed(0)
+    ours = perturb(NezhaForMaskedLM(config), 0).eval()
+    state = {hf: ours.state_dict()[name].contiguous() for name, hf in ours.hf_names().items()
+             if name != "cls.predictions.decoder.weight"}
+    assert "nezha.embeddings.word_embeddings.weight" in state and "cls.predictions.bias" in state
+    for n in range(2):
+        state[f"nezha.encoder.layer.{n}.attention.self.relative_positions_encoding.positions_encoding"] = \
+            torch.zeros(20, 20, 12)
+    save_file(state, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    hf4 = dict(SHAPE, model_type="nezha", architectures=["NezhaForMaskedLM"], max_relative_position=6,
+               classifier_dropout=0.1, bos_token_id=2, eos_token_id=3, pad_token_id=0, use_cache=True,
+               hidden_act="gelu", layer_norm_eps=1e-12, initializer_range=0.02, transformers_version="4.40.0")
+    (tmp_path / "config.json").write_text(json.dumps(hf4))
+    loaded = AutoModelForMaskedLM.from_pretrained(tmp_path)
+    assert type(loaded) is NezhaForMaskedLM and loaded.config.max_relative_position == 6
+    assert loaded.loading_report.missing == [] and loaded.loading_report.unexpected == []
+    batch = inputs()
+    with torch.no_grad():
+        assert torch.equal(loaded(**batch).logits, ours(**batch).logits)
