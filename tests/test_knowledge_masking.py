@@ -135,3 +135,17 @@ def test_pretraining_an_ernie_or_nezha_with_entity_masking(minilm_dir, tmp_path,
     assert summary["steps"] == 2
     model = AutoModel.from_pretrained(tmp_path / "out" / "model")
     assert model.config.model_type == architecture and type(model).__name__ == architecture.capitalize() + "Model"
+
+
+def test_explain_masking_draws_entities_whole(tokenizer, units_file):
+    from bertkit.pretraining.explain import explain_masking
+
+    config = MaskingConfig(strategy="entity", mlm_probability=0.4)
+    for seed in range(20):
+        table = explain_masking("i moved to new york for the united nations job .", tokenizer, config, seed=seed,
+                                units=load_units(units_file))
+        rows = {line.split()[1]: line for line in table.splitlines()[1:] if line[:1].isdigit()}
+        for a, b in (("new", "york"), ("united", "nations")):
+            assert ("%" in rows[a]) == ("%" in rows[b])  # chosen together or not at all
+    with pytest.raises(ValueError, match="give --units-file"):
+        explain_masking("i moved to new york .", tokenizer, config)

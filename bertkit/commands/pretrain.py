@@ -86,7 +86,12 @@ def cmd_explain(args: argparse.Namespace) -> None:
 
     tokenizer = AutoTokenizer.from_pretrained(args.model or default_model_dir())
     masking = MaskingConfig(strategy=args.strategy, mlm_probability=args.mlm_probability)
-    print(explain_masking(" ".join(args.text), tokenizer, masking, seed=args.seed))
+    units = None
+    if args.units_file:
+        from ..pretraining.units import load_units
+
+        units = load_units(args.units_file)
+    print(explain_masking(" ".join(args.text), tokenizer, masking, seed=args.seed, units=units))
 
 
 def cmd_corpus(args: argparse.Namespace) -> None:
@@ -135,6 +140,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("text", nargs="+")
     p.add_argument("--strategy", default="token", choices=STRATEGIES)
     p.add_argument("--mlm-probability", type=float, default=0.15)
+    p.add_argument("--units-file", help="masking --strategy phrase / entity: the phrases or entities, one per line")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", help="whose vocab.txt to use; default: the installed MiniLM")
     p.add_argument("--output", help="attention-cost / masks / segment: the PNG to write (default "

@@ -13,16 +13,25 @@ from .tokenized import continuation_ids, wordpiece_sentence
 
 
 def explain_masking(text: str, tokenizer: BertTokenizer, masking: MaskingConfig, seed: int = 0,
-                    max_seq_length: int = 128) -> str:
+                    max_seq_length: int = 128, units: list[str] | None = None) -> str:
     """Tokens, segment ids, and what masking did at each position of ``[CLS] A [SEP] B [SEP]`` built from ``text``.
 
-    The text's sentences are split in half into segments A and B (one sentence: A alone).
+    The text's sentences are split in half into segments A and B (one sentence: A alone). ``units``: the phrases /
+    entities masking ``phrase`` / ``entity`` keeps whole (required by those strategies).
     """
     sentences = split_sentences(text)
     if not sentences:
         raise ValueError("nothing to explain: the text is empty")
+    if masking.strategy in ("phrase", "entity") and not units:
+        raise ValueError(f"masking {masking.strategy} masks the units of a list: give --units-file (one per line)")
     continuations = continuation_ids(tokenizer)
     encoded = [wordpiece_sentence(s, tokenizer, continuations) for s in sentences]
+    if units:
+        from .units import UnitMatcher, tokenizer_lowercases, unit_sentence
+
+        matcher = UnitMatcher(units, tokenizer_lowercases(tokenizer))
+        encoded = [unit_sentence(s, e, tokenizer.text_to_ids_with_offsets(s)[1], matcher) if e.ids else e
+                   for s, e in zip(sentences, encoded, strict=True)]
     half = max(1, len(encoded) // 2)
     a = Sentence([i for s in encoded[:half] for i in s.ids], [w for s in encoded[:half] for w in s.word_starts])
     b = Sentence([i for s in encoded[half:] for i in s.ids], [w for s in encoded[half:] for w in s.word_starts])
