@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 from .sentencepiece_model import ModelProto, Piece
 from .sp_normalizer import Normalizer
-from .unigram_training import META_PIECES, UNKNOWN, count_words, is_valid_piece
+from .unigram_training import META_PIECES, UNKNOWN, count_words, is_valid_piece, words_of
 
 Pair = tuple[str, str]
 
@@ -87,7 +87,8 @@ def train_sp_bpe(lines: Iterable[str], vocab_size: int, *, character_coverage: f
     """Train a SentencePiece BPE model on ``lines`` (identity normalisation unless ``normalizer_spec``)."""
     spec = dict(normalizer_spec or {"name": "identity", "precompiled_charsmap": b"", "add_dummy_prefix": True,
                                     "remove_extra_whitespaces": True, "escape_whitespaces": True})
-    words, required = count_words(lines, Normalizer(spec), character_coverage)
+    contexts, required = count_words(lines, Normalizer(spec), character_coverage)
+    words = words_of(contexts)
     n_merges = vocab_size - len(meta_pieces) - len(required)
     if n_merges < 0:
         raise ValueError(f"vocab_size {vocab_size} is smaller than the {len(required)} characters needed to cover "

@@ -10,7 +10,8 @@
    Bayesian update digamma(count) - digamma(total).
 4. ``prune`` — for each piece, the loss in likelihood if its uses went to its second-best segmentation; keep the
    pieces that would cost most, ``shrinking_factor`` of them, until 1.1 × the vocabulary size is left.
-5. ``finalize`` — the required characters, then the best pieces up to ``vocab_size`` less ``<unk> <s> </s>``.
+5. ``prune_unreachable`` drops pieces their own decomposition outscores; ``finalize`` keeps the required
+   characters, then the best pieces up to ``vocab_size`` less the special pieces.
 """
 
 from __future__ import annotations
@@ -71,7 +72,11 @@ def is_valid_piece(piece: str, max_length: int = 16, split_digits: bool = False)
 
 
 def count_words(lines: Iterable[str], normalizer: Normalizer, character_coverage: float) -> tuple[Counter, dict]:
-    """Word frequencies of the normalised corpus (rare characters as U+2585), and the required characters."""
+    """Word frequencies of the normalised corpus (rare characters as U+2585), and the required characters.
+
+    The keys are (word, what follows it): ``▁`` (another word) or ``\0`` (the end of the line), which the seeds
+    need; ``words_of`` sums them per word.
+    """
     sentences = Counter(normalizer.normalize(line)[0] for line in lines)
     sentences.pop("", None)
     chars: Counter = Counter()
@@ -92,23 +97,43 @@ def count_words(lines: Iterable[str], normalizer: Normalizer, character_coverage
         while start < len(sentence):
             end = sentence.find(SPACE_SYMBOL, start + 1)
             end = len(sentence) if end < 0 else end
-            words[sentence[start:end]] += freq
+            words[sentence[start:end], SPACE_SYMBOL if end < len(sentence) else "\0"] += freq
             start = end
     return words, required
 
 
-def seed_pieces(words: Counter, seed_size: int, max_length: int, split_digits: bool) -> dict[str, float]:
-    """Characters and frequent substrings with log-probability scores (frequency × length, normalised)."""
+def words_of(contexts: Counter) -> Counter:
+    """Word frequencies from (word, what follows) frequencies."""
+    words: Counter = Counter()
+    for (word, _), freq in contexts.items():
+        words[word] += freq
+    return words
+
+
+def seed_pieces(contexts: Counter, seed_size: int, max_length: int, split_digits: bool) -> dict[str, float]:
+    """Characters and frequent substrings with log-probability scores (frequency × length, normalised).
+
+    As SentencePiece's suffix-array seeds, a substring is a candidate only where it is a right-maximal repeat:
+    followed by at least two different characters (a word always followed by the same one is seeded only as part
+    of the longer string, which crosses a ``▁`` and so is no piece).
+    """
     substrings: Counter = Counter()
     chars: Counter = Counter()
-    for word, freq in words.items():
+    follows: dict[str, str] = {}
+    branching: set[str] = set()
+    for (word, after), freq in contexts.items():
         for i, char in enumerate(word):
             if char != UNK_CHAR:
                 chars[char] += freq
             for j in range(i + 2, min(len(word), i + max_length) + 1):
-                substrings[word[i:j]] += freq
+                piece = word[i:j]
+                substrings[piece] += freq
+                right = word[j] if j < len(word) else after
+                seen = follows.setdefault(piece, right)
+                if seen != right:
+                    branching.add(piece)
     candidates = [(freq * len(s), s) for s, freq in substrings.items()
-                  if freq >= 2 and is_valid_piece(s, max_length, split_digits)]
+                  if freq >= 2 and s in branching and is_valid_piece(s, max_length, split_digits)]
     candidates.sort(key=lambda t: (-t[0], -len(t[1]), t[1]))
     scores = dict(chars)
     for score, piece in candidates[:seed_size]:
@@ -193,6 +218,19 @@ def prune(pieces: dict[str, float], words: Counter, target: int, shrinking_facto
     return kept
 
 
+def prune_unreachable(pieces: dict[str, float]) -> dict[str, float]:
+    """Drop pieces that lose to their own decomposition, so Viterbi could never pick them."""
+    model, names = _model(pieces)
+    kept = {}
+    for i, piece in enumerate(names):
+        ends = model.lattice(piece)
+        ends[-1] = [node for node in ends[-1] if not (node.start == 0 and node.id == i)]
+        alternative = model._best_prefix(ends)[-1]
+        if not alternative > pieces[piece]:
+            kept[piece] = pieces[piece]
+    return kept
+
+
 def finalize(pieces: dict[str, float], required: dict[str, int], vocab_size: int,
              n_meta: int = len(META_PIECES)) -> list[tuple[str, float]]:
     """Required characters first (a missing one just under the lowest score), then the best pieces."""
@@ -213,7 +251,7 @@ def finalize(pieces: dict[str, float], required: dict[str, int], vocab_size: int
 
 
 def train_unigram(lines: Iterable[str], vocab_size: int, *, character_coverage: float = 0.9995,
-                  seed_size: int | None = None, max_piece_length: int = 16, num_sub_iterations: int = 2,
+                  seed_size: int = 1_000_000, max_piece_length: int = 16, num_sub_iterations: int = 2,
                   shrinking_factor: float = 0.75, split_digits: bool = False,
                   normalizer_spec: dict | None = None,
                   meta_pieces: tuple[tuple[str, int], ...] = META_PIECES) -> ModelProto:
@@ -222,17 +260,18 @@ def train_unigram(lines: Iterable[str], vocab_size: int, *, character_coverage: 
     ``meta_pieces`` come first, in order, as (piece, type): SentencePiece's default ``<unk> <s> </s>``, or a
     family's (ALBERT: ``<pad> <unk> [CLS] [SEP] [MASK]``); exactly one must be of type UNKNOWN.
 
-    ``seed_size`` defaults to 20 × ``vocab_size`` (SentencePiece seeds up to a million, which pure Python
-    cannot afford; the EM and pruning that follow make the seeds' tail matter little).
+    ``seed_size`` is SentencePiece's default, a million: the right-maximal repeats of a corpus that pure Python
+    trains on are fewer.
     """
     spec = dict(normalizer_spec or {"name": "identity", "precompiled_charsmap": b"", "add_dummy_prefix": True,
                                     "remove_extra_whitespaces": True, "escape_whitespaces": True,
                                     "normalization_rule_tsv": ""})
-    words, required = count_words(lines, Normalizer(spec), character_coverage)
+    contexts, required = count_words(lines, Normalizer(spec), character_coverage)
+    words = words_of(contexts)
     if len(required) + len(meta_pieces) > vocab_size:
         raise ValueError(f"vocab_size {vocab_size} is smaller than the {len(required)} characters needed to cover "
                          f"{character_coverage:.2%} of the text; raise vocab_size or lower character_coverage")
-    pieces = seed_pieces(words, seed_size or 20 * vocab_size, max_piece_length, split_digits)
+    pieces = seed_pieces(contexts, seed_size, max_piece_length, split_digits)
     target = int(vocab_size * 1.1)
     while True:
         for _ in range(num_sub_iterations):
@@ -240,6 +279,7 @@ def train_unigram(lines: Iterable[str], vocab_size: int, *, character_coverage: 
         pieces = prune(pieces, words, target, shrinking_factor)
         if len(pieces) <= target:
             break
+    pieces = prune_unreachable(pieces)
     if [t for _, t in meta_pieces].count(UNKNOWN) != 1:
         raise ValueError(f"meta_pieces {meta_pieces} must hold exactly one piece of type UNKNOWN")
     final = finalize(pieces, required, vocab_size, len(meta_pieces))
