@@ -1,6 +1,8 @@
 """``threads: auto``: the first steps time 1 thread against all of torch's and keep the faster (timed here with a
 fake clock: no real timing in a unit test)."""
 
+import dataclasses
+
 import pytest
 import torch
 from test_training import Regression, TinyNet, mse_step
@@ -77,6 +79,21 @@ def test_the_trainer_keeps_the_faster_count_and_the_progress_line_says_it(tmp_pa
     short = TrainingArguments(output_dir=str(tmp_path / "short"), max_steps=6, progress=False, threads="auto")
     Trainer(TinyNet(), short, Regression(), mse_step).train()
     assert "threads: auto → 2 (too few steps to time 1 thread against 2)" in capsys.readouterr().err
+
+
+def test_a_resumed_run_keeps_the_runs_choice(tmp_path, two_threads, monkeypatch, capsys):
+    """Another thread count rounds sums differently: a resumed run computes on the count the run chose, untimed."""
+    monkeypatch.setattr(threads, "CLOCK", fake_clock({1: 0.1, 2: 0.5}))
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=24, save_steps=12, progress=False, seed=7,
+                             threads="auto")
+    Trainer(TinyNet(), args, Regression(), mse_step).train()
+    capsys.readouterr()
+    torch.set_num_threads(2)
+    monkeypatch.setattr(threads, "CLOCK", fake_clock({1: 0.5, 2: 0.1}))  # the machine now favours 2: not asked
+    resumed = Trainer(TinyNet(), dataclasses.replace(args, max_steps=40), Regression(), mse_step)
+    resumed.train(resume=True)
+    assert "threads: auto → 1 (the run's choice, kept on resume)" in capsys.readouterr().err
+    assert torch.get_num_threads() == 1 and resumed.chosen_threads == 1
 
 
 def test_auto_is_the_default_and_flags_are_typed():

@@ -136,6 +136,7 @@ class Trainer:
         self.scheduler = build_scheduler(self.optimizer, args.lr_schedule, args.warmup_steps, args.max_steps)
         self.wrapped = distributed.wrap(model, self.device)
         self.step, self.best_metric, self.bad_evals = 0, None, 0
+        self.chosen_threads: int | None = None  # what threads: auto settled on (kept in checkpoints)
 
     # -- checkpoints ---------------------------------------------------------------------------------------------
     def resume(self, folder: str | Path | None = None) -> int:
@@ -162,6 +163,7 @@ class Trainer:
         state.restore_rng_states(trainer_state["rng"][distributed.rank()], self.device)
         self.step = trainer_state["step"]
         self.best_metric, self.bad_evals = trainer_state.get("best_metric"), trainer_state.get("bad_evals", 0)
+        self.chosen_threads = trainer_state.get("chosen_threads")
         return self.step
 
     def save_checkpoint(self) -> None:
@@ -171,7 +173,8 @@ class Trainer:
         if distributed.is_main():
             values = {"step": self.step, "max_steps": self.args.max_steps, "optimizer": self.optimizer.state_dict(),
                       "scheduler": self.scheduler.state_dict(), "data": data_states, "rng": rngs,
-                      "best_metric": self.best_metric, "bad_evals": self.bad_evals}
+                      "best_metric": self.best_metric, "bad_evals": self.bad_evals,
+                      "chosen_threads": self.chosen_threads}
             state.save_checkpoint(self.output_dir / "checkpoints", self.step, self.model, values, self.tokenizer,
                                   keep=self.args.save_total_limit)
         distributed.barrier()
@@ -222,6 +225,7 @@ class Trainer:
             if trial is not None and trial.chosen is None:
                 stats = trial.run(self.optimizer_step)
                 if trial.chosen is not None:
+                    self.chosen_threads = trial.chosen
                     self._say(trial.describe())
             else:
                 stats = self.optimizer_step()
@@ -259,6 +263,10 @@ class Trainer:
         can tell (one process on the CPU, steps enough); else None, and torch's count stays."""
         cores = torch.get_num_threads()
         if self.args.threads != AUTO or self.device.type != "cpu" or distributed.world_size() > 1 or cores == 1:
+            return None
+        if self.chosen_threads:  # a resumed run keeps the run's choice: another count rounds sums differently
+            torch.set_num_threads(self.chosen_threads)
+            self._say(f"threads: auto → {self.chosen_threads} (the run's choice, kept on resume)")
             return None
         trial = ThreadTrial(cores)
         if self.args.max_steps - self.step < 2 * trial.steps:
