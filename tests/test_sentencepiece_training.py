@@ -113,3 +113,24 @@ def test_sp_bpe_folders_follow_sentencepiece_where_transformers_reads_them_as_un
     line = "The quick brown fox jumps over the lazy dog."
     assert ours(line)["input_ids"] == library.encode(line) + [ours.eos_token_id]
     assert theirs(line)["input_ids"] != ours(line)["input_ids"]  # transformers 5: every spiece.model is Unigram
+
+
+def test_a_trained_model_can_take_another_models_nmt_nfkc_normaliser(tmp_path):
+    from sentencepiece_fixtures import train_model
+
+    from bertkit.tokenization.sentencepiece_model import load_model
+
+    donor = train_model(tmp_path, "bpe")  # SentencePiece's trainer, nmt_nfkc
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(training_lines()[:600]) + "\n", encoding="utf-8")
+    folder = tmp_path / "xlmr"
+    subprocess.run([sys.executable, "-m", "bertkit.cli", "train-tokenizer", str(text), "-o", str(folder),
+                    "--model-type", "sp-bpe", "--vocab-size", "400", "--character-coverage", "0.995",
+                    "--family", "xlm-roberta", "--normalizer-from", str(donor)], check=True, capture_output=True)
+    model = folder / "sentencepiece.bpe.model"
+    assert load_model(model).normalizer_spec["precompiled_charsmap"] == load_model(donor).normalizer_spec[
+        "precompiled_charsmap"]
+    library = sentencepiece.SentencePieceProcessor(model_file=str(model))
+    for line in ["Ｈｅｌｌｏ　ｗｏｒｌｄ ①②", "ﬁne  \t tabs", *held_out_lines()[::700]]:
+        assert SentencePieceProcessor(model).encode(line) == library.encode(line)
+    assert library.encode("Ｈｅｌｌｏ", out_type=str) == library.encode("Hello", out_type=str)  # NFKC applied

@@ -12,7 +12,8 @@ DEFAULT_LIMIT_ALPHABET = 1000
 WORDPIECE_ONLY = {"limit_alphabet": "--limit-alphabet", "cased": "--cased", "keep_accents": "--keep-accents",
                   "pre_tokenize": "--pre-tokenize", "base_vocab": "--base-vocab"}
 BYTE_BPE_ONLY = {"style": "--style", "add_prefix_space": "--add-prefix-space"}
-UNIGRAM_ONLY = {"family": "--family", "character_coverage": "--character-coverage"}
+UNIGRAM_ONLY = {"family": "--family", "character_coverage": "--character-coverage",
+                "normalizer_from": "--normalizer-from"}
 # every tokenizer file a folder may hold: a new vocabulary replaces them all (a stale vocab.json beside a new
 # vocab.txt would make the folder two tokenizers)
 TOKENIZER_FILES = ("vocab.txt", "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json",
@@ -55,7 +56,8 @@ def run(args: argparse.Namespace) -> None:
 
         tokenizer = train_unigram_folder(args.files, args.output, args.vocab_size, args.family or "albert",
                                          0.9995 if args.character_coverage is None else args.character_coverage,
-                                         model_type="bpe" if args.model_type == "sp-bpe" else "unigram")
+                                         model_type="bpe" if args.model_type == "sp-bpe" else "unigram",
+                                         normalizer_from=args.normalizer_from)
         files = tokenizer.vocab_file.name
     elif args.model_type == "byte-bpe":
         from ..tokenization.byte_bpe_training import train_byte_bpe
@@ -100,6 +102,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--family", choices=["albert", "xlnet", "t5", "xlm-roberta"],
                    help="unigram / sp-bpe: the special pieces and tokenizer_config.json of this model family (default "
                         "albert)")
+    p.add_argument("--normalizer-from", metavar="MODEL",
+                   help="unigram / sp-bpe: take this SentencePiece .model's normaliser (e.g. nmt_nfkc) instead of "
+                        "identity")
     p.add_argument("--character-coverage", type=float,
                    help="unigram / sp-bpe: keep the characters covering this share of the text (default 0.9995; "
                         "the rest are unknown)")

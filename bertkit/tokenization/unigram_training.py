@@ -318,10 +318,12 @@ def read_lines(files: Iterable[str]) -> list[str]:
 
 
 def train_unigram_folder(files: Iterable[str], output, vocab_size: int, family: str = "albert",
-                         character_coverage: float = 0.9995, split_digits: bool = False, model_type: str = "unigram"):
+                         character_coverage: float = 0.9995, split_digits: bool = False, model_type: str = "unigram",
+                         normalizer_from=None):
     """Train on text files and write a family's folder: its ``.model`` file and ``tokenizer_config.json``.
 
-    ``model_type`` "bpe" trains SentencePiece's BPE instead (``sp_bpe_training.py``)."""
+    ``model_type`` "bpe" trains SentencePiece's BPE instead (``sp_bpe_training.py``). ``normalizer_from``: a
+    SentencePiece ``.model`` whose normaliser (``nmt_nfkc``'s charsmap, ...) the new model takes; else identity."""
     from pathlib import Path
 
     from .sentencepiece_model import serialize_model
@@ -330,14 +332,19 @@ def train_unigram_folder(files: Iterable[str], output, vocab_size: int, family: 
     lines = read_lines(files)
     if family in ("albert", "xlnet"):  # train on the text as the family's tokenizer hands it to SentencePiece
         lines = [prepare_like_albert(line, family == "albert", True)[0] for line in lines]
+    spec = None
+    if normalizer_from is not None:
+        from .sentencepiece_model import load_model
+
+        spec = load_model(normalizer_from).normalizer_spec
     if model_type == "bpe":
         from .sp_bpe_training import train_sp_bpe
 
         model = train_sp_bpe(lines, vocab_size, character_coverage=character_coverage, split_digits=split_digits,
-                             meta_pieces=FAMILY_PIECES[family])
+                             meta_pieces=FAMILY_PIECES[family], normalizer_spec=spec)
     else:
         model = train_unigram(lines, vocab_size, character_coverage=character_coverage,
-                              split_digits=split_digits, meta_pieces=FAMILY_PIECES[family])
+                              split_digits=split_digits, meta_pieces=FAMILY_PIECES[family], normalizer_spec=spec)
     cls = FAMILIES[FAMILY_CLASSES[family]]
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
