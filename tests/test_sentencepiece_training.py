@@ -18,7 +18,7 @@ from sentencepiece_fixtures import held_out_lines, training_lines
 from bertkit.tokenization import AutoTokenizer
 from bertkit.tokenization.sentencepiece import SentencePieceProcessor
 from bertkit.tokenization.sentencepiece_model import serialize_model
-from bertkit.tokenization.unigram_training import digamma, is_valid_piece, train_unigram
+from bertkit.tokenization.unigram_training import digamma, is_valid_piece, train_unigram, train_unigram_folder
 
 
 def _tokens_per_word(model_file, lines) -> float:
@@ -134,3 +134,28 @@ def test_a_trained_model_can_take_another_models_nmt_nfkc_normaliser(tmp_path):
     for line in ["Ｈｅｌｌｏ　ｗｏｒｌｄ ①②", "ﬁne  \t tabs", *held_out_lines()[::700]]:
         assert SentencePieceProcessor(model).encode(line) == library.encode(line)
     assert library.encode("Ｈｅｌｌｏ", out_type=str) == library.encode("Hello", out_type=str)  # NFKC applied
+
+
+@pytest.mark.slow  # torch and two models: ~15 s; the ids alone are checked in the fast tests
+def test_an_albert_folder_with_random_weights_and_a_trained_tokenizer_runs_as_in_transformers(tmp_path):
+    import torch
+
+    from bertkit import AutoModel
+
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(training_lines()[:600]) + "\n", encoding="utf-8")
+    folder = tmp_path / "albert"
+    train_unigram_folder([str(text)], folder, 300, "albert", character_coverage=0.995)  # what the CLI runs
+    torch.manual_seed(0)
+    config = transformers.AlbertConfig(vocab_size=300, embedding_size=16, hidden_size=32, num_hidden_layers=2,
+                                       num_attention_heads=4, intermediate_size=64)
+    transformers.AlbertModel(config).eval().save_pretrained(folder)
+    pair = ["Is this an ALBERT?", "It segments with a Unigram model."]
+    ours = AutoTokenizer.from_pretrained(folder)(*pair, return_tensors="pt")
+    theirs = transformers.AutoTokenizer.from_pretrained(folder)(*pair, return_tensors="pt")
+    assert ours["input_ids"].tolist() == theirs["input_ids"].tolist()
+    model, reference = AutoModel.from_pretrained(folder).eval(), transformers.AlbertModel.from_pretrained(folder).eval()
+    with torch.no_grad():
+        got = model(input_ids=ours["input_ids"], attention_mask=ours["attention_mask"]).last_hidden_state
+        expected = reference(**theirs).last_hidden_state
+    assert torch.allclose(got, expected, atol=1e-5)
