@@ -75,3 +75,44 @@ def test_a_tiny_xlm_learns_translation_lm_on_numbers():
     unigram = -sum(n / total * math.log(n / total) for n in counts.values())  # the best guess without context
     end = sum(losses[-10:]) / 10
     assert end < unigram - 0.7, (losses[0], end, unigram)  # it reads the pair, not just piece frequencies
+
+
+def test_pretrain_objective_tlm_end_to_end_on_a_parallel_file(minilm_dir, tmp_path):
+    from bertkit.model import AutoModelForMaskedLM
+    from bertkit.pretraining import PretrainingConfig, run_pretraining
+
+    lines = [f"en\tthe {w} is red .\tfr\tle {f} est rouge ." for w, f in
+             [("car", "voiture"), ("house", "maison"), ("dog", "chien"), ("book", "livre")] * 6]
+    (tmp_path / "pairs.tsv").write_text("\n".join(lines) + "\n")
+    summary = run_pretraining(PretrainingConfig(
+        objective="tlm", parallel_corpus=[str(tmp_path / "pairs.tsv")], languages=["en", "fr"],
+        tokenizer=str(minilm_dir), model_preset="tiny", max_seq_length=32, batch_size=4, max_steps=2, warmup_steps=1,
+        eval_fraction=0.2, progress=False, output_dir=str(tmp_path / "out")))
+    assert summary["steps"] == 2 and summary["final_eval"]["predictions"] > 0
+    model = AutoModelForMaskedLM.from_pretrained(tmp_path / "out" / "model")
+    assert type(model) is XLMWithLMHeadModel and model.config.n_langs == 2
+
+
+def test_bad_parallel_data_and_tlm_settings_are_refused(tmp_path):
+    from bertkit.pretraining import PretrainingConfig
+    from bertkit.pretraining.tlm_run import read_parallel
+
+    (tmp_path / "bad.tsv").write_text("en\tone\tfr\tun\nen\ttwo only\n")
+    with pytest.raises(ValueError, match=r"bad.tsv:2: expected lang<TAB>sentence<TAB>lang<TAB>translation"):
+        read_parallel([str(tmp_path / "bad.tsv")])
+    (tmp_path / "empty.tsv").write_text("\n\n")
+    with pytest.raises(ValueError, match="holds no pair"):
+        read_parallel([str(tmp_path / "empty.tsv")])
+    with pytest.raises(FileNotFoundError, match="parallel_corpus file not found"):
+        read_parallel([str(tmp_path / "missing.tsv")])
+    for values, message in [
+        (dict(objective="tlm", masking="whole_word"), "masking: whole_word"),
+        (dict(objective="tlm", pair_task="nsp"), "pair_task: nsp"),
+        (dict(objective="tlm", architecture="albert"), "trains an XLM, not architecture albert"),
+        (dict(objective="tlm", languages=["en"]), "two or more distinct languages"),
+        (dict(architecture="xlm"), "pretrained with objective: tlm"),
+        (dict(parallel_corpus=["x.tsv"]), "parallel_corpus is read by objective: tlm"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            PretrainingConfig(**values)
+    assert PretrainingConfig(objective="tlm").architecture == "xlm"

@@ -43,7 +43,9 @@ class PretrainingConfig(Options):
     embedding_size: int | None = None  # ALBERT / ELECTRA: factorized embeddings of this width
     num_hidden_groups: int | None = None  # ALBERT: layers share the weights of this many groups
     pair_task: str | None = None  # nsp | sop | none; default: the architecture's own (PAIR_TASKS), none for electra
-    objective: str = "mlm"  # mlm: masked LM (+ pair_task); electra: generator MLM + replaced-token detection
+    objective: str = "mlm"  # mlm: masked LM (+ pair_task); electra: generator MLM + replaced-token detection; tlm: XLM
+    parallel_corpus: list[str] = field(default_factory=list)  # tlm: lines lang<TAB>sentence<TAB>lang<TAB>translation
+    languages: list[str] = field(default_factory=lambda: ["en", "fr", "de"])  # tlm: language ids (no corpus: numbers)
     generator_size: float = 0.25  # electra: the generator's width as a fraction of the discriminator's
     rtd_weight: float = 50.0  # electra: λ in L_mlm + λ·L_rtd (the paper's 50)
     word_boundaries: str = "wordpiece"  # wordpiece | jieba (Chinese whole words)
@@ -81,15 +83,17 @@ class PretrainingConfig(Options):
 
     def __post_init__(self) -> None:
         if self.pair_task is None:
-            self.pair_task = "none" if self.objective == "electra" else PAIR_TASKS.get(self.model_type(), "none")
+            self.pair_task = "none" if self.objective in ("electra", "tlm") else PAIR_TASKS.get(self.model_type(),
+                                                                                                  "none")
         choices = {"pair_task": TASKS, "word_boundaries": WORD_BOUNDARIES, "corpus_format": ("lines", "raw"),
-                   "architecture": ("bert", "roberta", "albert", "electra", "distilbert", "ernie", "nezha"),
-                   "objective": ("mlm", "electra")}
+                   "architecture": ("bert", "roberta", "albert", "electra", "distilbert", "ernie", "nezha", "xlm"),
+                   "objective": ("mlm", "electra", "tlm")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.objective == "electra":
             self.check_electra()
+        self.check_tlm()
         self.masking_config()  # validates the masking fields
         self.check_units()
         self.device = check_spec(self.device)
@@ -129,6 +133,28 @@ class PretrainingConfig(Options):
                              "the discriminator makes its task too hard (the paper finds ¼–½ best)")
         if not self.rtd_weight > 0:
             raise ValueError(f"rtd_weight must be positive, got {self.rtd_weight}")
+
+    def check_tlm(self) -> None:
+        """Translation LM trains an XLM from scratch on parallel pairs, token-masked anew at every draw."""
+        if self.objective != "tlm":
+            if self.architecture == "xlm":
+                raise ValueError("architecture xlm is pretrained with objective: tlm here")
+            if self.parallel_corpus:
+                raise ValueError(f"parallel_corpus is read by objective: tlm, not objective: {self.objective}")
+            return
+        if self.architecture not in ("bert", "xlm"):  # bert: the default, left as it is
+            raise ValueError(f"objective tlm trains an XLM, not architecture {self.architecture}; set architecture: "
+                             "xlm (or objective: mlm)")
+        self.architecture = "xlm"
+        problems = [f"{name}: {value}" for name, value, wanted in (
+            ("pair_task", self.pair_task, "none"), ("masking", self.masking, "token"),
+            ("dynamic_masking", self.dynamic_masking, True), ("init_from", self.init_from, None)) if value != wanted]
+        if problems:
+            raise ValueError(f"objective tlm masks tokens of each pair anew at every draw, from scratch, without a "
+                             f"pair task; these settings do not apply: {'; '.join(problems)}")
+        if not isinstance(self.languages, list) or len(set(self.languages)) < 2 or len(set(self.languages)) != len(
+                self.languages):
+            raise ValueError(f"languages must list two or more distinct languages, got {self.languages!r}")
 
     def check_units(self) -> None:
         """ERNIE's knowledge masking needs its units: a list file, or jieba's words for Chinese phrases."""

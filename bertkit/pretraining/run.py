@@ -32,6 +32,7 @@ from .documents import read_documents
 from .electra import ElectraPretrainingModel, electra_step, evaluate_electra
 from .instances import SpecialIds, create_instances
 from .objective import evaluate_pretraining, pretraining_step
+from .tlm_run import TLMBatches, evaluate_tlm, tlm_data, tlm_model, tlm_step
 from .tokenized import tokenize_documents
 from .units import load_units
 
@@ -81,6 +82,8 @@ def fresh_config(config: PretrainingConfig, tokenizer: BertTokenizer) -> BertCon
 def build_model(config: PretrainingConfig, tokenizer: BertTokenizer) -> torch.nn.Module:
     """A fresh model of the configured architecture and size, or ``init_from`` with fresh heads where the
     checkpoint has none; for ``objective: electra``, a generator + discriminator pair."""
+    if config.objective == "tlm":  # an XLM from scratch, one language embedding per language of the run
+        return tlm_model(fresh_config(config, tokenizer), config.languages)
     if config.objective == "electra":
         model = ElectraPretrainingModel(fresh_config(config, tokenizer), config.generator_size, config.rtd_weight)
         if config.max_seq_length > model.config.max_tokens:
@@ -194,11 +197,16 @@ def run_pretraining(config: PretrainingConfig, resume: bool = False) -> dict:
     model = build_model(config, tokenizer)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
-    data = build_data(config, tokenizer)
-    pair_task = config.pair_task != "none"
-    batches = PretrainingBatches(data.train, config.batch_size, special_ids(tokenizer), len(tokenizer),
-                                 config.masking_config(), config.dynamic_masking, config.seed,
-                                 distributed.rank(), distributed.world_size())
+    pair_task, tlm = config.pair_task != "none", config.objective == "tlm"
+    if tlm:  # parallel pairs, masked on both sides (tlm_run.py)
+        data = PretrainingData(*tlm_data(config, tokenizer, special_ids(tokenizer)))
+        batches = TLMBatches(data.train, config.batch_size, special_ids(tokenizer), len(tokenizer),
+                             config.masking_config(), config.seed, distributed.rank(), distributed.world_size())
+    else:
+        data = build_data(config, tokenizer)
+        batches = PretrainingBatches(data.train, config.batch_size, special_ids(tokenizer), len(tokenizer),
+                                     config.masking_config(), config.dynamic_masking, config.seed,
+                                     distributed.rank(), distributed.world_size())
     args = TrainingArguments(
         output_dir=config.output_dir, max_steps=config.max_steps, learning_rate=config.learning_rate,
         weight_decay=config.weight_decay, lr_schedule=config.lr_schedule,
@@ -216,9 +224,11 @@ def run_pretraining(config: PretrainingConfig, resume: bool = False) -> dict:
     def evaluate(m: torch.nn.Module) -> dict[str, float]:
         if electra:
             return evaluate_electra(m, data.eval_batches, data.most_frequent_token, config.seed)
+        if tlm:
+            return evaluate_tlm(m, data.eval_batches, data.most_frequent_token)
         return evaluate_pretraining(m, data.eval_batches, pair_task, data.most_frequent_token)
 
-    step = electra_step if electra else lambda m, b: pretraining_step(m, b, pair_task)
+    step = electra_step if electra else tlm_step if tlm else lambda m, b: pretraining_step(m, b, pair_task)
     trainer = Trainer(model, args, batches, step,
                       evaluate=evaluate if data.eval_batches else None, tokenizer=tokenizer)
     result = trainer.train(resume=resume)
