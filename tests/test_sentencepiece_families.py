@@ -192,6 +192,7 @@ def test_sampling_is_a_data_augmentation_switch(folders):
     assert len(drawn) > 5 and all(ids[0] == ours.cls_token_id and ids[-1] == ours.sep_token_id for ids in drawn)
     assert all(ours.decode(list(ids), skip_special_tokens=True) == ours.decode(best, skip_special_tokens=True)
                for ids in drawn)  # another segmentation of the same text
+    assert len({tuple(ours.encode(text, sample=True)) for _ in range(30)}) > 5  # one call at a time
     ours.enable_sampling(alpha=0.1, nbest_size=1)
     assert ours(text)["input_ids"] == best
     ours.disable_sampling()

@@ -295,10 +295,18 @@ class SentencePieceTokenizer(VocabularyLookup, EncodesBatches):
         return BatchEncoding(to_tensors(columns, return_tensors))
 
     def encode(self, text: str, text_pair: str | None = None, add_special_tokens: bool = True,
-               truncation: bool | str = False, max_length: int | None = None) -> list[int]:
-        """Text (and an optional pair) → ids with the family's special tokens."""
-        return self(text, text_pair, add_special_tokens=add_special_tokens, truncation=truncation,
-                    max_length=max_length)["input_ids"]
+               truncation: bool | str = False, max_length: int | None = None, sample: bool = False,
+               alpha: float = 0.1, nbest_size: int = -1) -> list[int]:
+        """Text (and an optional pair) → ids with the family's special tokens; ``sample=True`` draws one
+        segmentation (as ``enable_sampling(alpha, nbest_size)``, for this call only)."""
+        saved = self.sampling
+        if sample:
+            self.sampling = (alpha, nbest_size, saved[2] if saved else random.Random())
+        try:
+            return self(text, text_pair, add_special_tokens=add_special_tokens, truncation=truncation,
+                        max_length=max_length)["input_ids"]
+        finally:
+            self.sampling = saved
 
     # -- ids → text ---------------------------------------------------------------------------------------
 
