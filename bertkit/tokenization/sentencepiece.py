@@ -160,15 +160,19 @@ class SentencePieceProcessor:
         return self.piece_to_id.get(piece, self.unk_id)
 
     def is_control(self, i: int) -> bool:
+        """Whether an id is a control piece (``<s>``, ``[CLS]``: no text)."""
         return self.types[i] == CONTROL
 
     def is_unknown(self, i: int) -> bool:
+        """Whether an id is the unknown piece."""
         return self.types[i] == UNKNOWN
 
     def is_byte(self, i: int) -> bool:
+        """Whether an id is a byte-fallback piece (``<0xE3>``)."""
         return self.types[i] == BYTE
 
     def type_name(self, i: int) -> str:
+        """An id's piece type: NORMAL, UNKNOWN, CONTROL, USER_DEFINED, UNUSED or BYTE."""
         return PIECE_TYPES[self.types[i]]
 
     # -- text → pieces ------------------------------------------------------------------------------------
@@ -182,7 +186,7 @@ class SentencePieceProcessor:
         float32's rounding at the running score is segmented again from that score, as SentencePiece does.
         """
         if not self._by_word or len(normalized) > _WORDWISE_LIMIT:
-            return self._segment_run(normalized, 0)
+            return self._segment_run(normalized)
         out: list[tuple[str, int, int, int]] = []
         unigram = self.unigram if self.model_type == "unigram" else None
         cache, base, start = self._cache, 0.0, 0
@@ -210,11 +214,11 @@ class SentencePieceProcessor:
     def _remember(self, word: str) -> tuple[list, list[float], float, float]:
         """A word's segmentation (from score 0), its pieces' scores, its closest decision and its score."""
         if self.model_type != "unigram":
-            return self._segment_run(word, 0), [], math.inf, 0.0
+            return self._segment_run(word), [], math.inf, 0.0
         path, total, gap = self.unigram.best_path(word)
         return [(word[s:e], i, s, e) for s, e, i in path], self.unigram.step_scores(word, path), gap, total
 
-    def _segment_run(self, normalized: str, offset: int) -> list[tuple[str, int, int, int]]:
+    def _segment_run(self, normalized: str) -> list[tuple[str, int, int, int]]:
         """The model's segmentation of one run of normalised text."""
         if self.model_type == "unigram":
             return [(normalized[s:e], i, s, e) for s, e, i in self.unigram.viterbi(normalized)]
@@ -259,9 +263,11 @@ class SentencePieceProcessor:
         return [t.id for t in tokens] if out_type is int else [t.piece for t in tokens]
 
     def encode_as_ids(self, text: str) -> list[int]:
+        """Text → ids."""
         return self.encode(text, int)
 
     def encode_as_pieces(self, text: str) -> list[str]:
+        """Text → pieces."""
         return self.encode(text, str)
 
     def nbest(self, text: str, nbest_size: int) -> list[tuple[list[Token], float]]:
