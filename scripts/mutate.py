@@ -61,7 +61,8 @@ def stage(module: str, tests: list[str], skip: list[str]) -> Path:
 def mutmut(folder: Path, *args: str) -> str:
     """Run the venv's mutmut in ``folder``; its output."""
     command = [str(Path(sys.executable).parent / "mutmut"), *args]
-    environment = {**os.environ, "PYTHONPATH": str(folder)}  # the staged copy, not the editable install
+    # the staged copy, not the editable install; one thread per mutant: --max-children of them share the cores
+    environment = {**os.environ, "PYTHONPATH": str(folder), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     done = subprocess.run(command, cwd=folder, env=environment, capture_output=True, text=True)
     if done.returncode:
         raise SystemExit(f"mutmut {' '.join(args)} failed in {folder}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
