@@ -159,3 +159,19 @@ def test_an_albert_folder_with_random_weights_and_a_trained_tokenizer_runs_as_in
         got = model(input_ids=ours["input_ids"], attention_mask=ours["attention_mask"]).last_hidden_state
         expected = reference(**theirs).last_hidden_state
     assert torch.allclose(got, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("model_type", ["unigram", "sp-bpe"])
+def test_byte_fallback_training_spells_unknown_characters_in_bytes(tmp_path, model_type):
+    text = tmp_path / "text.txt"
+    text.write_text("\n".join(training_lines()[:600]) + "\n", encoding="utf-8")
+    folder = tmp_path / "t5"
+    subprocess.run([sys.executable, "-m", "bertkit.cli", "train-tokenizer", str(text), "-o", str(folder),
+                    "--model-type", model_type, "--vocab-size", "600", "--character-coverage", "0.995",
+                    "--family", "t5", "--byte-fallback"], check=True, capture_output=True)
+    library = sentencepiece.SentencePieceProcessor(model_file=str(folder / "spiece.model"))
+    assert library.get_piece_size() == 600 and library.id_to_piece(3) == "<0x00>"
+    line = "DNA \U0001f9ec is ꙮ rare"
+    ours = SentencePieceProcessor(folder / "spiece.model")
+    assert ours.encode(line) == library.encode(line) and "<0xF0>" in ours.encode(line, str)
+    assert library.decode(library.encode(line)) == line

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 from .sentencepiece_model import ModelProto, Piece
 from .sp_normalizer import Normalizer
-from .unigram_training import META_PIECES, UNKNOWN, count_words, is_valid_piece, words_of
+from .unigram_training import META_PIECES, UNKNOWN, add_byte_pieces, count_words, is_valid_piece, words_of
 
 Pair = tuple[str, str]
 
@@ -83,8 +83,14 @@ def learn_merges(words: Counter, n_merges: int, max_length: int = 16, split_digi
 
 def train_sp_bpe(lines: Iterable[str], vocab_size: int, *, character_coverage: float = 0.9995,
                  max_piece_length: int = 16, split_digits: bool = False, normalizer_spec: dict | None = None,
-                 meta_pieces: tuple[tuple[str, int], ...] = META_PIECES) -> ModelProto:
-    """Train a SentencePiece BPE model on ``lines`` (identity normalisation unless ``normalizer_spec``)."""
+                 meta_pieces: tuple[tuple[str, int], ...] = META_PIECES, byte_fallback: bool = False) -> ModelProto:
+    """Train a SentencePiece BPE model on ``lines`` (identity normalisation unless ``normalizer_spec``;
+    ``byte_fallback`` spends 256 of the ``vocab_size`` on byte pieces)."""
+    if byte_fallback:
+        model = train_sp_bpe(lines, vocab_size - 256, character_coverage=character_coverage,
+                             max_piece_length=max_piece_length, split_digits=split_digits,
+                             normalizer_spec=normalizer_spec, meta_pieces=meta_pieces)
+        return add_byte_pieces(model, len(meta_pieces))
     spec = dict(normalizer_spec or {"name": "identity", "precompiled_charsmap": b"", "add_dummy_prefix": True,
                                     "remove_extra_whitespaces": True, "escape_whitespaces": True})
     contexts, required = count_words(lines, Normalizer(spec), character_coverage)

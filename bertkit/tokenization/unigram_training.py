@@ -21,7 +21,7 @@ import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 
-from .sentencepiece_model import CONTROL, NORMAL, UNKNOWN, ModelProto, Piece
+from .sentencepiece_model import BYTE, CONTROL, NORMAL, UNKNOWN, ModelProto, Piece
 from .sp_normalizer import SPACE_SYMBOL, Normalizer
 from .unigram import UnigramModel
 
@@ -231,6 +231,16 @@ def prune_unreachable(pieces: dict[str, float]) -> dict[str, float]:
     return kept
 
 
+def add_byte_pieces(model: ModelProto, n_meta: int) -> ModelProto:
+    """Byte fallback: the 256 ``<0xNN>`` pieces right after the special pieces, as SentencePiece's trainer puts them
+    (an unknown character is then spelled in its UTF-8 bytes)."""
+    byte_pieces = [Piece(f"<0x{b:02X}>", 0.0, BYTE) for b in range(256)]
+    model.pieces = model.pieces[:n_meta] + byte_pieces + model.pieces[n_meta:]
+    model.trainer_spec["byte_fallback"] = True
+    model.trainer_spec["vocab_size"] = len(model.pieces)
+    return model
+
+
 def finalize(pieces: dict[str, float], required: dict[str, int], vocab_size: int,
              n_meta: int = len(META_PIECES)) -> list[tuple[str, float]]:
     """Required characters first (a missing one just under the lowest score), then the best pieces."""
@@ -254,11 +264,12 @@ def train_unigram(lines: Iterable[str], vocab_size: int, *, character_coverage: 
                   seed_size: int = 1_000_000, max_piece_length: int = 16, num_sub_iterations: int = 2,
                   shrinking_factor: float = 0.75, split_digits: bool = False,
                   normalizer_spec: dict | None = None,
-                  meta_pieces: tuple[tuple[str, int], ...] = META_PIECES) -> ModelProto:
+                  meta_pieces: tuple[tuple[str, int], ...] = META_PIECES, byte_fallback: bool = False) -> ModelProto:
     """Train a Unigram SentencePiece model on ``lines``; ``normalizer_spec`` defaults to identity (no charsmap).
 
     ``meta_pieces`` come first, in order, as (piece, type): SentencePiece's default ``<unk> <s> </s>``, or a
-    family's (ALBERT: ``<pad> <unk> [CLS] [SEP] [MASK]``); exactly one must be of type UNKNOWN.
+    family's (ALBERT: ``<pad> <unk> [CLS] [SEP] [MASK]``); exactly one must be of type UNKNOWN. ``byte_fallback``
+    spends 256 of the ``vocab_size`` on byte pieces.
 
     ``seed_size`` is SentencePiece's default, a million: the right-maximal repeats of a corpus that pure Python
     trains on are fewer.
@@ -266,6 +277,12 @@ def train_unigram(lines: Iterable[str], vocab_size: int, *, character_coverage: 
     spec = dict(normalizer_spec or {"name": "identity", "precompiled_charsmap": b"", "add_dummy_prefix": True,
                                     "remove_extra_whitespaces": True, "escape_whitespaces": True,
                                     "normalization_rule_tsv": ""})
+    if byte_fallback:
+        model = train_unigram(lines, vocab_size - 256, character_coverage=character_coverage, seed_size=seed_size,
+                              max_piece_length=max_piece_length, num_sub_iterations=num_sub_iterations,
+                              shrinking_factor=shrinking_factor, split_digits=split_digits,
+                              normalizer_spec=normalizer_spec, meta_pieces=meta_pieces)
+        return add_byte_pieces(model, len(meta_pieces))
     contexts, required = count_words(lines, Normalizer(spec), character_coverage)
     words = words_of(contexts)
     if len(required) + len(meta_pieces) > vocab_size:
@@ -319,7 +336,7 @@ def read_lines(files: Iterable[str]) -> list[str]:
 
 def train_unigram_folder(files: Iterable[str], output, vocab_size: int, family: str = "albert",
                          character_coverage: float = 0.9995, split_digits: bool = False, model_type: str = "unigram",
-                         normalizer_from=None):
+                         normalizer_from=None, byte_fallback: bool = False):
     """Train on text files and write a family's folder: its ``.model`` file and ``tokenizer_config.json``.
 
     ``model_type`` "bpe" trains SentencePiece's BPE instead (``sp_bpe_training.py``). ``normalizer_from``: a
@@ -341,10 +358,10 @@ def train_unigram_folder(files: Iterable[str], output, vocab_size: int, family: 
         from .sp_bpe_training import train_sp_bpe
 
         model = train_sp_bpe(lines, vocab_size, character_coverage=character_coverage, split_digits=split_digits,
-                             meta_pieces=FAMILY_PIECES[family], normalizer_spec=spec)
+                             meta_pieces=FAMILY_PIECES[family], normalizer_spec=spec, byte_fallback=byte_fallback)
     else:
-        model = train_unigram(lines, vocab_size, character_coverage=character_coverage,
-                              split_digits=split_digits, meta_pieces=FAMILY_PIECES[family], normalizer_spec=spec)
+        model = train_unigram(lines, vocab_size, character_coverage=character_coverage, split_digits=split_digits,
+                              meta_pieces=FAMILY_PIECES[family], normalizer_spec=spec, byte_fallback=byte_fallback)
     cls = FAMILIES[FAMILY_CLASSES[family]]
     output = Path(output)
     output.mkdir(parents=True, exist_ok=True)
