@@ -118,6 +118,8 @@ def _check_against_transformers(ours, theirs, sample, max_ties=10):
             ties += 1
             continue
         assert got["offset_mapping"] == [tuple(span) for span in expected["offset_mapping"]], text
+        for skip in (False, True):
+            assert ours.decode(got["input_ids"], skip) == theirs.decode(expected["input_ids"], skip), text
     assert ties < max_ties
 
 

@@ -25,7 +25,7 @@ from typing import Any
 from ..atomic import write_text_atomic
 from .batch import BatchEncoding, EncodesBatches, Sequence, check_text, rust_truncation_lengths, to_tensors
 from .lookup import VocabularyLookup
-from .sentencepiece import SentencePieceProcessor
+from .sentencepiece import SentencePieceProcessor, decode_bytes
 from .sp_normalizer import SPACE_SYMBOL
 
 Span = tuple[int, int]
@@ -311,24 +311,32 @@ class SentencePieceTokenizer(VocabularyLookup, EncodesBatches):
     # -- ids → text ---------------------------------------------------------------------------------------
 
     def decode(self, ids: Iterable[int], skip_special_tokens: bool = False) -> str:
-        """Ids → text: SentencePiece's decoding, special tokens written out unless skipped."""
+        """Ids → text as transformers' fast tokenizers decode: tokens joined, ``▁`` as a space (the text's first
+        one dropped), byte pieces joined into their characters, special tokens written out unless skipped."""
         if hasattr(ids, "tolist"):
             ids = ids.tolist()
-        reverse = {tid: spm for spm, tid in enumerate(self._spm_ids)}
-        out, run = [], []
-        for i in [ids] if isinstance(ids, int) else ids:
-            token = self.ids_to_tokens[int(i)]
-            if token in self._specials:
-                if run:
-                    out.append(self.sp.decode(run))
-                    run = []
-                if not skip_special_tokens:
-                    out.append(token)
-            else:
-                run.append(reverse.get(int(i), self.sp.unk_id))
-        if run:
-            out.append(self.sp.decode(run))
-        return " ".join(part for part in out if part)
+        tokens = self.convert_ids_to_tokens([ids] if isinstance(ids, int) else [int(i) for i in ids],
+                                            skip_special_tokens)
+        return self.convert_tokens_to_string(tokens)
+
+    def convert_tokens_to_string(self, tokens: list[str]) -> str:
+        """Tokens → text (see ``decode``)."""
+        out: list[str] = []
+        pending = bytearray()
+        for token in tokens:
+            if self.sp.byte_fallback and len(token) == 6 and token.startswith("<0x") and token.endswith(">"):
+                pending.append(int(token[3:5], 16))
+                continue
+            if pending:
+                out.append(decode_bytes(bytes(pending)))
+                pending.clear()
+            out.append(token)
+        if pending:
+            out.append(decode_bytes(bytes(pending)))
+        text = [t.replace(SPACE_SYMBOL, " ") for t in out]
+        if text and text[0].startswith(" "):
+            text[0] = text[0][1:]
+        return "".join(text)
 
     # -- files --------------------------------------------------------------------------------------------
 
