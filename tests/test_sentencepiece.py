@@ -126,6 +126,7 @@ def test_sampled_segmentations_follow_sentencepiece_distribution(models, text, a
     draws, rng = 6000, random.Random(1)
     counts = collections.Counter(tuple(ours.sample_encode(text, alpha, nbest_size, str, rng)) for _ in range(draws))
     assert set(counts) <= set(keys)
+    assert ours.encode(text, str, enable_sampling=True, alpha=alpha, nbest_size=nbest_size) in [list(k) for k in keys]
     assert _chi_square_p(counts, keys, probabilities, draws) > 1e-3
     # the same test holds for the library's own sampler: the two draw from one distribution
     theirs = collections.Counter(tuple(reference.encode(text, out_type=str, enable_sampling=True, alpha=alpha,

@@ -257,9 +257,11 @@ class SentencePieceProcessor:
         normalized, align = self.normalizer.normalize(text)
         return self._with_bytes(self._segment(normalized), align)
 
-    def encode(self, text: str, out_type: type = int) -> list[int] | list[str]:
-        """Text → ids (``out_type=int``) or pieces (``out_type=str``), as ``sentencepiece``'s ``encode``."""
-        tokens = self.encode_tokens(text)
+    def encode(self, text: str, out_type: type = int, enable_sampling: bool = False, alpha: float = 0.1,
+               nbest_size: int = -1) -> list[int] | list[str]:
+        """Text → ids (``out_type=int``) or pieces (``out_type=str``), as ``sentencepiece``'s ``encode``
+        (``enable_sampling=True``: one sampled segmentation, see ``sample_tokens``)."""
+        tokens = self.sample_tokens(text, alpha, nbest_size) if enable_sampling else self.encode_tokens(text)
         return [t.id for t in tokens] if out_type is int else [t.piece for t in tokens]
 
     def encode_as_ids(self, text: str) -> list[int]:
