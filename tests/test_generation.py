@@ -318,3 +318,21 @@ def test_processors_at_their_edges_equal_transformers():
     for prompt_length in (6, 5, 4):  # 0, 1 and 2 tokens generated: stop tokens forbidden, then allowed
         reference = hf.MinNewTokensLengthLogitsProcessor(prompt_length, 2, [3, 4])(tokens, scores.clone())
         assert torch.equal(processors.process(tokens, scores, config, prompt_length), reference)
+
+
+def test_each_processor_alone_and_the_kept_tokens_equal_transformers():
+    """One processor at a time through ``process`` (so a skipped one shows), and ``keep`` reaching top-k / top-p."""
+    scores = torch.randn(3, VOCAB, generator=torch.Generator().manual_seed(4)) * 2
+    tokens = torch.randint(0, VOCAB, (3, 6), generator=torch.Generator().manual_seed(5))
+    cases = [(dict(repetition_penalty=2.0), 1, hf.RepetitionPenaltyLogitsProcessor(2.0)),
+             (dict(do_sample=True, temperature=2.0, top_k=0), 1, hf.TemperatureLogitsWarper(2.0)),
+             (dict(do_sample=True, top_k=1), 2, hf.TopKLogitsWarper(1, min_tokens_to_keep=2)),
+             (dict(do_sample=True, top_k=0, top_p=0.01), 2, hf.TopPLogitsWarper(0.01, min_tokens_to_keep=2))]
+    for settings, keep, reference in cases:
+        config = GenerationConfig(max_new_tokens=4, **settings)
+        got = processors.process(tokens, scores, config, prompt_length=6, keep=keep)
+        assert torch.equal(got, reference(tokens, scores.clone())), settings
+    forced = GenerationConfig(forced_bos_token_id=7, max_new_tokens=4)
+    first = processors.process(tokens[:, :1], scores, forced, prompt_length=1)
+    assert torch.equal(first, hf.ForcedBOSTokenLogitsProcessor(7)(tokens[:, :1], scores.clone()))
+    assert torch.equal(processors.process(tokens[:, :2], scores, forced, prompt_length=1), scores)  # only once

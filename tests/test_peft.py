@@ -196,3 +196,16 @@ def test_lora_dropout_drops_the_branch_input_keeping_its_expectation():
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-6)
     # the branch is linear in its input, so inverted dropout leaves its mean unchanged: E[out] = the eval output
     torch.testing.assert_close(draws.mean(0), exact, atol=0.1 * (exact - base).abs().max().item(), rtol=0)
+
+
+def test_lora_initialises_as_peft_and_its_default_keeps_every_input():
+    """A: kaiming-uniform with a = √5 (bound 1/√in), B: zero; no dropout unless asked."""
+    torch.manual_seed(0)
+    layer = LoraLinear(torch.nn.Linear(256, 8), r=64, alpha=16)
+    bound = 1 / 256 ** 0.5
+    assert layer.lora_A.weight.abs().max() <= bound and layer.lora_A.weight.abs().max() > 0.99 * bound
+    assert not layer.lora_B.weight.any() and layer.lora_A.bias is None and layer.lora_B.bias is None
+    torch.nn.init.normal_(layer.lora_B.weight)
+    x = torch.randn(3, 256)
+    expected = layer.base_layer(x) + x @ layer.lora_A.weight.T @ layer.lora_B.weight.T * (16 / 64)
+    torch.testing.assert_close(layer.train()(x), expected)  # training, yet nothing dropped

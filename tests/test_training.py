@@ -48,6 +48,16 @@ def test_schedules_warm_up_linearly_then_decay(kind):
         build_scheduler(optimizer, "exponential", 0, 10)
 
 
+def test_schedule_edges_one_decay_step_past_the_end_and_refusals():
+    assert lr_multiplier(5, 4, 5, "linear") == 0.0 and lr_multiplier(5, 4, 5, "cosine") == pytest.approx(0.0)
+    assert lr_multiplier(14, 4, 12, "cosine") == pytest.approx(0.0)  # past the last step: stays at zero
+    optimizer = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    assert build_scheduler(optimizer, "linear", 0, 1).get_last_lr() == [1.0]  # a one-step run is a run
+    for warmup, total in ((-1, 10), (0, 0)):
+        with pytest.raises(ValueError, match="need warmup_steps ≥ 0 and total_steps ≥ 1"):
+            build_scheduler(optimizer, "linear", warmup, total)
+
+
 class Regression:
     """A tiny resumable batch source: noisy y = 3x + 1, drawn from its own generator."""
 
