@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from bertkit.model.heads import IGNORE_INDEX
 from bertkit.pretraining.documents import documents_from_lines, read_documents, split_sentences
 from bertkit.pretraining.instances import Sentence, SpecialIds, create_instances, instances_from_document
-from bertkit.pretraining.masking import MaskingConfig, choose_positions, mask_instance, word_groups
+from bertkit.pretraining.masking import MaskingConfig, _unit_lengths, choose_positions, mask_instance, word_groups
 
 SPECIAL = SpecialIds(cls=101, sep=102, pad=0, mask=103)
 VOCAB = 1000
@@ -147,6 +147,34 @@ def test_80_10_10_split_statistically():
     assert abs(outcome["mask"] / total - 0.8) < 0.017
     assert abs(outcome["random"] / total - 0.1) < 0.013
     assert abs(outcome["same"] / total - 0.1) < 0.013 + 1 / VOCAB
+    assert all(isinstance(i, int) and 0 <= i < VOCAB for i in out.input_ids)  # random tokens are real ids
+
+
+def test_unit_lengths_follow_albert_and_spanbert():
+    """n-grams: n ∝ 1/n over 1..3 (ALBERT); spans: geometric p = 0.2 clipped at 10 (SpanBERT); 30,000 draws each
+    (a standard error ≤ 0.003)."""
+    draws = 30000
+    rng = random.Random(0)
+    ngram = Counter(_unit_lengths(MaskingConfig(strategy="ngram"), rng) for _ in range(draws))
+    for n, share in {1: 6 / 11, 2: 3 / 11, 3: 2 / 11}.items():
+        assert abs(ngram[n] / draws - share) < 0.012, n
+    span = Counter(_unit_lengths(MaskingConfig(strategy="span"), rng) for _ in range(draws))
+    expected = {k: 0.2 * 0.8 ** (k - 1) for k in range(1, 10)} | {10: 0.8 ** 9}
+    assert set(span) == set(expected)
+    for k, share in expected.items():
+        assert abs(span[k] / draws - share) < 0.012, k
+
+
+def test_an_overlong_unit_shrinks_to_what_the_budget_leaves():
+    """Spans of 9 words (p ≈ 0) over 20 one-token words with a budget of 2: each run masks one unit shrunk to 2
+    consecutive words (Google's rule), not two separate words, and never nothing."""
+    config = MaskingConfig(strategy="span", mlm_probability=0.1, span_geometric_p=1e-9, max_span_length=9)
+    runs = [choose_positions([True] * 20, [True] * 20, config, random.Random(seed)) for seed in range(40)]
+    assert all(len(run) == 2 for run in runs)
+    assert sum(run[1] == run[0] + 1 for run in runs) >= 36  # a start among the last words leaves a shorter unit
+    token = choose_positions([True] + [False] * 9, [True] * 10, MaskingConfig(strategy="token", mlm_probability=0.2),
+                             random.Random(0))
+    assert len(token) == 2  # token masking takes pieces of one long word, whole-word masking could not
 
 
 def test_whole_word_masks_wordpieces_and_ngrams_make_longer_units():
@@ -177,8 +205,14 @@ def test_whole_word_masks_wordpieces_and_ngrams_make_longer_units():
 def test_masking_config_rejects_bad_values():
     with pytest.raises(ValueError, match="masking strategy"):
         MaskingConfig(strategy="random")
-    with pytest.raises(ValueError, match="mlm_probability"):
-        MaskingConfig(mlm_probability=1.5)
+    for probability in (1.5, 0.0, 1.0):
+        with pytest.raises(ValueError, match="mlm_probability"):
+            MaskingConfig(mlm_probability=probability)
+    with pytest.raises(ValueError, match="must not exceed 1"):
+        MaskingConfig(mask_replace_prob=0.6, random_replace_prob=0.5)
+    assert MaskingConfig(mask_replace_prob=0.8, random_replace_prob=0.2).random_replace_prob == 0.2  # no "same"
+    with pytest.raises(ValueError):  # one flag per token
+        word_groups([True, False], [True, True, True])
 
 
 def test_chinese_whole_word_masking_keeps_jieba_words_together(chinese_vocab):
