@@ -102,7 +102,9 @@ def cmd_params(args: argparse.Namespace) -> None:
     if args.model:
         config = BertConfig.from_json_file(Path(args.model) / "config.json")
     else:  # unlike the other commands, no model folder by default: the paper's sizes are what people count
-        config = BertConfig.preset(args.preset, model_type=args.arch)
+        from .config import T5Config
+
+        config = (T5Config if args.arch == "t5" else BertConfig).preset(args.preset, model_type=args.arch)
         print(f"the {args.arch} {args.preset!r} preset (defaults --arch bert --preset base; --model DIR counts a "
               "folder)", file=sys.stderr)
     if args.peft:  # trainable parameters per PEFT method instead of the breakdown
@@ -196,10 +198,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("params", help="parameter breakdown of a BERT-family model")
     p.add_argument("--arch", default="bert", choices=["bert", "roberta", "albert", "electra", "distilbert", "ernie",
-                                                      "nezha", "xlm"])
+                                                      "nezha", "xlm", "t5"])
     p.add_argument("--preset", default="base", help="bert, ernie, xlm: tiny mini small medium base large; roberta, "
                    "nezha: base large; albert: base large xlarge xxlarge; electra: small base large (+ -generator); "
-                   "distilbert: base; xlm also mlm-en-2048 mlm-17-1280 mlm-100-1280 (default: base)")
+                   "distilbert: base; xlm also mlm-en-2048 mlm-17-1280 mlm-100-1280; t5: small base large v1_1-small "
+                   "v1_1-base v1_1-large (default: base)")
     p.add_argument("--model", help="a model folder whose config.json to count instead of a preset")
     p.add_argument("--heads", action="store_true", help="include the pretraining heads (MLM, NSP / SOP, RTD)")
     p.add_argument("--plot", metavar="PNG", help="also draw the breakdown as a bar chart")

@@ -62,6 +62,18 @@ ARCHITECTURE_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "nezha": {size: dict(preset=size, model_type="nezha", vocab_size=21128, position_embedding_type="nezha")
               for size in ("base", "large")},
+    # T5 (T5Config's other fields are T5's): t5-small / base / large, and v1.1's gated-GELU, untied sizes
+    "t5": {
+        "small": dict(),
+        "base": dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12),
+        "large": dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16),
+        "v1_1-small": dict(hidden_size=512, intermediate_size=1024, num_hidden_layers=8, num_attention_heads=6,
+                           hidden_act="gelu_new", gated_feed_forward=True, tie_word_embeddings=False),
+        "v1_1-base": dict(hidden_size=768, intermediate_size=2048, num_hidden_layers=12, num_attention_heads=12,
+                          hidden_act="gelu_new", gated_feed_forward=True, tie_word_embeddings=False),
+        "v1_1-large": dict(hidden_size=1024, intermediate_size=2816, num_hidden_layers=24, num_attention_heads=16,
+                           hidden_act="gelu_new", gated_feed_forward=True, tie_word_embeddings=False),
+    },
 }
 ACTIVATIONS = ("gelu", "relu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "silu", "swish", "tanh")
 # absolute / sinusoidal: added to the token embeddings; relative_bias: T5's bucketed bias added to attention scores;
@@ -125,6 +137,13 @@ class BertConfig:
     embedding_layer_norm: bool | None = None  # LayerNorm after the embeddings; None: in post-LN stacks only
     final_layer_norm: bool | None = None  # LayerNorm after the last layer; None: in pre-LN stacks only
     activation_dropout: float = 0.0  # dropout after the FFN's activation (BART, Marian)
+    # T5's block options (issue 26): each a small switch on the shared blocks, off for every other architecture
+    norm_type: str = "layer"  # "layer": LayerNorm; "rms": T5's scale-only RMS norm (no mean, no bias)
+    use_bias: bool = True  # False: projections without biases (T5)
+    scale_attention: bool = True  # False: scores are QKᵀ, not QKᵀ/√d (T5 folds the scale into its initialisation)
+    attention_head_size: int | None = None  # None: hidden_size / heads; T5's d_kv may differ (v1.1 small: 6 × 64)
+    gated_feed_forward: bool = False  # act(wi_0 x) ⊙ (wi_1 x) (T5 v1.1's gated GELU)
+    final_dropout: bool = False  # dropout after the stack's final LayerNorm (T5)
 
     def __post_init__(self) -> None:
         sizes = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
@@ -135,9 +154,13 @@ class BertConfig:
         for name in ("embedding_size", "num_hidden_groups"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name), minimum=1)
-        if self.hidden_size % self.num_attention_heads:
+        if self.attention_head_size is not None:
+            _check_int("attention_head_size", self.attention_head_size, minimum=1)
+        elif self.hidden_size % self.num_attention_heads:
             raise ValueError(f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads "
                              f"{self.num_attention_heads}")
+        if self.norm_type not in ("layer", "rms"):
+            raise ValueError(f"norm_type must be 'layer' or 'rms', got {self.norm_type!r}")
         if self.hidden_act not in ACTIVATIONS:
             raise ValueError(f"hidden_act must be one of {ACTIVATIONS}, got {self.hidden_act!r}")
         if self.position_embedding_type not in POSITION_TYPES:
@@ -187,14 +210,14 @@ class BertConfig:
             raise ValueError(f"position_embedding_type {self.position_embedding_type!r} is built for bidirectional "
                              "encoders with full attention; it cannot be combined with is_decoder, "
                              f"add_cross_attention or attention={self.attention!r}")
-        if self.is_decoder and self.position_embedding_type == "relative_bias":
+        if self.is_decoder and self.position_embedding_type == "relative_bias" and self.model_type != "t5":
             raise ValueError("position_embedding_type 'relative_bias' is bidirectional here; a decoder "
                              "(is_decoder) needs 'absolute', 'sinusoidal' or 'none'")
 
     @property
     def head_size(self) -> int:
-        """Width of one attention head."""
-        return self.hidden_size // self.num_attention_heads
+        """Width of one attention head (T5's d_kv when set)."""
+        return self.attention_head_size or self.hidden_size // self.num_attention_heads
 
     @property
     def embedding_width(self) -> int:
@@ -347,7 +370,7 @@ class Seq2SeqConfig(BertConfig):
             self.decoder_start_token_id = self.pad_token_id
         for name in ("decoder_layers", "decoder_attention_heads", "decoder_ffn_dim"):
             _check_int(name, getattr(self, name), minimum=1)
-        if self.hidden_size % self.decoder_attention_heads:
+        if self.attention_head_size is None and self.hidden_size % self.decoder_attention_heads:
             raise ValueError(f"hidden_size {self.hidden_size} is not a multiple of decoder_attention_heads "
                              f"{self.decoder_attention_heads}")
         for name in ("decoder_start_token_id", "bos_token_id", "eos_token_id", "pad_token_id"):
@@ -372,3 +395,68 @@ class Seq2SeqConfig(BertConfig):
 def _base_fields(config: BertConfig) -> dict[str, Any]:
     names = {f.name for f in dataclasses.fields(BertConfig)}
     return {k: v for k, v in config.fields().items() if k in names}
+
+
+# -- T5 (issue 26): the encoder-decoder with T5's switches set; defaults are t5-small ----------------------------
+@dataclass
+class T5Config(Seq2SeqConfig):
+    """T5 (Raffel et al. 2020) on the shared blocks: pre-LN with RMS norms, no biases, unscaled attention, a
+    bucketed relative bias computed once per stack, dropout after each stack's final norm; v1.1 gates its GELU."""
+
+    vocab_size: int = 32128
+    hidden_size: int = 512
+    num_hidden_layers: int = 6
+    num_attention_heads: int = 8
+    intermediate_size: int = 2048
+    attention_head_size: int | None = 64
+    hidden_act: str = "relu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    activation_dropout: float = 0.1
+    layer_norm_eps: float = 1e-6
+    max_position_embeddings: int = 1 << 20  # no position table: the relative bias reaches any length
+    type_vocab_size: int = 0
+    pad_token_id: int | None = 0
+    eos_token_id: int | None = 1
+    model_type: str = "t5"
+    position_embedding_type: str = "relative_bias"
+    norm_first: bool = True
+    norm_type: str = "rms"
+    use_bias: bool = False
+    scale_attention: bool = False
+    final_dropout: bool = True
+    scale_embedding: bool = False
+    embedding_layer_norm: bool | None = False
+    final_layer_norm: bool | None = True
+    scale_decoder_outputs: bool | None = None  # decoder states × d_model^-0.5 before the head; None: when tied
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.scale_decoder_outputs is None:
+            self.scale_decoder_outputs = self.tie_word_embeddings
+        if not self.hidden_dropout_prob == self.attention_probs_dropout_prob == self.activation_dropout:
+            raise ValueError("T5 has one dropout_rate: hidden_dropout_prob, attention_probs_dropout_prob and "
+                             f"activation_dropout must be equal, got {self.hidden_dropout_prob}, "
+                             f"{self.attention_probs_dropout_prob}, {self.activation_dropout}")
+        if self.decoder_attention_heads != self.num_attention_heads or self.decoder_ffn_dim != self.intermediate_size:
+            raise ValueError("T5's decoder has the encoder's heads and d_ff (num_heads, d_ff)")
+        if self.gated_feed_forward and self.hidden_act == "gelu":
+            raise ValueError("a gated exact GELU has no T5 name (feed_forward_proj 'gated-gelu' is the tanh GELU, "
+                             "hidden_act 'gelu_new')")
+
+
+def t5_feed_forward_proj(config: BertConfig) -> str:
+    """T5's ``feed_forward_proj`` for a config: ``relu``, ``gelu``, ``gated-gelu`` (tanh GELU), ``gated-silu`` …"""
+    if not config.gated_feed_forward:
+        return config.hidden_act
+    return "gated-gelu" if config.hidden_act == "gelu_new" else f"gated-{config.hidden_act}"
+
+
+def t5_activation(feed_forward_proj: str) -> tuple[str, bool]:
+    """(``hidden_act``, gated) of a T5 ``feed_forward_proj``, as transformers' T5Config reads it."""
+    parts = feed_forward_proj.split("-")
+    if len(parts) > 2 or (len(parts) == 2 and parts[0] != "gated"):
+        raise ValueError(f"feed_forward_proj {feed_forward_proj!r} is not 'ACT' or 'gated-ACT'")
+    if feed_forward_proj == "gated-gelu":
+        return "gelu_new", True
+    return parts[-1], len(parts) == 2

@@ -3,8 +3,8 @@
 Blocks: ``embeddings``, ``attention`` (+ ``position_bias``), ``feed_forward``, ``block`` (a layer), ``encoder``
 (stacks, shared or not, and the encoder model), ``heads``; speed paths: ``kernels``; positions inside attention:
 ``relative_positions``. One short file per architecture (``bert``, ``roberta``, ``albert``, ``electra``,
-``distilbert``, ``ernie``, ``nezha``, ``xlm``, ``gpt2``); ``architectures`` holds their config fields and transformers'
-names; ``auto`` dispatches on ``model_type``.
+``distilbert``, ``ernie``, ``nezha``, ``xlm``, ``gpt2``, ``t5``); ``architectures`` holds their config fields and
+transformers' names; ``auto`` dispatches on ``model_type``.
 """
 
 from .albert import AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
@@ -26,6 +26,7 @@ from .heads import BertForPreTrainingOutput, MaskedLMOutput, ReplacedTokenOutput
 from .nezha import NezhaForMaskedLM, NezhaForPreTraining, NezhaModel
 from .roberta import RobertaForMaskedLM, RobertaModel
 from .seq2seq import TransformerForConditionalGeneration, TransformerModel
+from .t5 import T5ForConditionalGeneration, T5Model
 from .xlm import XLMModel, XLMWithLMHeadModel
 
 __all__ = [
@@ -61,6 +62,8 @@ __all__ = [
     "ReplacedTokenOutput",
     "RobertaForMaskedLM",
     "RobertaModel",
+    "T5ForConditionalGeneration",
+    "T5Model",
     "TransformerForConditionalGeneration",
     "TransformerModel",
     "XLMModel",

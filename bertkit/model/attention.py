@@ -21,6 +21,7 @@ from .dropout import Dropout
 from .dropout import dropout as drop
 from .efficient import build_kernel
 from .kv_cache import LayerCache
+from .norms import layer_norm
 from .relative_positions import build_relative_positions
 
 
@@ -31,9 +32,12 @@ class SelfAttention(nn.Module):
         super().__init__()
         self.num_heads = config.num_attention_heads
         self.head_size = config.head_size
-        self.query = nn.Linear(config.hidden_size, config.hidden_size)
-        self.key = nn.Linear(config.hidden_size, config.hidden_size)
-        self.value = nn.Linear(config.hidden_size, config.hidden_size)
+        inner = config.num_attention_heads * config.head_size  # hidden_size, except T5's own d_kv
+        self.query = nn.Linear(config.hidden_size, inner, bias=config.use_bias)
+        self.key = nn.Linear(config.hidden_size, inner, bias=config.use_bias)
+        self.value = nn.Linear(config.hidden_size, inner, bias=config.use_bias)
+        # T5 scores QKᵀ unscaled: the kernel's 1/√d is undone on the queries (None: nothing to do, BERT's path)
+        self.query_scale = None if config.scale_attention else config.head_size ** 0.5
         self.dropout_prob = config.attention_probs_dropout_prob
         self.prefix = None  # prefix tuning: (k, v, mask) → the same with key / value rows before them (bertkit.peft)
         self.kernel = build_kernel(config)  # None: full softmax attention (kernels.attention)
@@ -66,6 +70,8 @@ class SelfAttention(nn.Module):
                     kernels.linear(self.value, memory))
                 if cache is not None:
                     cache.extend(k, v)
+        if self.query_scale is not None:
+            q = q * self.query_scale
         if self.prefix is not None:
             if self.relative_positions is not None:
                 raise ValueError("prefix tuning adds keys without a position; relative positions "
@@ -102,8 +108,8 @@ class ResidualOutput(nn.Module):
     def __init__(self, config: BertConfig, in_features: int):
         super().__init__()
         self.norm_first = config.norm_first
-        self.dense = nn.Linear(in_features, config.hidden_size)
-        self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.dense = nn.Linear(in_features, config.hidden_size, bias=config.use_bias)
+        self.LayerNorm = layer_norm(config)
         self.dropout = Dropout(config.hidden_dropout_prob)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
@@ -125,7 +131,7 @@ class Attention(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
         self.self = SelfAttention(config)
-        self.output = ResidualOutput(config, config.hidden_size)
+        self.output = ResidualOutput(config, config.num_attention_heads * config.head_size)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, return_probs: bool = False,
                 memory: torch.Tensor | None = None, cache: LayerCache | None = None

@@ -20,6 +20,7 @@ from .nezha import NezhaForMaskedLM, NezhaForPreTraining, NezhaModel
 from .pretrained import Pretrained
 from .roberta import RobertaForMaskedLM, RobertaModel
 from .seq2seq import TransformerForConditionalGeneration, TransformerModel
+from .t5 import T5ForConditionalGeneration, T5Model
 from .xlm import XLMModel, XLMWithLMHeadModel
 
 
@@ -67,7 +68,7 @@ class AutoModel(_Auto):
     classes = {"bert": BertModel, "roberta": RobertaModel, "albert": AlbertModel, "electra": ElectraModel,
                "distilbert": DistilBertModel, "gpt2": GPT2Model, "transformer": TransformerModel,
                "bart": TransformerModel, "marian": TransformerModel, "ernie": ErnieModel, "nezha": NezhaModel,
-               "xlm": XLMModel}
+               "xlm": XLMModel, "t5": T5Model}
 
 
 class AutoModelForMaskedLM(_Auto):
@@ -88,10 +89,10 @@ class AutoModelForPreTraining(_Auto):
 
 
 class AutoModelForSeq2SeqLM(_Auto):
-    """An encoder-decoder with its output projection: bertkit's Transformer, BART, Marian."""
+    """An encoder-decoder with its output projection: bertkit's Transformer, BART, Marian, T5."""
 
     classes = {"transformer": TransformerForConditionalGeneration, "bart": TransformerForConditionalGeneration,
-               "marian": TransformerForConditionalGeneration}
+               "marian": TransformerForConditionalGeneration, "t5": T5ForConditionalGeneration}
 
 
 class AutoModelForCausalLM(_Auto):

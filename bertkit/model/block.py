@@ -10,7 +10,7 @@ from torch import nn
 from ..config import BertConfig
 from . import kernels
 from .attention import Attention, ResidualOutput
-from .feed_forward import Intermediate
+from .feed_forward import GatedIntermediate, Intermediate
 from .kv_cache import LayerCache
 
 
@@ -22,7 +22,7 @@ class Layer(nn.Module):
         super().__init__()
         self.attention = Attention(config)
         self.crossattention = Attention(config) if config.add_cross_attention else None
-        self.intermediate = Intermediate(config)
+        self.intermediate = GatedIntermediate(config) if config.gated_feed_forward else Intermediate(config)
         self.output = ResidualOutput(config, config.intermediate_size)
 
     def feed_forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -16,9 +16,11 @@ from torch.utils.checkpoint import checkpoint
 from ..config import BertConfig
 from . import kernels
 from .block import Layer
+from .dropout import Dropout
 from .embeddings import Embeddings
 from .heads import Pooler
 from .kv_cache import KVCache
+from .norms import layer_norm
 from .position_bias import RelativePositionBias
 from .pretrained import Pretrained
 
@@ -59,10 +61,11 @@ class Encoder(nn.Module):
         super().__init__()
         self.layer = nn.ModuleList(Layer(config) for _ in range(config.num_unique_layers))
         self.schedule = layer_schedule(config)
-        self.relative_attention_bias = (RelativePositionBias(config)
+        # computed once per forward and shared by every layer (T5 keeps it in its first layer); causal in a decoder
+        self.relative_attention_bias = (RelativePositionBias(config, bidirectional=not config.is_decoder)
                                         if config.position_embedding_type == "relative_bias" else None)
-        self.LayerNorm = (nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-                          if config.has_final_layer_norm else None)
+        self.LayerNorm = layer_norm(config) if config.has_final_layer_norm else None
+        self.dropout = Dropout(config.hidden_dropout_prob) if config.final_dropout else None  # T5
         self.is_decoder = config.is_decoder
         self.gradient_checkpointing = False  # see Pretrained.gradient_checkpointing_enable
 
@@ -81,7 +84,7 @@ class Encoder(nn.Module):
             mask = causal if mask is None else (mask + causal).clamp(min=torch.finfo(x.dtype).min)
         if self.relative_attention_bias is None:
             return mask
-        bias = self.relative_attention_bias(x.shape[1], x.shape[1]).to(x.dtype)
+        bias = self.relative_attention_bias(x.shape[1], past + x.shape[1], past).to(x.dtype)
         return bias if mask is None else bias + mask
 
     def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None, output_hidden_states: bool = False,
@@ -113,6 +116,8 @@ class Encoder(nn.Module):
                 hidden_states.append(x)
         if self.LayerNorm is not None:
             x = self.LayerNorm(x)
+            if self.dropout is not None:
+                x = self.dropout(x)
             hidden_states[-1] = x
         return (x, tuple(hidden_states) if output_hidden_states else None,
                 tuple(attentions) if output_attentions else None)

@@ -37,11 +37,24 @@ class Intermediate(nn.Module):
 
     def __init__(self, config: BertConfig):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size, bias=config.use_bias)
         self.intermediate_act_fn = activation(config.hidden_act)
         # BART / Marian drop out the activation too; None keeps BERT's module tree (and its fused kernels) as it was
         self.dropout = Dropout(config.activation_dropout) if config.activation_dropout else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = kernels.linear_activation(self.dense, self.intermediate_act_fn, x)
+        return x if self.dropout is None else self.dropout(x)
+
+
+class GatedIntermediate(Intermediate):
+    """``intermediate_act_fn(dense(x)) ⊙ gate(x)``: T5 v1.1's gated GELU (``wi_0``, ``wi_1``). A class of its own,
+    so the fused feed-forward kernel (which knows one projection) is never taken for it."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.gate = nn.Linear(config.hidden_size, config.intermediate_size, bias=config.use_bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = kernels.linear_activation(self.dense, self.intermediate_act_fn, x) * kernels.linear(self.gate, x)
         return x if self.dropout is None else self.dropout(x)

@@ -28,6 +28,13 @@ LAYER_PARTS = (
     (r"output\.LayerNorm\.", "  output LayerNorm"),
 )
 PARTS = (
+    # encoder-decoders (T5, BART, …): names under the model, stack by stack
+    (r"shared\.", "shared token embeddings (V×H)"),
+    (r"(en|de)coder\.encoder\.relative_attention_bias\.", "relative position bias (buckets×heads, per stack)"),
+    (r"(en|de)coder\.encoder\.LayerNorm\.", "final norms (one per stack)"),
+    (r"encoder\.encoder\.layer\.", "encoder stack layers"),
+    (r"decoder\.encoder\.layer\.", "decoder stack layers"),
+    (r"lm_head\.", "LM head (untied)"),
     (r"embeddings\.word_embeddings\.", "word embeddings (V×E)"),
     (r"embeddings\.position_embeddings\.", "position embeddings (P×E)"),
     (r"embeddings\.token_type_embeddings\.", "segment embeddings (T×E)"),
@@ -78,11 +85,15 @@ def parameter_rows(model: nn.Module) -> list[tuple[str, int]]:
 
 
 def build_on_meta(config: BertConfig, with_heads: bool = False) -> nn.Module:
-    """The model a config describes (with its pretraining heads if asked), shapes only."""
-    from .auto import AutoModel, AutoModelForPreTraining
+    """The model a config describes (with its pretraining heads if asked), shapes only; an encoder-decoder with its
+    LM head, as its published sizes are counted."""
+    from .auto import AutoModel, AutoModelForPreTraining, AutoModelForSeq2SeqLM
 
+    auto = AutoModelForPreTraining if with_heads else AutoModel
+    if config.model_type in AutoModelForSeq2SeqLM.classes:
+        auto = AutoModelForSeq2SeqLM
     with torch.device("meta"):
-        return (AutoModelForPreTraining if with_heads else AutoModel).from_config(config)
+        return auto.from_config(config)
 
 
 def parameter_breakdown(config: BertConfig, with_heads: bool = False) -> list[tuple[str, int]]:

@@ -43,9 +43,11 @@ class RelativePositionBias(nn.Module):
         self.max_distance = config.relative_attention_max_distance
         self.relative_attention_bias = nn.Embedding(self.num_buckets, config.num_attention_heads)
 
-    def forward(self, query_length: int, key_length: int) -> torch.Tensor:
+    def forward(self, query_length: int, key_length: int, past: int = 0) -> torch.Tensor:
+        """The bias of queries at positions ``past`` … ``past + query_length`` (a decoder's cached steps come
+        first) against keys 0 … ``key_length``."""
         device = self.relative_attention_bias.weight.device
-        queries = torch.arange(query_length, device=device)[:, None]
+        queries = torch.arange(past, past + query_length, device=device)[:, None]
         keys = torch.arange(key_length, device=device)[None, :]
         buckets = relative_position_bucket(keys - queries, self.bidirectional, self.num_buckets, self.max_distance)
         return self.relative_attention_bias(buckets).permute(2, 0, 1).unsqueeze(0)

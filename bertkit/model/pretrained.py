@@ -13,6 +13,7 @@ from .. import checkpoint
 from ..config import BertConfig
 from . import pruning
 from .architectures import architecture, hf_name
+from .norms import RMSNorm
 
 
 class Pretrained(nn.Module):
@@ -51,6 +52,8 @@ class Pretrained(nn.Module):
             elif isinstance(module, nn.LayerNorm):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
+            elif isinstance(module, RMSNorm):
+                nn.init.ones_(module.weight)
         for module in self.modules():  # fixed tables (sinusoidal positions) are not random
             if hasattr(module, "init_fixed_weights"):
                 module.init_fixed_weights()

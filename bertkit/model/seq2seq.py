@@ -116,11 +116,12 @@ class TransformerForConditionalGeneration(Pretrained, GenerationMixin):
 
     model_type = None
     config_class = Seq2SeqConfig
+    encoder_decoder_class = TransformerModel  # the model under the head (T5: T5Model)
 
     def __init__(self, config: Seq2SeqConfig):
         super().__init__()
         self.config = config
-        self.model = TransformerModel(config)
+        self.model = self.encoder_decoder_class(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         if config.tie_word_embeddings:  # one matrix reads target tokens in and writes them out
             self.lm_head.weight = self.model.decoder.embeddings.word_embeddings.weight
