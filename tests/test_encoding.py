@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from bertkit import SentenceEncoder
-from bertkit.pooling import Pooling
+from bertkit.encoding.pooling import Pooling
 
 SENTENCES = [
     "First do it",

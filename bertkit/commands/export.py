@@ -15,8 +15,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                            "tokenizer")
     onnx.add_argument("--model", default=None, help="model folder (default: the installed all-MiniLM-L6-v2)")
     onnx.add_argument("-o", "--output", required=True, help="new (or empty) output folder")
-    onnx.add_argument("--pooling", choices=["mean", "cls", "max"], default=None,
-                      help="override the folder's pooling (default: its own, mean for MiniLM)")
+    onnx.add_argument("--pooling", default=None, help="override the folder's pooling: any of SentenceEncoder's "
+                      "modes (cls, max, mean, mean_sqrt_len_tokens, weightedmean, lasttoken; several joined by '+'; "
+                      "default: its own, mean for MiniLM)")
     onnx.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
                       help="override the folder's normalisation (default: its own)")
     onnx.set_defaults(run=run_export)

@@ -21,13 +21,13 @@ from torch import nn
 
 from ..atomic import write_text_atomic
 from ..config import BertConfig
+from ..encoding.pooling import mean_pool
 from ..finetuning.config import FinetuneConfig
 from ..finetuning.data import LabelMap
 from ..finetuning.models import BertForSequenceClassification, TaskConfig
 from ..finetuning.tasks import build_task
 from ..finetuning.train import load_splits, seed_everything
 from ..model.heads import IGNORE_INDEX
-from ..pooling import mean_pool
 from ..tokenization import AutoTokenizer
 from ..training import Trainer, TrainingArguments
 from ..training.batches import EpochBatches

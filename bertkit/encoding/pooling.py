@@ -14,9 +14,6 @@ from collections.abc import Sequence
 import torch
 
 POOLING_MODES = ("cls", "max", "mean", "mean_sqrt_len_tokens", "weightedmean", "lasttoken")
-TOKEN_POOLING = ("mean", "max", "cls")  # the three the first SentenceEncoder offered; kept for old callers
-# "pooled" is BERT's own pooler (dense + tanh on [CLS]): the model computes it, so the encoder takes it from there.
-POOLING_STRATEGIES = (*POOLING_MODES, "pooled")
 
 
 def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -18,8 +18,8 @@ import torch
 
 from ..atomic import current_umask
 from ..encoding import SentenceEncoder
+from ..encoding.pooling import Pooling
 from ..model import EncoderModel
-from ..pooling import TOKEN_POOLING, Pooling
 
 INPUT_NAMES = ["input_ids", "attention_mask", "token_type_ids"]
 OUTPUT_NAMES = ["last_hidden_state", "sentence_embedding"]
@@ -32,8 +32,6 @@ class SentenceEmbeddingGraph(torch.nn.Module):
 
     def __init__(self, model: EncoderModel, pooling: str, normalize: bool):
         super().__init__()
-        if pooling not in TOKEN_POOLING:
-            raise ValueError(f"pooling {pooling!r} cannot be exported; choose one of {TOKEN_POOLING}")
         # while exported the model skips its value-dependent checks and shortcuts (``kernels.exporting``)
         self.model, self.pool, self.normalize = model.eval(), Pooling(pooling), normalize
 

@@ -1,0 +1,81 @@
+"""The package's layers (docs/architecture.md): lower layers never import higher ones, and no module imports a module
+that imports it back — read from the source (every ``import``, those inside functions too), so a lazy import that
+only hides a circle is caught as well."""
+
+import ast
+import importlib.util
+from pathlib import Path
+
+import bertkit
+from bertkit.encoding import pooling
+
+PACKAGE = Path(bertkit.__file__).parent
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports() -> dict[str, set[str]]:
+    """Module → the bertkit modules it imports (``from .x import y`` counts ``x`` and ``x.y``, a module or a name)."""
+    graph: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        name = _module_name(path)
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        targets = graph.setdefault(name, set())
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                targets.update(a.name for a in node.names if a.name.startswith("bertkit"))
+            elif isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    module = ".".join(base + ([node.module] if node.module else []))
+                else:
+                    module = node.module or ""
+                if module.startswith("bertkit"):
+                    targets.add(module)
+                    targets.update(f"{module}.{a.name}" for a in node.names)
+    return graph
+
+
+GRAPH = _imports()
+
+
+def _imported(source: str, target: str) -> list[str]:
+    """The modules under ``source`` that import ``target`` or anything under it."""
+    return sorted(m for m, targets in GRAPH.items() if (m == source or m.startswith(source + "."))
+                  and any(t == target or t.startswith(target + ".") for t in targets))
+
+
+# (importer, imported): each was a circle or an upward import once; the first names the lower side
+FORBIDDEN: list[tuple[str, str]] = []
+
+
+def test_lower_layers_do_not_import_higher_ones():
+    found = {(low, high): _imported(low, high) for low, high in FORBIDDEN}
+    assert {pair: modules for pair, modules in found.items() if modules} == {}
+
+
+def test_the_layers_of_the_architecture_note():
+    """Layer 1 (tokenization, model) imports no layer 2, 3 or 4; layer 2 no serving or commands."""
+    higher = ["bertkit.training", "bertkit.pretraining", "bertkit.finetuning", "bertkit.encoding", "bertkit.serving",
+              "bertkit.commands", "bertkit.cli", "bertkit.demo"]
+    for low in ("bertkit.tokenization", "bertkit.model"):
+        assert {high: _imported(low, high) for high in higher if _imported(low, high)} == {}
+    assert _imported("bertkit.tokenization", "bertkit.model") == []
+    for low in ("bertkit.training", "bertkit.pretraining", "bertkit.finetuning", "bertkit.encoding"):
+        for high in ("bertkit.serving", "bertkit.commands", "bertkit.cli", "bertkit.demo"):
+            assert _imported(low, high) == [], (low, high)
+
+
+def test_the_graph_sees_lazy_imports():
+    """The reader is what the tests above stand on: a function-level import is an edge."""
+    assert "bertkit.demo" in GRAPH["bertkit.cli"]
+
+
+def test_pooling_has_one_import_path():
+    """No shim at ``bertkit.pooling``, no kept-for-old-callers lists: ``bertkit.encoding.pooling`` is the one place."""
+    assert importlib.util.find_spec("bertkit.pooling") is None
+    assert not hasattr(pooling, "TOKEN_POOLING") and not hasattr(pooling, "POOLING_STRATEGIES")
+    assert _imported("bertkit", "bertkit.pooling") == []
