@@ -1,0 +1,118 @@
+"""T5's span corruption: the noise statistics of the paper (15 %, mean span 3), sentinels from the top of the
+vocabulary, input + target giving back the text, one clear error for sentinels the vocabulary does not have, and a
+tiny T5 that learns to fill the spans."""
+
+from __future__ import annotations
+
+import random
+import statistics
+
+import pytest
+import torch
+
+from bertkit.config import T5Config
+from bertkit.model import T5ForConditionalGeneration
+from bertkit.model.heads import IGNORE_INDEX
+from bertkit.pretraining.span_corruption import SpanCorruption
+
+
+def runs(mask: list[bool]) -> list[int]:
+    """Lengths of the runs of True."""
+    lengths, current = [], 0
+    for hidden in mask + [False]:
+        if hidden:
+            current += 1
+        elif current:
+            lengths.append(current)
+            current = 0
+    return lengths
+
+
+def restore(source: list[int], target: list[int], corruption: SpanCorruption) -> list[int]:
+    """The text back from an (input, target) pair: each sentinel of the input replaced by its span in the target."""
+    sentinels = {corruption.sentinel(i): i for i in range(corruption.num_sentinels)}
+    spans, current = {}, None
+    for token in target:
+        if token in sentinels:
+            current = sentinels[token]
+            spans[current] = []
+        else:
+            spans[current].append(token)
+    return [t for token in source for t in (spans[sentinels[token]] if token in sentinels else [token])]
+
+
+def test_noise_statistics_match_the_paper():
+    corruption = SpanCorruption(vocab_size=32100)
+    rng = random.Random(0)
+    fractions, lengths = [], []
+    for _ in range(2000):
+        mask = corruption.noise_mask(512, rng)
+        assert not mask[0] and mask[-1]  # a kept span first, spans alternate, a noise span last
+        fractions.append(sum(mask) / len(mask))
+        lengths += runs(mask)
+    assert abs(statistics.mean(fractions) - 0.15) < 0.002  # round(512 × 0.15) = 77 tokens: 15.04 %
+    assert abs(statistics.mean(lengths) - 3.0) < 0.05  # 77 tokens in round(77 / 3) = 26 spans: 2.96
+    assert min(lengths) >= 1
+
+
+def test_inputs_and_targets_give_back_the_text():
+    corruption = SpanCorruption(vocab_size=32100)
+    rng = random.Random(1)
+    for length in (2, 3, 10, 57, 300):
+        tokens = [rng.randrange(3, 32000) for _ in range(length)]
+        source, target = corruption(tokens, rng)
+        assert target[0] == 32099 and 32099 in source  # <extra_id_0> is the top id, the first span's sentinel
+        spans = sum(t >= 32000 for t in source)
+        assert [t for t in source if t >= 32000] == list(range(32099, 32099 - spans, -1))
+        assert len(source) + len(target) == length + 2 * spans
+        assert restore(source, target, corruption) == tokens
+    assert corruption(list(range(3, 40)), random.Random(7)) == corruption(list(range(3, 40)), random.Random(7))
+
+
+def test_bad_settings_are_named():
+    with pytest.raises(ValueError, match="beyond the vocabulary"):
+        SpanCorruption(vocab_size=32000, first_sentinel=32099)
+    with pytest.raises(ValueError, match="beyond the vocabulary"):
+        SpanCorruption(vocab_size=50, num_sentinels=100)
+    with pytest.raises(ValueError, match="noise_density"):
+        SpanCorruption(vocab_size=500, noise_density=0.0)
+    with pytest.raises(ValueError, match="already holds sentinel ids"):
+        SpanCorruption(vocab_size=500)(list(range(395, 410)), random.Random(0))
+    with pytest.raises(ValueError, match="more than the 2 sentinels"):
+        SpanCorruption(vocab_size=500, num_sentinels=2)(list(range(100)), random.Random(0))
+
+
+def test_a_tiny_t5_learns_to_fill_the_spans():
+    """Counting sequences (each token the previous + 1): the hidden spans follow from their context."""
+    torch.manual_seed(0)
+    vocab, sentinels = 48, 8
+    corruption = SpanCorruption(vocab_size=vocab, num_sentinels=sentinels, noise_density=0.15)
+    model = T5ForConditionalGeneration(T5Config(
+        vocab_size=vocab, hidden_size=32, attention_head_size=8, num_attention_heads=4, intermediate_size=64,
+        num_hidden_layers=2, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, activation_dropout=0.0,
+        relative_attention_num_buckets=8, relative_attention_max_distance=16, initializer_range=0.1))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    rng = random.Random(0)
+
+    def batch(size=16):
+        pairs = []
+        for _ in range(size):
+            start = rng.randrange(2, 20)
+            source, target = corruption(list(range(start, start + 20)), rng)
+            pairs.append((source + [1], target + [1]))  # </s> closes both, as T5's pipeline appends it
+        width, length = (max(len(p[i]) for p in pairs) for i in (0, 1))
+        ids = torch.zeros(size, width, dtype=torch.long)
+        labels = torch.full((size, length), IGNORE_INDEX)
+        for row, (source, target) in enumerate(pairs):
+            ids[row, :len(source)], labels[row, :len(target)] = torch.tensor(source), torch.tensor(target)
+        return ids, (ids != 0).long(), labels
+
+    losses = []
+    for _ in range(100):
+        ids, mask, labels = batch()
+        loss = model(ids, mask, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert statistics.mean(losses[:5]) > 3.5 and statistics.mean(losses[-10:]) < 1.6  # uniform: ln 48 = 3.87
