@@ -444,19 +444,3 @@ class T5Config(Seq2SeqConfig):
             raise ValueError("a gated exact GELU has no T5 name (feed_forward_proj 'gated-gelu' is the tanh GELU, "
                              "hidden_act 'gelu_new')")
 
-
-def t5_feed_forward_proj(config: BertConfig) -> str:
-    """T5's ``feed_forward_proj`` for a config: ``relu``, ``gelu``, ``gated-gelu`` (tanh GELU), ``gated-silu`` …"""
-    if not config.gated_feed_forward:
-        return config.hidden_act
-    return "gated-gelu" if config.hidden_act == "gelu_new" else f"gated-{config.hidden_act}"
-
-
-def t5_activation(feed_forward_proj: str) -> tuple[str, bool]:
-    """(``hidden_act``, gated) of a T5 ``feed_forward_proj``, as transformers' T5Config reads it."""
-    parts = feed_forward_proj.split("-")
-    if len(parts) > 2 or (len(parts) == 2 and parts[0] != "gated"):
-        raise ValueError(f"feed_forward_proj {feed_forward_proj!r} is not 'ACT' or 'gated-ACT'")
-    if feed_forward_proj == "gated-gelu":
-        return "gelu_new", True
-    return parts[-1], len(parts) == 2

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import BertConfig, t5_activation, t5_feed_forward_proj
+from ..config import BertConfig
+from .t5_architecture import T5_SPEC, t5_feed_forward_proj
 
 Rename = tuple[str, str | Callable[[re.Match, BertConfig], str]]
 
@@ -249,66 +250,7 @@ for _arch in (
     ARCHITECTURES[_arch.model_type] = _arch
 
 
-# -- T5 (issue 26): transformers' T5Stack names — block.N.layer.0 self-attention, (decoder) layer.1 cross-attention,
-# the last layer.K the feed-forward; the relative bias lives in block 0's self-attention and is shared by the rest
-def _t5_ffn(match: re.Match, config: BertConfig) -> str:
-    """The feed-forward half of a T5 block: layer.1 in the encoder, layer.2 in the decoder (after cross-attention)."""
-    stack, block, part = match.groups()
-    index = 1 if stack == "en" else 2
-    name = {"intermediate.dense": "wi_0" if config.gated_feed_forward else "wi", "intermediate.gate": "wi_1",
-            "output.dense": "wo"}.get(part)
-    return f"{stack}coder.{block}.layer.{index}." + (f"DenseReluDense.{name}." if name else "layer_norm.")
-
-
-def _t5_fields(values: dict[str, Any]) -> dict[str, Any]:
-    """feed_forward_proj (read into hidden_act) → the activation and the gate; one dropout_rate everywhere."""
-    act, gated = t5_activation(values["hidden_act"])
-    dropout = values["hidden_dropout_prob"]
-    return values | dict(hidden_act=act, gated_feed_forward=gated, attention_probs_dropout_prob=dropout,
-                         activation_dropout=dropout)
-
-
-_T5_DEFAULTS = dict(vocab_size=32128, hidden_size=512, attention_head_size=64, intermediate_size=2048,
-                    num_hidden_layers=6, num_attention_heads=8, relative_attention_num_buckets=32,
-                    relative_attention_max_distance=128, hidden_dropout_prob=0.1, layer_norm_eps=1e-6,
-                    hidden_act="relu", pad_token_id=0, eos_token_id=1, decoder_start_token_id=0,
-                    tie_word_embeddings=True)
-ARCHITECTURES["t5"] = Architecture(
-    "t5", "model", _T5_DEFAULTS, seq2seq=True,
-    renamed_fields=dict(d_model="hidden_size", d_kv="attention_head_size", d_ff="intermediate_size",
-                        num_layers="num_hidden_layers", num_decoder_layers="decoder_layers",
-                        num_heads="num_attention_heads", dropout_rate="hidden_dropout_prob",
-                        layer_norm_epsilon="layer_norm_eps", feed_forward_proj="hidden_act"),
-    written=("vocab_size", "hidden_size", "attention_head_size", "intermediate_size", "num_hidden_layers",
-             "num_attention_heads", "relative_attention_num_buckets", "relative_attention_max_distance",
-             "hidden_dropout_prob", "layer_norm_eps", "hidden_act", "pad_token_id", "eos_token_id"),
-    unwritten=("attention_probs_dropout_prob", "activation_dropout", "gated_feed_forward"),
-    fixed=dict(type_vocab_size=0, norm_first=True, norm_type="rms", use_bias=False, scale_attention=False,
-               position_embedding_type="relative_bias", embedding_layer_norm=False, final_layer_norm=True,
-               final_dropout=True, share_encoder_decoder_embeddings=True, add_final_logits_bias=False,
-               scale_embedding=False, position_offset=0, max_position_embeddings=1 << 20),
-    # written by transformers from the fields above, or bookkeeping; n_positions: old configs' unused length
-    ignored=frozenset({"dense_act_fn", "is_gated_act", "initializer_factor", "n_positions", "is_decoder",
-                       "decoder_attention_heads", "decoder_ffn_dim"}),
-    derived=_t5_fields,
-    renames=(
-        (r"^model\.", ""),
-        (r"(en|de)coder\.embeddings\.word_embeddings\.", r"\1coder.embed_tokens."),
-        (r"(en|de)coder\.encoder\.relative_attention_bias\.relative_attention_bias\.",
-         r"\1coder.block.0.layer.0.SelfAttention.relative_attention_bias."),
-        (r"(en|de)coder\.encoder\.LayerNorm\.", r"\1coder.final_layer_norm."),
-        (r"(en|de)coder\.encoder\.layer\.", r"\1coder.block."),
-        (r"(block\.\d+)\.attention\.self\.(query|key|value)\.", lambda m, c: f"{m.group(1)}.layer.0.SelfAttention."
-                                                                   f"{m.group(2)[0]}."),
-        (r"(block\.\d+)\.attention\.output\.dense\.", r"\1.layer.0.SelfAttention.o."),
-        (r"(block\.\d+)\.attention\.output\.LayerNorm\.", r"\1.layer.0.layer_norm."),
-        (r"(block\.\d+)\.crossattention\.self\.(query|key|value)\.",
-         lambda m, c: f"{m.group(1)}.layer.1.EncDecAttention.{m.group(2)[0]}."),
-        (r"(block\.\d+)\.crossattention\.output\.dense\.", r"\1.layer.1.EncDecAttention.o."),
-        (r"(block\.\d+)\.crossattention\.output\.LayerNorm\.", r"\1.layer.1.layer_norm."),
-        (r"(en|de)coder\.(block\.\d+)\.(intermediate\.dense|intermediate\.gate|output\.dense|output\.LayerNorm)\.",
-         _t5_ffn),
-    ))
+ARCHITECTURES["t5"] = Architecture("t5", "model", **T5_SPEC)  # its fields and names: t5_architecture.py
 SUPPORTED = tuple(ARCHITECTURES)
 
 
