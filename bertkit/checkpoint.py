@@ -9,6 +9,7 @@ Pickles are never trusted: ``pytorch_model.bin`` is read with ``torch.load(weigh
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pickle
@@ -208,6 +209,17 @@ def _is_alias(name: str, stored: dict[str, torch.Tensor], by_target: dict[str, s
 def _summarise(names: list[str], limit: int = 8) -> str:
     shown = ", ".join(names[:limit])
     return shown + (f" … and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Write ``value`` as indented UTF-8 JSON to ``path`` atomically (a module folder's config files)."""
+    write_text_atomic(path, json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+def save_tensors(state: dict[str, torch.Tensor], folder: Path) -> None:
+    """Write ``state`` as ``folder/model.safetensors`` atomically (a sentence-transformers module's weights)."""
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    write_atomic(folder / "model.safetensors", lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
 
 
 def save_model(model: nn.Module, folder: str | os.PathLike, tokenizer: Any = None) -> Path:

@@ -8,7 +8,6 @@ import io
 import json
 import os
 import sys
-import unicodedata
 from pathlib import Path
 
 from .assets import default_model_dir
@@ -27,25 +26,13 @@ def _model_dir(value: str | None) -> Path:
 def cmd_tokenize(args: argparse.Namespace) -> None:
     """Print each text's tokens (WordPiece or byte-level BPE, as the folder holds) and ids."""
     from .tokenization import AutoTokenizer
+    from .tokenization.display import format_tokens
 
     tokenizer = AutoTokenizer.from_pretrained(_model_dir(args.model))
     for text in args.texts:
         enc = tokenizer(text, text_pair=args.pair, add_special_tokens=not args.no_special_tokens)
         tokens = tokenizer.convert_ids_to_tokens(enc["input_ids"])
         print(format_tokens(tokens, enc["input_ids"]))
-
-
-def display_width(text: str) -> int:
-    """Terminal columns: East Asian wide characters take two."""
-    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-
-def format_tokens(tokens: list[str], ids: list[int]) -> str:
-    """Tokens above their ids, each column as wide as its widest entry."""
-    widths = [max(display_width(t), len(str(i))) for t, i in zip(tokens, ids, strict=True)]
-    top = " ".join(t + " " * (w - display_width(t)) for t, w in zip(tokens, widths, strict=True))
-    bottom = " ".join(str(i).ljust(w) for i, w in zip(ids, widths, strict=True))
-    return f"{top.rstrip()}\n{bottom.rstrip()}"
 
 
 def cmd_encode(args: argparse.Namespace) -> None:
@@ -108,8 +95,8 @@ def cmd_params(args: argparse.Namespace) -> None:
         print(f"the {args.arch} {args.preset!r} preset (defaults --arch bert --preset base; --model DIR counts a "
               "folder)", file=sys.stderr)
     if args.peft:  # trainable parameters per PEFT method instead of the breakdown
+        from .finetuning.peft_counts import ALL, format_peft_table, plot_peft_table
         from .peft.config import PeftConfig
-        from .peft.counts import ALL, format_peft_table, plot_peft_table
 
         methods = ALL if args.peft == "all" else args.peft.split(",")
         settings = PeftConfig(methods[0] if methods[0] in ALL else "lora", r=args.lora_r,

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from .assets import chinese_vocab_file
-from .cli import format_tokens
 from .config import BertConfig
 from .encoding import SentenceEncoder
 from .finetuning.demo import finetune_demo
 from .model.parameters import format_breakdown
 from .tokenization import BertTokenizer
+from .tokenization.display import format_tokens
 
 ENGLISH = "Tokenizers split unaffable, unseen words into WordPiece units."
 CHINESE = "自然语言处理很有趣。"

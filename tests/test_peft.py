@@ -149,7 +149,7 @@ def test_bad_settings_are_refused_with_the_reason():
 
 @pytest.mark.parametrize("arch,preset", [("bert", "base"), ("albert", "base"), ("distilbert", "base")])
 def test_trainable_counts_from_the_module_tree_equal_the_formulas(arch, preset):
-    from bertkit.peft.counts import ALL, peft_rows
+    from bertkit.finetuning.peft_counts import ALL, peft_rows
 
     config = BertConfig.preset(preset, model_type=arch)
     rows = peft_rows(config, ALL, PeftConfig(r=8, adapter_size=64, num_virtual_tokens=20), num_labels=2)

@@ -17,8 +17,7 @@ from pathlib import Path
 from .. import corpora
 from ..encoding.pairs import Pair, python_docs_pairs, python_docs_prose, split_by_source
 from ..encoding.training import read_examples
-from ..finetuning.data import read_numbered_rows
-from ..textio import read_text
+from ..textio import read_numbered_rows, read_text
 from .config import DistillConfig
 
 INSTALLED_TEXTS = "installed: the training pages of the Python docs (titles, passages, prose) + Rotten Tomatoes reviews"

@@ -16,11 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 from torch import nn
 
-from ..atomic import write_atomic, write_text_atomic
-from ..checkpoint import find_weights, read_state_dict
+from ..checkpoint import find_weights, read_state_dict, save_tensors, write_json
 from .pooling import POOLING_MODES, Pooling, parse_modes
 from .whitening import Whitening
 
@@ -141,15 +139,6 @@ def read_json(path: Path) -> dict[str, Any]:
     if not isinstance(value, dict | list):
         raise ValueError(f"{path} must hold a JSON object")
     return value
-
-
-def write_json(path: Path, value: Any) -> None:
-    write_text_atomic(path, json.dumps(value, indent=2, ensure_ascii=False) + "\n")
-
-
-def save_tensors(state: dict[str, torch.Tensor], folder: Path) -> None:
-    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
-    write_atomic(folder / "model.safetensors", lambda tmp: save_file(tensors, tmp, metadata={"format": "pt"}))
 
 
 def pooling_from_config(config: dict[str, Any]) -> tuple[tuple[str, ...], int | None, bool]:

@@ -20,8 +20,10 @@ import numpy as np
 import torch
 
 from ..atomic import write_text_atomic
+from ..textio import read_numbered_rows
 from ..training import Trainer, TrainingArguments
 from ..training.batches import EpochBatches
+from ..training.correlation import spearman
 from ..training.device import check_spec
 from ..training.options import Options
 from ..training.schedule import SCHEDULES
@@ -96,8 +98,6 @@ class EmbeddingTrainConfig(Options):
 def read_examples(path: str | Path, scored: bool) -> list[tuple[Any, ...]]:
     """Rows of a .csv / .tsv (header first) or .jsonl file as tuples of their columns in order: texts, and a
     float score last when ``scored``; every row as wide as the first."""
-    from ..finetuning.data import read_numbered_rows
-
     rows = []
     for number, row in read_numbered_rows(path):
         rows.append(_checked_row(list(row.values()), scored, f"{path} line {number}"))
@@ -147,8 +147,6 @@ def evaluate(encoder: SentenceEncoder, rows: list[tuple], scored: bool, batch_si
     second = encoder.encode([r[1] for r in rows], batch_size=batch_size, prompt="")
     if not scored:
         return retrieval_metrics(first, second)
-    from ..finetuning.metrics import spearman
-
     cosines = (first * second).sum(1) / np.linalg.norm(first, axis=1) / np.linalg.norm(second, axis=1)
     return {"spearman": spearman(cosines, [r[2] for r in rows])}
 

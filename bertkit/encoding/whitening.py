@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..checkpoint import save_tensors, write_json
+
 
 class Whitening(nn.Module):
     """``x ↦ (x − mean) @ weight``, with ``weight`` of shape ``(in_features, out_features)``; fixed, not trained."""
@@ -62,8 +64,6 @@ class Whitening(nn.Module):
         return whitening
 
     def save(self, folder: Path) -> None:
-        from .modules import save_tensors, write_json
-
         folder.mkdir(parents=True, exist_ok=True)
         write_json(folder / "config.json", {"in_features": self.in_features, "out_features": self.out_features})
         save_tensors({"mean": self.mean, "weight": self.weight}, folder)

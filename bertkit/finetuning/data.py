@@ -18,9 +18,7 @@ dev/test that training never saw); nothing is silently dropped.
 
 from __future__ import annotations
 
-import csv
 import difflib
-import io
 import json
 import math
 import os
@@ -28,10 +26,9 @@ import random
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from ..textio import read_text
+from ..textio import read_numbered_rows
 
 TASKS = ("classification", "multi_label", "regression", "token_classification", "question_answering")
 REQUIRED = {
@@ -107,49 +104,6 @@ def normalize_text(text: str) -> str:
 def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Rows of a ``.csv``, ``.tsv`` (header line first) or ``.jsonl`` / ``.json`` (one object a line) file."""
     return [row for _, row in read_numbered_rows(path)]
-
-
-def read_numbered_rows(path: str | os.PathLike) -> list[tuple[int, dict[str, Any]]]:
-    """Each row with the file line it starts on (what an editor shows, for messages); a CSV row with more fields
-    than the header is refused (an unquoted comma in a text would otherwise drop the rest of the row)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such data file: {path}")
-    suffix = path.suffix.lower()
-    if suffix not in (".csv", ".tsv", ".jsonl", ".json"):
-        raise ValueError(f"{path}: unknown data format {suffix!r}; use .csv, .tsv or .jsonl")
-    text = read_text(path)
-    if suffix in (".csv", ".tsv"):
-        return _csv_rows(path, text, "\t" if suffix == ".tsv" else ",")
-    rows = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path}:{number} is not a JSON object: {error}") from None
-        if not isinstance(row, dict):
-            raise ValueError(f"{path}:{number} is not a JSON object")
-        rows.append((number, row))
-    return rows
-
-
-def _csv_rows(path: Path, text: str, delimiter: str) -> list[tuple[int, dict[str, Any]]]:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = next(reader, None)
-    rows, start = [], reader.line_num + 1
-    for cells in reader:
-        line, start = start, reader.line_num + 1  # a quoted field may span lines: the row starts where it starts
-        if not cells:  # a blank line, as csv.DictReader skips it
-            continue
-        if len(cells) > len(header):
-            name = "tab" if delimiter == "\t" else "comma"
-            raise ValueError(f"{path} line {line} has {len(cells)} fields, the header {len(header)}: quote a text "
-                             f"that holds a {name} (\"a, b\")")
-        # fewer fields: the missing ones are None (as csv.DictReader), and the check of that field names the line
-        rows.append((line, {name: cells[i] if i < len(cells) else None for i, name in enumerate(header)}))
-    return rows
 
 
 def label_text(value: Any, where: str) -> str:

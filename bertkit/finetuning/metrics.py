@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ..training.correlation import pearson, spearman
 from .ner import bio_spans
 
 
@@ -43,31 +44,6 @@ def matthews(gold: Sequence[int], predicted: Sequence[int], num_labels: int) -> 
     n, correct = matrix.sum(), np.trace(matrix)
     denominator = np.sqrt((n * n - p @ p) * (n * n - t @ t))
     return float((correct * n - t @ p) / denominator) if denominator else 0.0
-
-
-def pearson(x: Sequence[float], y: Sequence[float]) -> float:
-    """Pearson correlation; 0 when a side is constant."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    x, y = x - x.mean(), y - y.mean()
-    denominator = np.sqrt((x @ x) * (y @ y))
-    return float(x @ y / denominator) if denominator else 0.0
-
-
-def ranks(values: np.ndarray) -> np.ndarray:
-    """Average ranks (ties share the mean of their positions)."""
-    order = np.argsort(values, kind="mergesort")
-    sorted_values = values[order]
-    ranked = np.empty(len(values))
-    starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
-    ends = np.r_[starts[1:], len(values)]
-    for start, end in zip(starts, ends, strict=True):
-        ranked[order[start:end]] = (start + end - 1) / 2
-    return ranked
-
-
-def spearman(x: Sequence[float], y: Sequence[float]) -> float:
-    """Spearman correlation: Pearson on average ranks."""
-    return pearson(ranks(np.asarray(x, dtype=float)), ranks(np.asarray(y, dtype=float)))
 
 
 def classification_metrics(gold: Sequence[int], predicted: Sequence[int], num_labels: int) -> dict[str, float]:

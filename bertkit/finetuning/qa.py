@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from . import metrics
-from .tasks import Task, inputs_of
+from .task_base import Task, inputs_of
 
 MAX_QUESTION_TOKENS = 64
 

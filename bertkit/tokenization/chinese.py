@@ -18,8 +18,6 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
-
 from .alignment import Span, chunks_with_spans
 from .basic import _CJK_RANGES, clean_and_split, is_chinese_char
 from .tokenizer import BertTokenizer
@@ -55,6 +53,8 @@ def is_chinese_word(word: str) -> bool:
 
 def count_chinese_words(lines: Iterable[str], progress: bool = True) -> Counter[str]:
     """How often each multi-character Chinese word occurs, by jieba's segmentation."""
+    from tqdm.auto import tqdm  # here: bertkit.tokenization imports this module, and tqdm costs 60 ms to import
+
     counts: Counter[str] = Counter()
     for line in tqdm(lines, desc="jieba words", unit=" lines", disable=not progress, mininterval=1):
         counts.update(word for word in segment(line) if is_chinese_word(word))

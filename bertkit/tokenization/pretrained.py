@@ -83,11 +83,18 @@ def tokenizer_class(pre_tokenizer: str | None, default: type) -> type:
     """The tokenizer class a config's ``pre_tokenizer`` asks for (the word-first Chinese one for "jieba")."""
     if pre_tokenizer is None or pre_tokenizer == default.pre_tokenizer:
         return default
-    if pre_tokenizer == "jieba":
-        from .chinese import JiebaBertTokenizer
+    # a variant names itself by its class attribute, so this module need not import it (bertkit.tokenization does)
+    root = next(c for c in reversed(default.__mro__) if "pre_tokenizer" in vars(c))
+    variants = {cls.pre_tokenizer: cls for cls in _subclasses(root) if cls.pre_tokenizer}
+    if pre_tokenizer in variants:
+        return variants[pre_tokenizer]
+    known = ", ".join(repr(name) for name in sorted(variants))
+    raise ValueError(f"tokenizer_config.json names an unknown pre_tokenizer {pre_tokenizer!r} (known: {known})")
 
-        return JiebaBertTokenizer
-    raise ValueError(f"tokenizer_config.json names an unknown pre_tokenizer {pre_tokenizer!r} (known: 'jieba')")
+
+def _subclasses(cls: type) -> list[type]:
+    """Every subclass of ``cls``, at any depth."""
+    return [sub for child in cls.__subclasses__() for sub in (child, *_subclasses(child))]
 
 
 def _defaults(cls: type) -> dict[str, Any]:

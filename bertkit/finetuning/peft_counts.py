@@ -1,5 +1,6 @@
-"""Trainable parameters per PEFT method, counted from the module tree (on the meta device), next to the seeds'
-closed formulas: L layers, d hidden width, E embedding width, r LoRA rank, m adapter width, n virtual tokens."""
+"""Trainable parameters per PEFT method of a sequence classifier, counted from the module tree (on the meta device),
+next to each method's closed-form count: L layers, d hidden width, E embedding width, r LoRA rank, m adapter width,
+n virtual tokens. It sits in fine-tuning, above :mod:`bertkit.peft`: it builds the classifier, then applies PEFT."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from pathlib import Path
 import torch
 
 from ..config import BertConfig
-from .apply import apply_peft, trainable_parameters
-from .config import METHODS, PeftConfig
+from ..peft.apply import apply_peft, trainable_parameters
+from ..peft.config import METHODS, PeftConfig
+from .models import BertForSequenceClassification, TaskConfig
 
 
 def formula(method: str, config: BertConfig, peft: PeftConfig, num_labels: int, targets: int) -> tuple[str, int]:
@@ -42,8 +44,6 @@ def formula(method: str, config: BertConfig, peft: PeftConfig, num_labels: int, 
 def peft_rows(config: BertConfig, methods: list[str], peft: PeftConfig, num_labels: int = 2
               ) -> list[tuple[str, int, int, str, int]]:
     """(method, trainable, total, formula, formula value) per method, for a sequence classifier of ``config``."""
-    from ..finetuning.models import BertForSequenceClassification, TaskConfig
-
     shape = {name: getattr(config, name) for name in BertConfig.__dataclass_fields__}
     pooling = "cls" if config.model_type in ("electra", "distilbert") else "pooled"
     task = TaskConfig(**shape, id2label={i: str(i) for i in range(num_labels)}, pooling=pooling)
