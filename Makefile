@@ -154,7 +154,7 @@ seq2seq-numbers: $(VENV)/.runtime
 	$(PIP) -e '.[seq2seq]'
 	$(VENV)/bin/bertkit seq2seq --config configs/seq2seq-numbers.yaml --overwrite
 
-# Distillation (issue 12): teacher and student scored and timed side by side; out/distill-*/results.json
+# Distillation: teacher and student scored and timed side by side; out/distill-*/results.json
 distill-rt: $(VENV)/.runtime
 	test -d out/finetune-rt/best || $(MAKE) finetune-rt
 	$(VENV)/bin/bertkit distill --config configs/distill-rt.yaml

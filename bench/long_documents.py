@@ -1,4 +1,4 @@
-"""Long documents (issue 14), one table: head, tail, head+tail (the seeds' rule), sliding windows, Longformer-style
+"""Long documents, one table: head, tail, head+tail (the auto length rule), sliding windows, Longformer-style
 local + global attention at 2,048 and 4,096 tokens, and a hierarchical model (chunk vectors → a small encoder).
 
     .venv/bin/python bench/long_documents.py --model out/finetune-rt/best [--rows head,tail,...] [--train-docs 96]
@@ -72,7 +72,7 @@ def batch_of(tokenizer, runs: list[list[int]], multiple: int = 1) -> tuple[torch
 
 
 def head_tail(ids: list[int]) -> list[int]:
-    """The seeds' rule: 128 + 382 tokens up to 800, 256 + 254 beyond."""
+    """The auto length rule: 128 + 382 tokens up to 800, 256 + 254 beyond."""
     if len(ids) <= WINDOW:
         return ids
     head = auto_head_tokens(len(ids), WINDOW)

@@ -22,7 +22,7 @@ _EXPORTS = {
         "ElectraForMaskedLM", "DistilBertModel", "DistilBertForMaskedLM", "AutoModelForCausalLM", "GPT2Model",
         "GPT2LMHeadModel", "BertLMHeadModel")},
     "SentenceEncoder": "bertkit.encoding",
-    # the encoder-decoder (issue 11)
+    # the encoder-decoder
     **{name: "bertkit.model.seq2seq" for name in ("TransformerModel", "TransformerForConditionalGeneration")},
     "AutoModelForSeq2SeqLM": "bertkit.model.auto",
     "Seq2SeqConfig": "bertkit.config",

@@ -41,4 +41,4 @@ def test_bad_search_files_are_clear_errors(tmp_path):
         SearchSpec(search={"epochs": [0]})
     with pytest.raises(ValueError, match="lr_schedule must be one of \\('constant', 'linear', 'cosine'\\)"):
         SearchSpec(search={"lr_schedule": ["linear", "exponential"]})
-    assert SearchSpec().search["learning_rate"] == [1e-5, 2e-5, 3e-5, 4e-5]  # the seeds' grid by default
+    assert SearchSpec().search["learning_rate"] == [1e-5, 2e-5, 3e-5, 4e-5]  # the default grid

@@ -158,7 +158,7 @@ def test_trainable_counts_from_the_module_tree_equal_the_formulas(arch, preset):
         assert trainable - head == value, method
         assert total >= rows[0][2]
     shares = {method: trainable / total for method, trainable, total, _, _ in rows}
-    if arch == "bert":  # the seeds' claim: LoRA trains well under 1 % of BERT-base
+    if arch == "bert":  # LoRA's selling point: it trains well under 1 % of BERT-base
         assert shares["lora"] < 0.01 and shares["prompt"] < shares["lora"] < shares["houlsby"]
 
 

@@ -1,6 +1,6 @@
-"""The seeds' recipes exactly: their BertSim text cleaning, their head+tail length rule, their BertSim run.
+"""The recipes exactly: the BertSim recipe's text cleaning, the auto head+tail length rule, the BertSim run.
 
-The oracle of ``normalize_text`` is the seeds' own function, transcribed literally below (their BertSim notes,
+The oracle of ``normalize_text`` is the BertSim recipe's own function, transcribed literally below (its notes,
 ``CustomDataset.text_normal_l1``); bertkit's port in ``finetuning/data.py`` is written apart from it.
 """
 
@@ -22,7 +22,7 @@ from bertkit.finetuning.train import finetune, load_splits
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def text_normal_l1(text):  # the seeds' function, literally (the oracle)
+def text_normal_l1(text):  # the BertSim recipe's function, literally (the oracle)
     rule_url = re.compile('(https?://)?(www\\.)?[-a-zA-Z0-9@:%._+~#=]{1,256}\\.[a-zA-Z0-9()]{1,6}\\b([-a-zA-Z0-9()@:%_+.~#?&/=]*)')
     rule_legal = re.compile('[^\\[\\]@#a-zA-Z0-9\u4e00-\u9fa5]')
     rule_space = re.compile('\\s+')

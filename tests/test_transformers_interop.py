@@ -37,7 +37,7 @@ CASES = [
     ("multi_label", "pooled", "linear"),
     ("multi_label", "mean", "two_layer"),
     ("regression", "pooled", "linear"),
-    ("regression", "pooled", "two_layer"),  # the seeds' BertSim head
+    ("regression", "pooled", "two_layer"),  # the BertSim recipe's head
     ("regression", "max", "two_layer"),
     ("token_classification", "pooled", "linear"),
     ("question_answering", "pooled", "linear"),

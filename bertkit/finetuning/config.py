@@ -19,7 +19,7 @@ ATTENTIONS = ("full", "local")  # the kernels fine-tuning pads for (bertkit.mode
 
 DEFAULT_METRIC = {"classification": "accuracy", "multi_label": "micro_f1", "regression": "spearman",
                   "token_classification": "f1", "question_answering": "f1"}
-# the seeds' names, accepted as options and as search keys
+# short names (the BertSim recipe's), accepted as options and as search keys
 ALIASES = {"lr": "learning_rate", "lr_type": "lr_schedule", "batch": "batch_size", "maxlength": "max_length"}
 
 
@@ -40,7 +40,7 @@ class FinetuneConfig(Options):
     dev_file: str | None = None  # dev examples (else 10 % carved from train_file, split_seed)
     test_file: str | None = None  # test examples, scored with the best dev checkpoint
     columns: dict[str, str] = field(default_factory=dict)  # a role to a column of the file: {text: review}
-    normalize: bool = False  # the seeds' BertSim cleaning of texts (URLs, symbols, line breaks to spaces)
+    normalize: bool = False  # the BertSim recipe's cleaning of texts (URLs, symbols, line breaks to spaces)
     split_seed: int = 0  # seed of the dev split carved from train when there is no dev_file
     limit_train: int | None = None  # use only the first N training examples
     limit_eval: int | None = None  # use only the first N dev and test examples
@@ -65,7 +65,7 @@ class FinetuneConfig(Options):
     # inputs
     max_length: int = 128  # tokens per example, [CLS] and [SEP] included
     long_text: str = "head"  # texts past max_length: head | tail | head+tail | sliding
-    head_tokens: int | str = "auto"  # head+tail: tokens from the start, or "auto" (the seeds' length rule)
+    head_tokens: int | str = "auto"  # head+tail: tokens from the start, or "auto" (128 up to 800 tokens, then 256)
     window_stride: int | None = None  # sliding: tokens between window starts; none: half a window
     window_aggregation: str = "mean"  # sliding: how the windows' logits combine, mean | max
     # past the pretrained positions (documents of thousands of tokens): the position table grown by copying

@@ -7,7 +7,7 @@ task                   fields
 =====================  ==============================================================
 classification         ``text``, ``label`` (+ ``text_pair`` for pair classification)
 multi_label            ``text``, ``label`` (a list, or one string joined by ``|``)
-regression             ``text``, ``text_pair``, ``score`` (a float: the seeds' BertSim)
+regression             ``text``, ``text_pair``, ``score`` (a float, as in the BertSim recipe)
 token_classification   ``tokens``, ``tags`` (lists; in CSV/TSV, strings split on spaces)
 question_answering     ``question``, ``context``, ``answer`` (text) + ``answer_start``
 =====================  ==============================================================
@@ -81,8 +81,8 @@ def task_roles(task: str) -> tuple[str, ...]:
 
 
 # -- text normalisation ------------------------------------------------------------------------------------------
-# The seeds' BertSim cleaning (their ``text_normal_l1``), step for step and with their patterns, so that a model
-# fine-tuned here sees the text their recipe fed it. Its quirks are theirs and kept on purpose: the URL pattern also
+# The BertSim recipe's cleaning (its ``text_normal_l1``), step for step and with its patterns, so that a model
+# fine-tuned here sees the text that recipe fed it. Its quirks are theirs and kept on purpose: the URL pattern also
 # eats bare domains and decimals ("3.14", "example.com"), and only ASCII letters, digits, the CJK block
 # U+4E00–U+9FA5 and ``[]@#`` survive (accented and other non-Latin letters become spaces).
 _ESCAPED_NEWLINE = "\\n"  # the two characters backslash and n, as exported data spells a line break
@@ -92,7 +92,7 @@ _SPACES = re.compile(r"\s+")
 
 
 def normalize_text(text: str) -> str:
-    """The seeds' BertSim cleaning: line breaks (real or written ``\\n``) and URLs to spaces, keep ASCII letters,
+    """The BertSim recipe's cleaning: line breaks (real or written ``\\n``) and URLs to spaces, keep ASCII letters,
     digits, CJK and ``[]@#``, collapse whitespace."""
     text = str(text).replace(_ESCAPED_NEWLINE, " ").replace("\n", " ").strip()
     text = _URL.sub(" ", text)

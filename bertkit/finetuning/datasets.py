@@ -103,7 +103,7 @@ def peoples_daily_qa() -> list[dict[str, Any]]:
 
 def rotten_tomatoes_pairs() -> list[dict[str, Any]]:
     """Rotten Tomatoes reviews paired at random (seeded, each review in one pair) as ``{"text", "text_pair",
-    "score"}``: 1.0 when the two share a verdict (fresh / rotten), 0.0 when not — the seeds' BertSim shape."""
+    "score"}``: 1.0 when the two share a verdict (fresh / rotten), 0.0 when not — the BertSim recipe's shape."""
     reviews = rotten_tomatoes()
     random.Random(0).shuffle(reviews)
     return [{"text": a["text"], "text_pair": b["text"], "score": float(a["label"] == b["label"])}

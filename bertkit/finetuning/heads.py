@@ -13,7 +13,7 @@ CLASSIFIER_HEADS = ("linear", "two_layer")
 
 
 class TwoLayerHead(nn.Module):
-    """The seeds' head: dense (hidden → ``inner``), tanh, dropout, dense (→ labels)."""
+    """The BertSim recipe's head: dense (hidden → ``inner``), tanh, dropout, dense (→ labels)."""
 
     def __init__(self, hidden_size: int, inner_size: int, num_labels: int, dropout: float):
         super().__init__()

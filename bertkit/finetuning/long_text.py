@@ -6,7 +6,7 @@ strategy    the model sees
 head        the first ``max_length - 2`` tokens (plain truncation)
 tail        the last ``max_length - 2`` tokens
 head+tail   the first ``head_tokens`` and the last ``max_length - 2 - head_tokens`` (Sun et al. 2019: 128 + 382);
-            ``head_tokens: auto`` follows the seeds' rule, which depends on the text's length: up to 800 tokens
+            ``head_tokens: auto`` follows a rule that depends on the text's length: up to 800 tokens
             128 + 382, longer 256 + 254 (at max_length 512; the same shares of a smaller window)
 sliding     windows of ``max_length - 2`` tokens starting every ``stride`` tokens; the document's logits are the
             mean (or max) of its windows' logits. In training every window is an example with the document's label.
@@ -20,12 +20,12 @@ import numpy as np
 STRATEGIES = ("head", "tail", "head+tail", "sliding")
 AGGREGATIONS = ("mean", "max")
 AUTO = "auto"
-LONG_DOCUMENT = 800  # the seeds' length (in tokens) past which the head gets the larger share
-FULL_WINDOW = 510  # the window (max_length 512 less [CLS] and [SEP]) the seeds' shares were given for
+LONG_DOCUMENT = 800  # the length (in tokens) past which the auto rule gives the head the larger share
+FULL_WINDOW = 510  # the window (max_length 512 less [CLS] and [SEP]) the auto rule's shares are given for
 
 
 def auto_head_tokens(length: int, budget: int) -> int:
-    """The seeds' head+tail split of a text of ``length`` tokens into a window of ``budget``: 128 head tokens
+    """The auto head+tail split of a text of ``length`` tokens into a window of ``budget``: 128 head tokens
     (of 510) up to 800 tokens, 256 beyond, scaled to smaller windows; the tail always keeps some tokens."""
     share = 128 if length <= LONG_DOCUMENT else 256
     return max(1, min(budget - 1, round(budget * share / FULL_WINDOW)))

@@ -1,7 +1,7 @@
 """Folders transformers loads with bertkit's own heads: ``modeling_bertkit.py`` and ``auto_map`` in config.json.
 
 transformers' ``BertForSequenceClassification`` holds one head: the pooler (dense + tanh on ``[CLS]``) and one
-linear layer. A folder fine-tuned with another sentence vector (``pooling: cls / mean / max``) or the seeds'
+linear layer. A folder fine-tuned with another sentence vector (``pooling: cls / mean / max``) or the BertSim recipe's
 two-layer head would load there with a random pooler, or not at all; such a folder gets
 ``remote_code/modeling_bertkit.py`` beside its weights and an ``auto_map`` naming it, so
 ``AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)`` builds the same head.

@@ -108,7 +108,7 @@ def load_splits(config: FinetuneConfig) -> dict[str, list[dict[str, Any]]]:
 
 
 def normalized(example: dict[str, Any]) -> dict[str, Any]:
-    """An example with its texts cleaned by :func:`normalize_text` (the seeds' BertSim cleaning)."""
+    """An example with its texts cleaned by :func:`normalize_text` (the BertSim recipe's cleaning)."""
     return example | {k: normalize_text(example[k]) for k in ("text", "text_pair") if k in example}
 
 

@@ -5,7 +5,7 @@ cluster (``address``). Every trial reports its dev metrics after each evaluation
 A search file (YAML)::
 
     base: {dataset: rotten_tomatoes, epochs: 2, limit_train: 2000}   # or base_config: finetune.yaml
-    search:                      # the seeds' grid (also the default when search is left out)
+    search:                      # the default grid (used when search is left out)
       batch_size: [8, 16]
       learning_rate: [1.0e-5, 2.0e-5, 3.0e-5, 4.0e-5]
       lr_schedule: [constant, linear, cosine]
@@ -65,7 +65,7 @@ class SearchSpec(Options):
             raise ValueError("search is empty: name at least one option and its values")
         known = [f.name for f in dataclasses.fields(FinetuneConfig)]
         for name, values in self.search.items():
-            name = FinetuneConfig.ALIASES.get(name, name)  # the seeds' names (lr, batch, …) are search keys too
+            name = FinetuneConfig.ALIASES.get(name, name)  # the short names (lr, batch, …) are search keys too
             if name not in known:
                 raise ValueError(f"cannot search {name!r}: not a fine-tuning option{suggestions([name], known)}")
             if isinstance(values, dict) and (len(values) != 1 or next(iter(values)) not in DISTRIBUTIONS):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# method → what it trains besides the head (the seeds' parameter counts: L layers, d hidden, r rank, n tokens)
+# method → what it trains besides the head (closed-form parameter counts: L layers, d hidden, r rank, n tokens)
 METHODS = {
     "head": "the task head only",
     "bitfit": "every bias (Ben Zaken et al. 2021)",

@@ -23,8 +23,8 @@ def parameter_groups(
 ) -> list[dict]:
     """Split trainable parameters into (encoder | head) × (decay | no decay) groups.
 
-    Parameters whose name starts with one of ``head_prefixes`` learn ``head_lr_scale`` times faster (the seeds'
-    fine-tuning trains a fresh head at 10× the encoder's rate). Each group carries ``lr_scale`` for the scheduler.
+    Parameters whose name starts with one of ``head_prefixes`` learn ``head_lr_scale`` times faster (the
+    BertSim recipe trains its fresh head at 10× the encoder's rate). Each group carries ``lr_scale`` for the scheduler.
     """
     head_prefixes = tuple(head_prefixes)
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}

@@ -2,8 +2,8 @@
 ``AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)``.
 
 bertkit copies this file into a folder whose head transformers' own ``*ForSequenceClassification`` cannot hold:
-a sentence vector other than the pooler's (``pooling``: ``cls``, ``mean``, ``max``) or the seeds' two-layer head
-(``classifier_head: two_layer``: dense → tanh → dropout → dense). It reads those settings from config.json and
+a sentence vector other than the pooler's (``pooling``: ``cls``, ``mean``, ``max``) or the BertSim recipe's two-layer
+head (``classifier_head: two_layer``: dense → tanh → dropout → dense). It reads those settings from config.json and
 builds the same modules under the same weight names, so transformers' scores equal bertkit's. Self-contained:
 it imports only torch and transformers (it runs inside transformers, never inside bertkit).
 """

@@ -1,4 +1,4 @@
-"""Efficient attention kernels, chosen by ``config.attention`` (issue 14): each replaces the n × n softmax of
+"""Efficient attention kernels, chosen by ``config.attention``: each replaces the n × n softmax of
 ``kernels.attention`` inside the same ``SelfAttention`` block, so projections, names and checkpoints stay BERT's.
 
 - ``linformer``: keys and values projected along the sequence to k positions by learned E, F — O(n·k).
