@@ -13,6 +13,13 @@ def cmd_seq2seq(args: argparse.Namespace) -> None:
 
     config = NumbersConfig.from_yaml(args.config, parse_overrides(args.overrides) | flag_values(args, NumbersConfig))
     results = run_numbers(config)
+    if config.objective == "span_corruption":
+        for name, scores in results["trained"].items():
+            print(f"{name}: held-out loss {scores['heldout_loss']:.3f} (untrained "
+                  f"{results['untrained']['heldout_loss']:.3f}), spans restored exactly in "
+                  f"{scores['span_exact_match']:.3f} of {results['heldout_texts']} held-out texts")
+        print(f"trained {results['steps']} steps in {results['train_minutes']} minutes → {config.output_dir}")
+        return
     for name, scores in results["exact_match"].items():
         shown = ", ".join(f"{k} {v:.3f}" for k, v in scores.items() if k != "seconds")
         print(f"{name}: exact match on {results['heldout_pairs']} held-out pairs: {shown}")

@@ -18,6 +18,13 @@ class NumbersConfig(Options):
     max_number: int = 10000  # numbers 0 … max_number - 1
     heldout_fraction: float = 0.1  # of the numbers: never trained on, in any language or direction
     tokens: str = "words"  # "words": digits, words and German numeral parts; "chars": characters
+    # "translation": numbers ↔ words (bertkit's Transformer); "span_corruption": a T5 pretrained on the number words
+    # with T5's objective (seq2seq/span_run.py): noise_density of the pieces hidden in spans of mean length
+    # mean_noise_span_length, behind num_sentinels <extra_id_N> at the top of the vocabulary
+    objective: str = "translation"
+    noise_density: float = 0.15
+    mean_noise_span_length: float = 3.0
+    num_sentinels: int = 100
     eval_examples: int = 400  # held-out pairs decoded greedily at each evaluation during training
     test_examples: int = 0  # held-out pairs of the final greedy and beam evaluation; 0: all of them
     num_hidden_layers: int = 3  # encoder layers
@@ -47,6 +54,8 @@ class NumbersConfig(Options):
     progress: bool = True
 
     def __post_init__(self) -> None:
+        if self.objective not in ("translation", "span_corruption"):
+            raise ValueError(f"objective must be 'translation' or 'span_corruption', got {self.objective!r}")
         if self.tokens not in ("words", "chars"):
             raise ValueError(f"tokens must be 'words' or 'chars', got {self.tokens!r}")
         if not self.languages:

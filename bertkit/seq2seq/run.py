@@ -92,6 +92,10 @@ def run_numbers(config: NumbersConfig) -> dict:
     """Train, evaluate greedy and beam on the held-out numbers, write the results; returns them."""
     if config.threads:
         torch.set_num_threads(config.threads)
+    if config.objective == "span_corruption":
+        from .span_run import run_span_corruption
+
+        return run_span_corruption(config)
     output = Path(config.output_dir)
     check_output_dir(output, resume=False, overwrite=config.overwrite, resumable=False)
     train_numbers, heldout_numbers = split_numbers(config.max_number, config.heldout_fraction, config.seed)
