@@ -86,3 +86,21 @@ def test_pooling_has_one_import_path():
     assert importlib.util.find_spec("bertkit.pooling") is None
     assert not hasattr(pooling, "TOKEN_POOLING") and not hasattr(pooling, "POOLING_STRATEGIES")
     assert _imported("bertkit", "bertkit.pooling") == []
+
+
+def test_modules_export_only_what_they_define():
+    """A module's ``__all__`` names its own definitions, not names imported to be passed on (packages' ``__init__``
+    files, the public API, aside): each name is imported from the one place that defines it."""
+    passed_on = {}
+    for path in PACKAGE.rglob("*.py"):
+        if path.name == "__init__.py":
+            continue
+        tree = ast.parse(path.read_text(), str(path))
+        imported = {a.asname or a.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom | ast.Import)
+                    for a in node.names}
+        exported = {elt.value for node in tree.body if isinstance(node, ast.Assign)
+                    and any(getattr(t, "id", None) == "__all__" for t in node.targets)
+                    for elt in node.value.elts}
+        if imported & exported:
+            passed_on[_module_name(path)] = sorted(imported & exported)
+    assert passed_on == {}

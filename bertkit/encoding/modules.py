@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import find_weights, read_state_dict, save_tensors, write_json
-from .pooling import POOLING_MODES, Pooling, parse_modes
+from .pooling import Pooling, parse_modes
 from .whitening import Whitening
 
 MODULES_FILE = "modules.json"
@@ -251,5 +251,4 @@ def write_layout(folder: Path, layout: FolderLayout, hidden_size: int, max_seq_l
     write_json(folder / PROMPTS_FILE, settings)
 
 
-__all__ = ["Dense", "FolderLayout", "Normalize", "POOLING_MODES", "check_sizes", "module_kind", "read_layout",
-           "write_layout"]
+__all__ = ["Dense", "FolderLayout", "Normalize", "check_sizes", "module_kind", "read_layout", "write_layout"]

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from ..peft.config import PeftConfig
 from ..training.device import check_spec
-from ..training.options import Options, parse_overrides
+from ..training.options import Options
 from ..training.schedule import SCHEDULES
 from ..training.threads import check_threads
 from .data import check_columns, check_task, task_roles
@@ -158,4 +158,4 @@ class FinetuneConfig(Options):
         return self.metric not in ("mse", "loss")
 
 
-__all__ = ["FinetuneConfig", "parse_overrides"]  # parse_overrides: its old home, where commands import it from
+__all__ = ["FinetuneConfig"]
