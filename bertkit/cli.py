@@ -87,7 +87,16 @@ def cmd_params(args: argparse.Namespace) -> None:
     from .model.parameters import format_breakdown, plot_breakdown
 
     if args.model:
-        config = BertConfig.from_json_file(Path(args.model) / "config.json")
+        from .config import Seq2SeqConfig, T5Config
+        from .model.architectures import architecture
+
+        path = Path(args.model) / "config.json"
+        try:  # an unreadable file: BertConfig.from_json_file names the problem
+            model_type = json.loads(path.read_text(encoding="utf-8")).get("model_type")
+        except (OSError, ValueError, AttributeError):
+            model_type = None
+        seq2seq = model_type is not None and architecture(model_type).seq2seq  # T5, BART, …: their own configs
+        config = (T5Config if model_type == "t5" else Seq2SeqConfig if seq2seq else BertConfig).from_json_file(path)
     else:  # unlike the other commands, no model folder by default: the paper's sizes are what people count
         from .config import T5Config
 

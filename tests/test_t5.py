@@ -166,3 +166,12 @@ def test_params_presets_count_as_transformers(preset, hf, capsys):
         reference.lm_head.weight = torch.nn.Parameter(torch.empty_like(reference.lm_head.weight))
     assert total == sum(p.numel() for p in reference.parameters())
     assert total == {"small": 60_506_624, "base": 222_903_552, "large": 737_668_096}.get(preset, total)
+
+
+def test_params_counts_a_t5_folder(folders, capsys):
+    from bertkit.cli import main
+
+    folder, reference = folders["v1.0"]
+    main(["params", "--model", str(folder)])
+    total = int(capsys.readouterr().out.strip().splitlines()[-1].split()[-1].replace(",", ""))
+    assert total == sum(p.numel() for p in reference.parameters())
