@@ -55,13 +55,10 @@ def _concat(sentences: list[Sentence]) -> Sentence:
 
 def _random_span(documents: list[list[Sentence]], exclude: int, target: int, rng: random.Random) -> list[Sentence]:
     """Sentences from a random other document, from a random start, up to ``target`` tokens."""
-    for _ in range(10):
-        other = rng.randrange(len(documents))
-        if other != exclude:
-            break
-    else:
+    if len(documents) < 2:
         raise ValueError("next-sentence prediction needs at least two documents in the corpus")
-    document = documents[other]
+    other = rng.randrange(len(documents) - 1)  # one of the others, uniformly (no retries that could all miss)
+    document = documents[other + (other >= exclude)]
     start = rng.randrange(len(document))
     span, length = [], 0
     for sentence in document[start:]:
