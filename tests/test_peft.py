@@ -147,7 +147,7 @@ def test_bad_settings_are_refused_with_the_reason():
             PeftConfig(**bad)
 
 
-@pytest.mark.parametrize("arch,preset", [("bert", "base"), ("albert", "base"), ("distilbert", "base")])
+@pytest.mark.parametrize("arch,preset", [("bert", "base"), ("albert", "base"), ("distilbert", "base"), ("xlm", "base")])
 def test_trainable_counts_from_the_module_tree_equal_the_formulas(arch, preset):
     from bertkit.finetuning.peft_counts import ALL, peft_rows
 

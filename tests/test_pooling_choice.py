@@ -48,3 +48,16 @@ def test_the_pooler_only_where_a_pair_head_trained_it(tmp_path):
     (tmp_path / "tuned").mkdir()  # a classifier bertkit fine-tuned goes on with its own
     (tmp_path / "tuned" / "config.json").write_text(json.dumps({"pooling": "max"}))
     assert folder_pooling(tmp_path / "tuned")[0] == "max"
+
+
+@pytest.mark.parametrize("model_type", ["bert", "roberta", "albert", "electra", "distilbert", "ernie", "nezha", "xlm",
+                                        "gpt2"])
+def test_over_a_bare_config_the_pooler_only_where_the_architecture_builds_one(model_type):
+    """One rule for a head over a config without a folder (PEFT counts, a peft adapter without task_config.json):
+    read from the architecture's encoder itself, so it cannot disagree with it (it once did for GPT-2 and XLM)."""
+    from bertkit.finetuning.models import default_pooling
+    from bertkit.model import AutoModel
+
+    with torch.device("meta"):
+        encoder = AutoModel.model_class(model_type)(BertConfig.preset("base", model_type=model_type))
+    assert default_pooling(model_type) == ("pooled" if getattr(encoder, "pooler", None) is not None else "cls")

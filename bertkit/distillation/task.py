@@ -7,7 +7,6 @@ class); at the end teacher and student are scored on the test split and timed on
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import platform
@@ -70,9 +69,8 @@ def build_student(teacher: nn.Module, config: DistillConfig, layers: list[int] |
         base = BertConfig.from_json_file(Path(config.student_model) / "config.json")
         labels = {k: getattr(teacher.config, k) for k in ("id2label", "label2id", "problem_type", "pooling",
                                                           "finetuning")}
-        shape = {f.name: getattr(base, f.name) for f in dataclasses.fields(BertConfig)}
         return BertForSequenceClassification.from_pretrained(config.student_model,
-                                                             config=TaskConfig(**shape, **labels)).train()
+                                                             config=TaskConfig.over(base, **labels)).train()
     if config.student_hidden_size is not None:
         return narrow_student(teacher, config.student_num_layers, config.student_hidden_size, config.student_heads,
                               config.student_intermediate_size, seed=config.seed)

@@ -3,7 +3,6 @@ the head on it. Folders ``peft`` wrote (no ``task_config.json``) load as sequenc
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from pathlib import Path
@@ -14,7 +13,13 @@ from safetensors.torch import load_file
 from ..checkpoint import log_report, quiet_loading
 from ..config import BertConfig
 from ..peft.folders import ADAPTER_WEIGHTS, TASK_CONFIG, check_base, load_adapter, read_adapter_config
-from .models import MODEL_CLASSES, BertForQuestionAnswering, BertForTokenClassification, TaskConfig
+from .models import (
+    MODEL_CLASSES,
+    BertForQuestionAnswering,
+    BertForTokenClassification,
+    TaskConfig,
+    default_pooling,
+)
 
 ARCHITECTURE_CLASSES = {"ForSequenceClassification": MODEL_CLASSES["classification"],
                         "ForTokenClassification": BertForTokenClassification,
@@ -49,10 +54,9 @@ def task_config(folder: Path, base: BertConfig) -> tuple[TaskConfig, type]:
     head = next((v for k, v in stored.items() if k.endswith("classifier.weight")), None)
     if head is None:
         raise ValueError(f"{folder} has no task_config.json and no classifier in its weights: not a classifier")
-    shape = {f.name: getattr(base, f.name) for f in dataclasses.fields(BertConfig)}
-    pooling = "pooled" if base.model_type in ("bert", "roberta", "albert") else "cls"
     labels = {i: f"LABEL_{i}" for i in range(head.shape[0])}
-    return TaskConfig(**shape, id2label=labels, pooling=pooling), MODEL_CLASSES["classification"]
+    config = TaskConfig.over(base, id2label=labels, pooling=default_pooling(base.model_type))
+    return config, MODEL_CLASSES["classification"]
 
 
 def load_task_adapter(folder: str | os.PathLike, base_model: str | os.PathLike | None = None) -> torch.nn.Module:

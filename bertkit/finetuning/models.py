@@ -7,6 +7,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +58,11 @@ class TaskConfig(BertConfig):
         if self.pooling not in POOLINGS:
             raise ValueError(f"pooling must be one of {POOLINGS}, got {self.pooling!r}")
 
+    @classmethod
+    def over(cls, base: BertConfig, **task: Any) -> TaskConfig:
+        """``base``'s shape (every BertConfig field, whatever its class adds) under the task's labels and head."""
+        return cls(**{f.name: getattr(base, f.name) for f in dataclasses.fields(BertConfig)}, **task)
+
     @property
     def num_labels(self) -> int:
         return 1 if self.problem_type == "regression" else max(1, len(self.id2label))
@@ -77,6 +84,17 @@ class TaskOutput:
 
 CLASS_PREFIXES = {"bert": "Bert", "roberta": "Roberta", "albert": "Albert", "electra": "Electra",
                   "distilbert": "DistilBert"}
+
+
+def has_pooler(model_type: str) -> bool:
+    """Whether the architecture's encoder builds BERT's pooler by default (its class's ``add_pooling_layer``)."""
+    return inspect.signature(AutoModel.model_class(model_type).__init__).parameters["add_pooling_layer"].default
+
+
+def default_pooling(model_type: str) -> str:
+    """The sentence vector of a head built over a bare config (no folder to ask, see pooling_choice.py): BERT's
+    pooler where the architecture has one, else [CLS] (ELECTRA, DistilBERT, XLM, GPT-2)."""
+    return "pooled" if has_pooler(model_type) else "cls"
 
 
 def task_encoder(config: TaskConfig, add_pooling_layer: bool) -> EncoderModel:

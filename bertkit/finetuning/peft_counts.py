@@ -11,7 +11,7 @@ import torch
 from ..config import BertConfig
 from ..peft.apply import apply_peft, trainable_parameters
 from ..peft.config import METHODS, PeftConfig
-from .models import BertForSequenceClassification, TaskConfig
+from .models import BertForSequenceClassification, TaskConfig, default_pooling, has_pooler
 
 
 def formula(method: str, config: BertConfig, peft: PeftConfig, num_labels: int, targets: int) -> tuple[str, int]:
@@ -35,7 +35,7 @@ def formula(method: str, config: BertConfig, peft: PeftConfig, num_labels: int, 
     if method == "ptuning":
         return f"n·E + (E+1)·h + (h+1)·h + (h+1)·E = {n}·{E} + MLP", n * E + (E + 1) * h + (h + 1) * h + (h + 1) * E
     if method == "bitfit":  # per layer: Q K V O, FFN in and out, two LayerNorms; embedding LayerNorm, E→H, pooler
-        i, pooler = config.intermediate_size, config.model_type not in ("electra", "distilbert")
+        i, pooler = config.intermediate_size, has_pooler(config.model_type)
         extra = pooler + (E != d or config.model_type == "albert")
         return f"L·(7d + I) + E + {extra}·d = {L}·(7·{d} + {i}) + {E} + {extra}·{d}", L * (7 * d + i) + E + extra * d
     return "none (the head's (d+1)·C only)", 0
@@ -44,9 +44,8 @@ def formula(method: str, config: BertConfig, peft: PeftConfig, num_labels: int, 
 def peft_rows(config: BertConfig, methods: list[str], peft: PeftConfig, num_labels: int = 2
               ) -> list[tuple[str, int, int, str, int]]:
     """(method, trainable, total, formula, formula value) per method, for a sequence classifier of ``config``."""
-    shape = {name: getattr(config, name) for name in BertConfig.__dataclass_fields__}
-    pooling = "cls" if config.model_type in ("electra", "distilbert") else "pooled"
-    task = TaskConfig(**shape, id2label={i: str(i) for i in range(num_labels)}, pooling=pooling)
+    task = TaskConfig.over(config, id2label={i: str(i) for i in range(num_labels)},
+                           pooling=default_pooling(config.model_type))
     rows = []
     for method in methods:
         with torch.device("meta"):
