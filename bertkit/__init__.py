@@ -26,6 +26,8 @@ _EXPORTS = {
     **{name: "bertkit.model.seq2seq" for name in ("TransformerModel", "TransformerForConditionalGeneration")},
     "AutoModelForSeq2SeqLM": "bertkit.model.auto",
     "Seq2SeqConfig": "bertkit.config",
+    "T5Config": "bertkit.t5_config",
+    **{name: "bertkit.model.t5" for name in ("T5Model", "T5ForConditionalGeneration")},
 }
 
 __all__ = [*_EXPORTS, "__version__"]

@@ -87,8 +87,9 @@ def cmd_params(args: argparse.Namespace) -> None:
     from .model.parameters import format_breakdown, plot_breakdown
 
     if args.model:
-        from .config import Seq2SeqConfig, T5Config
+        from .config import Seq2SeqConfig
         from .model.architectures import architecture
+        from .t5_config import T5Config
 
         path = Path(args.model) / "config.json"
         try:  # an unreadable file: BertConfig.from_json_file names the problem
@@ -98,7 +99,7 @@ def cmd_params(args: argparse.Namespace) -> None:
         seq2seq = model_type is not None and architecture(model_type).seq2seq  # T5, BART, …: their own configs
         config = (T5Config if model_type == "t5" else Seq2SeqConfig if seq2seq else BertConfig).from_json_file(path)
     else:  # unlike the other commands, no model folder by default: the paper's sizes are what people count
-        from .config import T5Config
+        from .t5_config import T5Config
 
         config = (T5Config if args.arch == "t5" else BertConfig).preset(args.preset, model_type=args.arch)
         print(f"the {args.arch} {args.preset!r} preset (defaults --arch bert --preset base; --model DIR counts a "

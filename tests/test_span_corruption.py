@@ -11,10 +11,10 @@ import statistics
 import pytest
 import torch
 
-from bertkit.config import T5Config
 from bertkit.model import T5ForConditionalGeneration
 from bertkit.model.heads import IGNORE_INDEX
 from bertkit.pretraining.span_corruption import SpanCorruption
+from bertkit.t5_config import T5Config
 
 
 def runs(mask: list[bool]) -> list[int]:

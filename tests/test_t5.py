@@ -9,9 +9,9 @@ import torch
 import transformers
 
 from bertkit import AutoModelForSeq2SeqLM
-from bertkit.config import T5Config
 from bertkit.model import T5ForConditionalGeneration
 from bertkit.model.seq2seq import shift_tokens_right
+from bertkit.t5_config import T5Config
 
 SIZES = dict(vocab_size=61, d_model=32, d_kv=8, d_ff=37, num_layers=2, num_decoder_layers=3, num_heads=4,
              relative_attention_num_buckets=8, relative_attention_max_distance=20, dropout_rate=0.0,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..config import T5Config
+from ..t5_config import T5Config
 from .seq2seq import TransformerForConditionalGeneration, TransformerModel
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import torch
 
 from ..atomic import write_text_atomic
-from ..config import T5Config
 from ..model.heads import IGNORE_INDEX
 from ..model.t5 import T5ForConditionalGeneration
 from ..pretraining.span_corruption import SpanCorruption
+from ..t5_config import T5Config
 from ..training import Trainer, TrainingArguments
 from ..training.batches import EpochBatches
 from ..training.state import check_output_dir
