@@ -457,3 +457,12 @@ def test_embedding_distillation_learns_from_the_users_files_and_says_so(tmp_path
                                "test": str(tmp_path / "test.jsonl"), "dev_pairs": 6}
     assert results["test_pairs"] == 6 and results["student_layers"] == [0, 2]  # every other layer of four
     assert f"{distinct} unlabeled sentences ({tmp_path / 'my.txt'})" in capsys.readouterr().err
+
+
+def test_both_distillations_train_with_the_same_settings():
+    """Task and embedding distillation build their Trainer settings in one place (DistillConfig)."""
+    config = DistillConfig(teacher="t", epochs=3, evals_per_epoch=4, warmup_ratio=0.1, output_dir="out/x")
+    args = config.training_arguments(10, "accuracy", ("loss", "accuracy"))
+    assert (args.max_steps, args.eval_steps, args.logging_steps, args.warmup_steps) == (30, 3, 1, 3)
+    assert (args.metric_for_best, args.plot_keys, args.output_dir) == ("accuracy", ("loss", "accuracy"), "out/x")
+    assert DistillConfig(teacher="t", max_steps=7).training_arguments(10, "mrr@10", ()).max_steps == 7

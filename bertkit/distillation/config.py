@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
+from ..training import TrainingArguments
 from ..training.options import Options
 from ..training.schedule import SCHEDULES
+from ..training.state import check_output_dir
+from ..training.threads import cpu_threads
 from .losses import check_temperature
 
 MODES = ("task", "embedding")
@@ -99,3 +104,21 @@ class DistillConfig(Options):
             self.student_num_layers = len(self.student_layers)
         if self.mode == "task" and not self.teacher:
             raise ValueError("task distillation needs teacher: a fine-tuned model folder (bertkit finetune's best/)")
+
+    def guarded_run(self, distill: Callable[[DistillConfig], dict[str, Any]]) -> dict[str, Any]:
+        """``distill(self)`` into a fresh (or overwritable) ``output_dir``, on ``threads`` CPU threads."""
+        check_output_dir(self.output_dir, False, self.overwrite, resumable=False)
+        with cpu_threads(self.threads):
+            return distill(self)
+
+    def training_arguments(self, steps_per_epoch: int, metric: str, plot_keys: tuple[str, ...]) -> TrainingArguments:
+        """The Trainer's settings of either distillation: steps, schedule, ``evals_per_epoch`` evaluations keeping
+        the best ``metric``."""
+        max_steps = self.max_steps or steps_per_epoch * self.epochs
+        eval_steps = max(1, math.ceil(steps_per_epoch / self.evals_per_epoch))
+        return TrainingArguments(
+            output_dir=self.output_dir, max_steps=max_steps, learning_rate=self.learning_rate,
+            weight_decay=self.weight_decay, warmup_steps=round(self.warmup_ratio * max_steps),
+            lr_schedule=self.lr_schedule, seed=self.seed, max_minutes=self.max_minutes,
+            logging_steps=max(1, min(50, eval_steps // 2)), eval_steps=eval_steps, metric_for_best=metric,
+            plot_keys=plot_keys, progress=self.progress)

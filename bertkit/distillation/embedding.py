@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import platform
 import sys
 from pathlib import Path
@@ -33,10 +32,8 @@ from ..encoding.pairs import Pair
 from ..encoding.retrieval import retrieval_metrics
 from ..finetuning.train import seed_everything
 from ..model import AutoModel
-from ..training import Trainer, TrainingArguments
+from ..training import Trainer
 from ..training.batches import EpochBatches
-from ..training.state import check_output_dir
-from ..training.threads import cpu_threads
 from .config import DistillConfig
 from .embedding_data import load_embedding_data
 from .losses import hidden_cosine, similarity_kl
@@ -126,9 +123,7 @@ def teacher_targets(teacher: SentenceEncoder, ids: list[list[int]], batch_size: 
 
 def distill_embeddings(config: DistillConfig) -> dict[str, Any]:
     """Train the student, keep its best dev model, and report teacher and student side by side on the test pages."""
-    check_output_dir(config.output_dir, False, config.overwrite, resumable=False)
-    with cpu_threads(config.threads):
-        return _distill_embeddings(config)
+    return config.guarded_run(_distill_embeddings)
 
 
 def _distill_embeddings(config: DistillConfig) -> dict[str, Any]:
@@ -160,15 +155,8 @@ def _distill_embeddings(config: DistillConfig) -> dict[str, Any]:
 
     batches = EpochBatches(list(range(len(ids))), config.batch_size, collate, seed=config.seed, bucket_size=50,
                            length=lambda i: len(ids[i]))
-    max_steps = config.max_steps or batches.steps_per_epoch * config.epochs
-    eval_steps = max(1, math.ceil(batches.steps_per_epoch / config.evals_per_epoch))
-    args = TrainingArguments(
-        output_dir=config.output_dir, max_steps=max_steps, learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay, warmup_steps=round(config.warmup_ratio * max_steps),
-        lr_schedule=config.lr_schedule, seed=config.seed, max_minutes=config.max_minutes,
-        logging_steps=max(1, min(50, eval_steps // 2)),
-        eval_steps=eval_steps, metric_for_best="mrr@10",
-        plot_keys=("loss", "loss_mse", "loss_cosine", "loss_similarity", "mrr@10"), progress=config.progress)
+    args = config.training_arguments(batches.steps_per_epoch, "mrr@10",
+                                     ("loss", "loss_mse", "loss_cosine", "loss_similarity", "mrr@10"))
 
     def evaluate(m: nn.Module) -> dict[str, float]:
         return score(m, dev, config.eval_batch_size)

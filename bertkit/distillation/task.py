@@ -8,7 +8,6 @@ class); at the end teacher and student are scored on the test split and timed on
 from __future__ import annotations
 
 import json
-import math
 import platform
 import sys
 from pathlib import Path
@@ -28,10 +27,8 @@ from ..finetuning.tasks import build_task
 from ..finetuning.train import load_splits, seed_everything
 from ..model.heads import IGNORE_INDEX
 from ..tokenization import AutoTokenizer
-from ..training import Trainer, TrainingArguments
+from ..training import Trainer
 from ..training.batches import EpochBatches
-from ..training.state import check_output_dir
-from ..training.threads import cpu_threads
 from .augment import augmented_texts, unlabeled
 from .config import DistillConfig
 from .losses import DistillationLoss
@@ -137,9 +134,7 @@ def training_features(task: Any, train: list[dict], config: DistillConfig, mask_
 
 def distill_task(config: DistillConfig) -> dict[str, Any]:
     """Train the student, keep its best dev model, and report teacher and student side by side on test."""
-    check_output_dir(config.output_dir, False, config.overwrite, resumable=False)
-    with cpu_threads(config.threads):
-        return _distill_task(config)
+    return config.guarded_run(_distill_task)
 
 
 def _distill_task(config: DistillConfig) -> dict[str, Any]:
@@ -164,16 +159,8 @@ def _distill_task(config: DistillConfig) -> dict[str, Any]:
     data = EpochBatches(features, config.batch_size, task.collate, seed=config.seed, bucket_size=50,
                         length=task.length)
     steps_per_epoch = data.steps_per_epoch
-    max_steps = config.max_steps or steps_per_epoch * config.epochs
-    eval_steps = max(1, math.ceil(steps_per_epoch / config.evals_per_epoch))
-    args = TrainingArguments(
-        output_dir=config.output_dir, max_steps=max_steps, learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay, warmup_steps=round(config.warmup_ratio * max_steps),
-        lr_schedule=config.lr_schedule, seed=config.seed, max_minutes=config.max_minutes,
-        logging_steps=max(1, min(50, eval_steps // 2)),
-        eval_steps=eval_steps, metric_for_best="accuracy",
-        plot_keys=("loss", "loss_kl", "loss_task", "loss_hidden", "loss_attention", "accuracy"),
-        progress=config.progress)
+    args = config.training_arguments(steps_per_epoch, "accuracy",
+                                     ("loss", "loss_kl", "loss_task", "loss_hidden", "loss_attention", "accuracy"))
 
     def evaluate(m: nn.Module) -> dict[str, float]:
         return task.evaluate(m.student, splits["dev"])
