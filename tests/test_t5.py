@@ -175,3 +175,25 @@ def test_params_counts_a_t5_folder(folders, capsys):
     main(["params", "--model", str(folder)])
     total = int(capsys.readouterr().out.strip().splitlines()[-1].split()[-1].replace(",", ""))
     assert total == sum(p.numel() for p in reference.parameters())
+
+
+def test_t5_model_matches_transformers(tmp_path):
+    """The bare T5Model (no head) both ways: the decoder's last hidden state on a padded batch."""
+    from bertkit import AutoModel
+    from bertkit.model import T5Model
+
+    torch.manual_seed(0)
+    reference = perturb(transformers.T5Model._from_config(
+        transformers.T5Config(**SIZES, feed_forward_proj="gated-gelu"), attn_implementation="eager")).eval()
+    reference.save_pretrained(tmp_path / "hf")
+    model = AutoModel.from_pretrained(tmp_path / "hf")
+    assert isinstance(model, T5Model) and model.loading_report.missing == [] == model.loading_report.unexpected
+    ids, mask, labels = batch()
+    target = shift_tokens_right(labels, 0, 0)
+    with torch.no_grad():
+        expected = reference(input_ids=ids, attention_mask=mask, decoder_input_ids=target).last_hidden_state
+        assert (model(ids, mask, target).last_hidden_state - expected).abs().max() <= 1e-5
+        model.save_pretrained(tmp_path / "ours")
+        again = transformers.T5Model.from_pretrained(tmp_path / "ours", attn_implementation="eager").eval()
+        assert (again(input_ids=ids, attention_mask=mask, decoder_input_ids=target).last_hidden_state
+                - expected).abs().max() <= 1e-5
