@@ -135,3 +135,26 @@ def test_span_corruption_run_learns(tmp_path, capsys):
     assert "spans restored exactly" in capsys.readouterr().out
     config = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
     assert config["model_type"] == "t5" and config["architectures"] == ["T5ForConditionalGeneration"]
+
+
+def test_sentinels_are_the_t5_tokenizers_extra_ids(tmp_path):
+    """With a T5 SentencePiece tokenizer, the default sentinels (counting down from its last id) are its
+    ``<extra_id_N>``: the corrupted input decodes with them in place of the spans."""
+    import sentencepiece
+    from sentencepiece_fixtures import training_lines
+
+    from bertkit.tokenization import T5Tokenizer
+
+    (tmp_path / "train.txt").write_text("\n".join(training_lines()[::3]) + "\n", encoding="utf-8")
+    sentencepiece.SentencePieceTrainer.train(
+        input=str(tmp_path / "train.txt"), model_prefix=str(tmp_path / "spiece"), vocab_size=800,
+        character_coverage=0.995, num_threads=1, minloglevel=2, pad_id=0, eos_id=1, unk_id=2, bos_id=-1)
+    tokenizer = T5Tokenizer(str(tmp_path / "spiece.model"))
+    corruption = SpanCorruption(vocab_size=len(tokenizer.get_vocab()))
+    ids = tokenizer("the quick brown fox jumps over the lazy dog again and again")["input_ids"][:-1]  # no </s>
+    source, target = corruption(ids, random.Random(0))
+    spans = sum(t >= corruption.sentinel(corruption.num_sentinels - 1) for t in source)
+    assert tokenizer.convert_ids_to_tokens(target[:1]) == ["<extra_id_0>"]
+    assert tokenizer.convert_tokens_to_ids([f"<extra_id_{i}>" for i in range(spans)]) == \
+        [t for t in source if t >= corruption.sentinel(corruption.num_sentinels - 1)]
+    assert "<extra_id_0>" in tokenizer.decode(source)
