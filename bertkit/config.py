@@ -118,7 +118,7 @@ class BertConfig:
     classifier_dropout_prob: float = 0.1  # ALBERT: dropout before the SOP classifier
     is_decoder: bool = False  # causal self-attention: each position sees itself and earlier ones (GPT, decoders)
     add_cross_attention: bool = False  # each layer also attends to an encoder's output (the Transformer's decoder)
-    # attention kernel: "full" softmax, or an efficient one with its sizes (bertkit/model/efficient/, issue 14)
+    # attention kernel: "full" softmax, or an efficient one with its sizes (bertkit/model/efficient/)
     attention: str = "full"
     linformer_k: int = 256  # linformer: keys and values projected to k positions
     linformer_shared: bool = True  # linformer: one E, F pair per layer (True) or one per head
@@ -130,14 +130,14 @@ class BertConfig:
     lsh_rounds: int = 2  # lsh: hash rounds, combined by their softmax normalisers
     local_window: int = 256  # local: keys at most this many positions away on each side
     local_global_tokens: tuple[int, ...] = (0,)  # local: positions that attend and are attended everywhere ([CLS])
-    # the Transformer family's embedding and stack options (issue 11: nn.Transformer, BART, Marian)
+    # the Transformer family's embedding and stack options (nn.Transformer, BART, Marian)
     scale_embedding: bool = False  # token embeddings × √width (Vaswani et al., Marian)
     position_offset: int = 0  # learned positions start at this row (BART: 2)
     sinusoidal_layout: str = "interleaved"  # "interleaved": sin / cos alternate; "halves": sin, then cos (Marian)
     embedding_layer_norm: bool | None = None  # LayerNorm after the embeddings; None: in post-LN stacks only
     final_layer_norm: bool | None = None  # LayerNorm after the last layer; None: in pre-LN stacks only
     activation_dropout: float = 0.0  # dropout after the FFN's activation (BART, Marian)
-    # T5's block options (issue 26): each a small switch on the shared blocks, off for every other architecture
+    # T5's block options: each a small switch on the shared blocks, off for every other architecture
     norm_type: str = "layer"  # "layer": LayerNorm; "rms": T5's scale-only RMS norm (no mean, no bias)
     use_bias: bool = True  # False: projections without biases (T5)
     scale_attention: bool = True  # False: scores are QKᵀ, not QKᵀ/√d (T5 folds the scale into its initialisation)
@@ -332,7 +332,7 @@ def _check_int(name: str, value: Any, minimum: int) -> None:
         raise ValueError(f"config.{name} must be an integer ≥ {minimum}, got {value!r}")
 
 
-# -- the encoder-decoder Transformer (issue 11) ------------------------------------------------------------------
+# -- the encoder-decoder Transformer ------------------------------------------------------------------------------
 @dataclass
 class Seq2SeqConfig(BertConfig):
     """An encoder-decoder: the encoder's sizes are BertConfig's, the decoder's default to them; defaults are the

@@ -194,7 +194,7 @@ ARCHITECTURES: dict[str, Architecture] = {
     )
 }
 
-# -- encoder-decoders (issue 11): bertkit's Transformer, BART, Marian ---------------------------------------------
+# -- encoder-decoders: bertkit's Transformer, BART, Marian (T5: t5_architecture.py) -----------------------------
 # transformers' BART / Marian names for the stacks' modules (each layer: self_attn, encoder_attn, fc1, fc2 and a
 # LayerNorm after each half); the crossattention renames come first, as ``attention.self.`` is inside them.
 _SEQ2SEQ_RENAMES: tuple[Rename, ...] = (
