@@ -187,3 +187,16 @@ def test_bad_input_is_named(uncased, tmp_path):
 def test_tokenization_does_not_import_torch():
     code = "import sys, bertkit.tokenization as t; t.BertTokenizer; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_both_tokenizers_split_specials_and_cache_ids_one_way():
+    """WordPiece and byte-level BPE share the special-token split (the longest wins) and the bounded id cache."""
+    from bertkit.tokenization.lookup import BoundedCache, special_token_pattern
+
+    assert special_token_pattern(["<s>", "<s><s>", "[SEP]"]).split("a<s><s>b[SEP]") == ["a", "<s><s>", "b", "[SEP]",
+                                                                                       ""]
+    assert special_token_pattern([]) is None
+    cache = BoundedCache(2)
+    assert cache.put("a", [1]) == [1] and cache.put("b", [2]) == [2]
+    cache.put("c", [3])  # full: cleared, not grown
+    assert dict(cache) == {"c": [3]}

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from itertools import pairwise
 
+from .lookup import BoundedCache
+
 _UNRANKED = float("inf")
 _CACHE_LIMIT = 500_000  # words; a cache this full is cleared rather than grown without bound
 
@@ -40,15 +42,13 @@ class BPE:
 
     def __init__(self, merges: list[tuple[str, str]]):
         self.ranks = rank_table(merges)
-        self.cache: dict[str, list[str]] = {}
+        self.cache: BoundedCache = BoundedCache(_CACHE_LIMIT)
 
     def pieces(self, word: str) -> list[str]:
         """The word's pieces after applying every merge it allows (cached)."""
         cached = self.cache.get(word)
         if cached is None:
-            if len(self.cache) >= _CACHE_LIMIT:
-                self.cache.clear()
-            cached = self.cache[word] = self.merge_word(word)
+            cached = self.cache.put(word, self.merge_word(word))
         return cached
 
     def merge_word(self, word: str) -> list[str]:

@@ -18,7 +18,6 @@ import inspect
 import json
 import logging
 import os
-import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,7 @@ from .byte_bpe_files import (
 from .byte_bpe_json import is_byte_level_json, read_byte_level_json
 from .byte_level import from_byte_chars, split_words, to_byte_chars
 from .byte_offsets import Span, piece_spans
-from .lookup import VocabularyLookup
+from .lookup import BoundedCache, VocabularyLookup, special_token_pattern
 from .pretrained import CONFIG_FILE, read_config
 from .tokenizer_json import TOKENIZER_JSON
 
@@ -109,9 +108,8 @@ class GPT2Tokenizer(VocabularyLookup, EncodesBatches):
         unknown = (self.lstrip_tokens | self.rstrip_tokens) - self._specials
         if unknown:
             raise ValueError(f"lstrip_tokens / rstrip_tokens name {sorted(unknown)}, which are not special tokens")
-        by_length = sorted(self._specials, key=len, reverse=True)  # the longest special token wins at one place
-        self._special_split = re.compile("(" + "|".join(map(re.escape, by_length)) + ")") if by_length else None
-        self._word_ids: dict[str, list[int]] = {}
+        self._special_split = special_token_pattern(self._specials)
+        self._word_ids: BoundedCache = BoundedCache(_CACHE_LIMIT)
 
     # -- loading and saving -------------------------------------------------------------------------------
 
@@ -219,10 +217,7 @@ class GPT2Tokenizer(VocabularyLookup, EncodesBatches):
 
     def _ids_of_word(self, word: str) -> list[int]:
         """A word's ids: its byte characters merged into vocabulary tokens (computed on a cache miss)."""
-        if len(self._word_ids) >= _CACHE_LIMIT:
-            self._word_ids.clear()
-        ids = self._word_ids[word] = [self.vocab[piece] for piece in self.bpe.pieces(to_byte_chars(word))]
-        return ids
+        return self._word_ids.put(word, [self.vocab[piece] for piece in self.bpe.pieces(to_byte_chars(word))])
 
     def tokenize(self, text: str) -> list[str]:
         """Text → tokens (byte characters, no special tokens added)."""

@@ -3,8 +3,32 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
+
+
+def special_token_pattern(tokens: Iterable[str]) -> re.Pattern[str] | None:
+    """A regex that splits the special tokens written in a text out whole (a capturing group, so ``split`` keeps
+    them at the odd indices); where several start at one place the longest wins. None without special tokens."""
+    by_length = sorted(tokens, key=len, reverse=True)
+    return re.compile("(" + "|".join(map(re.escape, by_length)) + ")") if by_length else None
+
+
+class BoundedCache(dict):
+    """What a tokenizer computed for a text unit it met before (a chunk's ids, a word's pieces): a plain dict to
+    read (``get`` stays C-fast on the hot path), cleared when full rather than grown without bound."""
+
+    def __init__(self, limit: int):
+        super().__init__()
+        self.limit = limit
+
+    def put(self, key: str, value: Any) -> Any:
+        """Keep ``value`` under ``key`` (clearing the cache first when full) and return it."""
+        if len(self) >= self.limit:
+            self.clear()
+        self[key] = value
+        return value
 
 
 class VocabularyLookup:

@@ -24,7 +24,7 @@ from .batch import (
     check_pair_truncation,
     check_text,
 )
-from .lookup import VocabularyLookup
+from .lookup import BoundedCache, VocabularyLookup, special_token_pattern
 from .pretrained import CONFIG_FILE, SPECIAL_TOKEN_NAMES, VOCAB_FILE, tokenizer_arguments
 from .vocab import load_vocab, save_vocab
 from .wordpiece import WordPiece
@@ -74,13 +74,11 @@ class BertTokenizer(VocabularyLookup, EncodesBatches):
         self.basic = BasicTokenizer(do_lower_case, never_split, tokenize_chinese_chars, strip_accents)
         self.wordpiece = WordPiece(self.vocab, unk_token, max_input_chars_per_word)
         self._specials = frozenset(self.all_special_tokens)
-        # Special tokens written in the text stay whole; the longest one wins where several start at one place.
-        by_length = sorted(self._specials, key=len, reverse=True)
-        self._special_split = re.compile("(" + "|".join(map(re.escape, by_length)) + ")")
+        self._special_split = special_token_pattern(self._specials)  # written in a text, they stay whole
         first_chars = {t[0] for t in self._specials}
         self._special_first_char = first_chars.pop() if len(first_chars) == 1 else None  # "[": a cheap filter
-        self._chunk_ids: dict[str, list[int]] = {}
-        self._chunk_tokens: dict[str, list[str]] = {}
+        self._chunk_ids: BoundedCache = BoundedCache(_CACHE_LIMIT)  # filled together: cleared together
+        self._chunk_tokens: BoundedCache = BoundedCache(_CACHE_LIMIT)
 
     # -- loading and saving -------------------------------------------------------------------------------
 
@@ -165,13 +163,8 @@ class BertTokenizer(VocabularyLookup, EncodesBatches):
 
     def _remember(self, chunk: str) -> list[int]:
         """Compute a chunk's tokens and ids once and keep them."""
-        if len(self._chunk_ids) >= _CACHE_LIMIT:
-            self._chunk_ids.clear()
-            self._chunk_tokens.clear()
-        tokens = self._tokens_of_chunk(chunk)
-        self._chunk_tokens[chunk] = tokens
-        ids = self._chunk_ids[chunk] = self.convert_tokens_to_ids(tokens)
-        return ids
+        tokens = self._chunk_tokens.put(chunk, self._tokens_of_chunk(chunk))
+        return self._chunk_ids.put(chunk, self.convert_tokens_to_ids(tokens))
 
     def tokenize(self, text: str) -> list[str]:
         """Text → WordPiece tokens (no special tokens added)."""
