@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import math
+import platform
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
+import torch
+
+from ..atomic import write_text_atomic
 from ..training import TrainingArguments
 from ..training.options import Options
 from ..training.schedule import SCHEDULES
@@ -122,3 +129,12 @@ class DistillConfig(Options):
             lr_schedule=self.lr_schedule, seed=self.seed, max_minutes=self.max_minutes,
             logging_steps=max(1, min(50, eval_steps // 2)), eval_steps=eval_steps, metric_for_best=metric,
             plot_keys=plot_keys, progress=self.progress)
+
+    def save_results(self, result: dict[str, Any], seconds: dict[str, float], summary: str) -> dict[str, Any]:
+        """``result`` with the speed-up (``seconds`` of teacher and student), the machine and these settings, written
+        to ``output_dir/results.json``; ``summary`` and the speed-up printed."""
+        result |= {"speedup": seconds["teacher"] / seconds["student"], "threads": torch.get_num_threads(),
+                   "machine": platform.processor() or platform.machine(), "config": self.to_dict()}
+        write_text_atomic(Path(self.output_dir) / "results.json", json.dumps(result, indent=2) + "\n")
+        print(f"{summary}, {result['speedup']:.2f}× faster", file=sys.stderr)
+        return result

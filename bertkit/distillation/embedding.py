@@ -12,8 +12,6 @@ those pages' (``embedding_data.py``). The student is a sentence-transformers fol
 from __future__ import annotations
 
 import copy
-import json
-import platform
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,7 +22,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..assets import default_model_dir
-from ..atomic import write_text_atomic
 from ..encoding import SentenceEncoder
 from ..encoding.encoder import pad_batch
 from ..encoding.modules import Dense, FolderLayout, Normalize
@@ -197,11 +194,6 @@ def compare(config: DistillConfig, teacher: SentenceEncoder, student: SentenceEn
                   "texts_per_second": len(every) / seconds[name]}
            for name, e in (("teacher", teacher), ("student", student))},
         "mrr_kept": scores["student"]["mrr@10"] / scores["teacher"]["mrr@10"],
-        "speedup": seconds["teacher"] / seconds["student"],
-        "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
-        "config": config.to_dict(),
     }
-    write_text_atomic(Path(config.output_dir) / "results.json", json.dumps(result, indent=2) + "\n")
-    print(f"MRR@10 teacher {scores['teacher']['mrr@10']:.4f}, student {scores['student']['mrr@10']:.4f} "
-          f"({100 * result['mrr_kept']:.1f} % kept), {result['speedup']:.2f}× faster", file=sys.stderr)
-    return result
+    return config.save_results(result, seconds, f"MRR@10 teacher {scores['teacher']['mrr@10']:.4f}, student "
+                               f"{scores['student']['mrr@10']:.4f} ({100 * result['mrr_kept']:.1f} % kept)")

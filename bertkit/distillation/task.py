@@ -7,8 +7,6 @@ class); at the end teacher and student are scored on the test split and timed on
 
 from __future__ import annotations
 
-import json
-import platform
 import sys
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..atomic import write_text_atomic
 from ..config import BertConfig
 from ..encoding.pooling import mean_pool
 from ..finetuning.config import FinetuneConfig
@@ -192,11 +189,6 @@ def compare(config: DistillConfig, teacher: nn.Module, student: nn.Module, task:
                     "hidden_size": student.config.hidden_size, "parameters": student.num_parameters(),
                     "test_seconds": seconds["student"], "examples_per_second": len(test) / seconds["student"]},
         "accuracy_kept": scores["student"]["accuracy"] / scores["teacher"]["accuracy"],
-        "speedup": seconds["teacher"] / seconds["student"],
-        "threads": torch.get_num_threads(), "machine": platform.processor() or platform.machine(),
-        "config": config.to_dict(),
     }
-    write_text_atomic(Path(config.output_dir) / "results.json", json.dumps(result, indent=2) + "\n")
-    print(f"teacher accuracy {result['teacher']['accuracy']:.4f}, student {result['student']['accuracy']:.4f} "
-          f"({100 * result['accuracy_kept']:.1f} % kept), {result['speedup']:.2f}× faster", file=sys.stderr)
-    return result
+    return config.save_results(result, seconds, f"teacher accuracy {result['teacher']['accuracy']:.4f}, student "
+                               f"{result['student']['accuracy']:.4f} ({100 * result['accuracy_kept']:.1f} % kept)")
