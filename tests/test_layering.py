@@ -6,6 +6,8 @@ import ast
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 import bertkit
 from bertkit.encoding import pooling
 
@@ -62,6 +64,21 @@ FORBIDDEN = [
 def test_lower_layers_do_not_import_higher_ones():
     found = {(low, high): _imported(low, high) for low, high in FORBIDDEN}
     assert {pair: modules for pair, modules in found.items() if modules} == {}
+
+
+# Still there: each fix needs files under the T5 change (bertkit/config.py, model/architectures.py; model/attention.py,
+# block.py and seq2seq.py import model/kv_cache.py, which belongs beside generation's steppers). Strict: once fixed,
+# this fails, and the pair moves to FORBIDDEN.
+PENDING = [
+    ("bertkit.config", "bertkit.model"),  # config ↔ model/architectures
+    ("bertkit.generation", "bertkit.model"),  # generation → model/kv_cache, while model imports generation
+]
+
+
+@pytest.mark.xfail(strict=True, reason="needs the files under the T5 change")
+@pytest.mark.parametrize("low,high", PENDING)
+def test_pending_upward_imports(low, high):
+    assert _imported(low, high) == []
 
 
 def test_the_layers_of_the_architecture_note():
