@@ -25,7 +25,7 @@ from bertkit.atomic import write_atomic, write_text_atomic  # noqa: E402
 from bertkit.distillation.config import DistillConfig  # noqa: E402
 from bertkit.distillation.task import classifier_outputs, load_teacher, teacher_settings  # noqa: E402
 from bertkit.finetuning.data import LabelMap  # noqa: E402
-from bertkit.finetuning.tasks import build_task, in_batches  # noqa: E402
+from bertkit.finetuning.tasks import build_task  # noqa: E402
 from bertkit.finetuning.train import load_splits  # noqa: E402
 from bertkit.model.pruning import head_importance, least_important, prune_heads, save_pruned  # noqa: E402
 from bertkit.tokenization import AutoTokenizer  # noqa: E402
@@ -49,7 +49,7 @@ def main() -> None:
     labels = LabelMap([model.config.id2label[i] for i in range(len(model.config.id2label))])
     task = build_task(settings, AutoTokenizer.from_pretrained(folder), labels)
     dev = task.features(splits["dev"])
-    batches = [task.collate([dev[i] for i in chosen]) for chosen in in_batches(dev, 32)]
+    batches = [task.collate(dev[start:start + 32]) for start in range(0, len(dev), 32)]
 
     def loss_fn(m: torch.nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return F.cross_entropy(classifier_outputs(m, batch, False, False)["logits"], batch["labels"])
