@@ -43,9 +43,12 @@ def load_plan() -> dict:
     return plan
 
 
-def stage(module: str, tests: list[str], skip: list[str]) -> Path:
-    """A copy of the package and the tests, with mutmut's settings for this one module."""
+def stage(module: str, tests: list[str], skip: list[str], fresh: bool = True) -> Path:
+    """A copy of the package and the tests, with mutmut's settings for this one module (``fresh``: no verdict of an
+    earlier run kept)."""
     folder = STAGE / module.replace("/", "_").removesuffix(".py")
+    if fresh:  # mutmut keeps a verdict until the function changes: a survivor would not meet a test added since
+        shutil.rmtree(folder / "mutants", ignore_errors=True)
     for name in ("bertkit", "tests"):
         if (folder / name).exists():
             shutil.rmtree(folder / name)
@@ -123,6 +126,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="modules of mutation.toml (default: all)")
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 1, help="mutants run at once")
+    parser.add_argument("--reuse", action="store_true",
+                        help="keep mutmut's verdicts from the last run (only right when no test changed since)")
     args = parser.parse_args()
     plan = load_plan()
     unknown = [m for m in args.modules if m not in plan["modules"]]
@@ -131,7 +136,7 @@ def main() -> None:
     equivalent = plan.get("equivalent", {})
     results = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.is_file() else {}
     for module in args.modules or list(plan["modules"]):
-        folder = stage(module, plan["modules"][module], plan.get("skip", {}).get("lines", []))
+        folder = stage(module, plan["modules"][module], plan.get("skip", {}).get("lines", []), not args.reuse)
         print(f"{module}: mutating …", flush=True)
         mutmut(folder, "run", "--max-children", str(args.max_children))
         results[module] = summarize(statuses(folder), equivalent)
