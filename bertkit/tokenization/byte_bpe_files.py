@@ -20,13 +20,13 @@ from typing import Any
 from ..atomic import write_text_atomic
 from .bpe import read_merges
 from .byte_level import alphabet
+from .lookup import SPECIAL_ROLES
 from .pretrained import CONFIG_FILE, token_text
 from .tokenizer_json import TOKENIZER_JSON, UnsupportedTokenizer
 
 VOCAB_JSON = "vocab.json"
 MERGES_TXT = "merges.txt"
 MERGES_HEADER = "#version: 0.2"
-SPECIAL_ROLES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 
 
 def load_vocab_json(path: str | os.PathLike) -> dict[str, int]:

@@ -45,7 +45,7 @@ from .byte_bpe_files import (
 from .byte_bpe_json import is_byte_level_json, read_byte_level_json
 from .byte_level import from_byte_chars, split_words, to_byte_chars
 from .byte_offsets import Span, piece_spans
-from .lookup import BoundedCache, VocabularyLookup, special_token_pattern
+from .lookup import BoundedCache, NamedSpecialTokens, special_token_pattern
 from .pretrained import CONFIG_FILE, read_config
 from .tokenizer_json import TOKENIZER_JSON
 
@@ -58,7 +58,7 @@ WHITESPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u200
              "\u2028\u2029\u202f\u205f\u3000"
 
 
-class GPT2Tokenizer(VocabularyLookup, EncodesBatches):
+class GPT2Tokenizer(NamedSpecialTokens, EncodesBatches):
     """GPT-2's byte-level BPE tokenizer; ids equal ``transformers.GPT2TokenizerFast`` on the same folder."""
 
     tokenizer_class = "GPT2Tokenizer"  # the name written to tokenizer_config.json, which transformers loads by
@@ -160,28 +160,6 @@ class GPT2Tokenizer(VocabularyLookup, EncodesBatches):
 
     # -- vocabulary -------------------------------------------------------------------------------------
 
-    @property
-    def all_special_tokens(self) -> list[str]:
-        """The special tokens that are set, each once, in transformers' order, then the additional ones."""
-        named = [getattr(self, role) for role in SPECIAL_ROLES]
-        return list(dict.fromkeys(t for t in [*named, *self.additional_special_tokens] if t is not None))
-
-    @property
-    def all_special_ids(self) -> list[int]:
-        """Ids of the special tokens."""
-        return [self.vocab[t] for t in self.all_special_tokens]
-
-    def _role_id(self, role: str) -> int | None:
-        token = getattr(self, role)
-        return None if token is None else self.vocab[token]
-
-    bos_token_id = property(lambda self: self._role_id("bos_token"))
-    eos_token_id = property(lambda self: self._role_id("eos_token"))
-    unk_token_id = property(lambda self: self._role_id("unk_token"))
-    sep_token_id = property(lambda self: self._role_id("sep_token"))
-    pad_token_id = property(lambda self: self._role_id("pad_token"))
-    cls_token_id = property(lambda self: self._role_id("cls_token"))
-    mask_token_id = property(lambda self: self._role_id("mask_token"))
 
     def convert_tokens_to_ids(self, tokens: str | list[str]) -> int | None | list[int | None]:
         """Token(s) → id(s); an unknown token maps to the unknown token's id (None without one)."""

@@ -31,6 +31,10 @@ class BoundedCache(dict):
         return value
 
 
+# the named special tokens of transformers' tokenizers, in transformers' order
+SPECIAL_ROLES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+
+
 class VocabularyLookup:
     """Sizes, id → token conversion and batch decoding over a tokenizer's ``vocab`` and ``ids_to_tokens``."""
 
@@ -66,3 +70,34 @@ class VocabularyLookup:
     def batch_decode(self, batch: Iterable[Iterable[int]], **kwargs: Any) -> list[str]:
         """The tokenizer's ``decode`` for each sequence of a batch."""
         return [self.decode(ids, **kwargs) for ids in batch]
+
+
+class NamedSpecialTokens(VocabularyLookup):
+    """``all_special_tokens`` / ``all_special_ids`` and ``<role>_token_id`` for a tokenizer that keeps each named
+    special token (``bos_token`` … ``mask_token``, None when unset) as an attribute, and a list
+    ``additional_special_tokens``."""
+
+    additional_special_tokens: list[str]
+
+    @property
+    def all_special_tokens(self) -> list[str]:
+        """The special tokens that are set, each once, in transformers' order, then the additional ones."""
+        named = [getattr(self, role) for role in SPECIAL_ROLES]
+        return list(dict.fromkeys(t for t in [*named, *self.additional_special_tokens] if t is not None))
+
+    @property
+    def all_special_ids(self) -> list[int]:
+        """Ids of the special tokens."""
+        return [self.vocab[t] for t in self.all_special_tokens]
+
+    def _role_id(self, role: str) -> int | None:
+        token = getattr(self, role)
+        return None if token is None else self.vocab[token]
+
+    bos_token_id = property(lambda self: self._role_id("bos_token"))
+    eos_token_id = property(lambda self: self._role_id("eos_token"))
+    unk_token_id = property(lambda self: self._role_id("unk_token"))
+    sep_token_id = property(lambda self: self._role_id("sep_token"))
+    pad_token_id = property(lambda self: self._role_id("pad_token"))
+    cls_token_id = property(lambda self: self._role_id("cls_token"))
+    mask_token_id = property(lambda self: self._role_id("mask_token"))

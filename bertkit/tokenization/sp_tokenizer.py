@@ -24,12 +24,12 @@ from typing import Any
 
 from ..atomic import write_text_atomic
 from .batch import BatchEncoding, EncodesBatches, Sequence, check_text, rust_truncation_lengths, to_tensors
-from .lookup import VocabularyLookup
+from .lookup import SPECIAL_ROLES, NamedSpecialTokens
 from .sentencepiece import SentencePieceProcessor, decode_bytes
 from .sp_normalizer import SPACE_SYMBOL
 
 Span = tuple[int, int]
-ROLES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+ROLES = SPECIAL_ROLES  # the named special tokens a family may set
 # Prepared text: the text, and for each of its characters the span of the original it came from.
 Prepared = tuple[str, list[int], list[int]]
 
@@ -39,7 +39,7 @@ def unchanged(text: str) -> Prepared:
     return text, list(range(len(text))), list(range(1, len(text) + 1))
 
 
-class SentencePieceTokenizer(VocabularyLookup, EncodesBatches):
+class SentencePieceTokenizer(NamedSpecialTokens, EncodesBatches):
     """The shared machinery; a family's subclass sets the class attributes below."""
 
     tokenizer_class = "SentencePieceTokenizer"
@@ -122,27 +122,6 @@ class SentencePieceTokenizer(VocabularyLookup, EncodesBatches):
 
     # -- vocabulary ---------------------------------------------------------------------------------------
 
-    @property
-    def all_special_tokens(self) -> list[str]:
-        """The special tokens that are set, each once, then the additional ones."""
-        named = [getattr(self, role) for role in ROLES]
-        return list(dict.fromkeys(t for t in [*named, *self.additional_special_tokens] if t is not None))
-
-    @property
-    def all_special_ids(self) -> list[int]:
-        return [self.vocab[t] for t in self.all_special_tokens]
-
-    def _role_id(self, role: str) -> int | None:
-        token = getattr(self, role)
-        return None if token is None else self.vocab[token]
-
-    bos_token_id = property(lambda self: self._role_id("bos_token"))
-    eos_token_id = property(lambda self: self._role_id("eos_token"))
-    unk_token_id = property(lambda self: self._role_id("unk_token"))
-    sep_token_id = property(lambda self: self._role_id("sep_token"))
-    pad_token_id = property(lambda self: self._role_id("pad_token"))
-    cls_token_id = property(lambda self: self._role_id("cls_token"))
-    mask_token_id = property(lambda self: self._role_id("mask_token"))
 
     def convert_tokens_to_ids(self, tokens: str | list[str]) -> int | list[int]:
         """Token(s) → id(s); an unknown token maps to the unknown token's id."""
