@@ -13,6 +13,7 @@ from bertkit.pretraining.instances import (
     _random_span,
     create_instances,
     instances_from_document,
+    truncate_pair,
 )
 
 SPECIAL = SpecialIds(cls=1, sep=2, pad=0, mask=3)
@@ -113,6 +114,8 @@ def test_short_sequences_defaults_and_the_smallest_length():
     assert 0.75 < sum(len(i.input_ids) >= 60 for i in default) / len(default) < 0.97
     assert create_instances(documents(count=2), 64, SPECIAL, random.Random(2), "nsp")  # two documents suffice
     assert instances_from_document(docs, 0, 5, SPECIAL, random.Random(0), "nsp")  # room for two tokens
+    assert instances_from_document(docs, 0, 64, SPECIAL, random.Random(0)) == \
+        instances_from_document(docs, 0, 64, SPECIAL, random.Random(0), "nsp", 0.1)  # the defaults
     with pytest.raises(ValueError, match="leaves no room"):
         instances_from_document(docs, 0, 4, SPECIAL, random.Random(0), "nsp")
 
@@ -140,3 +143,9 @@ def test_the_first_chunk_of_a_document_may_be_short_too():
     docs = documents(count=40, sentences=5, lengths=(4, 4))
     instances = create_instances(docs, 64, SPECIAL, random.Random(0), "sop", short_seq_prob=1.0)
     assert len(instances) > 1.05 * len(docs)  # 45 of 40 (a 20-token chunk splits where its target is ≤ 16)
+
+
+def test_a_tie_trims_the_second_segment_as_google_does():
+    a, b = Sentence(list(range(5)), [True] * 5), Sentence(list(range(10, 15)), [True] * 5)
+    truncate_pair(a, b, 9, random.Random(0))
+    assert len(a.ids) == 5 and len(b.ids) == 4
