@@ -178,7 +178,7 @@ def _openvino(onnx: Path, folder: Path, batch_size: int, threads: int, int8: boo
         note += f", nncf {nncf.__version__}"
     compiled = core.compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": threads})
     request = compiled.create_infer_request()
-    hint = compiled.get_property("INFERENCE_PRECISION_HINT")
+    hint = compiled.get_property("INFERENCE_PRECISION_HINT")  # the default hint is bf16 where the CPU has it
     note += f", inference precision {getattr(hint, 'get_type_name', lambda: hint)()}"
     return _numpy_encoder(folder, batch_size, lambda feeds: request.infer(feeds)[0].copy()), note
 
