@@ -17,7 +17,7 @@ $(VENV)/.runtime: pyproject.toml
 	touch $@
 
 $(VENV)/.test: $(VENV)/.runtime
-	$(PIP) -e '.[test,bench]'
+	$(PIP) -e '.[test]'
 	touch $@
 
 demo: $(VENV)/.runtime
@@ -55,7 +55,9 @@ mutate: $(VENV)/.test
 	$(PIP) mutmut==3.8.1
 	$(PY) scripts/mutate.py $(MODULES)
 
+# The benchmarks' peers (ONNX Runtime, OpenVINO, NNCF, gensim's Lee set): only here, never for the tests.
 bench: $(VENV)/.test
+	$(PIP) -e '.[test,bench]'
 	$(PY) bench/tokenizer.py
 	$(PY) bench/encode.py
 	$(PY) bench/train_tokenizer.py
