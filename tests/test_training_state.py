@@ -36,6 +36,12 @@ def test_the_newest_checkpoints_are_kept_and_a_stale_staging_folder_is_not_carri
     assert len(list(directory.glob("step-*"))) == 2
     state.save_checkpoint(directory, 5, Folder(), {"step": 5}, keep=0)  # 0: prune nothing
     assert len(list(directory.glob("step-*"))) == 3
+    state.save_checkpoint(directory, 6, Folder(), {"step": 6}, keep=1)
+    assert [p.name for p in directory.glob("step-*")] == ["step-0000006"]
+    rerun = tmp_path / "a" / "b" / "checkpoints"  # a rerun writes lower steps: age decides, not the step
+    for step in (5, 1, 2):
+        state.save_checkpoint(rerun, step, Folder(), {"step": step})
+    assert sorted(p.name for p in rerun.glob("step-*")) == ["step-0000001", "step-0000002"]
 
 
 def test_gpu_random_state_is_saved_and_restored_per_device(monkeypatch, caplog):
