@@ -356,6 +356,13 @@ def test_bad_options_are_named():
         DistillConfig(mode="embedding", student_layers=[0, 5], layer_search=True)
     with pytest.raises(ValueError, match="unknown distillation option"):
         DistillConfig.from_dict({"teacher": "x", "temprature": 2})
+    with pytest.raises(ValueError, match="limit_train, augment_copies apply to mode: task only"):
+        DistillConfig(mode="embedding", augment_copies=2, limit_train=100)
+    with pytest.raises(ValueError, match="alpha applies to mode: task only"):
+        DistillConfig(mode="embedding", alpha=0.9)
+    with pytest.raises(ValueError, match="max_texts applies to mode: embedding only"):
+        DistillConfig(teacher="x", max_texts=500)
+    assert DistillConfig(mode="embedding", max_texts=500, cosine_weight=1.0).max_texts == 500
 
 
 def tiny_sentence_encoder(seed: int = 6):

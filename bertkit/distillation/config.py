@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import platform
@@ -22,6 +23,12 @@ from ..training.threads import cpu_threads
 from .losses import check_temperature
 
 MODES = ("task", "embedding")
+
+
+# settings one mode reads and the other does not (similarity_weight is checked on its own, above)
+TASK_ONLY = ("alpha", "beta", "temperature", "hidden_weight", "attention_weight", "layer_map", "dataset",
+             "limit_train", "augment_copies")
+EMBEDDING_ONLY = ("max_texts", "similarity_temperature")
 
 
 @dataclass
@@ -93,6 +100,7 @@ class DistillConfig(Options):
         check_temperature(self.similarity_temperature)
         if self.mode == "task" and self.similarity_weight:
             raise ValueError("similarity_weight relates sentence vectors: it applies to mode: embedding only")
+        self.refuse_other_modes_settings()
         for name in ("alpha", "beta", "hidden_weight", "cosine_weight", "attention_weight", "similarity_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
@@ -111,6 +119,16 @@ class DistillConfig(Options):
             self.student_num_layers = len(self.student_layers)
         if self.mode == "task" and not self.teacher:
             raise ValueError("task distillation needs teacher: a fine-tuned model folder (bertkit finetune's best/)")
+
+    def refuse_other_modes_settings(self) -> None:
+        """A setting only the other mode reads, given a value of its own, is refused: it would be ignored."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self)}
+        other = TASK_ONLY if self.mode == "embedding" else EMBEDDING_ONLY
+        given = [name for name in other if getattr(self, name) != defaults[name]]
+        if given:
+            raise ValueError(f"{', '.join(given)} {'apply' if len(given) > 1 else 'applies'} to mode: "
+                             f"{'task' if self.mode == 'embedding' else 'embedding'} only; mode {self.mode} does not "
+                             "read them")
 
     def guarded_run(self, distill: Callable[[DistillConfig], dict[str, Any]]) -> dict[str, Any]:
         """``distill(self)`` into a fresh (or overwritable) ``output_dir``, on ``threads`` CPU threads."""
