@@ -43,10 +43,15 @@ def load_plan() -> dict:
     return plan
 
 
+def staged(module: str) -> Path:
+    """The staging folder of a module."""
+    return STAGE / module.replace("/", "_").removesuffix(".py")
+
+
 def stage(module: str, tests: list[str], skip: list[str], fresh: bool = True) -> Path:
     """A copy of the package and the tests, with mutmut's settings for this one module (``fresh``: no verdict of an
     earlier run kept)."""
-    folder = STAGE / module.replace("/", "_").removesuffix(".py")
+    folder = staged(module)
     if fresh:  # mutmut keeps a verdict until the function changes: a survivor would not meet a test added since
         shutil.rmtree(folder / "mutants", ignore_errors=True)
     for name in ("bertkit", "tests"):
@@ -126,6 +131,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("modules", nargs="*", help="modules of mutation.toml (default: all)")
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 1, help="mutants run at once")
+    parser.add_argument("--report", action="store_true",
+                        help="no run: recount the last run of each module against mutation.toml's equivalents")
     parser.add_argument("--reuse", action="store_true",
                         help="keep mutmut's verdicts from the last run (only right when no test changed since)")
     args = parser.parse_args()
@@ -135,6 +142,12 @@ def main() -> None:
         raise SystemExit(f"not in {PLAN.name}: {', '.join(unknown)}; it lists {', '.join(plan['modules'])}")
     equivalent = plan.get("equivalent", {})
     results = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.is_file() else {}
+    if args.report:
+        for module in args.modules or [m for m in plan["modules"] if m in results]:
+            results[module] = summarize(statuses(staged(module)), equivalent)
+        RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        write_report(results, equivalent)
+        return
     for module in args.modules or list(plan["modules"]):
         folder = stage(module, plan["modules"][module], plan.get("skip", {}).get("lines", []), not args.reuse)
         print(f"{module}: mutating …", flush=True)
