@@ -169,7 +169,8 @@ class DebertaV2Tokenizer(SentencePieceTokenizer):
         if unknown:
             raise TypeError(f"{type(self).__name__} got unexpected settings {sorted(unknown)}")
         if settings.get("split_by_punct"):
-            raise NotImplementedError("DebertaV2Tokenizer(split_by_punct=True) is not in bertkit yet")
+            raise ValueError("DebertaV2Tokenizer(split_by_punct=True) splits at punctuation before SentencePiece, "
+                             "which bertkit's DeBERTa-v2 tokenizer does not do: refused rather than ignored")
         return {**known, **settings}
 
     def prepare(self, text: str) -> Prepared:
