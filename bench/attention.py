@@ -62,7 +62,7 @@ def use_explicit(model: nn.Module) -> None:
     """Swap every block's kernel for the materialising one."""
     for module in model.modules():
         if hasattr(module, "kernel") and module.kernel is None:
-            module.kernel = ExplicitFull()
+            module.use_kernel(ExplicitFull())
 
 
 def memory_mib(key: str) -> float:

@@ -201,8 +201,13 @@ def build(name: str, folder: Path, onnx: Path, batch_size: int, threads: int) ->
     note = "; ".join(str(w.message) for w in caught)
     if encoder.precision != precision:
         raise Skip(f"fell back to {encoder.precision}: {note}")
-    kernels.ONEDNN_LINEAR = name != "bertkit-flinear"  # MKL's GEMM (F.linear): what the oneDNN path buys
-    return lambda t: encoder.encode(t, batch_size=batch_size, pooling="mean", normalize=True), note
+    onednn = name != "bertkit-flinear"  # off: MKL's GEMM (F.linear), to measure what the oneDNN path buys
+
+    def encode(texts: list[str]) -> object:
+        with kernels.onednn_linear(onednn):
+            return encoder.encode(texts, batch_size=batch_size, pooling="mean", normalize=True)
+
+    return encode, note
 
 
 def serve(name: str, folder: Path, onnx: Path, sentences: int, batch_size: int, threads: int) -> None:

@@ -98,7 +98,7 @@ def test_prefix_with_padding_equals_the_same_prefix_unpadded(model_type, method)
         for row, length in ((0, 11), (1, 7), (2, 4)):
             alone = model(input_ids=x["input_ids"][row:row + 1, :length]).logits
             assert (alone - batched[row]).abs().max() <= 1e-5
-        model.base_model.encoder.layer[0].attention.self.prefix = None  # a prefix left out changes the output
+        model.base_model.encoder.layer[0].attention.self.use_prefix(None)  # a prefix left out changes the output
         assert (model(**x).logits - batched).abs().max() > 1e-3
 
 

@@ -39,12 +39,30 @@ class SelfAttention(nn.Module):
         # T5 scores QKᵀ unscaled: the kernel's 1/√d is undone on the queries (None: nothing to do, BERT's path)
         self.query_scale = None if config.scale_attention else config.head_size ** 0.5
         self.dropout_prob = config.attention_probs_dropout_prob
-        self.prefix = None  # prefix tuning: (k, v, mask) → the same with key / value rows before them (bertkit.peft)
-        self.kernel = build_kernel(config)  # None: full softmax attention (kernels.attention)
+        # the two slots other packages fill, through use_prefix / use_kernel
+        self.prefix: nn.Module | None = None  # prefix tuning: (k, v, mask) → the same with rows before them
+        self.kernel: nn.Module | None = build_kernel(config)  # None: full softmax attention (kernels.attention)
         scheme = build_relative_positions(config)  # positions computed from q, k (and v): transformers' name
         self.relative_positions = scheme[0] if scheme is not None else None
+        self.position_type = config.position_embedding_type  # what messages name
         if scheme is not None:
             setattr(self, *scheme)
+
+    def use_prefix(self, prefix: nn.Module | None) -> None:
+        """Prefix tuning's hook (``bertkit.peft.prefix``): ``prefix(k, v, mask)`` puts its key / value rows before
+        the sequence's; None removes it."""
+        if prefix is not None and self.relative_positions is not None:
+            raise ValueError("prefix tuning adds keys without a position; relative positions "
+                             f"({self.position_type}) cannot score them")
+        self.prefix = prefix
+
+    def use_kernel(self, kernel: nn.Module | None) -> None:
+        """Attend with ``kernel`` (an efficient attention of ``model/efficient``, called like
+        ``kernels.attention``) instead of the full softmax; None: the full softmax."""
+        if kernel is not None and self.relative_positions is not None:
+            raise ValueError(f"an efficient attention kernel cannot add relative positions "
+                             f"({self.position_type}) to scores it never forms")
+        self.kernel = kernel
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
         """(batch, seq, hidden) → (batch, heads, seq, head_size)."""
@@ -73,9 +91,6 @@ class SelfAttention(nn.Module):
         if self.query_scale is not None:
             q = q * self.query_scale
         if self.prefix is not None:
-            if self.relative_positions is not None:
-                raise ValueError("prefix tuning adds keys without a position; relative positions "
-                                 f"({self.relative_positions}) cannot score them")
             k, v, mask = self.prefix(k, v, mask)
         dropout = self.dropout_prob if self.training else 0.0
         if self.relative_positions is not None:

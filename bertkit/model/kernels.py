@@ -21,7 +21,9 @@ The paths (why each exists):
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -40,7 +42,20 @@ def _onednn_linear_available() -> bool:
         return False
 
 
-ONEDNN_LINEAR = _onednn_linear_available()  # benchmarks switch it off to measure what it buys
+ONEDNN_AVAILABLE = _onednn_linear_available()
+_onednn_on = ONEDNN_AVAILABLE  # switched only by onednn_linear(), so a benchmark's choice cannot leak past its block
+
+
+@contextlib.contextmanager
+def onednn_linear(enabled: bool) -> Iterator[None]:
+    """Within the block, fp32 CPU projections without gradients run through oneDNN's fused linear (``True``, where
+    this torch build has it) or MKL's GEMM, ``F.linear`` (``False``): benchmarks measure what the oneDNN path buys."""
+    global _onednn_on
+    previous, _onednn_on = _onednn_on, enabled and ONEDNN_AVAILABLE
+    try:
+        yield
+    finally:
+        _onednn_on = previous
 
 
 def exporting() -> bool:
@@ -63,7 +78,7 @@ def is_exact_gelu(activation: nn.Module) -> bool:
 
 def _onednn_applies(layer: nn.Linear, x: torch.Tensor) -> bool:
     """oneDNN's linear has no autograd and runs fp32 on the CPU only."""
-    if not ONEDNN_LINEAR or x.device.type != "cpu" or x.dtype != torch.float32 or layer.weight.dtype != torch.float32:
+    if not _onednn_on or x.device.type != "cpu" or x.dtype != torch.float32 or layer.weight.dtype != torch.float32:
         return False
     if exporting() or torch.compiler.is_compiling():  # inductor lowers F.linear to its own oneDNN kernel
         return False

@@ -25,6 +25,7 @@ class Pretrained(nn.Module):
     config: BertConfig
     model_type = "bert"
     config_class: type[BertConfig] = BertConfig  # what config.json is read as (encoder-decoders: Seq2SeqConfig)
+    peft_config: Any = None  # a parameter-efficient method's settings (bertkit.peft's PeftConfig) once added to it
 
     @property
     def base_model_prefix(self) -> str:

@@ -68,7 +68,7 @@ def add_prefix(model: nn.Module, num_virtual_tokens: int, projection_size: int |
                            projection_size)
     model.peft_prefix = prefix
     for index, layer in enumerate(layers):
-        layer.attention.self.prefix = LayerPrefix(prefix, index)
+        layer.attention.self.use_prefix(LayerPrefix(prefix, index))
     model.register_forward_pre_hook(lambda module, args: prefix.refresh())
     return prefix
 

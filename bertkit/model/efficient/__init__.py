@@ -38,10 +38,10 @@ def use_attention(model: nn.Module, attention: str, **sizes: int | bool | list[i
     encoder = getattr(model, "base_model", model)
     config = type(encoder.config)(**encoder.config.fields() | sizes | {"attention": attention})
     for module in encoder.modules():
-        if hasattr(module, "kernel") and hasattr(module, "split_heads"):  # a SelfAttention block
+        if hasattr(module, "use_kernel"):  # a SelfAttention block
             kernel = build_kernel(config)
             reference = next(module.parameters())
-            module.kernel = kernel.to(reference.device) if kernel is not None else None
+            module.use_kernel(kernel.to(reference.device) if kernel is not None else None)
     for name in ("attention", *sizes):
         setattr(encoder.config, name, getattr(config, name))
     return model
