@@ -10,14 +10,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .kv_cache import KVCache
+
 
 class Seq2SeqStepper:
     """Decoding state of an encoder-decoder: memory, memory mask, the decoder's cache (or its tokens without one)."""
 
     def __init__(self, model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
                  use_cache: bool = True):
-        from ..model.kv_cache import KVCache  # here: bertkit.model imports this package for its generate()
-
         self.model = model
         with torch.no_grad():
             self.memory = model.model.encode(input_ids, attention_mask)

@@ -10,6 +10,8 @@ from typing import Protocol
 import torch
 from torch import nn
 
+from .kv_cache import KVCache
+
 
 class Stepper(Protocol):
     """A model being decoded, one call per step."""
@@ -32,8 +34,6 @@ class CausalLMStepper:
     """
 
     def __init__(self, model: nn.Module, attention_mask: torch.Tensor | None = None, use_cache: bool = True):
-        from ..model.kv_cache import KVCache  # here: bertkit.model imports this package for its generate()
-
         self.model = model
         self.mask = attention_mask  # (rows, tokens seen or about to be): 1 real, 0 padding
         self.seen = 0  # tokens given so far

@@ -7,7 +7,7 @@ on the queries, keys or values themselves (``relative_key``, ``relative_key_quer
 context); without one the kernel runs exactly as for absolute positions.
 
 The same block is a decoder's cross-attention when given ``memory`` (queries from the decoder, keys and values from
-the encoder's output), and decodes step by step with a ``LayerCache`` (``kv_cache.py``).
+the encoder's output), and decodes step by step with a ``LayerCache`` (``generation/kv_cache.py``).
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import torch
 from torch import nn
 
 from ..config import BertConfig
+from ..generation.kv_cache import LayerCache
 from . import kernels
 from .dropout import Dropout
 from .dropout import dropout as drop
 from .efficient import build_kernel
-from .kv_cache import LayerCache
 from .norms import layer_norm
 from .relative_positions import build_relative_positions
 

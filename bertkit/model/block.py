@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 from ..config import BertConfig
+from ..generation.kv_cache import LayerCache
 from . import kernels
 from .attention import Attention, ResidualOutput
 from .feed_forward import GatedIntermediate, Intermediate
-from .kv_cache import LayerCache
 
 
 class Layer(nn.Module):

@@ -6,10 +6,10 @@ from __future__ import annotations
 import torch
 
 from ..config import BertConfig
+from ..generation.kv_cache import KVCache
 from ..generation.mixin import GenerationMixin
 from .bert import BertModel
 from .gpt2 import CausalLMOutput, causal_lm_loss
-from .kv_cache import KVCache
 from .language_models import ForMaskedLM
 
 

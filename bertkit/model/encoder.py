@@ -14,12 +14,12 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from ..config import BertConfig
+from ..generation.kv_cache import KVCache
 from . import kernels
 from .block import Layer
 from .dropout import Dropout
 from .embeddings import Embeddings
 from .heads import Pooler
-from .kv_cache import KVCache
 from .norms import layer_norm
 from .position_bias import RelativePositionBias
 from .pretrained import Pretrained

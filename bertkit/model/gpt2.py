@@ -19,11 +19,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..config import BertConfig
+from ..generation.kv_cache import KVCache
 from ..generation.mixin import GenerationMixin
 from . import kernels
 from .encoder import EncoderModel
 from .heads import IGNORE_INDEX
-from .kv_cache import KVCache
 from .pretrained import Pretrained
 
 _CONV1D = re.compile(r"\.(c_attn|c_proj|c_fc)\.weight$")  # GPT-2's (in, out) weights

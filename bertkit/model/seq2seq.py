@@ -19,13 +19,13 @@ from torch import nn
 
 from ..config import BertConfig, Seq2SeqConfig
 from ..generation.config import GenerationConfig
+from ..generation.kv_cache import KVCache
 from ..generation.mixin import GenerationMixin
 from ..generation.search import Streamer, generate
 from ..generation.seq2seq_stepper import Seq2SeqStepper
 from . import kernels
 from .encoder import EncoderModel
 from .heads import IGNORE_INDEX
-from .kv_cache import KVCache
 from .pretrained import Pretrained
 
 
