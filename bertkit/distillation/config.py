@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import platform
 import sys
 from collections.abc import Callable
@@ -15,9 +14,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..atomic import write_text_atomic
-from ..training import TrainingArguments
-from ..training.options import Options
-from ..training.schedule import SCHEDULES
+from ..training.run_options import EpochTrainingOptions
 from ..training.state import check_output_dir
 from ..training.threads import cpu_threads
 from .losses import check_temperature
@@ -32,7 +29,7 @@ EMBEDDING_ONLY = ("max_texts", "similarity_temperature")
 
 
 @dataclass
-class DistillConfig(Options):
+class DistillConfig(EpochTrainingOptions):
     """A teacher, the student to build from it, the losses, and how to train."""
 
     KIND: ClassVar[str] = "distillation"
@@ -69,30 +66,19 @@ class DistillConfig(Options):
     augment_copies: int = 0  # task: new unlabeled sentences per training one, labelled by the teacher (augment.py)
     max_texts: int = 20000  # embedding: unlabeled sentences at most
     max_length: int | None = None  # default: the teacher's
-    # optimisation
-    epochs: int = 3
-    max_steps: int | None = None
-    max_minutes: float | None = None  # a time budget: stop (evaluate, keep the best) once it is spent
+    # optimisation (the shared options, bertkit.training.run_options; these defaults are distillation's own)
+    seed: int = 42
+    output_dir: str = "out/distill"
     batch_size: int = 32
     eval_batch_size: int = 64
-    learning_rate: float = 1e-4
-    lr_schedule: str = "linear"
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    evals_per_epoch: int = 1
-    seed: int = 42
-    threads: int | None = None
     speed_rounds: int = 3  # encode-speed timing: alternating teacher / student rounds, the fastest of each kept
-    output_dir: str = "out/distill"
-    overwrite: bool = False
-    progress: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         check_temperature(self.temperature)
-        for name in ("student_num_layers", "epochs", "batch_size", "eval_batch_size", "evals_per_epoch",
-                     "speed_rounds", "max_texts"):
+        for name in ("student_num_layers", "batch_size", "eval_batch_size", "speed_rounds", "max_texts"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if not isinstance(self.augment_copies, int) or self.augment_copies < 0:
@@ -104,8 +90,6 @@ class DistillConfig(Options):
         for name in ("alpha", "beta", "hidden_weight", "cosine_weight", "attention_weight", "similarity_weight"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be ≥ 0, got {getattr(self, name)}")
-        if self.lr_schedule not in SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {tuple(SCHEDULES)}, got {self.lr_schedule!r}")
         if self.student_layers is not None and self.student_hidden_size is not None:
             raise ValueError("student_layers copies teacher layers (the teacher's width); student_hidden_size builds "
                              "a narrower student from random weights: give one of them")
@@ -135,18 +119,6 @@ class DistillConfig(Options):
         check_output_dir(self.output_dir, False, self.overwrite, resumable=False)
         with cpu_threads(self.threads):
             return distill(self)
-
-    def training_arguments(self, steps_per_epoch: int, metric: str, plot_keys: tuple[str, ...]) -> TrainingArguments:
-        """The Trainer's settings of either distillation: steps, schedule, ``evals_per_epoch`` evaluations keeping
-        the best ``metric``."""
-        max_steps = self.max_steps or steps_per_epoch * self.epochs
-        eval_steps = max(1, math.ceil(steps_per_epoch / self.evals_per_epoch))
-        return TrainingArguments(
-            output_dir=self.output_dir, max_steps=max_steps, learning_rate=self.learning_rate,
-            weight_decay=self.weight_decay, warmup_steps=round(self.warmup_ratio * max_steps),
-            lr_schedule=self.lr_schedule, seed=self.seed, max_minutes=self.max_minutes,
-            logging_steps=max(1, min(50, eval_steps // 2)), eval_steps=eval_steps, metric_for_best=metric,
-            plot_keys=plot_keys, progress=self.progress)
 
     def save_results(self, result: dict[str, Any], seconds: dict[str, float], summary: str) -> dict[str, Any]:
         """``result`` with the speed-up (``seconds`` of teacher and student), the machine and these settings, written

@@ -161,8 +161,8 @@ def _distill_embeddings(config: DistillConfig) -> dict[str, Any]:
     outcome = Trainer(student, args, batches, compute, evaluate=evaluate,
                       save_best=lambda m, folder: m.save_pretrained(folder)).train()
     best = SentenceEncoder.from_pretrained(Path(config.output_dir) / "best")
-    return compare(config, teacher, best, test, outcome.step, batches.steps_per_epoch, len(texts), layers,
-                   data.sources | {"dev_pairs": len(dev)})
+    return compare(config, teacher, best, test, outcome.step, config.steps_per_epoch(batches.steps_per_epoch),
+                   len(texts), layers, data.sources | {"dev_pairs": len(dev)})
 
 
 def score(encoder: SentenceEncoder, pairs: list[Pair], batch_size: int) -> dict[str, float]:

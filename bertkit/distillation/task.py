@@ -155,8 +155,8 @@ def _distill_task(config: DistillConfig) -> dict[str, Any]:
     features = training_features(task, splits["train"], config, tokenizer.mask_token)
     data = EpochBatches(features, config.batch_size, task.collate, seed=config.seed, bucket_size=50,
                         length=task.length)
-    steps_per_epoch = data.steps_per_epoch
-    args = config.training_arguments(steps_per_epoch, "accuracy",
+    steps_per_epoch = config.steps_per_epoch(data.steps_per_epoch)
+    args = config.training_arguments(data.steps_per_epoch, "accuracy",
                                      ("loss", "loss_kl", "loss_task", "loss_hidden", "loss_attention", "accuracy"))
 
     def evaluate(m: nn.Module) -> dict[str, float]:

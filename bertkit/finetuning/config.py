@@ -6,10 +6,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ..peft.config import PeftConfig
-from ..training.device import check_spec
-from ..training.options import Options
-from ..training.schedule import SCHEDULES
-from ..training.threads import check_threads
+from ..training.run_options import EpochTrainingOptions
 from .data import check_columns, check_task, task_roles
 from .heads import CLASSIFIER_HEADS
 from .long_text import STRATEGIES
@@ -24,13 +21,13 @@ ALIASES = {"lr": "learning_rate", "lr_type": "lr_schedule", "batch": "batch_size
 
 
 @dataclass
-class FinetuneConfig(Options):
+class FinetuneConfig(EpochTrainingOptions):
     """What to fine-tune on what, and how. Field names follow transformers' where one exists."""
 
     KIND: ClassVar[str] = "fine-tuning"
     RESUME_CHANGEABLE: ClassVar[frozenset[str]] = frozenset({
         "epochs", "max_steps", "early_stopping_patience", "save_steps", "save_total_limit", "overwrite", "output_dir",
-        "eval_batch_size", "device", "threads", "progress"})
+        "eval_batch_size", "device", "threads", "progress", "max_minutes"})
     ALIASES: ClassVar[dict[str, str]] = ALIASES
 
     task: str = "classification"  # classification, multi_label, regression, token_classification, question_answering
@@ -76,34 +73,21 @@ class FinetuneConfig(Options):
     doc_stride: int = 128  # question answering: tokens shared by consecutive windows of a long context
     max_answer_length: int = 30  # question answering: longest answer in tokens
     n_best: int = 20  # question answering: start / end candidates searched
-    # optimisation
-    epochs: int = 3  # passes over the training set
-    max_steps: int | None = None  # optimizer steps in all (wins over epochs)
-    save_steps: int = 0  # checkpoints every this many steps, to continue with --resume (0: none)
-    save_total_limit: int = 2  # checkpoints kept (the newest)
-    overwrite: bool = False  # replace an earlier run in output_dir (else refused; continue one with --resume)
+    # optimisation (the shared options, bertkit.training.run_options; these defaults are fine-tuning's own)
+    learning_rate: float = 2e-5  # peak learning rate of the encoder (alias lr)
+    seed: int = 42  # seed of the head's initialisation, shuffling and dropout
+    threads: int | str | None = "auto"
+    output_dir: str = "out/finetune"  # where the best model, metrics and checkpoints go
     batch_size: int = 16  # training examples per optimizer step (before accumulation)
     eval_batch_size: int = 64  # examples per batch when evaluating
-    learning_rate: float = 2e-5  # peak learning rate of the encoder (alias lr)
-    lr_schedule: str = "linear"  # constant | linear | cosine, after the warm-up
-    warmup_ratio: float = 0.1  # warm up over this fraction of the steps
-    weight_decay: float = 0.01  # AdamW's decoupled weight decay (not on biases and LayerNorms)
-    max_grad_norm: float | None = 1.0  # clip the gradients' norm to this; none: no clipping
-    gradient_accumulation_steps: int = 1  # batches summed into one optimizer step
     head_lr_scale: float = 10.0  # the head learns this many times faster than the encoder
-    bf16: bool = False  # compute in bfloat16 autocast
-    device: str = "auto"  # auto | cpu | cuda | cuda:N: where the model trains and predicts
-    threads: int | str | None = "auto"  # torch threads; auto: the first steps time 1 against all, the faster stays
     bucket_by_length: bool = True  # batch texts of similar length together (less padding)
-    seed: int = 42  # seed of the head's initialisation, shuffling and dropout
-    # evaluation and output
+    # evaluation
     metric: str | None = None  # the dev metric that picks the best checkpoint; none: the task's usual one
     early_stopping_patience: int = 0  # stop after this many evaluations without a better dev score (0: never)
-    evals_per_epoch: int = 1  # dev evaluations per epoch
-    output_dir: str = "out/finetune"  # where the best model, metrics and checkpoints go
-    progress: bool = True  # show a progress bar
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         check_task(self.task)
         self.columns = check_columns(self.columns, task_roles(self.task), f"of {self.task}")
         if self.init not in ("pretrained", "random"):
@@ -116,11 +100,10 @@ class FinetuneConfig(Options):
                              "pretrained folder keeps its own")
         if self.bio not in ("repair", "strict"):
             raise ValueError(f"bio must be 'repair' or 'strict', got {self.bio!r}")
-        for name in ("epochs", "batch_size", "eval_batch_size", "max_length", "gradient_accumulation_steps",
-                     "evals_per_epoch"):
+        for name in ("batch_size", "eval_batch_size", "max_length"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        for name, allowed in (("lr_schedule", tuple(SCHEDULES)), ("long_text", STRATEGIES),
+        for name, allowed in (("long_text", STRATEGIES),
                               ("classifier_head", CLASSIFIER_HEADS), ("pooling", ("auto", *POOLINGS))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
@@ -136,10 +119,6 @@ class FinetuneConfig(Options):
             except (TypeError, ValueError):
                 raise ValueError(f"head_tokens must be a number of tokens or 'auto', got {self.head_tokens!r}") \
                     from None
-        if not 0 <= self.warmup_ratio < 1:
-            raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        self.device = check_spec(self.device)
-        self.threads = check_threads(self.threads)
         if self.metric is None:
             self.metric = DEFAULT_METRIC[self.task]
         self.peft_config()  # bad PEFT settings fail here, before any data is read

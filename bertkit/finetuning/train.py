@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import math
 import random
 import sys
 import time
@@ -30,7 +29,7 @@ from ..peft import apply_peft, trainable_parameters
 from ..peft.folders import save_adapter
 from ..tokenization import AutoTokenizer
 from ..tokenization.batch import PAIR_RULES
-from ..training import Trainer, TrainingArguments
+from ..training import Trainer
 from ..training.batches import EpochBatches
 from ..training.device import resolve_device
 from ..training.metrics import read_metrics
@@ -220,19 +219,11 @@ def _finetune(config: FinetuneConfig, on_evaluate: Callable[[dict[str, float]], 
     task = build_task(config, tokenizer, labels)
     data = EpochBatches(task.features(splits["train"], training=True), config.batch_size, task.collate,
                         seed=config.seed, bucket_size=50 if config.bucket_by_length else 1, length=task.length)
-    steps_per_epoch = math.ceil(data.steps_per_epoch / config.gradient_accumulation_steps)
-    max_steps = config.max_steps or steps_per_epoch * config.epochs
-    eval_steps = max(1, steps_per_epoch // config.evals_per_epoch)
-    args = TrainingArguments(
-        output_dir=config.output_dir, max_steps=max_steps, learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay, warmup_steps=round(config.warmup_ratio * max_steps),
-        lr_schedule=config.lr_schedule, gradient_accumulation_steps=config.gradient_accumulation_steps,
-        max_grad_norm=config.max_grad_norm, bf16=config.bf16, device=config.device, seed=config.seed,
-        logging_steps=max(1, min(50, eval_steps // 2)), eval_steps=eval_steps, save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit, threads=config.threads,
-        head_prefixes=model.head_prefixes, head_lr_scale=config.head_lr_scale, metric_for_best=config.metric,
-        greater_is_better=config.greater_is_better, early_stopping_patience=config.early_stopping_patience,
-        plot_keys=("loss", "learning_rate", config.metric, "tokens_per_second"), progress=config.progress)
+    steps_per_epoch = config.steps_per_epoch(data.steps_per_epoch)
+    args = config.training_arguments(
+        data.steps_per_epoch, config.metric, ("loss", "learning_rate", config.metric, "tokens_per_second"),
+        head_prefixes=model.head_prefixes, head_lr_scale=config.head_lr_scale,
+        greater_is_better=config.greater_is_better, early_stopping_patience=config.early_stopping_patience)
     trainer: Trainer
 
     def evaluate(m: torch.nn.Module) -> dict[str, float]:

@@ -159,8 +159,11 @@ def parse_overrides(overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
 
 def add_option_flags(parser: argparse.ArgumentParser, config_class: type) -> None:
     """One ``--field-name VALUE`` flag per field (lists take several values; aliases too, e.g. ``--lr``), all
-    defaulting to 'not given' so the YAML file stands; values are typed later, with the same rules as YAML's."""
-    names = {f.name: [f.name] for f in dataclasses.fields(config_class)}
+    defaulting to 'not given' so the YAML file stands; values are typed later, with the same rules as YAML's.
+    The command's own options come first, then those it inherits (the shared training options)."""
+    order = sorted(dataclasses.fields(config_class),
+                   key=lambda f: config_class.__mro__.index(declared_by(config_class, f.name)))
+    names = {f.name: [f.name] for f in order}
     for alias, name in getattr(config_class, "ALIASES", {}).items():
         if alias not in names:
             names[name].append(alias)
@@ -179,6 +182,11 @@ def add_option_flags(parser: argparse.ArgumentParser, config_class: type) -> Non
                                 metavar="BOOL", help=help_text)
         else:
             parser.add_argument(*flags, dest=name, default=argparse.SUPPRESS, metavar=name.upper(), help=help_text)
+
+
+def declared_by(config_class: type, name: str) -> type:
+    """The class that first declares the field ``name`` (a subclass redeclaring it only changes its default)."""
+    return next(k for k in reversed(config_class.__mro__) if name in vars(k).get("__annotations__", {}))
 
 
 def field_docs(config_class: type) -> dict[str, str]:
