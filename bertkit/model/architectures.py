@@ -16,6 +16,7 @@ from typing import Any
 
 from ..config import BertConfig
 from .t5_architecture import T5_SPEC, t5_feed_forward_proj
+from .xlnet_architecture import XLNET_SPEC
 
 Rename = tuple[str, str | Callable[[re.Match, BertConfig], str]]
 
@@ -251,6 +252,7 @@ for _arch in (
 
 
 ARCHITECTURES["t5"] = Architecture("t5", "model", **T5_SPEC)  # its fields and names: t5_architecture.py
+ARCHITECTURES["xlnet"] = Architecture("xlnet", "transformer", **XLNET_SPEC)  # xlnet_architecture.py
 SUPPORTED = tuple(ARCHITECTURES)
 
 
@@ -335,7 +337,8 @@ def config_fields(values: dict[str, Any], accepted: set[str]) -> dict[str, Any]:
     fields["model_type"] = arch.model_type
     if arch.derived is not None:
         fields = arch.derived(fields)
-    nullable = ("embedding_size", "num_hidden_groups", "pad_token_id", "bos_token_id", "eos_token_id")
+    nullable = ("embedding_size", "num_hidden_groups", "pad_token_id", "bos_token_id", "eos_token_id", "mem_len",
+                "reuse_len")
     return {k: v for k, v in fields.items() if v is not None or k in nullable}
 
 

@@ -22,6 +22,7 @@ from .roberta import RobertaForMaskedLM, RobertaModel
 from .seq2seq import TransformerForConditionalGeneration, TransformerModel
 from .t5 import T5ForConditionalGeneration, T5Model
 from .xlm import XLMModel, XLMWithLMHeadModel
+from .xlnet import XLNetLMHeadModel, XLNetModel
 
 
 class _Auto:
@@ -68,7 +69,7 @@ class AutoModel(_Auto):
     classes = {"bert": BertModel, "roberta": RobertaModel, "albert": AlbertModel, "electra": ElectraModel,
                "distilbert": DistilBertModel, "gpt2": GPT2Model, "transformer": TransformerModel,
                "bart": TransformerModel, "marian": TransformerModel, "ernie": ErnieModel, "nezha": NezhaModel,
-               "xlm": XLMModel, "t5": T5Model}
+               "xlm": XLMModel, "t5": T5Model, "xlnet": XLNetModel}
 
 
 class AutoModelForMaskedLM(_Auto):
@@ -85,7 +86,7 @@ class AutoModelForPreTraining(_Auto):
 
     classes = {"bert": BertForPreTraining, "roberta": RobertaForMaskedLM, "albert": AlbertForPreTraining,
                "electra": ElectraForPreTraining, "distilbert": DistilBertForMaskedLM, "ernie": ErnieForPreTraining,
-               "nezha": NezhaForPreTraining, "xlm": XLMWithLMHeadModel}
+               "nezha": NezhaForPreTraining, "xlm": XLMWithLMHeadModel, "xlnet": XLNetLMHeadModel}
 
 
 class AutoModelForSeq2SeqLM(_Auto):
