@@ -21,12 +21,11 @@ import torch
 
 from ..atomic import write_text_atomic
 from ..textio import read_numbered_rows
-from ..training import Trainer, TrainingArguments
+from ..training import Trainer
 from ..training.batches import EpochBatches
 from ..training.correlation import spearman
-from ..training.device import check_spec
-from ..training.options import Options
-from ..training.schedule import SCHEDULES
+from ..training.run_options import EpochTrainingOptions
+from ..training.state import check_output_dir
 from ..training.threads import cpu_threads
 from .batching import pad_batch
 from .encoder import SentenceEncoder
@@ -37,7 +36,7 @@ DATASETS = ("python_docs",)
 
 
 @dataclass
-class EmbeddingTrainConfig(Options):
+class EmbeddingTrainConfig(EpochTrainingOptions):
     """What to train on, with which loss, and how (field names follow the fine-tuning config's)."""
 
     KIND: ClassVar[str] = "bi-encoder training"
@@ -52,37 +51,24 @@ class EmbeddingTrainConfig(Options):
     max_seq_length: int | None = None  # None: the folder's
     limit_train: int | None = None
     limit_eval: int | None = None
-    epochs: int = 1
-    max_steps: int | None = None  # when set, instead of epochs
     batch_size: int = 32
+    # the shared training options (bertkit.training.run_options) with this command's defaults
+    epochs: int = 1
     learning_rate: float = 2e-5
-    lr_schedule: str = "linear"
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    max_grad_norm: float | None = 1.0
-    bf16: bool = False
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    evals_per_epoch: int = 1
-    threads: int | None = None
     seed: int = 42
     output_dir: str = "out/embeddings"
-    progress: bool = True
+    overwrite: bool = True  # an earlier run in output_dir is replaced (false: refused)
 
     def __post_init__(self) -> None:
-        self.device = check_spec(self.device)
+        super().__post_init__()
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {tuple(LOSSES)}, got {self.loss!r}")
         if self.dataset is not None and self.dataset not in DATASETS:
             raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
         if (self.dataset is None) == (self.train_file is None):
             raise ValueError("give the training data as dataset (a named set) or train_file, exactly one of them")
-        for name in ("epochs", "batch_size", "evals_per_epoch"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        if self.max_steps is not None and (not isinstance(self.max_steps, int) or self.max_steps < 1):
-            raise ValueError(f"max_steps must be a positive integer, got {self.max_steps!r}")
-        if self.lr_schedule not in SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {tuple(SCHEDULES)}, got {self.lr_schedule!r}")
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {self.batch_size!r}")
         if self.loss == "mnrl" and self.batch_size < 2:
             raise ValueError("loss mnrl learns from the other rows of a batch: batch_size must be at least 2")
 
@@ -164,6 +150,7 @@ def batch_loss(encoder: torch.nn.Module, batch: dict[str, torch.Tensor], loss: s
 
 def train_embeddings(config: EmbeddingTrainConfig) -> dict[str, Any]:
     """Train, save ``output_dir/model`` (and ``best`` with a dev set), write results.json; returns the results."""
+    check_output_dir(config.output_dir, False, config.overwrite, resumable=False)
     with cpu_threads(config.threads):
         return _train(config)
 
@@ -188,15 +175,9 @@ def _train(config: EmbeddingTrainConfig) -> dict[str, Any]:
 
     # mnrl: a last batch of one row has no negatives, so it is dropped
     data = EpochBatches(train, config.batch_size, collate, seed=config.seed, drop_last=not config.scored)
-    max_steps = config.max_steps or data.steps_per_epoch * config.epochs
-    eval_steps = max(1, data.steps_per_epoch // config.evals_per_epoch)
-    args = TrainingArguments(
-        output_dir=config.output_dir, max_steps=max_steps, learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay, warmup_steps=round(config.warmup_ratio * max_steps),
-        lr_schedule=config.lr_schedule, max_grad_norm=config.max_grad_norm, bf16=config.bf16, seed=config.seed,
-        device=config.device, logging_steps=max(1, min(50, eval_steps // 2)), eval_steps=eval_steps if dev else 0,
-        metric_for_best=config.metric if dev else None, greater_is_better=True,
-        plot_keys=("loss", "learning_rate", config.metric, "tokens_per_second"), progress=config.progress)
+    args = config.training_arguments(data.steps_per_epoch, config.metric if dev else None,
+                                     ("loss", "learning_rate", config.metric, "tokens_per_second"),
+                                     **({} if dev else {"eval_steps": 0}))  # no dev set: no evaluations
 
     def compute(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         tokens = sum(float(v.sum()) for k, v in batch.items() if k.startswith("attention_mask_"))
@@ -210,8 +191,9 @@ def _train(config: EmbeddingTrainConfig) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     encoder.eval().save_pretrained(Path(config.output_dir) / "model")
     evals = [r for r in outcome.history if r["split"] == "eval"]
+    epochs_run = outcome.step / config.steps_per_epoch(data.steps_per_epoch)
     results = {"output_dir": config.output_dir, "loss": config.loss, "steps": outcome.step,
-               "epochs_run": round(outcome.step / data.steps_per_epoch, 4), "train_seconds": round(seconds, 1),
+               "epochs_run": round(epochs_run, 4), "train_seconds": round(seconds, 1),
                "metric": config.metric, "best_dev": outcome.best_metric,
                "dev": evals[-1] if evals else None, "sizes": {"train": len(train), "dev": len(dev)},
                "final_loss": next((r["loss"] for r in reversed(outcome.history) if "loss" in r), math.nan),
