@@ -14,9 +14,9 @@ from .assets import default_model_dir
 from .atomic import write_bytes_atomic
 
 # Modules under bertkit/commands/ that add their own subcommands: each has ``register(subparsers) -> None``.
-COMMAND_MODULES: list[str] = ["train_tokenizer", "word_model", "pretrain", "finetune", "predict", "tune",
-                                 "serve", "embeddings", "export", "adapters", "generate", "pretrain_gpt",
-                                 "seq2seq", "distill"]
+COMMAND_MODULES: list[str] = ["train_tokenizer", "word_model", "pretrain", "explain", "finetune", "predict",
+                                 "tune", "serve", "embeddings", "export", "merge_adapter", "generate",
+                                 "pretrain_gpt", "seq2seq", "distill"]
 
 
 def _model_dir(value: str | None) -> Path:

@@ -1,4 +1,4 @@
-"""``bertkit pretrain``, ``bertkit corpus``, ``bertkit fill-mask`` and ``bertkit explain masking``."""
+"""``bertkit pretrain``, ``bertkit corpus`` and ``bertkit fill-mask``."""
 
 from __future__ import annotations
 
@@ -57,43 +57,6 @@ def cmd_fill_mask(args: argparse.Namespace) -> None:
             print(f"  [MASK] {number}: {shown}")
 
 
-def cmd_explain(args: argparse.Namespace) -> None:
-    """Show one masked training instance, position by position (or draw the attention kernels' patterns)."""
-    if args.what == "attention-cost":
-        from .attention_cost import cmd_attention_cost
-
-        args.output = args.output or "attention-patterns.png"
-        return cmd_attention_cost(args)
-    if args.what == "masks":
-        from ..seq2seq.explain import cmd_explain_masks
-
-        return cmd_explain_masks(args)
-    if args.what == "segment":
-        from ..tokenization.sp_explain import draw_segment, explain_segment, load_processor
-
-        if not args.model:
-            raise ValueError("explain segment needs --model: a SentencePiece .model file or a folder with one")
-        processor, text = load_processor(args.model), " ".join(args.text)
-        print(explain_segment(processor, text, args.nbest, args.alpha, args.samples, args.seed))
-        picture = draw_segment(processor, text, args.output or "segment.png", args.nbest, args.alpha, args.samples,
-                               args.seed)
-        print(f"wrote {picture}")
-        return None
-    from ..assets import default_model_dir
-    from ..pretraining import MaskingConfig
-    from ..pretraining.explain import explain_masking
-    from ..tokenization import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(args.model or default_model_dir())
-    masking = MaskingConfig(strategy=args.strategy, mlm_probability=args.mlm_probability)
-    units = None
-    if args.units_file:
-        from ..pretraining.units import load_units
-
-        units = load_units(args.units_file)
-    print(explain_masking(" ".join(args.text), tokenizer, masking, seed=args.seed, units=units))
-
-
 def cmd_corpus(args: argparse.Namespace) -> None:
     """Write the installed real corpora of a language as pretraining text (a sentence a line)."""
     from ..pretraining.sources import LANGUAGES, write_corpus
@@ -106,7 +69,6 @@ def cmd_corpus(args: argparse.Namespace) -> None:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the pretraining subcommands."""
     from ..pretraining import PretrainingConfig
-    from ..pretraining.masking import STRATEGIES
     from ..training.options import add_option_flags
 
     p = sub.add_parser("pretrain", help="pretrain a BERT (MLM + NSP/SOP) from text files",
@@ -131,21 +93,3 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "none: it says so)")
     p.add_argument("--top-k", type=int, default=5)
     p.set_defaults(run=cmd_fill_mask)
-
-    p = sub.add_parser("explain", help="explain a pretraining step on your text: `explain masking TEXT`; "
-                       "`explain attention-cost TEXT`: each attention kernel's pattern as a PNG; "
-                       "`explain masks \"SRC => TGT\" …`: an encoder-decoder batch's masks and the sinusoids as a PNG; "
-                       "`explain segment WORD --model SPM`: a Unigram model's n-best segmentations and samples")
-    p.add_argument("what", choices=["masking", "attention-cost", "masks", "segment"])
-    p.add_argument("text", nargs="+")
-    p.add_argument("--strategy", default="token", choices=STRATEGIES)
-    p.add_argument("--mlm-probability", type=float, default=0.15)
-    p.add_argument("--units-file", help="masking --strategy phrase / entity: the phrases or entities, one per line")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--model", help="whose vocab.txt to use; default: the installed MiniLM")
-    p.add_argument("--output", help="attention-cost / masks / segment: the PNG to write (default "
-                   "attention-patterns.png / masks.png / segment.png)")
-    p.add_argument("--nbest", type=int, default=5, help="segment: how many best segmentations")
-    p.add_argument("--samples", type=int, default=5, help="segment: how many sampled segmentations")
-    p.add_argument("--alpha", type=float, default=1.0, help="segment: sampling sharpness (P ∝ exp(alpha·score))")
-    p.set_defaults(run=cmd_explain)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from .adapters import AdapterLinear
+from .bottleneck import AdapterLinear
 from .config import HOULSBY_TARGETS, PFEIFFER_TARGETS, PeftConfig
 from .lora import LoraLinear
 from .prefix import add_prefix

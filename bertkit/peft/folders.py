@@ -22,8 +22,8 @@ from torch import nn
 from ..atomic import write_atomic, write_text_atomic
 from ..config import BertConfig
 from ..model.architectures import hf_name
-from .adapters import AdapterLinear
 from .apply import apply_peft, trainable_parameters
+from .bottleneck import AdapterLinear
 from .config import PEFT_TYPES, PeftConfig
 from .lora import LoraLinear
 from .prefix import load_prefix_table

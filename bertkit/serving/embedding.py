@@ -69,7 +69,7 @@ class ServingModel:
     def from_settings(cls, settings: ServerSettings, device: str | torch.device = "cpu"):
         """Load the model folder named by ``settings`` (a fine-tuned one for CLASSIFICATION / REGRESSION)."""
         if settings.adapters:
-            from .adapters import AdapterServingModel
+            from .multi_adapter import AdapterServingModel
 
             return AdapterServingModel.from_settings(settings, device)
         if settings.pooling_strategy in FINE_TUNED:

@@ -47,7 +47,7 @@ class Front:
         self.classifier = settings.pooling_strategy in FINE_TUNED
         self.sentence = info.get("sentence") or {"pooling": "mean", "normalize": True, "max_seq_length": 512}
         self.labels: list[str] = info.get("labels") or []
-        self.adapters: dict[str, dict] = info.get("adapters") or {}  # name → labels, max_length (adapters.py)
+        self.adapters: dict[str, dict] = info.get("adapters") or {}  # name → labels, max_length (multi_adapter.py)
         self.max_length = int(info.get("max_length") or self.sentence["max_seq_length"])
         self.hidden_size = info.get("hidden_size") or info.get("dimension")
         self.prompts = read_prompts(settings.model_dir)

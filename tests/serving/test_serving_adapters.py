@@ -14,7 +14,7 @@ from serving_process import running_server
 from bertkit.finetuning.config import FinetuneConfig
 from bertkit.finetuning.predict import SequenceClassifier
 from bertkit.finetuning.train import finetune
-from bertkit.serving.adapters import AdapterServingModel, share_equal_weights
+from bertkit.serving.multi_adapter import AdapterServingModel, share_equal_weights
 from bertkit.serving.settings import ServerSettings
 
 TEXTS = ["great fun", "the plot was dull and boring", "a film"]
