@@ -24,14 +24,15 @@ from ..atomic import write_text_atomic
 from ..config import BertConfig
 from ..model.gpt2 import GPT2LMHeadModel
 from ..tokenization import AutoTokenizer
-from ..training import Trainer, TrainingArguments
-from ..training.options import Options
+from ..training import Trainer
+from ..training.run_options import StepTrainingOptions
 from ..training.state import check_output_dir
+from ..training.threads import cpu_threads
 from .documents import read_documents
 
 
 @dataclass
-class CausalPretrainingConfig(Options):
+class CausalPretrainingConfig(StepTrainingOptions):
     """A GPT pretraining run: corpus, tokenizer, model shape, optimisation, evaluation, samples."""
 
     KIND: ClassVar[str] = "causal pretraining"
@@ -47,27 +48,19 @@ class CausalPretrainingConfig(Options):
     dropout: float = 0.1
     block_size: int = 64  # tokens per training window (and the model's positions)
     batch_size: int = 16
-    max_steps: int = 1000
+    eval_batches: int = 20
+    prompts: list[str] = field(default_factory=lambda: ["the module provides"])
+    sample_tokens: int = 24
+    # the shared training options (bertkit.training.run_options) with this command's defaults
     learning_rate: float = 1e-3
     warmup_steps: int = 100
     lr_schedule: str = "cosine"
     weight_decay: float = 0.1
-    max_grad_norm: float = 1.0
-    bf16: bool = False
-    seed: int = 0
-    threads: int | None = None
-    logging_steps: int = 10
     eval_steps: int = 200
-    eval_batches: int = 20
-    save_steps: int = 0
-    max_minutes: float | None = None
-    overwrite: bool = False
     output_dir: str = "out/gpt"
-    progress: bool = True
-    prompts: list[str] = field(default_factory=lambda: ["the module provides"])
-    sample_tokens: int = 24
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.corpus_format not in ("lines", "raw"):
             raise ValueError(f"corpus_format must be lines or raw, got {self.corpus_format!r}")
         if not 0.0 < self.eval_fraction < 1.0:
@@ -195,8 +188,11 @@ def print_samples(title: str, rows: list[dict[str, str]]) -> None:
 def run_causal_pretraining(config: CausalPretrainingConfig) -> dict:
     """Train a GPT from scratch; write the model (with its tokenizer), metrics, samples and ``summary.json``."""
     check_output_dir(config.output_dir, False, config.overwrite, clear=True, resumable=False)
-    if config.threads:
-        torch.set_num_threads(config.threads)
+    with cpu_threads(config.threads):
+        return _causal_pretraining(config)
+
+
+def _causal_pretraining(config: CausalPretrainingConfig) -> dict:
     torch.manual_seed(config.seed)
     if not config.tokenizer or not Path(config.tokenizer).is_dir():
         raise FileNotFoundError(f"no tokenizer folder {config.tokenizer!r}: train one with `bertkit train-tokenizer "
@@ -216,14 +212,8 @@ def run_causal_pretraining(config: CausalPretrainingConfig) -> dict:
     baselines = baseline_perplexities(eval_batches, NgramBaselines(train, len(tokenizer)))
     before = samples(model, tokenizer, config)
     print_samples("samples before training (random weights):", before)
-    args = TrainingArguments(
-        output_dir=config.output_dir, max_steps=config.max_steps, learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay, warmup_steps=config.warmup_steps, lr_schedule=config.lr_schedule,
-        max_grad_norm=config.max_grad_norm, bf16=config.bf16, seed=config.seed, logging_steps=config.logging_steps,
-        eval_steps=config.eval_steps, save_steps=config.save_steps, progress=config.progress,
-        max_minutes=config.max_minutes,
-        plot_keys=("loss", "perplexity", "unigram_perplexity", "bigram_perplexity", "learning_rate",
-                   "tokens_per_second"))
+    args = config.training_arguments(plot_keys=(
+        "loss", "perplexity", "unigram_perplexity", "bigram_perplexity", "learning_rate", "tokens_per_second"))
     trainer = Trainer(model, args, RandomWindows(train, config.batch_size, config.block_size, config.seed),
                       causal_step, evaluate=lambda m: evaluate_causal(m, eval_batches, baselines),
                       tokenizer=tokenizer)

@@ -7,9 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from ..training.device import check_spec
-from ..training.options import Options
-from ..training.threads import check_threads
+from ..training.run_options import StepTrainingOptions
 from .instances import TASKS
 from .masking import MaskingConfig
 from .tokenized import WORD_BOUNDARIES
@@ -19,7 +17,7 @@ PAIR_TASKS = {"bert": "nsp", "albert": "sop", "ernie": "nsp", "nezha": "nsp"}
 
 
 @dataclass
-class PretrainingConfig(Options):
+class PretrainingConfig(StepTrainingOptions):
     """A pretraining run: corpus, tokenizer, model, instances, masking, optimisation, output."""
 
     KIND: ClassVar[str] = "pretraining"
@@ -58,30 +56,15 @@ class PretrainingConfig(Options):
     max_seq_length: int = 128  # tokens per instance, [CLS] and [SEP] included
     short_seq_prob: float = 0.1  # share of instances cut shorter than max_seq_length (as google-research/bert)
     batch_size: int = 32  # instances per optimizer step (before accumulation)
-    max_steps: int = 1000  # optimizer steps in all
-    learning_rate: float = 1e-4  # peak learning rate
-    warmup_steps: int = 100  # steps of linear warm-up
-    warmup_ratio: float | None = None  # as fine-tuning: warm up over this fraction of max_steps (wins over steps)
-    lr_schedule: str = "linear"  # constant | linear | cosine, after the warm-up
-    weight_decay: float = 0.01  # AdamW's decoupled weight decay (not on biases and LayerNorms)
-    gradient_accumulation_steps: int = 1  # batches summed into one optimizer step
-    max_grad_norm: float = 1.0  # clip the gradients' norm to this
-    bf16: bool = False  # compute in bfloat16 autocast
-    device: str = "auto"  # auto | cpu | cuda | cuda:N; under torchrun each rank takes cuda:LOCAL_RANK
     gradient_checkpointing: bool = False  # less activation memory for about a third more compute
-    seed: int = 0  # seed of the model's initialisation, the instances and the masks
-    threads: int | str | None = "auto"  # torch threads; auto: the first steps time 1 against all, the faster stays
-    logging_steps: int = 10  # log the loss every this many steps
-    eval_steps: int = 0  # evaluate every this many steps (0: at the end only)
     eval_batches: int = 20  # batches of held-out instances each evaluation reads
-    save_steps: int = 0  # checkpoints every this many steps, to continue with --resume (0: at the end only)
-    save_total_limit: int = 2  # checkpoints kept (the newest; the one `latest` names is never removed)
-    overwrite: bool = False  # replace an earlier run in output_dir (else: refused; continue one with --resume)
-    max_minutes: float | None = None  # stop early (evaluated, saved) once this much time is spent
-    output_dir: str = "out/pretrain"  # where the model, metrics and checkpoints go
-    progress: bool = True  # show a progress bar
+    # the shared training options (bertkit.training.run_options) with pretraining's defaults
+    warmup_steps: int = 100
+    threads: int | str | None = "auto"
+    output_dir: str = "out/pretrain"
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.pair_task is None:
             self.pair_task = "none" if self.objective in ("electra", "tlm") else PAIR_TASKS.get(self.model_type(),
                                                                                                   "none")
@@ -96,8 +79,6 @@ class PretrainingConfig(Options):
         self.check_tlm()
         self.masking_config()  # validates the masking fields
         self.check_units()
-        self.device = check_spec(self.device)
-        self.threads = check_threads(self.threads)
         if self.max_seq_length < 8:
             raise ValueError(f"max_seq_length must be at least 8, got {self.max_seq_length}")
         if not 0.0 <= self.eval_fraction < 1.0:

@@ -23,7 +23,7 @@ from ..model import (
     RobertaForMaskedLM,
 )
 from ..tokenization import AutoTokenizer, BertTokenizer
-from ..training import Trainer, TrainingArguments, distributed
+from ..training import Trainer, distributed
 from ..training.device import resolve_device
 from ..training.state import check_output_dir, check_resumed_config, save_run_config
 from .config import PretrainingConfig
@@ -207,17 +207,7 @@ def run_pretraining(config: PretrainingConfig, resume: bool = False) -> dict:
         batches = PretrainingBatches(data.train, config.batch_size, special_ids(tokenizer), len(tokenizer),
                                      config.masking_config(), config.dynamic_masking, config.seed,
                                      distributed.rank(), distributed.world_size())
-    args = TrainingArguments(
-        output_dir=config.output_dir, max_steps=config.max_steps, learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay, lr_schedule=config.lr_schedule,
-        warmup_steps=round(config.warmup_ratio * config.max_steps) if config.warmup_ratio is not None
-        else config.warmup_steps,
-        gradient_accumulation_steps=config.gradient_accumulation_steps, max_grad_norm=config.max_grad_norm,
-        bf16=config.bf16, device=config.device, seed=config.seed, logging_steps=config.logging_steps,
-        eval_steps=config.eval_steps,
-        save_steps=config.save_steps, save_total_limit=config.save_total_limit, plot_keys=PLOT_KEYS,
-        progress=config.progress, threads=config.threads,
-        max_minutes=config.max_minutes)
+    args = config.training_arguments(plot_keys=PLOT_KEYS)
 
     electra = config.objective == "electra"
 
