@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from ..training.options import Options
+from ..training.run_options import StepTrainingOptions
 
 
 @dataclass
-class NumbersConfig(Options):
+class NumbersConfig(StepTrainingOptions):
     """Data, model, optimisation and evaluation of the encoder-decoder trained on numbers ↔ words."""
 
     KIND: ClassVar[str] = "seq2seq"
@@ -37,29 +37,27 @@ class NumbersConfig(Options):
     dropout: float = 0.1
     max_position_embeddings: int = 128
     batch_size: int = 64
-    max_steps: int = 3000
-    learning_rate: float = 1e-3
-    warmup_steps: int = 200
-    weight_decay: float = 0.01
     label_smoothing: float = 0.0
-    max_minutes: float | None = 15.0  # stop (evaluated, saved) once this much training time is spent
     num_beams: int = 4
     max_new_tokens: int = 96
+    # the shared training options (bertkit.training.run_options) with this command's defaults
+    max_steps: int | None = 3000
+    learning_rate: float = 1e-3
+    warmup_steps: int = 200
+    max_minutes: float | None = 15.0  # stop (evaluated, saved) once this much training time is spent
     eval_steps: int = 250
     logging_steps: int = 25
-    threads: int | None = 1  # torch threads: the machine is shared
-    seed: int = 0
+    threads: int | str | None = 1  # torch threads: the machine is shared
     output_dir: str = "out/seq2seq-numbers"
-    overwrite: bool = False
-    progress: bool = True
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.objective not in ("translation", "span_corruption"):
             raise ValueError(f"objective must be 'translation' or 'span_corruption', got {self.objective!r}")
         if self.tokens not in ("words", "chars"):
             raise ValueError(f"tokens must be 'words' or 'chars', got {self.tokens!r}")
         if not self.languages:
             raise ValueError("languages: give at least one (num2words codes: en, fr, de, es, …)")
-        for name in ("batch_size", "max_steps", "num_beams", "max_new_tokens", "eval_examples"):
+        for name in ("batch_size", "num_beams", "max_new_tokens", "eval_examples"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")

@@ -16,9 +16,10 @@ from ..atomic import write_text_atomic
 from ..config import Seq2SeqConfig
 from ..model.heads import IGNORE_INDEX
 from ..model.seq2seq import TransformerForConditionalGeneration
-from ..training import Trainer, TrainingArguments
+from ..training import Trainer
 from ..training.batches import EpochBatches
 from ..training.state import check_output_dir
+from ..training.threads import cpu_threads
 from .config import NumbersConfig
 from .numbers import Pair, PieceVocab, number_pairs, split_numbers
 
@@ -90,12 +91,15 @@ def evaluate(model: TransformerForConditionalGeneration, vocab: PieceVocab, pair
 
 def run_numbers(config: NumbersConfig) -> dict:
     """Train, evaluate greedy and beam on the held-out numbers, write the results; returns them."""
-    if config.threads:
-        torch.set_num_threads(config.threads)
-    if config.objective == "span_corruption":
-        from .span_run import run_span_corruption
+    with cpu_threads(config.threads):
+        if config.objective == "span_corruption":
+            from .span_run import run_span_corruption
 
-        return run_span_corruption(config)
+            return run_span_corruption(config)
+        return _translation_run(config)
+
+
+def _translation_run(config: NumbersConfig) -> dict:
     output = Path(config.output_dir)
     check_output_dir(output, resume=False, overwrite=config.overwrite, resumable=False)
     train_numbers, heldout_numbers = split_numbers(config.max_number, config.heldout_fraction, config.seed)
@@ -124,11 +128,7 @@ def run_numbers(config: NumbersConfig) -> dict:
         tokens = float((batch["labels"] != IGNORE_INDEX).sum() + batch["attention_mask"].sum())
         return out.loss, {"tokens": tokens}
 
-    args = TrainingArguments(
-        output_dir=str(output), max_steps=config.max_steps, learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay, warmup_steps=config.warmup_steps, seed=config.seed,
-        logging_steps=config.logging_steps, eval_steps=config.eval_steps, plot_keys=PLOT_KEYS,
-        progress=config.progress, max_minutes=config.max_minutes, head_prefixes=())
+    args = config.training_arguments(plot_keys=PLOT_KEYS)
     trainer = Trainer(model, args, batches, step, evaluate=lambda m: evaluate(m, vocab, probe, config),
                       tokenizer=vocab)
     started = time.perf_counter()

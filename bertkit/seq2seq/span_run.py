@@ -17,7 +17,7 @@ from ..model.heads import IGNORE_INDEX
 from ..model.t5 import T5ForConditionalGeneration
 from ..pretraining.span_corruption import SpanCorruption
 from ..t5_config import T5Config
-from ..training import Trainer, TrainingArguments
+from ..training import Trainer
 from ..training.batches import EpochBatches
 from ..training.state import check_output_dir
 from .config import NumbersConfig
@@ -104,11 +104,7 @@ def run_span_corruption(config: NumbersConfig) -> dict:
         out = model(batch["input_ids"], batch["attention_mask"], labels=batch["labels"])
         return out.loss, {"tokens": float((batch["labels"] != IGNORE_INDEX).sum() + batch["attention_mask"].sum())}
 
-    args = TrainingArguments(
-        output_dir=str(output), max_steps=config.max_steps, learning_rate=config.learning_rate,
-        weight_decay=config.weight_decay, warmup_steps=config.warmup_steps, seed=config.seed,
-        logging_steps=config.logging_steps, eval_steps=config.eval_steps, plot_keys=PLOT_KEYS,
-        progress=config.progress, max_minutes=config.max_minutes, head_prefixes=())
+    args = config.training_arguments(plot_keys=PLOT_KEYS)
     trainer = Trainer(model, args, batches, step, evaluate=lambda m: evaluate(m, probe, vocab.pad, vocab.eos),
                       tokenizer=vocab)
     started = time.perf_counter()
