@@ -51,6 +51,11 @@ PARTS = (
     (r"cls\.seq_relationship\.", "NSP / SOP classifier"),
     (r"discriminator_predictions\.", "ELECTRA discriminator head"),
     (r"pred_layer\.", "XLM LM output bias (projection tied to word embeddings)"),
+    # XLNet: no position or segment table (relative sinusoids, seg_embed in each layer)
+    (r"word_embedding\.", "word embeddings (V×H)"),
+    (r"mask_emb", "query-stream mask embedding (XLNet)"),
+    (r"layer\.", "XLNet layers (relative attention with u / v / s biases, segment encodings, FFN)"),
+    (r"lm_loss\.", "XLNet LM output bias (projection tied to word embeddings)"),
 )
 
 

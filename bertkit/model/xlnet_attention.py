@@ -45,8 +45,9 @@ def rel_shift(scores: torch.Tensor, klen: int) -> torch.Tensor:
 
 
 def project(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """(batch, len, hidden) × (hidden, heads, head) → (batch, heads, len, head)."""
-    return torch.einsum("bih,hnd->bnid", x, weight)
+    """(batch, len, hidden) × (hidden, heads, head) → (batch, heads, len, head), as one matrix product."""
+    hidden, heads, width = weight.shape
+    return (x @ weight.reshape(hidden, heads * width)).unflatten(-1, (heads, width)).transpose(1, 2)
 
 
 class XLNetRelativeAttention(nn.Module):
@@ -83,7 +84,8 @@ class XLNetRelativeAttention(nn.Module):
 
     def post_attention(self, residual: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """Heads back to hidden (``o``), dropout, residual, LayerNorm."""
-        out = torch.einsum("bnid,hnd->bih", context, self.o)
+        hidden, heads, width = self.o.shape
+        out = context.transpose(1, 2).flatten(2) @ self.o.reshape(hidden, heads * width).T
         return self.layer_norm(self.dropout(out) + residual)
 
     def forward(self, h: torch.Tensor, g: torch.Tensor | None, mask_h: torch.Tensor | None,
