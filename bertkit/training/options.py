@@ -80,7 +80,9 @@ class Options:
         return values
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The options by name, the command's own first (as ``--help`` lists them)."""
+        values = dataclasses.asdict(self)
+        return {f.name: values[f.name] for f in option_fields(type(self))}
 
 
 def suggestions(unknown: list[str], known: list[str]) -> str:
@@ -161,9 +163,7 @@ def add_option_flags(parser: argparse.ArgumentParser, config_class: type) -> Non
     """One ``--field-name VALUE`` flag per field (lists take several values; aliases too, e.g. ``--lr``), all
     defaulting to 'not given' so the YAML file stands; values are typed later, with the same rules as YAML's.
     The command's own options come first, then those it inherits (the shared training options)."""
-    order = sorted(dataclasses.fields(config_class),
-                   key=lambda f: config_class.__mro__.index(declared_by(config_class, f.name)))
-    names = {f.name: [f.name] for f in order}
+    names = {f.name: [f.name] for f in option_fields(config_class)}
     for alias, name in getattr(config_class, "ALIASES", {}).items():
         if alias not in names:
             names[name].append(alias)
@@ -182,6 +182,12 @@ def add_option_flags(parser: argparse.ArgumentParser, config_class: type) -> Non
                                 metavar="BOOL", help=help_text)
         else:
             parser.add_argument(*flags, dest=name, default=argparse.SUPPRESS, metavar=name.upper(), help=help_text)
+
+
+def option_fields(config_class: type) -> list[dataclasses.Field]:
+    """The config's fields, its command's own first, then the ones it inherits (the shared training options)."""
+    return sorted(dataclasses.fields(config_class),
+                  key=lambda f: config_class.__mro__.index(declared_by(config_class, f.name)))
 
 
 def declared_by(config_class: type, name: str) -> type:
