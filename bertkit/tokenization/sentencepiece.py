@@ -32,11 +32,10 @@ from .sentencepiece_model import (
 )
 from .sp_bpe import SentencePieceBPE
 from .sp_normalizer import SPACE_SYMBOL, Normalizer
-from .unigram import UnigramModel, f32
+from .sp_words import WORDWISE_LIMIT, WordSegmenter
+from .unigram import UnigramModel
 
 KNOWN_NORMALIZERS = {"identity", "nfkc", "nmt_nfkc", "nfkc_cf", "nmt_nfkc_cf", "user_defined", ""}
-_CACHE_LIMIT = 500_000  # words
-_WORDWISE_LIMIT = 3000  # characters; beyond, the running score may reach SentencePiece's reset at 100,000
 
 
 @dataclass(frozen=True)
@@ -108,7 +107,7 @@ class SentencePieceProcessor:
             self.unigram = UnigramModel(pieces, scores, types, self.unk_id)
         else:
             self.bpe = SentencePieceBPE(pieces, scores, types, self.unk_id, user_defined)
-        self._cache: dict[str, list[tuple[str, int, int, int]]] = {}
+        self.words = WordSegmenter(self)
         self._by_word = not trainer["treat_whitespace_as_suffix"] and all(
             SPACE_SYMBOL not in p[1:] for p, t in zip(pieces, types, strict=True) if t != BYTE)
 
@@ -178,45 +177,18 @@ class SentencePieceProcessor:
     # -- text → pieces ------------------------------------------------------------------------------------
 
     def _segment(self, normalized: str) -> list[tuple[str, int, int, int]]:
-        """(piece, id, start, end) over the normalised text, by the model's best segmentation.
-
-        When no piece holds ``▁`` past its first character, no piece crosses the start of a word, so each word
-        (a run from one ``▁`` to the next) is segmented alone and remembered: real text repeats its words. Unigram
-        adds scores in float32 from the start of the text, so a word whose best segmentation won by less than
-        float32's rounding at the running score is segmented again from that score, as SentencePiece does.
-        """
-        if not self._by_word or len(normalized) > _WORDWISE_LIMIT:
+        """(piece, id, start, end) over the normalised text, by the model's best segmentation (word by word
+        through a cache where no piece crosses a word's start, see ``sp_words``)."""
+        if not self._by_word or len(normalized) > WORDWISE_LIMIT:
             return self._segment_run(normalized)
-        out: list[tuple[str, int, int, int]] = []
-        unigram = self.unigram if self.model_type == "unigram" else None
-        cache, base, start = self._cache, 0.0, 0
-        while start < len(normalized):
-            end = normalized.find(SPACE_SYMBOL, start + 1)
-            end = len(normalized) if end < 0 else end
-            word = normalized[start:end]
-            found = cache.get(word)
-            if found is None:
-                if len(cache) >= _CACHE_LIMIT:
-                    cache.clear()
-                found = cache[word] = self._remember(word)
-            segments, steps, gap, total = found
-            if unigram is not None:
-                if gap <= 4.8e-7 * (len(word) + 1) * (abs(base) + abs(total) + 1.0):  # too close: recompute
-                    path = unigram.best_path(word, base)[0]
-                    segments = [(word[s:e], i, s, e) for s, e, i in path]
-                    steps = unigram.step_scores(word, path)
-                for step in steps:
-                    base = f32(base + step)
-            out += [(p, i, s + start, e + start) for p, i, s, e in segments] if start else segments
-            start = end
-        return out
+        return self.words.segment(normalized)
 
-    def _remember(self, word: str) -> tuple[list, list[float], float, float]:
-        """A word's segmentation (from score 0), its pieces' scores, its closest decision and its score."""
-        if self.model_type != "unigram":
-            return self._segment_run(word), [], math.inf, 0.0
-        path, total, gap = self.unigram.best_path(word)
-        return [(word[s:e], i, s, e) for s, e, i in path], self.unigram.step_scores(word, path), gap, total
+    def encode_ids(self, text: str) -> list[int]:
+        """Text → ids of its best segmentation, without building spans (the fast path of ``encode``)."""
+        normalized = self.normalizer.normalize_text(text)
+        if not self._by_word or len(normalized) > WORDWISE_LIMIT:
+            return [i for _, i, _, _ in self.expand(self._segment_run(normalized))]
+        return self.words.encode_ids(normalized)
 
     def _segment_run(self, normalized: str) -> list[tuple[str, int, int, int]]:
         """The model's segmentation of one run of normalised text."""
@@ -261,6 +233,8 @@ class SentencePieceProcessor:
                nbest_size: int = -1) -> list[int] | list[str]:
         """Text → ids (``out_type=int``) or pieces (``out_type=str``), as ``sentencepiece``'s ``encode``
         (``enable_sampling=True``: one sampled segmentation, see ``sample_tokens``)."""
+        if out_type is int and not enable_sampling:
+            return self.encode_ids(text)
         tokens = self.sample_tokens(text, alpha, nbest_size) if enable_sampling else self.encode_tokens(text)
         return [t.id for t in tokens] if out_type is int else [t.piece for t in tokens]
 

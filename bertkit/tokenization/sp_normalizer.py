@@ -61,6 +61,9 @@ class Normalizer:
         self.treat_whitespace_as_suffix = treat_whitespace_as_suffix
         self.matcher = PrefixMatcher(list(user_defined)) if user_defined else None
         self._single: dict[str, tuple] = {}  # character → (replacement, lead bytes that may extend the rule)
+        self._symbols = [s for s in user_defined if s]
+        self._table: dict[int, str] = {}  # code point → replacement, for characters no longer rule starts with
+        self._ascii_table = self._plain_ascii()
 
     def _prefix(self, text: str, data: bytes | None, i: int, b: int) -> tuple[str, int, int]:
         """The normalised form of the text at char ``i`` / byte ``b``: (replacement, chars, bytes consumed)."""
@@ -88,6 +91,66 @@ class Normalizer:
         except UnicodeDecodeError:
             raise ValueError(f"the precompiled charsmap maps {text[i:i + n_chars]!r} to bytes that are not "
                              "UTF-8") from None
+
+    def _plain(self, char: str) -> tuple[str, frozenset[int]] | None:
+        """A character's replacement and the lead bytes that may extend its rule, or None when a rule ends inside
+        it or its replacement holds two spaces in a row (the fast path folds those, SentencePiece does not)."""
+        if self.charsmap is None:
+            return char, frozenset()
+        single = self._single.get(char)
+        if single is None:
+            single = self._single[char] = self.charsmap.single(char)
+        replacement, follow = single
+        replacement = char if replacement is None else replacement
+        if follow is None or "  " in replacement:
+            return None
+        if replacement != char:
+            self._table[ord(char)] = replacement
+        return replacement, follow
+
+    def _plain_ascii(self) -> dict[int, str] | None:
+        """The replacements of ASCII characters, when no rule joins two ASCII characters (else None)."""
+        table = {}
+        for code in range(128):
+            rule = self._plain(chr(code))
+            if rule is None or any(byte < 0x80 for byte in rule[1]):
+                return None
+            if rule[0] != chr(code):
+                table[code] = rule[0]
+        return table
+
+    def _char_table(self, text: str) -> dict[int, str] | None:
+        """The per-character replacements of ``text``, or None when a rule may span two of its characters or a
+        user-defined symbol occurs in it (then the general pass is needed)."""
+        if self._symbols and any(symbol in text for symbol in self._symbols):
+            return None
+        if self._ascii_table is not None and text.isascii():
+            return self._ascii_table
+        chars = set(text)
+        follows: set[int] = set()
+        for char in chars:
+            rule = self._plain(char)
+            if rule is None:
+                return None
+            follows |= rule[1]
+        if follows and any(lead_byte(char) in follows for char in chars):
+            return None
+        return self._table
+
+    def normalize_text(self, text: str) -> str:
+        """The normalised text alone, as ``normalize`` gives it: one ``str.translate`` and a split on spaces when
+        every character is replaced on its own (the common case), else the general pass."""
+        table = self._char_table(text)
+        if table is None:
+            return self.normalize_with_spans(text)[0]
+        mapped = text.translate(table)
+        if self.remove_extra_whitespaces:
+            mapped = " ".join([word for word in mapped.split(" ") if word]) if "  " in mapped else mapped.strip(" ")
+        if not mapped:  # all spaces or removed characters: the general pass has the edge cases
+            return self.normalize_with_spans(text)[0]
+        if self.add_dummy_prefix:
+            mapped = mapped + " " if self.treat_whitespace_as_suffix else " " + mapped
+        return mapped.replace(" ", SPACE_SYMBOL) if self.escape_whitespaces else mapped
 
     def is_space(self, char: str) -> bool:
         """Whether the character normalises to a space (nmt_nfkc: tabs, newlines, U+3000, zero-width joiners...)."""

@@ -54,18 +54,24 @@ class UnigramModel:
         normal = [s for s, t in zip(scores, types, strict=True) if t == NORMAL]
         self.min_score = min(normal, default=0.0)
         self.unk_score = f32(self.min_score - UNK_PENALTY)
-        self.prefixes = {p[:k] for p in self.vocab for k in range(1, len(p) + 1)}
+        # One dict for the Viterbi pass: a piece → (id, score), a prefix of a piece (or an UNUSED piece) → None;
+        # a substring absent from it ends the search from that start.
+        self.table: dict[str, tuple[int, float] | None] = {p[:k]: None for p in self.vocab
+                                                          for k in range(1, len(p) + 1)}
+        for p, i in self.vocab.items():
+            if types[i] != UNUSED:
+                self.table[p] = (i, self._score(i, p, 0, len(p), True))
+        self.longest = max(map(len, self.vocab), default=1)
 
     def _matches(self, text: str, start: int):
         """Yield (end, id) of every usable vocabulary piece starting at ``start``, shortest first."""
-        vocab, prefixes, types = self.vocab, self.prefixes, self.types
+        table = self.table
         for end in range(start + 1, len(text) + 1):
-            sub = text[start:end]
-            if sub not in prefixes:
+            hit = table.get(text[start:end], 0)
+            if hit == 0:
                 return
-            i = vocab.get(sub)
-            if i is not None and types[i] != UNUSED:
-                yield end, i
+            if hit is not None:
+                yield end, hit[0]
 
     def _score(self, i: int, text: str, start: int, end: int, bytes_length: bool) -> float:
         if self.types[i] != USER_DEFINED:
@@ -88,29 +94,45 @@ class UnigramModel:
         best = [base] + [0.0] * n
         back: list[tuple[int, int] | None] = [None] * (n + 1)  # (start, id) of the best piece ending here
         frontier, gap = 0, math.inf
+        table, longest, unk_id, unk_score = self.table, self.longest, self.unk_id, self.unk_score
+        pack, unpack = _FLOAT.pack, _FLOAT.unpack  # f32 inlined: this loop is the tokenizer's hot spot
         for start in range(n):
             here = best[start]
-            if abs(here) > SCORE_RESET:
+            if here > SCORE_RESET or here < -SCORE_RESET:
                 for k in range(start, frontier + 1):
                     if k == start or back[k] is not None:
                         best[k] = f32(best[k] - here)
                 here = 0.0
             single = False
-            for end, i in self._matches(text, start):
-                frontier = max(frontier, end)
-                score = f32(here + self._score(i, text, start, end, True))
-                if back[end] is not None:
-                    gap = min(gap, abs(score - best[end]))
-                if back[end] is None or score > best[end]:
-                    best[end], back[end] = score, (start, i)
-                single = single or end == start + 1
+            stop = start + longest
+            for end in range(start + 1, (n if n < stop else stop) + 1):
+                hit = table.get(text[start:end], 0)  # 0: no piece starts so; None: a prefix only
+                if hit is None:
+                    continue
+                if hit == 0:
+                    break
+                score = unpack(pack(here + hit[1]))[0]
+                if back[end] is None:
+                    best[end], back[end] = score, (start, hit[0])
+                    if end > frontier:
+                        frontier = end
+                else:
+                    old = best[end]
+                    if score > old:
+                        best[end], back[end] = score, (start, hit[0])
+                        if score - old < gap:
+                            gap = score - old
+                    elif old - score < gap:
+                        gap = old - score
+                if end == start + 1:
+                    single = True
             if not single:
                 frontier = max(frontier, start + 1)
-                score = f32(here + self.unk_score)
+                score = unpack(pack(here + unk_score))[0]
                 if back[start + 1] is not None:
                     gap = min(gap, abs(score - best[start + 1]))
                 if back[start + 1] is None or score > best[start + 1]:
-                    best[start + 1], back[start + 1] = score, (start, self.unk_id)
+                    best[start + 1], back[start + 1] = score, (start, unk_id)
         out, end = [], n
         while end > 0:
             start, i = back[end]
@@ -120,7 +142,8 @@ class UnigramModel:
 
     def step_scores(self, text: str, path: list[tuple[int, int, int]]) -> list[float]:
         """The score each piece of a path adds, as the Viterbi pass adds it."""
-        return [self.unk_score if i == self.unk_id else self._score(i, text, s, e, True) for s, e, i in path]
+        unk_id, unk_score, table = self.unk_id, self.unk_score, self.table
+        return [unk_score if i == unk_id else table[text[s:e]][1] for s, e, i in path]
 
     # -- the lattice: n-best and sampling -----------------------------------------------------------------
 
