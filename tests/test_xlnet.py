@@ -182,6 +182,23 @@ def test_a_folder_without_memory_keeps_mem_len_none(tmp_path):
     assert written["mem_len"] is None
 
 
+def test_the_published_config_json_reads_as_the_base_preset(tmp_path):
+    """xlnet-base-cased's config.json as published (transformers 2-era keys: untie_r, summary_*, task params)."""
+    published = dict(
+        architectures=["XLNetLMHeadModel"], attn_type="bi", bi_data=False, bos_token_id=1, clamp_len=-1, d_head=64,
+        d_inner=3072, d_model=768, dropout=0.1, end_n_top=5, eos_token_id=2, ff_activation="gelu",
+        initializer_range=0.02, layer_norm_eps=1e-12, mem_len=None, model_type="xlnet", n_head=12, n_layer=12,
+        pad_token_id=5, reuse_len=None, same_length=False, start_n_top=5, summary_activation="tanh",
+        summary_last_dropout=0.1, summary_type="last", summary_use_proj=True, untie_r=True, vocab_size=32000,
+        task_specific_params={"text-generation": {"do_sample": True, "max_length": 250}})
+    (tmp_path / "config.json").write_text(json.dumps(published))
+    config = XLNetConfig.from_json_file(tmp_path / "config.json")
+    assert config == XLNetConfig.preset("base")
+    theirs = transformers.XLNetConfig.from_json_file(tmp_path / "config.json")
+    assert (theirs.d_model, theirs.n_layer, theirs.d_inner, theirs.mem_len) == (
+        config.hidden_size, config.num_hidden_layers, config.intermediate_size, config.mem_len)
+
+
 @pytest.mark.parametrize("size", ["base", "large"])
 def test_parameter_counts_equal_transformers(size):
     config = XLNetConfig.preset(size)
@@ -255,3 +272,18 @@ def test_other_bad_input_is_refused(tiny, tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(values))
     with pytest.raises(ValueError, match="mystery_switch"):
         XLNetConfig.from_json_file(tmp_path / "config.json")
+
+
+def test_training_drops_out_and_every_weight_learns_from_the_two_streams():
+    torch.manual_seed(5)
+    model = XLNetLMHeadModel(XLNetConfig(vocab_size=50, hidden_size=12, num_hidden_layers=2, num_attention_heads=2,
+                                         intermediate_size=16, hidden_dropout_prob=0.2)).train()
+    batch = {k: v[:, :9] % 50 for k, v in padded_batch(seq=9).items()}
+    perm, mapping = order_masks(4, 9, predictions=2)
+    labels = torch.gather(batch["input_ids"], 1, mapping.argmax(-1))
+    out = model(**batch, perm_mask=perm, target_mapping=mapping, labels=labels)
+    assert out.mems is None  # use_mems_train defaults to false
+    out.loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    again = model(**batch, perm_mask=perm, target_mapping=mapping)
+    assert not torch.allclose(out.logits, again.logits)  # a fresh dropout mask

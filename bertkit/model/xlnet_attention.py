@@ -15,7 +15,9 @@ from torch import nn
 from .dropout import Dropout
 from .norms import layer_norm
 
-MASKED = 1e30  # subtracted from masked scores, as the reference code does (a row masked everywhere stays uniform)
+# subtracted from masked scores, as the reference code does (a row masked everywhere stays uniform); float16's
+# largest finite value in half precision
+MASKED = {torch.float16: 65500.0}
 
 
 def relative_positions(qlen: int, klen: int, attn_type: str, clamp_len: int, bi_data: bool,
@@ -79,7 +81,7 @@ class XLNetRelativeAttention(nn.Module):
             score = score + torch.einsum("bijs,bnis->bnij", segments, by_relation)
         score = score * self.scale
         if mask is not None:
-            score = score - MASKED * mask[:, None]
+            score = score - MASKED.get(score.dtype, 1e30) * mask[:, None].to(score.dtype)
         return self.dropout(torch.softmax(score, dim=-1))
 
     def post_attention(self, residual: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
