@@ -11,7 +11,14 @@ import torch
 from bertkit.corpora import rotten_tomatoes_reviews
 from bertkit.model.xlnet import XLNetLMHeadModel, check_perm_mask
 from bertkit.model.xlnet_architecture import XLNetConfig
-from bertkit.pretraining.plm import num_targets, perm_mask_of, plm_batch, plm_example, plm_step
+from bertkit.pretraining.plm import (
+    document_segments,
+    num_targets,
+    perm_mask_of,
+    plm_batch,
+    plm_example,
+    plm_step,
+)
 
 SPECIAL = frozenset({3, 4})  # <sep>, <cls>: context, never predicted
 
@@ -71,6 +78,15 @@ def test_the_batch_lines_up_targets_labels_and_padding():
     assert all(torch.equal(batch[k], again[k]) for k in batch)  # the seed decides the orders
 
 
+def test_document_segments_continue_each_stream_step_after_step():
+    document = list(range(103))
+    steps = document_segments(document, streams=3, length=10)
+    assert len(steps) == 3 and all(len(rows) == 3 and all(len(r) == 10 for r in rows) for rows in steps)
+    for s in range(3):
+        stream = [token for rows in steps for token in rows[s]]
+        assert stream == document[s * 34: s * 34 + 30]  # 103 // 3 = 34 tokens a stream, 3 whole segments of it
+
+
 def test_bad_input_is_refused():
     with pytest.raises(ValueError, match="K must be an integer"):
         plm_example([5, 6, 7], random.Random(0), k=0)
@@ -78,6 +94,10 @@ def test_bad_input_is_refused():
         plm_example([3, 4], random.Random(0), special_ids=SPECIAL)
     with pytest.raises(ValueError, match="at least one sequence"):
         plm_batch([], pad_id=0, rng=random.Random(0))
+    with pytest.raises(ValueError, match="fewer than one segment"):
+        document_segments(list(range(20)), streams=3, length=8)
+    with pytest.raises(ValueError, match="streams must be"):
+        document_segments(list(range(20)), streams=0, length=8)
 
 
 def test_a_tiny_xlnet_learns_from_the_permutation_objective():
@@ -99,13 +119,11 @@ def test_a_tiny_xlnet_learns_from_the_permutation_objective():
 
     before = held_out_loss()
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    rng, streams, width, mems = random.Random(0), 8, 32, None
-    starts = [i * (len(document) // streams) for i in range(streams)]
+    rng, mems = random.Random(0), None
     model.train()
-    for step in range(60):  # each stream reads its part of the document segment after segment
-        batch = plm_batch([document[s + step * width: s + (step + 1) * width] for s in starts], 0, rng)
-        loss, stats, mems = plm_step(model, batch, mems)
-        assert mems[0].shape == (min(32, (step + 1) * width), streams, 48) and stats["predictions"] == 48
+    for segments in document_segments(document, streams=8, length=32)[:60]:  # each stream reads on
+        loss, stats, mems = plm_step(model, plm_batch(segments, 0, rng), mems)
+        assert mems[0].shape == (32, 8, 48) and stats["predictions"] == 8 * 6
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -88,6 +88,20 @@ def plm_batch(sequences: Sequence[Sequence[int]], pad_id: int, rng: random.Rando
                 target_mapping=target_mapping, labels=labels)
 
 
+def document_segments(tokens: Sequence[int], streams: int, length: int) -> list[list[list[int]]]:
+    """Transformer-XL's batching: the document cut into ``streams`` equal parts read side by side, ``length``
+    tokens a step, so row s of step t continues row s of step t - 1 and the memory carries across steps."""
+    for name, value in (("streams", streams), ("length", length)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be an integer ≥ 1, got {value!r}")
+    part = len(tokens) // streams
+    if part < length:
+        raise ValueError(f"a document of {len(tokens)} tokens gives {streams} streams of {part} tokens, fewer than "
+                         f"one segment of {length}")
+    return [[list(tokens[s * part + t * length: s * part + (t + 1) * length]) for s in range(streams)]
+            for t in range(part // length)]
+
+
 def plm_step(model: nn.Module, batch: dict[str, torch.Tensor], mems: Sequence[torch.Tensor] | None = None
              ) -> tuple[torch.Tensor, dict[str, float], tuple[torch.Tensor, ...] | None]:
     """Loss of one PLM batch for an ``XLNetLMHeadModel``, its accuracy, and the memory for the document's next
