@@ -174,6 +174,19 @@ def test_bertkit_folders_load_in_transformers_with_the_same_outputs(tmp_path, ki
     assert_close(run(again, **batch), run(ours, **batch), tolerance=0.0)
 
 
+def test_positional_inputs_follow_bertkits_encoders(tmp_path):
+    """Fine-tuning heads call every encoder as (input_ids, attention_mask, token_type_ids): XLNet takes that order
+    (transformers' third is mems), and has no pooler to add."""
+    theirs = hf_xlnet("XLNetModel")
+    theirs.save_pretrained(tmp_path)
+    ours = XLNetModel.from_pretrained(tmp_path)
+    batch = padded_batch()
+    positional = ours(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).last_hidden_state
+    assert (positional - run(theirs, **batch).last_hidden_state).abs().max() <= 1e-5
+    with pytest.raises(ValueError, match="no pooler"):
+        XLNetModel(ours.config, add_pooling_layer=True)
+
+
 def test_a_folder_without_memory_keeps_mem_len_none(tmp_path):
     hf_xlnet("XLNetModel").save_pretrained(tmp_path)
     ours = AutoModel.from_pretrained(tmp_path)

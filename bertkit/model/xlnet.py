@@ -99,9 +99,11 @@ class XLNetPretrained(Pretrained):
 class XLNetModel(XLNetPretrained):
     """The XLNet encoder: word embeddings, ``mask_emb`` (the query stream's input), ``layer.N``."""
 
-    def __init__(self, config: XLNetConfig):
+    def __init__(self, config: XLNetConfig, add_pooling_layer: bool = False):
         if not isinstance(config, XLNetConfig):
             raise ValueError(f"{type(self).__name__} needs an XLNetConfig, got {type(config).__name__}")
+        if add_pooling_layer:
+            raise ValueError("XLNet has no pooler: its sentence vector is a summary of the last token's state")
         super().__init__()
         self.check_model_type(config)
         self.config = config
@@ -195,14 +197,15 @@ class XLNetModel(XLNetPretrained):
         return (joined[-mem_len:] if mem_len else joined).detach()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                mems: list[torch.Tensor] | tuple[torch.Tensor, ...] | None = None,
+                token_type_ids: torch.Tensor | None = None, output_hidden_states: bool = False,
+                output_attentions: bool = False, *, mems: list[torch.Tensor] | tuple[torch.Tensor, ...] | None = None,
                 perm_mask: torch.Tensor | None = None, target_mapping: torch.Tensor | None = None,
-                token_type_ids: torch.Tensor | None = None, use_mems: bool | None = None,
-                output_hidden_states: bool = False, output_attentions: bool = False,
-                mem_len: int | None = None) -> XLNetModelOutput:
+                use_mems: bool | None = None, mem_len: int | None = None) -> XLNetModelOutput:
         """Encode a segment after ``mems``; with ``target_mapping`` the output is the query stream, one row per
         prediction. ``use_mems`` (default: config.use_mems_train / _eval) returns the next memory, its length
-        ``mem_len`` (default config.mem_len) — only on a model trained with memory."""
+        ``mem_len`` (default config.mem_len) — only on a model trained with memory. The positional order is every
+        bertkit encoder's (fine-tuning heads call them alike), not transformers' (``mems`` third): pass XLNet's
+        own inputs by name."""
         if use_mems is None:
             use_mems = self.config.use_mems_train if self.training else self.config.use_mems_eval
         mlen = self.check_inputs(input_ids, attention_mask, mems, perm_mask, target_mapping, token_type_ids,
@@ -253,15 +256,17 @@ class XLNetLMHeadModel(XLNetPretrained):
         return "XLNetLMHeadModel"
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None,
+                output_hidden_states: bool = False, output_attentions: bool = False, *,
                 mems: list[torch.Tensor] | tuple[torch.Tensor, ...] | None = None,
                 perm_mask: torch.Tensor | None = None, target_mapping: torch.Tensor | None = None,
-                token_type_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None,
-                use_mems: bool | None = None, output_hidden_states: bool = False, output_attentions: bool = False,
-                mem_len: int | None = None) -> XLNetLMHeadModelOutput:
+                use_mems: bool | None = None, mem_len: int | None = None) -> XLNetLMHeadModelOutput:
         """Logits for each position (each prediction with ``target_mapping``); the cross-entropy over labels that
-        are not -100, labels shaped as the logits' rows (batch, positions or predictions)."""
-        out = self.transformer(input_ids, attention_mask, mems, perm_mask, target_mapping, token_type_ids,
-                               use_mems, output_hidden_states, output_attentions, mem_len)
+        are not -100, labels shaped as the logits' rows (batch, positions or predictions). XLNet's own inputs by
+        name, as in ``XLNetModel``."""
+        out = self.transformer(input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions,
+                               mems=mems, perm_mask=perm_mask, target_mapping=target_mapping, use_mems=use_mems,
+                               mem_len=mem_len)
         logits = self.lm_loss(out.last_hidden_state)
         if labels is not None and tuple(labels.shape) != tuple(logits.shape[:2]):
             raise ValueError(f"labels must be (batch, {'predictions' if target_mapping is not None else 'sequence'})"
