@@ -240,6 +240,21 @@ def test_the_progress_bar_counts_steps_to_max_steps_and_from_the_resumed_step(tm
     assert "3/3" not in capsys.readouterr().err
 
 
+def test_the_progress_bar_shows_the_last_record_and_the_thread_count(tmp_path, capsys, monkeypatch):
+    fake_clock(monkeypatch, 0.5)
+
+    def with_accuracy(model, batch):
+        loss, stats = mse_step(model, batch)
+        return loss, {**stats, "mlm_accuracy": 0.25}
+
+    result = trainer(tmp_path, 2, compute=with_accuracy, progress=True).train()
+    last = capsys.readouterr().err.rsplit("\r", 1)[-1]
+    record = result.history[-1]
+    for key in ("loss", "mlm_accuracy", "tokens_per_second"):
+        assert f"{key}={record[key]:.3g}" in last
+    assert f"threads={torch.get_num_threads()}" in last
+
+
 def test_train_starts_afresh_unless_asked_to_resume(tmp_path):
     trainer(tmp_path, 4, save_steps=2).train()
     again = trainer(tmp_path, 4, save_steps=2).train()
