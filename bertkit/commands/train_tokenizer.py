@@ -13,7 +13,8 @@ WORDPIECE_ONLY = {"limit_alphabet": "--limit-alphabet", "cased": "--cased", "kee
                   "pre_tokenize": "--pre-tokenize", "base_vocab": "--base-vocab"}
 BYTE_BPE_ONLY = {"style": "--style", "add_prefix_space": "--add-prefix-space"}
 UNIGRAM_ONLY = {"family": "--family", "character_coverage": "--character-coverage",
-                "normalizer_from": "--normalizer-from", "byte_fallback": "--byte-fallback"}
+                "normalizer_from": "--normalizer-from", "byte_fallback": "--byte-fallback",
+                "normalization": "--normalization"}
 # every tokenizer file a folder may hold: a new vocabulary replaces them all (a stale vocab.json beside a new
 # vocab.txt would make the folder two tokenizers)
 TOKENIZER_FILES = ("vocab.txt", "vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json",
@@ -57,7 +58,8 @@ def run(args: argparse.Namespace) -> None:
         tokenizer = train_unigram_folder(args.files, args.output, args.vocab_size, args.family or "albert",
                                          0.9995 if args.character_coverage is None else args.character_coverage,
                                          model_type="bpe" if args.model_type == "sp-bpe" else "unigram",
-                                         normalizer_from=args.normalizer_from, byte_fallback=args.byte_fallback)
+                                         normalizer_from=args.normalizer_from, byte_fallback=args.byte_fallback,
+                                         normalization=args.normalization)
         files = tokenizer.vocab_file.name
     elif args.model_type == "byte-bpe":
         from ..tokenization.byte_bpe_training import train_byte_bpe
@@ -105,6 +107,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--normalizer-from", metavar="MODEL",
                    help="unigram / sp-bpe: take this SentencePiece .model's normaliser (e.g. nmt_nfkc) instead of "
                         "identity")
+    p.add_argument("--normalization", choices=["identity", "nfkc", "nmt_nfkc"],
+                   help="unigram / sp-bpe: the normaliser bertkit builds into the .model (SentencePiece's "
+                        "normalization_rule_name; default identity)")
     p.add_argument("--byte-fallback", action="store_true",
                    help="unigram / sp-bpe: 256 byte pieces, so characters outside the vocabulary are spelled in bytes")
     p.add_argument("--character-coverage", type=float,

@@ -48,6 +48,18 @@ class DoubleArray:
                 found.append((units[node] & 0x7FFFFFFF, i + 1 - start))
         return found
 
+    def items(self) -> dict[bytes, int]:
+        """Every key of the trie with its value (depth first), to compare two charsmaps rule by rule."""
+        units, found = self.units, {}
+        stack = [(0, b"")]
+        while stack:
+            node, key = stack.pop()
+            base = node ^ _offset(units[node])
+            if node and (units[node] >> 8) & 1:
+                found[key] = units[base] & 0x7FFFFFFF
+            stack += [(base ^ label, key + bytes([label])) for label in range(1, 256)
+                      if base ^ label < len(units) and units[base ^ label] & ((1 << 31) | 0xFF) == label]
+        return found
 
     def next_labels(self, key: bytes) -> frozenset[int]:
         """The bytes that can follow ``key`` inside a longer key of the trie (empty: no longer key)."""
@@ -94,6 +106,11 @@ class PrecompiledCharsmap:
             return None, None  # a rule ending inside the character: leave it to the general search
         replacement = self.replacement(found[-1][0]).decode("utf-8", "replace") if found else None
         return replacement, self.trie.next_labels(data)
+
+    def rules(self) -> dict[str, str]:
+        """Every rule of the charsmap: key → replacement, as text."""
+        return {key.decode("utf-8", "replace"): self.replacement(value).decode("utf-8", "replace")
+                for key, value in self.trie.items().items()}
 
     def longest_match(self, key: bytes, start: int) -> tuple[bytes, int] | None:
         """The replacement of the longest rule matching at ``start`` and the bytes it consumes, or None."""

@@ -77,7 +77,7 @@ def count_words(lines: Iterable[str], normalizer: Normalizer, character_coverage
     The keys are (word, what follows it): ``▁`` (another word) or ``\0`` (the end of the line), which the seeds
     need; ``words_of`` sums them per word.
     """
-    sentences = Counter(normalizer.normalize(line)[0] for line in lines)
+    sentences = Counter(normalizer.normalize_text(line) for line in lines)
     sentences.pop("", None)
     chars: Counter = Counter()
     for sentence, freq in sentences.items():
@@ -336,11 +336,12 @@ def read_lines(files: Iterable[str]) -> list[str]:
 
 def train_unigram_folder(files: Iterable[str], output, vocab_size: int, family: str = "albert",
                          character_coverage: float = 0.9995, split_digits: bool = False, model_type: str = "unigram",
-                         normalizer_from=None, byte_fallback: bool = False):
+                         normalizer_from=None, byte_fallback: bool = False, normalization: str | None = None):
     """Train on text files and write a family's folder: its ``.model`` file and ``tokenizer_config.json``.
 
     ``model_type`` "bpe" trains SentencePiece's BPE instead (``sp_bpe_training.py``). ``normalizer_from``: a
-    SentencePiece ``.model`` whose normaliser (``nmt_nfkc``'s charsmap, ...) the new model takes; else identity."""
+    SentencePiece ``.model`` whose normaliser (``nmt_nfkc``'s charsmap, ...) the new model takes; ``normalization``:
+    a normaliser bertkit builds itself (identity, nfkc or nmt_nfkc, ``charsmap_builder.py``); by default identity."""
     from pathlib import Path
 
     from .sentencepiece_model import serialize_model
@@ -350,6 +351,13 @@ def train_unigram_folder(files: Iterable[str], output, vocab_size: int, family: 
     if family in ("albert", "xlnet"):  # train on the text as the family's tokenizer hands it to SentencePiece
         lines = [prepare_like_albert(line, family == "albert", True)[0] for line in lines]
     spec = None
+    if normalizer_from is not None and normalization is not None:
+        raise ValueError("give normalizer_from (another model's normaliser) or normalization (one bertkit builds), "
+                         "not both")
+    if normalization is not None:
+        from .charsmap_builder import normalizer_spec
+
+        spec = normalizer_spec(normalization)
     if normalizer_from is not None:
         from .sentencepiece_model import load_model
 
