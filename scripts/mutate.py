@@ -12,6 +12,7 @@ killed / (mutants − equivalent − untested-by-design); then every survivor th
 
     python scripts/mutate.py                          # every module of mutation.toml
     python scripts/mutate.py bertkit/training/loop.py # one (the report keeps the other modules' last results)
+    python scripts/mutate.py bertkit/training/loop.py --survivors  # only its last survivors, against today's tests
 """
 
 from __future__ import annotations
@@ -64,6 +65,12 @@ def stage(module: str, tests: list[str], skip: list[str], fresh: bool = True) ->
     lines = ["[tool.mutmut]"] + [f"{key} = {json.dumps(value)}" for key, value in settings.items()]
     (folder / "pyproject.toml").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return folder
+
+
+def survivors(module: str, equivalent: dict[str, str]) -> list[str]:
+    """The last run's survivors of ``module`` not marked equivalent (mutmut reruns the mutants it is named)."""
+    return [name for name, status in statuses(staged(module)).items()
+            if status == "survived" and name not in equivalent]
 
 
 def mutmut(folder: Path, *args: str) -> str:
@@ -135,6 +142,8 @@ def main() -> None:
                         help="no run: recount the last run of each module against mutation.toml's equivalents")
     parser.add_argument("--reuse", action="store_true",
                         help="keep mutmut's verdicts from the last run (only right when no test changed since)")
+    parser.add_argument("--survivors", action="store_true",
+                        help="rerun only the last run's survivors (after adding tests; the killed stay killed)")
     args = parser.parse_args()
     plan = load_plan()
     unknown = [m for m in args.modules if m not in plan["modules"]]
@@ -149,9 +158,14 @@ def main() -> None:
         write_report(results, equivalent)
         return
     for module in args.modules or list(plan["modules"]):
-        folder = stage(module, plan["modules"][module], plan.get("skip", {}).get("lines", []), not args.reuse)
-        print(f"{module}: mutating …", flush=True)
-        mutmut(folder, "run", "--max-children", str(args.max_children))
+        again = survivors(module, equivalent) if args.survivors else []
+        if args.survivors and not again:
+            print(f"{module}: no survivor to rerun", flush=True)
+            continue
+        folder = stage(module, plan["modules"][module], plan.get("skip", {}).get("lines", []),
+                       not (args.reuse or args.survivors))
+        print(f"{module}: mutating …" if not again else f"{module}: rerunning {len(again)} survivors …", flush=True)
+        mutmut(folder, "run", "--max-children", str(args.max_children), *again)
         results[module] = summarize(statuses(folder), equivalent)
         r = results[module]
         print(f"{module}: {r['killed']} killed, {len(r['survived'])} survived, {r['equivalent']} equivalent, "
