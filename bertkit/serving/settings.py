@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,9 +91,30 @@ class ServerSettings:
         ports = [p for p in (self.port, self.port_out, self.http_port) if p is not None]
         if any(not 0 < p < 65536 for p in ports) or len(set(ports)) != len(ports):
             raise ValueError(f"port, port_out and http_port must be distinct ports in 1..65535, got {ports}")
-        return dataclasses.replace(self, model_dir=folder, max_seq_len=max_seq_len, pooling_layer=layers,
-                                   pooling_strategy=checked_strategy(self.pooling_strategy), device=device,
-                                   cpu=device == "cpu", adapters=adapters, precision=str(self.precision).lower())
+        checked = dataclasses.replace(self, model_dir=folder, max_seq_len=max_seq_len, pooling_layer=layers,
+                                      pooling_strategy=checked_strategy(self.pooling_strategy), device=device,
+                                      cpu=device == "cpu", adapters=adapters, precision=str(self.precision).lower())
+        if (too_many := checked.oversubscription()) is not None:
+            warnings.warn(too_many, RuntimeWarning, stacklevel=2)
+        return checked
+
+    def oversubscription(self) -> str | None:
+        """What is wrong when the CPU workers' threads outnumber the cores this process may run on, else None.
+
+        torch's OpenMP threads spin-wait for each other: with more threads than cores, each waits on one that is
+        not running (an encode beside one busy process on 2 cores ran up to 9× slower)."""
+        if resolve_device(self.device).type != "cpu":
+            return None
+        cores = len(os.sched_getaffinity(0))
+        threads = self.threads_per_worker()
+        if self.num_worker * threads <= cores:
+            return None
+        workers = min(self.num_worker, cores)
+        from_env = " (or unset OMP_NUM_THREADS)" if os.environ.get("OMP_NUM_THREADS") and not self.torch_threads else ""
+        return (f"{self.num_worker} worker(s) × {threads} torch thread(s) = {self.num_worker * threads} threads on "
+                f"{cores} core(s): OpenMP threads spin-wait on each other and every request slows down; give "
+                f"--num_worker {workers} with --torch_threads {cores // workers}"
+                f"{from_env}")
 
     def threads_per_worker(self) -> int:
         """``torch_threads``, else ``OMP_NUM_THREADS`` (as torch itself reads it), else the cores shared out."""

@@ -1,6 +1,9 @@
 """What the server computes, in-process: every pooling strategy against transformers' hidden states pooled by hand
 the way bert-as-service does it (google-research/bert features, TF graph formulas), plus settings and batching."""
 
+import os
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -247,6 +250,7 @@ def test_token_estimates_thread_count_and_secrets(minilm_dir, monkeypatch):
     assert estimated_tokens("a" * 400, 512) == 103 and estimated_tokens("a" * 4000, 25) == 25
     assert estimated_tokens(["tok", "ens"], 25) == 4
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
     settings = ServerSettings(minilm_dir, api_key="hunter2").checked()
     assert settings.threads_per_worker() == 3  # OMP_NUM_THREADS, as torch reads it
     assert ServerSettings(minilm_dir, torch_threads=2).checked().threads_per_worker() == 2  # the flag wins
@@ -268,3 +272,21 @@ def test_task_payloads_of_the_http_front(payload, task, message):
     else:
         with pytest.raises(ProtocolError, match=message):
             parse_request([b"id", payload, b"1", b"1"])
+
+
+def test_workers_times_threads_beyond_the_cores_is_warned_with_a_count_that_fits(minilm_dir, monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the shared-out default never oversubscribes
+        assert ServerSettings(minilm_dir, num_worker=2, cpu=True).checked().threads_per_worker() == 1
+        ServerSettings(minilm_dir, num_worker=1, torch_threads=2, cpu=True).checked()
+    with pytest.warns(RuntimeWarning, match=r"2 worker\(s\) × 2 torch thread\(s\) = 4 threads on 2 core\(s\).*"
+                      r"--num_worker 2 with --torch_threads 1"):
+        ServerSettings(minilm_dir, num_worker=2, torch_threads=2, cpu=True).checked()
+    with pytest.warns(RuntimeWarning, match=r"3 worker\(s\) × 1 torch thread\(s\).*--num_worker 2 with "
+                      r"--torch_threads 1"):
+        ServerSettings(minilm_dir, num_worker=3, cpu=True).checked()
+    monkeypatch.setenv("OMP_NUM_THREADS", "4")
+    with pytest.warns(RuntimeWarning, match="unset OMP_NUM_THREADS"):
+        ServerSettings(minilm_dir, cpu=True).checked()
