@@ -300,3 +300,26 @@ def test_training_drops_out_and_every_weight_learns_from_the_two_streams():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
     again = model(**batch, perm_mask=perm, target_mapping=mapping)
     assert not torch.allclose(out.logits, again.logits)  # a fresh dropout mask
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    torch.manual_seed(6)
+    config = XLNetConfig(vocab_size=50, hidden_size=12, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=16, hidden_dropout_prob=0.1)
+    batch = {k: v[:, :9] % 50 for k, v in padded_batch(seq=9).items()}
+    perm, mapping = order_masks(4, 9, predictions=2)
+    grads, calls = [], []
+    for checkpointed in (False, True):
+        torch.manual_seed(6)
+        model = XLNetLMHeadModel(config).train()
+        if checkpointed:
+            model.gradient_checkpointing_enable()
+        runs = []
+        model.transformer.layer[0].register_forward_pre_hook(lambda *_, runs=runs: runs.append(1))
+        torch.manual_seed(7)  # the same dropout masks in both runs (replayed by the checkpoint)
+        model(**batch, perm_mask=perm, target_mapping=mapping,
+              labels=torch.gather(batch["input_ids"], 1, mapping.argmax(-1))).loss.backward()
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+        calls.append(len(runs))
+    assert calls == [1, 2]  # the checkpointed layer ran again in the backward pass
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
-from .. import checkpoint
 from .attention import ResidualOutput
 from .dropout import Dropout
 from .feed_forward import Intermediate
@@ -66,7 +66,10 @@ class XLNetLayer(nn.Module):
         self.rel_attn = XLNetRelativeAttention(config)
         self.ff = XLNetFeedForward(config)
 
-    def forward(self, h, g, mask_h, mask_g, pos_emb, segments, memory=None, target_mapping=None):
+    def forward(self, h: torch.Tensor, g: torch.Tensor | None, mask_h: torch.Tensor | None,
+                mask_g: torch.Tensor | None, pos_emb: torch.Tensor, segments: torch.Tensor | None,
+                memory: torch.Tensor | None = None, target_mapping: torch.Tensor | None = None):
+        """(content stream, query stream or None, attention probabilities) after this layer."""
         h, g, probs = self.rel_attn(h, g, mask_h, mask_g, pos_emb, segments, memory, target_mapping)
         return self.ff(h), None if g is None else self.ff(g), probs
 
@@ -91,8 +94,9 @@ class XLNetPretrained(Pretrained):
         model = super().from_pretrained(folder, config, **kwargs)
         encoder = [n for n in model.loading_report.missing if not n.startswith("lm_loss.")]
         if encoder:
-            raise ValueError(f"{folder} does not hold this {cls.__name__}: encoder weights missing "
-                             f"({checkpoint._summarise(encoder)}); is it a checkpoint of another architecture?")
+            shown = ", ".join(encoder[:8]) + (f" … and {len(encoder) - 8} more" if len(encoder) > 8 else "")
+            raise ValueError(f"{folder} does not hold this {cls.__name__}: encoder weights missing ({shown}); is "
+                             "it a checkpoint of another architecture?")
         return model
 
 
@@ -111,6 +115,7 @@ class XLNetModel(XLNetPretrained):
         self.mask_emb = nn.Parameter(torch.empty(1, 1, config.hidden_size))
         self.layer = nn.ModuleList(XLNetLayer(config) for _ in range(config.num_hidden_layers))
         self.dropout = Dropout(config.hidden_dropout_prob)
+        self.gradient_checkpointing = False  # training keeps each layer's inputs only (Pretrained's switch)
         self.init_weights()
 
     @property
@@ -231,7 +236,11 @@ class XLNetModel(XLNetPretrained):
                 new_mems.append(self.cache(h, memory, keep))
             hidden += [h] if g is None else [h, g]
             memory_in = None if memory is None else memory.transpose(0, 1)
-            h, g, probs = layer(h, g, mask_h, mask_g, pos_emb, segments, memory_in, target_mapping)
+            inputs = (h, g, mask_h, mask_g, pos_emb, segments, memory_in, target_mapping)
+            if self.gradient_checkpointing and self.training:  # recomputed in the backward pass, dropout replayed
+                h, g, probs = checkpoint(layer, *inputs, use_reentrant=False)
+            else:
+                h, g, probs = layer(*inputs)
             attentions.append(probs[0] if len(probs) == 1 else probs)
         hidden += [h] if g is None else [h, g]
         return XLNetModelOutput(self.dropout(h if g is None else g), tuple(new_mems) if use_mems else None,

@@ -106,7 +106,7 @@ def plm_step(model: nn.Module, batch: dict[str, torch.Tensor], mems: Sequence[to
              ) -> tuple[torch.Tensor, dict[str, float], tuple[torch.Tensor, ...] | None]:
     """Loss of one PLM batch for an ``XLNetLMHeadModel``, its accuracy, and the memory for the document's next
     segment (``mems``: the previous segment's; returned when the model keeps memory, ``config.mem_len``)."""
-    use_mems = mems is not None or model.config.mem_len is not None
+    use_mems = mems is not None or getattr(model, "module", model).config.mem_len is not None  # DDP: .module
     out = model(batch["input_ids"], batch["attention_mask"], mems=mems, perm_mask=batch["perm_mask"],
                 target_mapping=batch["target_mapping"], labels=batch["labels"], use_mems=use_mems)
     labels = batch["labels"]
