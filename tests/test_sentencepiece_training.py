@@ -108,10 +108,14 @@ def test_sp_bpe_folders_follow_sentencepiece_where_transformers_reads_them_as_un
     subprocess.run([sys.executable, "-m", "bertkit.cli", "train-tokenizer", str(text), "-o", str(folder),
                     "--model-type", "sp-bpe", "--vocab-size", "400", "--character-coverage", "0.995",
                     "--family", "t5"], check=True, capture_output=True)
-    ours, theirs = AutoTokenizer.from_pretrained(folder), transformers.T5Tokenizer.from_pretrained(folder)
+    ours = AutoTokenizer.from_pretrained(folder)
     library = sentencepiece.SentencePieceProcessor(model_file=str(folder / "spiece.model"))
     line = "The quick brown fox jumps over the lazy dog."
     assert ours(line)["input_ids"] == library.encode(line) + [ours.eos_token_id]
+    # the folder's BPE tokenizer.json: transformers reads it (its generic class) with the library's ids
+    assert transformers.AutoTokenizer.from_pretrained(folder)(line)["input_ids"] == ours(line)["input_ids"]
+    (folder / "tokenizer.json").unlink()
+    theirs = transformers.T5Tokenizer.from_pretrained(folder)
     assert theirs(line)["input_ids"] != ours(line)["input_ids"]  # transformers 5: every spiece.model is Unigram
 
 

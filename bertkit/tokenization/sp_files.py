@@ -22,6 +22,7 @@ from .sp_tokenizer_json import is_unigram_json, read_unigram_json
 MODEL_FILES = ("spiece.model", "sentencepiece.bpe.model", "spm.model", "sentencepiece.model", "tokenizer.model")
 BY_FILE_NAME = {"spm.model": "DebertaV2Tokenizer", "sentencepiece.bpe.model": "XLMRobertaTokenizer",
                 "spiece.model": "AlbertTokenizer", "sentencepiece.model": "AlbertTokenizer"}
+FAMILY_KEY = "sentencepiece_family"  # beside a generic tokenizer_class: the family bertkit reads the folder as
 SETTINGS = ("do_lower_case", "keep_accents", "remove_space", "split_by_punct")
 
 
@@ -58,6 +59,8 @@ def family_of(folder: Path, by_file_name: bool = True) -> type[SentencePieceToke
             name = "T5Tokenizer"
         if name in FAMILIES:
             return FAMILIES[name]
+        if config.get(FAMILY_KEY) in FAMILIES:  # BPE: transformers reads the tokenizer.json, bertkit the family
+            return FAMILIES[config[FAMILY_KEY]]
         if name not in ("PreTrainedTokenizer", "PreTrainedTokenizerFast", "TokenizersBackend"):
             raise SentencePieceModelError(f"{folder / CONFIG_FILE} names tokenizer_class {name!r}; bertkit's "
                                           f"SentencePiece tokenizers are {', '.join(FAMILIES)}")

@@ -327,9 +327,8 @@ class SentencePieceTokenizer(NamedSpecialTokens, EncodesBatches):
         return cls(**{**tokenizer_arguments(Path(folder), cls), **overrides})
 
     def save_pretrained(self, folder: str | os.PathLike) -> list[Path]:
-        """Write the ``.model`` file and ``tokenizer_config.json`` (and, for Unigram, the ``tokenizer.json``
-        transformers 5 would write; a tokenizer read from a tokenizer.json copies that file). transformers reads
-        them back."""
+        """Write the ``.model`` file, ``tokenizer_config.json`` and a ``tokenizer.json`` (Unigram as transformers 5
+        writes it, or BPE; a tokenizer read from a tokenizer.json copies that file). transformers reads them back."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         target = folder / (self.vocab_file_name if self.tokenizer_json is None else "tokenizer.json")
@@ -340,12 +339,19 @@ class SentencePieceTokenizer(NamedSpecialTokens, EncodesBatches):
                   **self.settings}
         if self.additional_special_tokens:
             config["additional_special_tokens"] = self.additional_special_tokens
+        if self.tokenizer_json is None and self.sp.model_type == "bpe":
+            # transformers' family classes build a Unigram from any tokenizer.json; its generic class reads the BPE
+            # one as written (the library's ids), and bertkit keeps the family under FAMILY_KEY
+            from .sp_files import FAMILY_KEY
+
+            config = {"tokenizer_class": "PreTrainedTokenizerFast", FAMILY_KEY: self.tokenizer_class,
+                      **{k: v for k, v in config.items() if k != "tokenizer_class"}}
         write_text_atomic(folder / "tokenizer_config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")
         written = [target, folder / "tokenizer_config.json"]
-        if self.tokenizer_json is None and self.sp.model_type == "unigram":  # transformers' file beside the model
-            from .sp_tokenizer_json import unigram_json
+        if self.tokenizer_json is None:  # the Rust library's file beside the model (Unigram or BPE)
+            from .sp_tokenizer_json import sentencepiece_json
 
-            document = json.dumps(unigram_json(self), indent=2, ensure_ascii=False) + "\n"
+            document = json.dumps(sentencepiece_json(self), indent=2, ensure_ascii=False) + "\n"
             written.append(write_text_atomic(folder / "tokenizer.json", document))
         return written
 

@@ -110,29 +110,23 @@ def _template(tokenizer, parts: tuple[str, ...]) -> list[dict]:
     return steps
 
 
-def unigram_json(tokenizer) -> dict:
-    """A family tokenizer as the Unigram tokenizer.json transformers 5 would write for it (byte fallback kept)."""
-    sp = tokenizer.sp
-    scores = {tid: sp.scores[spm] for spm, tid in enumerate(tokenizer._spm_ids) if sp.types[spm] != UNKNOWN}
-    vocab = [[tokenizer.ids_to_tokens[i], float(scores.get(i, 0.0))] for i in range(len(tokenizer.vocab))]
-    charsmap = sp.proto.normalizer_spec.get("precompiled_charsmap") or b""
-    precompiled = [{"type": "Precompiled", "precompiled_charsmap": base64.b64encode(charsmap).decode()}] * bool(
-        charsmap)
+def _preparation(tokenizer) -> list[dict]:
+    """The family's text preparation as normaliser steps (ALBERT / XLNet: quotes, accents, lower case)."""
     steps: list[dict] = []
-    if "keep_accents" in tokenizer.settings:  # ALBERT / XLNet's preparation
+    if "keep_accents" in tokenizer.settings:
         steps += [{"type": "Replace", "pattern": {"String": q}, "content": '"'} for q in ("``", "''")]
         if not tokenizer.settings["keep_accents"]:
             steps += [{"type": "NFKD"}, {"type": "StripAccents"}]
     if tokenizer.settings.get("do_lower_case"):
         steps.append({"type": "Lowercase"})
-    steps += precompiled
-    metaspace = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True}
-    if tokenizer.space_in_offsets:  # DeBERTa-v2: no whitespace split, runs of spaces folded by the normaliser
-        steps += [{"type": "Strip", "strip_left": False, "strip_right": True},
-                  {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "}]
-        pre_tokenizer = {"type": "Sequence", "pretokenizers": [metaspace]}
-    else:
-        pre_tokenizer = {"type": "Sequence", "pretokenizers": [{"type": "WhitespaceSplit"}, metaspace]}
+    charsmap = tokenizer.sp.proto.normalizer_spec.get("precompiled_charsmap") or b""
+    if charsmap:
+        steps.append({"type": "Precompiled", "precompiled_charsmap": base64.b64encode(charsmap).decode()})
+    return steps
+
+
+def _document(tokenizer, steps: list[dict], pre_tokenizer: dict, decoder: dict, model: dict) -> dict:
+    """A tokenizer.json around a model: special tokens, normaliser, pre-tokenizer, the family's template."""
     specials = [t for t in tokenizer.all_special_tokens if t in tokenizer.vocab]
     roles = {getattr(tokenizer, part) for part in tokenizer.pair if part not in ("A", "B")}
     return {
@@ -147,7 +141,63 @@ def unigram_json(tokenizer) -> dict:
                            "pair": _template(tokenizer, tokenizer.pair),
                            "special_tokens": {t: {"id": t, "ids": [tokenizer.vocab[t]], "tokens": [t]}
                                               for t in sorted(roles)}},
-        "decoder": metaspace,
-        "model": {"type": "Unigram", "unk_id": tokenizer.unk_token_id, "vocab": vocab,
-                  "byte_fallback": bool(sp.byte_fallback)},
+        "decoder": decoder,
+        "model": model,
     }
+
+
+def sentencepiece_json(tokenizer) -> dict:
+    """The tokenizer.json of a family tokenizer: Unigram or BPE, as its SentencePiece model is."""
+    return unigram_json(tokenizer) if tokenizer.sp.model_type == "unigram" else bpe_json(tokenizer)
+
+
+def unigram_json(tokenizer) -> dict:
+    """A family tokenizer as the Unigram tokenizer.json transformers 5 would write for it (byte fallback kept)."""
+    sp = tokenizer.sp
+    scores = {tid: sp.scores[spm] for spm, tid in enumerate(tokenizer._spm_ids) if sp.types[spm] != UNKNOWN}
+    vocab = [[tokenizer.ids_to_tokens[i], float(scores.get(i, 0.0))] for i in range(len(tokenizer.vocab))]
+    steps = _preparation(tokenizer)
+    metaspace = {"type": "Metaspace", "replacement": "\u2581", "prepend_scheme": "always", "split": True}
+    if tokenizer.space_in_offsets:  # DeBERTa-v2: no whitespace split, runs of spaces folded by the normaliser
+        steps += [{"type": "Strip", "strip_left": False, "strip_right": True},
+                  {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "}]
+        pre_tokenizer = {"type": "Sequence", "pretokenizers": [metaspace]}
+    else:
+        pre_tokenizer = {"type": "Sequence", "pretokenizers": [{"type": "WhitespaceSplit"}, metaspace]}
+    model = {"type": "Unigram", "unk_id": tokenizer.unk_token_id, "vocab": vocab,
+             "byte_fallback": bool(sp.byte_fallback)}
+    return _document(tokenizer, steps, pre_tokenizer, metaspace, model)
+
+
+def bpe_merges(sp) -> list[list[str]]:
+    """SentencePiece BPE's merge order as a merges list: every split of a normal piece into two normal pieces,
+    the highest-scoring merged piece first (ties in id order), as tokenizers' ``SentencePieceExtractor``."""
+    normal = {p: i for i, (p, t) in enumerate(zip(sp.pieces, sp.types, strict=True)) if t == NORMAL}
+    merges = []
+    for piece, i in normal.items():
+        splits = [(piece[:k], piece[k:]) for k in range(1, len(piece)) if piece[:k] in normal and piece[k:] in normal]
+        merges += [(sp.scores[i], normal[left], normal[right], left, right) for left, right in splits]
+    merges.sort(key=lambda m: (-m[0], m[1], m[2]))
+    return [[left, right] for *_, left, right in merges]
+
+
+def bpe_json(tokenizer) -> dict:
+    """A family tokenizer whose SentencePiece model is BPE as a tokenizer.json the Rust library encodes alike:
+    BPE with the merges of ``bpe_merges``, unknown characters fused (or spelled in bytes with byte fallback), the
+    normaliser's whitespace rules as Replace steps, and Metaspace."""
+    sp, spec = tokenizer.sp, tokenizer.sp.proto.normalizer_spec
+    steps = _preparation(tokenizer)
+    if spec.get("remove_extra_whitespaces", True):  # only U+0020, as SentencePiece (not every Unicode space)
+        steps += [{"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "},
+                  {"type": "Replace", "pattern": {"Regex": "\\A | \\z"}, "content": ""}]
+    # split at ▁ only when no piece crosses a word's start, as bertkit's own word-by-word segmentation
+    metaspace = {"type": "Metaspace", "replacement": "\u2581", "split": bool(sp._by_word),
+                 "prepend_scheme": "always" if spec.get("add_dummy_prefix", True) else "never"}
+    decoder = {"type": "Sequence", "decoders": [
+        {"type": "Replace", "pattern": {"String": "\u2581"}, "content": " "}, {"type": "ByteFallback"},
+        {"type": "Fuse"}, {"type": "Strip", "content": " ", "start": 1, "stop": 0}]}
+    model = {"type": "BPE", "dropout": None, "unk_token": tokenizer.unk_token, "continuing_subword_prefix": None,
+             "end_of_word_suffix": None, "fuse_unk": True, "byte_fallback": bool(sp.byte_fallback),
+             "ignore_merges": False, "vocab": {tokenizer.ids_to_tokens[i]: i for i in range(len(tokenizer.vocab))},
+             "merges": bpe_merges(sp)}
+    return _document(tokenizer, steps, metaspace, decoder, model)
