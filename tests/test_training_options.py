@@ -97,6 +97,10 @@ def test_step_runs_pass_their_counts_and_a_ratio_wins_over_warmup_steps(config_c
     assert config_class(max_steps=40, warmup_steps=5, warmup_ratio=0.3).training_arguments().warmup_steps == 12
     with pytest.raises(ValueError, match="max_steps must be a positive integer: this run counts steps"):
         config_class(max_steps=None)
+    with pytest.raises(ValueError, match="logging_steps must be a positive integer, got 0"):
+        config_class(logging_steps=0)
+    with pytest.raises(ValueError, match="eval_steps must be an integer ≥ 0, got -1"):
+        config_class(eval_steps=-1)
 
 
 @pytest.mark.parametrize("config_class", list(CONFIGS), ids=lambda c: c.__name__)
@@ -116,8 +120,9 @@ def test_every_shared_option_reaches_the_trainer(config_class):
     ("gradient_accumulation_steps", 0, "gradient_accumulation_steps must be a positive integer, got 0"),
     ("threads", 0, "threads must be a positive integer or 'auto', got 0"),
     ("device", "tpu", "device"),
-    ("max_minutes", -1.0, "max_minutes must be positive"),
-    ("max_steps", 0, "max_steps must be a positive integer, got 0")])
+    ("max_minutes", -1.0, "max_minutes must be ≥ 0"),
+    ("max_steps", 0, "max_steps must be a positive integer, got 0"),
+    ("warmup_steps", -2, "warmup_steps must be an integer ≥ 0, got -2")])
 def test_bad_shared_values_are_refused_by_name(config_class, option, value, message):
     with pytest.raises(ValueError, match=message):
         config_class.from_dict(CONFIGS[config_class][0] | {option: value})

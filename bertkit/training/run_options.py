@@ -37,7 +37,7 @@ class TrainingOptions(Options):
     device: str = "auto"  # auto | cpu | cuda | cuda:N; under torchrun each rank takes cuda:LOCAL_RANK
     seed: int = 0  # seed of the initialisation, the data order and dropout
     threads: int | str | None = None  # torch threads; auto: the first steps time 1 against all, the faster stays
-    max_minutes: float | None = None  # a time budget: stop (evaluate, save) once it is spent
+    max_minutes: float | None = None  # a time budget: stop (evaluate, save) once it is spent; 0 or none: no budget
     save_steps: int = 0  # checkpoints every this many steps, to continue with --resume where the command has it
     save_total_limit: int = 2  # checkpoints kept (the newest)
     output_dir: str = "out/run"  # where the model, metrics and checkpoints go
@@ -61,8 +61,8 @@ class TrainingOptions(Options):
             raise ValueError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.lr_schedule not in SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {tuple(SCHEDULES)}, got {self.lr_schedule!r}")
-        if self.max_minutes is not None and self.max_minutes <= 0:
-            raise ValueError(f"max_minutes must be positive (or none: no budget), got {self.max_minutes}")
+        if self.max_minutes is not None and self.max_minutes < 0:
+            raise ValueError(f"max_minutes must be ≥ 0 (0 or none: no budget), got {self.max_minutes}")
         self.device = check_spec(self.device)
         self.threads = check_threads(self.threads)
 
@@ -98,10 +98,10 @@ class StepTrainingOptions(TrainingOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.step_counts()  # max_steps: none fails here, before any work
-        for name in ("logging_steps", "eval_steps"):
-            if getattr(self, name) < (1 if name == "logging_steps" else 0):
-                raise ValueError(f"{name} must be {'≥ 1' if name == 'logging_steps' else '≥ 0'}, got "
-                                 f"{getattr(self, name)!r}")
+        if self.logging_steps < 1:
+            raise ValueError(f"logging_steps must be a positive integer, got {self.logging_steps!r}")
+        if self.eval_steps < 0:
+            raise ValueError(f"eval_steps must be an integer ≥ 0, got {self.eval_steps!r}")
 
     def step_counts(self, batches_per_epoch: int | None = None) -> dict[str, int]:
         """The fields as given."""
