@@ -26,7 +26,7 @@ class TrainingOptions(Options):
     """Optimiser, schedule, precision, checkpoints and output: the options any training run takes."""
 
     max_steps: int | None = None  # optimizer steps in all (wins over epochs where the run counts epochs)
-    learning_rate: float = 1e-4  # peak learning rate (alias lr)
+    learning_rate: float = 1e-4  # peak learning rate
     lr_schedule: str = "linear"  # constant | linear | cosine, after the warm-up
     warmup_steps: int = 0  # steps of linear warm-up
     warmup_ratio: float | None = None  # warm up over this fraction of the steps instead (wins over warmup_steps)
