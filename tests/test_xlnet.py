@@ -112,6 +112,11 @@ def test_two_stream_attention_and_its_loss_match(tmp_path, variant):
         assert len(a.hidden_states) == 2 * (3 + 1)  # (content, query) per layer input and at the end
         assert_close(a, b)
         assert abs(a.loss.item() - b.loss.item()) <= 1e-5
+    with torch.no_grad():  # each layer's (content, query) attention maps, as transformers lays them out
+        ours_maps = ours(**piece, output_attentions=True).attentions
+        theirs_maps = theirs(**piece, output_attentions=True).attentions
+    for mine, their in zip(ours_maps, theirs_maps, strict=True):
+        assert all((x - y).abs().max() <= 1e-5 for x, y in zip(mine, their, strict=True))
 
 
 @pytest.mark.parametrize("variant", ["bi", "uni-same-length", "clamped-bi-data"])

@@ -27,7 +27,8 @@ from .xlnet_attention import XLNetRelativeAttention, relative_positions, sinusoi
 
 @dataclass
 class XLNetModelOutput:
-    """``last_hidden_state`` (batch, positions or predictions, hidden); ``mems`` when asked; per-layer states."""
+    """``last_hidden_state`` (batch, positions or predictions, hidden); ``mems`` when asked; each layer's input
+    and the last output (two-stream: content, query, content, query …) and attention maps (two-stream: pairs)."""
 
     last_hidden_state: torch.Tensor
     mems: tuple[torch.Tensor, ...] | None = None
