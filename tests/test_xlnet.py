@@ -241,6 +241,9 @@ def test_a_mask_that_is_not_a_permutation_mask_is_refused(tiny):
     ids = torch.randint(6, 50, (2, 5))
     perm, _ = order_masks(2, 5, predictions=2)
     tiny(ids, perm_mask=perm)  # a real order: accepted
+    partial = torch.zeros(2, 6, 6)  # 0 1 2 3 before 4 before 5, which sees 0 1 2 3 as they see it: an order, not
+    partial[:, :4, 4] = partial[:, 4, 5] = 1  # sorted by predecessor counts (5 has one, 4 four), so peeled
+    tiny(torch.randint(6, 50, (2, 6)), perm_mask=partial)
     with pytest.raises(ValueError, match=r"perm_mask must be \(batch, sequence, sequence\)"):
         tiny(ids, perm_mask=perm[:, :4, :4])
     with pytest.raises(ValueError, match="only 0 .* and 1"):

@@ -294,11 +294,17 @@ def check_perm_mask(perm_mask: torch.Tensor, batch: int, qlen: int) -> None:
     if not ((perm_mask == 0) | (perm_mask == 1)).all():
         raise ValueError("perm_mask must hold only 0 (may attend) and 1 (may not attend)")
     sees = perm_mask == 0
-    before = sees & ~sees.transpose(1, 2)  # before[b, i, j]: j precedes i in the factorisation order
+    before = (sees & ~sees.transpose(1, 2)).float()  # before[b, i, j]: j precedes i in the factorisation order
+    waiting = before.sum(-1)  # each token's predecessors not yet peeled (small integers: exact in float)
+    # masks from an order (transitive) are sorted by their predecessor counts: checked in one pass
+    position = waiting.argsort(-1).argsort(-1)
+    if not (before.bool() & (position[:, None, :] >= position[:, :, None])).any():
+        return
     remaining = torch.ones(batch, qlen, dtype=torch.bool, device=perm_mask.device)
     while remaining.any():  # peel the tokens nothing remaining precedes; a cycle leaves some forever
-        first = remaining & ~(before & remaining[:, None, :]).any(-1)
+        first = remaining & (waiting == 0)
         if not first.any():
             raise ValueError("perm_mask is not a permutation mask: its 'j before i' relation has a cycle, so no "
                              "factorisation order produces it (perm_mask[b, i, j] = 1 means i may not see j)")
         remaining &= ~first
+        waiting = waiting - (before @ first.float()[..., None])[..., 0]
