@@ -9,7 +9,6 @@ values and is read with ``weights_only=True``.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -22,6 +21,7 @@ from typing import Any
 import torch
 
 from ..atomic import write_text_atomic
+from .options import option_fields
 
 logger = logging.getLogger(__name__)
 LATEST = "latest"
@@ -167,7 +167,7 @@ def check_resumed_config(directory: str | os.PathLike, config: Any) -> None:
         raise ValueError(f"cannot resume: {Path(directory) / 'checkpoints' / RUN_CONFIG} no longer reads as "
                          f"{type(config).KIND} settings ({error})") from None
     changed = [f"{f.name} {getattr(config, f.name)!r} (the run's: {getattr(before, f.name)!r})"
-               for f in dataclasses.fields(config)
+               for f in option_fields(type(config))  # the command's own settings first, as --help lists them
                if f.name not in type(config).RESUME_CHANGEABLE and getattr(config, f.name) != getattr(before, f.name)]
     if changed:
         raise ValueError(f"--resume continues the run in {directory} with its own settings, but these differ: "
