@@ -267,6 +267,8 @@ def test_memory_misuse_is_refused(tiny):
     with pytest.raises(ValueError, match="without use_mems"):
         tiny(ids, use_mems=False, mem_len=3)
     assert tiny(ids, use_mems=True, mem_len=3).mems[0].shape == (3, 2, 12)
+    with pytest.raises(ValueError, match="mem_len must be an integer"):
+        tiny(ids, use_mems=True, mem_len=-2)
     mems = tiny(ids, use_mems=True).mems
     with pytest.raises(ValueError, match="mems holds 1 tensors"):
         tiny(ids, mems=mems[:1])

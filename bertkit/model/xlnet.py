@@ -142,6 +142,8 @@ class XLNetModel(XLNetPretrained):
             raise ValueError(f"target_mapping must be (batch, predictions, sequence) = ({batch}, m, {qlen}), got "
                              f"{tuple(target_mapping.shape)}")
         if mem_len is not None:
+            if not isinstance(mem_len, int) or isinstance(mem_len, bool) or mem_len < 0:
+                raise ValueError(f"mem_len must be an integer ≥ 0 (0: keep everything), got {mem_len!r}")
             if not use_mems:
                 raise ValueError("mem_len sets how much memory use_mems=True returns; it was given without use_mems")
             if self.config.mem_len is None:
@@ -168,7 +170,7 @@ class XLNetModel(XLNetPretrained):
         parts = []
         if self.config.attn_type == "uni":
             causal = torch.ones(qlen, qlen + mlen, device=device).triu_(mlen + 1)
-            if self.config.same_length:  # hide the far past too: every row sees qlen + mlen - qlen positions
+            if self.config.same_length:  # hide the far past too: every row sees the same mlen + 1 positions
                 causal[:, :qlen] += torch.ones(qlen, qlen, device=device).tril_(-1)
             parts.append(causal[None])
         data = None
