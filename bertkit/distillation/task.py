@@ -101,9 +101,9 @@ def load_teacher(folder: Path) -> BertForSequenceClassification:
     if not (folder / "config.json").is_file():
         raise FileNotFoundError(f"no fine-tuned model in {folder} (expected bertkit finetune's best/ folder)")
     config = TaskConfig.from_json_file(folder / "config.json")
-    if not config.id2label or config.finetuning.get("task", "classification") != "classification":
+    if not config.id2label or config.finetuning.task != "classification":
         raise ValueError(f"{folder} is not a fine-tuned classifier (no labels, or task "
-                         f"{config.finetuning.get('task')!r}): task distillation matches class probabilities")
+                         f"{config.finetuning.task!r}): task distillation matches class probabilities")
     return BertForSequenceClassification.from_pretrained(folder, config=config).eval().requires_grad_(False)
 
 
@@ -112,8 +112,8 @@ def teacher_settings(teacher: BertForSequenceClassification, config: DistillConf
     saved = teacher.config.finetuning
     files = {k: getattr(config, k) for k in ("train_file", "dev_file", "test_file")}
     return FinetuneConfig(task="classification", dataset=None if config.train_file else config.dataset, **files,
-                          limit_train=config.limit_train, columns=saved.get("columns") or {},
-                          max_length=config.max_length or saved.get("max_length", 128),
+                          limit_train=config.limit_train, columns=saved.columns,
+                          max_length=config.max_length or saved.max_length,
                           eval_batch_size=config.eval_batch_size, pooling=teacher.config.pooling)
 
 

@@ -2,7 +2,8 @@
 
 ``TaskConfig`` is a ``BertConfig`` with the fields transformers' task models read (``id2label``, ``label2id``,
 ``problem_type``, ``classifier_dropout``) and bertkit's own (head kind, pooling, and how inputs were prepared:
-``finetuning`` holds max_length and the long-text strategy, so ``predict`` prepares inputs the same way).
+``finetuning``, an ``InputSettings`` with max_length and the long-text strategy, so ``predict`` prepares inputs the
+same way).
 """
 
 from __future__ import annotations
@@ -26,9 +27,12 @@ from ..model.pretrained import Pretrained
 from ..model.pruning import config_of_pruned, stored_pruned_heads
 from . import remote
 from .heads import classifier_head
+from .input_settings import InputSettings
 
 PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
 POOLINGS = ("pooled", *POOLING_MODES)  # BERT's pooler, or any single sentence-transformers mode
+# the task of a folder that names none (written by transformers or peft): its problem type's
+TASK_OF_PROBLEM = {"regression": "regression", "multi_label_classification": "multi_label"}
 
 
 @dataclass
@@ -42,15 +46,18 @@ class TaskConfig(BertConfig):
     classifier_head: str = "linear"
     classifier_inner_size: int = 256
     pooling: str = "pooled"
-    finetuning: dict[str, Any] = field(default_factory=dict)
+    finetuning: InputSettings | None = None  # config.json's "finetuning" object; None: a task's defaults
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not isinstance(self.finetuning, InputSettings):  # read from config.json, or a folder without it
+            task = TASK_OF_PROBLEM.get(self.problem_type or "", "classification")
+            self.finetuning = InputSettings.from_dict({"task": task} | (self.finetuning or {}))
         self.id2label = {int(k): str(v) for k, v in self.id2label.items()}  # JSON keys are strings
         if not self.id2label:  # transformers counts a head's outputs from id2label: an empty one builds none
             if self.problem_type == "regression":
                 self.id2label = {0: "score"}
-            elif self.finetuning.get("task") == "question_answering":
+            elif self.finetuning.task == "question_answering":
                 self.id2label = {0: "start", 1: "end"}
         self.label2id = {str(k): int(v) for k, v in self.label2id.items()} or {v: k for k, v in self.id2label.items()}
         if self.problem_type is not None and self.problem_type not in PROBLEM_TYPES:
@@ -62,6 +69,10 @@ class TaskConfig(BertConfig):
     def over(cls, base: BertConfig, **task: Any) -> TaskConfig:
         """``base``'s shape (every BertConfig field, whatever its class adds) under the task's labels and head."""
         return cls(**{f.name: getattr(base, f.name) for f in dataclasses.fields(BertConfig)}, **task)
+
+    def to_dict(self) -> dict[str, Any]:
+        """config.json's fields, the input settings as a JSON object."""
+        return super().to_dict() | {"finetuning": self.finetuning.to_dict()}
 
     @property
     def num_labels(self) -> int:

@@ -29,11 +29,7 @@ TASK_SUFFIXES = {"ForSequenceClassification": "sequence", "ForTokenClassificatio
 
 def _settings(config: TaskConfig, batch_size: int) -> FinetuneConfig:
     """The input preparation the model was trained with (max_length, long-text strategy, ...)."""
-    saved = dict(config.finetuning)
-    saved.pop("words", None)
-    task = saved.pop("task", None) or {"regression": "regression", "multi_label_classification": "multi_label"}.get(
-        config.problem_type or "", "classification")
-    return FinetuneConfig(task=task, eval_batch_size=batch_size, progress=False, **saved)
+    return FinetuneConfig(**config.finetuning.run_options(), eval_batch_size=batch_size, progress=False)
 
 
 class Predictor:
@@ -95,12 +91,12 @@ class TokenClassifier(Predictor):
     model_class = BertForTokenClassification
 
     def words(self, text: str) -> list[str]:
-        chars = self.model.config.finetuning.get("words") == "chars"
+        chars = self.model.config.finetuning.words == "chars"
         return [c for c in text if not c.isspace()] if chars else text.split()
 
     def predict(self, texts: Sequence[str]) -> list[dict[str, Any]]:
         """One dict per text: ``words``, ``tags`` and ``entities`` (type, word span, text)."""
-        joiner = "" if self.model.config.finetuning.get("words") == "chars" else " "
+        joiner = "" if self.model.config.finetuning.words == "chars" else " "
         examples = [{"tokens": self.words(t) or ["[UNK]"]} for t in texts]
         tags = self.task.predict(self.model, examples)
         return [{"words": e["tokens"], "tags": t, "entities": entities(e["tokens"], t, joiner)}

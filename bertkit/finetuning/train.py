@@ -40,6 +40,7 @@ from .adapters import load_task_adapter
 from .config import FinetuneConfig
 from .data import LabelMap, load_examples, normalize_text, split_examples
 from .datasets import dataset_task, load_dataset
+from .input_settings import InputSettings
 from .models import MODEL_CLASSES, TaskConfig
 from .pooling_choice import AUTO, folder_pooling
 from .tasks import build_task
@@ -122,13 +123,10 @@ def task_config(config: FinetuneConfig, base: BertConfig, labels: LabelMap, word
     if config.max_length > positions:
         raise ValueError(f"max_length={config.max_length} is beyond the model's {positions} positions; lower "
                          "max_length (long texts: see long_text) or grow the positions with max_positions")
-    settings = {k: getattr(config, k) for k in ("task", "max_length", "long_text", "head_tokens", "window_stride",
-                                                "window_aggregation", "doc_stride", "max_answer_length", "n_best",
-                                                "columns", "attention", "local_window")}
     return TaskConfig.over(base, id2label=labels.id2label, label2id=labels.label2id,
                            problem_type=PROBLEM_TYPE.get(config.task), classifier_dropout=config.classifier_dropout,
                            classifier_head=config.classifier_head, pooling=resolved_pooling(config)[0],
-                           finetuning=settings | {"words": words})
+                           finetuning=InputSettings.of_run(config, words))
 
 
 def resolved_pooling(config: FinetuneConfig) -> tuple[str, str]:

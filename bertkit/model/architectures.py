@@ -36,10 +36,12 @@ IGNORED_KEYS = frozenset({
     "top_k", "top_p", "repetition_penalty", "length_penalty", "no_repeat_ngram_size", "bad_words_ids",
     # refused by refuse_unsupported() when set; harmless at their defaults
     "pruned_heads", "tie_word_embeddings",
-    # bertkit's fine-tuned folders: the task head's settings (read by TaskConfig)
-    "classifier_head", "classifier_inner_size", "pooling", "finetuning",
     "auto_map",  # the class transformers loads a folder's own head with (finetuning/remote.py)
 })
+# bertkit's fine-tuned folders: the task head's settings and how inputs were prepared, read by the fine-tuning
+# layer's TaskConfig; an encoder loaded alone from such a folder has no use for them
+TASK_KEYS = frozenset({"classifier_head", "classifier_inner_size", "pooling", "finetuning"})
+IGNORED_KEYS |= TASK_KEYS
 
 
 @dataclass(frozen=True)
