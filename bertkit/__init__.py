@@ -28,6 +28,8 @@ _EXPORTS = {
     "Seq2SeqConfig": "bertkit.config",
     "T5Config": "bertkit.t5_config",
     **{name: "bertkit.model.t5" for name in ("T5Model", "T5ForConditionalGeneration")},
+    "XLNetConfig": "bertkit.model.xlnet_architecture",
+    **{name: "bertkit.model" for name in ("XLNetModel", "XLNetLMHeadModel")},
 }
 
 __all__ = [*_EXPORTS, "__version__"]

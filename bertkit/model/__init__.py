@@ -3,8 +3,8 @@
 Blocks: ``embeddings``, ``attention`` (+ ``position_bias``), ``feed_forward``, ``block`` (a layer), ``encoder``
 (stacks, shared or not, and the encoder model), ``heads``; speed paths: ``kernels``; positions inside attention:
 ``relative_positions``. One short file per architecture (``bert``, ``roberta``, ``albert``, ``electra``,
-``distilbert``, ``ernie``, ``nezha``, ``xlm``, ``gpt2``, ``t5``); ``architectures`` holds their config fields and
-transformers' names; ``auto`` dispatches on ``model_type``.
+``distilbert``, ``ernie``, ``nezha``, ``xlm``, ``gpt2``, ``t5``, ``xlnet``); ``architectures`` holds their config
+fields and transformers' names; ``auto`` dispatches on ``model_type``.
 """
 
 from .albert import AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
@@ -28,6 +28,7 @@ from .roberta import RobertaForMaskedLM, RobertaModel
 from .seq2seq import TransformerForConditionalGeneration, TransformerModel
 from .t5 import T5ForConditionalGeneration, T5Model
 from .xlm import XLMModel, XLMWithLMHeadModel
+from .xlnet import XLNetLMHeadModel, XLNetModel
 
 __all__ = [
     "AlbertForMaskedLM",
@@ -68,4 +69,6 @@ __all__ = [
     "TransformerModel",
     "XLMModel",
     "XLMWithLMHeadModel",
+    "XLNetLMHeadModel",
+    "XLNetModel",
 ]
