@@ -9,7 +9,7 @@ from ..config import BertConfig
 from ..generation.kv_cache import KVCache
 from ..generation.mixin import GenerationMixin
 from .bert import BertModel
-from .gpt2 import CausalLMOutput, causal_lm_loss
+from .gpt2 import CausalLMOutput, next_token_output
 from .language_models import ForMaskedLM
 
 
@@ -42,7 +42,4 @@ class BertLMHeadModel(ForMaskedLM, GenerationMixin):
         cross-entropy when ``labels`` are given, as transformers'."""
         out = self.base_model(input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions,
                               past_key_values=past_key_values, use_cache=use_cache, position_ids=position_ids)
-        hidden = out.last_hidden_state[:, -logits_to_keep:] if logits_to_keep else out.last_hidden_state
-        logits = self.cls.predictions(hidden)
-        loss = causal_lm_loss(logits, labels) if labels is not None else None
-        return CausalLMOutput(loss, logits, out.past_key_values, out.hidden_states, out.attentions)
+        return next_token_output(out, self.cls.predictions, labels, logits_to_keep)

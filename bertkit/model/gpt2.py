@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -106,6 +107,16 @@ def causal_lm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(shifted, labels[:, 1:].reshape(-1), ignore_index=IGNORE_INDEX)
 
 
+def next_token_output(out, head: Callable[[torch.Tensor], torch.Tensor], labels: torch.Tensor | None,
+                      logits_to_keep: int) -> CausalLMOutput:
+    """A decoder's output under its LM ``head``: the last ``logits_to_keep`` positions' logits (all when 0) and,
+    given ``labels``, the shifted loss — the tail every causal LM shares."""
+    hidden = out.last_hidden_state[:, -logits_to_keep:] if logits_to_keep else out.last_hidden_state
+    logits = head(hidden)
+    loss = causal_lm_loss(logits, labels) if labels is not None else None
+    return CausalLMOutput(loss, logits, out.past_key_values, out.hidden_states, out.attentions)
+
+
 class GPT2LMHeadModel(Pretrained, GenerationMixin):
     """GPT-2 with its language-model head (tied to ``wte``): ``logits`` for the next token at every position,
     ``generate`` for text."""
@@ -141,7 +152,4 @@ class GPT2LMHeadModel(Pretrained, GenerationMixin):
         out = self.transformer(input_ids, attention_mask, output_hidden_states=output_hidden_states,
                                output_attentions=output_attentions, past_key_values=past_key_values,
                                use_cache=use_cache, position_ids=position_ids)
-        hidden = out.last_hidden_state[:, -logits_to_keep:] if logits_to_keep else out.last_hidden_state
-        logits = kernels.linear(self.lm_head, hidden)
-        loss = causal_lm_loss(logits, labels) if labels is not None else None
-        return CausalLMOutput(loss, logits, out.past_key_values, out.hidden_states, out.attentions)
+        return next_token_output(out, lambda hidden: kernels.linear(self.lm_head, hidden), labels, logits_to_keep)
