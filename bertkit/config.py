@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .attention_options import check_attention_options
+from .rotary_options import check_rotary
 
 # Google's BERT miniatures (Turc et al. 2019) plus the two paper sizes: (layers, hidden, heads); FFN = 4 × hidden.
 PRESETS = {
@@ -62,6 +63,8 @@ ARCHITECTURE_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "nezha": {size: dict(preset=size, model_type="nezha", vocab_size=21128, position_embedding_type="nezha")
               for size in ("base", "large")},
+    "roformer": {"base": dict(preset="base", model_type="roformer", vocab_size=50000, max_position_embeddings=1536,
+                              position_embedding_type="rotary")},
     # T5 (T5Config's other fields are T5's): t5-small / base / large, and v1.1's gated-GELU, untied sizes
     "t5": {
         "small": dict(),
@@ -78,8 +81,10 @@ ARCHITECTURE_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 ACTIVATIONS = ("gelu", "relu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast", "silu", "swish", "tanh")
 # absolute / sinusoidal: added to the token embeddings; relative_bias: T5's bucketed bias added to attention scores;
 # relative_key(_query): Shaw et al.'s learned distance vectors in the scores; nezha: NEZHA's fixed sinusoidal
-# distance vectors added to keys and values (bertkit/model/relative_positions.py)
-POSITION_TYPES = ("absolute", "sinusoidal", "none", "relative_bias", "relative_key", "relative_key_query", "nezha")
+# distance vectors added to keys and values (bertkit/model/relative_positions.py); rotary: queries and keys rotated
+# by their position inside attention (RoFormer, bertkit/model/rotary.py)
+POSITION_TYPES = ("absolute", "sinusoidal", "none", "relative_bias", "relative_key", "relative_key_query", "nezha",
+                  "rotary")
 RELATIVE_IN_ATTENTION = ("relative_key", "relative_key_query", "nezha")  # computed inside each attention block
 
 
@@ -108,6 +113,9 @@ class BertConfig:
     relative_attention_num_buckets: int = 32  # relative_bias only
     relative_attention_max_distance: int = 128
     max_relative_position: int = 64  # nezha only: distances beyond ±this share the last vector
+    rotary_dim: int | None = None  # rotary only: features of each head rotated (even); None: the whole head
+    rotary_base: float = 10000.0  # rotary only: pair i turns by position · base^(−2i / rotary_dim)
+    rotary_value: bool = False  # rotary only: rotate the values too (RoFormer's option)
     use_task_id: bool = False  # ERNIE: a task-type embedding (task_type_ids) added to the token embeddings
     task_type_vocab_size: int = 3  # ERNIE: rows of that table
     n_langs: int = 1  # XLM: languages; above 1 (with use_lang_emb) a language embedding is added (langs)
@@ -210,6 +218,7 @@ class BertConfig:
             raise ValueError(f"position_embedding_type {self.position_embedding_type!r} is built for bidirectional "
                              "encoders with full attention; it cannot be combined with is_decoder, "
                              f"add_cross_attention or attention={self.attention!r}")
+        check_rotary(self)
         if self.is_decoder and self.position_embedding_type == "relative_bias" and self.model_type != "t5":
             raise ValueError("position_embedding_type 'relative_bias' is bidirectional here; a decoder "
                              "(is_decoder) needs 'absolute', 'sinusoidal' or 'none'")
@@ -322,6 +331,7 @@ def _shape(name: str) -> dict[str, int]:
 def _essentials(model_type: str, hidden_size: int) -> dict[str, Any]:
     """What a BERT shape needs to be an instance of ``model_type``."""
     return {"distilbert": dict(type_vocab_size=0), "nezha": dict(position_embedding_type="nezha"),
+            "roformer": dict(position_embedding_type="rotary"),
             "xlm": dict(type_vocab_size=0, pad_token_id=2, bos_token_id=0, eos_token_id=1),
             "albert": dict(num_hidden_groups=1, embedding_size=min(128, hidden_size), hidden_act="gelu_new")
             }.get(model_type, {})

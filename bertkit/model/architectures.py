@@ -134,6 +134,10 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("nezha", "nezha", BERT_DEFAULTS | dict(vocab_size=21128, bos_token_id=2, eos_token_id=3),
                      extra_fields=("max_relative_position", "bos_token_id", "eos_token_id"),
                      fixed=dict(position_embedding_type="nezha"), ignored=frozenset({"use_relative_position"})),
+        # RoFormer's config.json names no position type: its positions are rotary, over the whole head
+        Architecture("roformer", "roformer", BERT_DEFAULTS | dict(vocab_size=50000, max_position_embeddings=1536),
+                     extra_fields=("embedding_size", "rotary_value", "bos_token_id", "eos_token_id"),
+                     fixed=dict(position_embedding_type="rotary", rotary_dim=None, rotary_base=10000.0)),
         Architecture("xlm", "transformer", BERT_DEFAULTS | dict(
             vocab_size=30145, hidden_size=2048, num_attention_heads=16, intermediate_size=None, pad_token_id=2,
             bos_token_id=0, eos_token_id=1),

@@ -4,7 +4,8 @@ The additive ``mask`` the kernel receives carries padding (−∞ on padded keys
 ``relative_bias`` models, the position bias; building it is the encoder's job. Schemes whose position part depends
 on the queries, keys or values themselves (``relative_key``, ``relative_key_query``, ``nezha``: see
 ``relative_positions.py``) are one module here that adds its score term to that mask (and its value term to the
-context); without one the kernel runs exactly as for absolute positions.
+context); without one the kernel runs exactly as for absolute positions. Rotary positions (``rotary.py``) rotate
+the new positions' queries and keys (after the cached ones) before the kernel, and add nothing to the scores.
 
 The same block is a decoder's cross-attention when given ``memory`` (queries from the decoder, keys and values from
 the encoder's output), and decodes step by step with a ``LayerCache`` (``generation/kv_cache.py``).
@@ -23,6 +24,7 @@ from .dropout import dropout as drop
 from .efficient import build_kernel
 from .norms import layer_norm
 from .relative_positions import build_relative_positions
+from .rotary import RotaryPositions
 
 
 class SelfAttention(nn.Module):
@@ -47,6 +49,8 @@ class SelfAttention(nn.Module):
         self.position_type = config.position_embedding_type  # what messages name
         if scheme is not None:
             setattr(self, *scheme)
+        # rotary: q and k turned by their positions before the kernel (self-attention only, never cross-attention)
+        self.rotary = RotaryPositions(config) if config.position_embedding_type == "rotary" else None
 
     def use_prefix(self, prefix: nn.Module | None) -> None:
         """Prefix tuning's hook (``bertkit.peft.prefix``): ``prefix(k, v, mask)`` puts its key / value rows before
@@ -62,6 +66,9 @@ class SelfAttention(nn.Module):
         if kernel is not None and self.relative_positions is not None:
             raise ValueError(f"an efficient attention kernel cannot add relative positions "
                              f"({self.position_type}) to scores it never forms")
+        if kernel is not None and self.rotary is not None:
+            raise ValueError("rotary positions are built for the full-attention kernel; an efficient attention "
+                             "kernel is not supported with position_embedding_type 'rotary'")
         self.kernel = kernel
 
     def split_heads(self, x: torch.Tensor) -> torch.Tensor:
@@ -77,6 +84,8 @@ class SelfAttention(nn.Module):
         if memory is None:
             q, k, v = (self.split_heads(t) for t in kernels.project_qkv(self.query, self.key, self.value, x,
                                                                           self.training))
+            if self.rotary is not None:  # cached keys are stored rotated: new positions start after them
+                q, k, v = self.rotary(q, k, v, cache.length if cache is not None else 0)
             if cache is not None:
                 k, v = cache.extend(k, v)
         else:

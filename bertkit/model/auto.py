@@ -19,6 +19,7 @@ from .gpt2 import GPT2LMHeadModel, GPT2Model
 from .nezha import NezhaForMaskedLM, NezhaForPreTraining, NezhaModel
 from .pretrained import Pretrained
 from .roberta import RobertaForMaskedLM, RobertaModel
+from .roformer import RoFormerForMaskedLM, RoFormerModel
 from .seq2seq import TransformerForConditionalGeneration, TransformerModel
 from .t5 import T5ForConditionalGeneration, T5Model
 from .xlm import XLMModel, XLMWithLMHeadModel
@@ -69,7 +70,7 @@ class AutoModel(_Auto):
     classes = {"bert": BertModel, "roberta": RobertaModel, "albert": AlbertModel, "electra": ElectraModel,
                "distilbert": DistilBertModel, "gpt2": GPT2Model, "transformer": TransformerModel,
                "bart": TransformerModel, "marian": TransformerModel, "ernie": ErnieModel, "nezha": NezhaModel,
-               "xlm": XLMModel, "t5": T5Model, "xlnet": XLNetModel}
+               "xlm": XLMModel, "t5": T5Model, "xlnet": XLNetModel, "roformer": RoFormerModel}
 
 
 class AutoModelForMaskedLM(_Auto):
@@ -77,7 +78,7 @@ class AutoModelForMaskedLM(_Auto):
 
     classes = {"bert": BertForMaskedLM, "roberta": RobertaForMaskedLM, "albert": AlbertForMaskedLM,
                "electra": ElectraForMaskedLM, "distilbert": DistilBertForMaskedLM, "ernie": ErnieForMaskedLM,
-               "nezha": NezhaForMaskedLM, "xlm": XLMWithLMHeadModel}
+               "nezha": NezhaForMaskedLM, "xlm": XLMWithLMHeadModel, "roformer": RoFormerForMaskedLM}
 
 
 class AutoModelForPreTraining(_Auto):
@@ -86,7 +87,8 @@ class AutoModelForPreTraining(_Auto):
 
     classes = {"bert": BertForPreTraining, "roberta": RobertaForMaskedLM, "albert": AlbertForPreTraining,
                "electra": ElectraForPreTraining, "distilbert": DistilBertForMaskedLM, "ernie": ErnieForPreTraining,
-               "nezha": NezhaForPreTraining, "xlm": XLMWithLMHeadModel, "xlnet": XLNetLMHeadModel}
+               "nezha": NezhaForPreTraining, "xlm": XLMWithLMHeadModel, "xlnet": XLNetLMHeadModel,
+               "roformer": RoFormerForMaskedLM}
 
 
 class AutoModelForSeq2SeqLM(_Auto):

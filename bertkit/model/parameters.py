@@ -43,6 +43,7 @@ PARTS = (
     (r"embeddings\.LayerNorm\.", "embedding LayerNorm"),
     (r"embeddings_project\.", "embedding projection (E→H)"),
     (r"encoder\.relative_attention_bias\.", "relative position bias (buckets×heads)"),
+    (r"encoder\.embed_positions\.", "rotary sinusoid table (P×head, fixed)"),
     (r"encoder\.LayerNorm\.", "final LayerNorm (pre-LN)"),
     (r"encoder\.layer\.", "encoder layers"),
     (r"pooler\.", "pooler (H×H + H)"),
