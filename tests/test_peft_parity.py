@@ -10,7 +10,7 @@ import torch
 import transformers
 from family_fixtures import hf_config, perturb
 
-from bertkit.finetuning.adapters import load_task_adapter
+from bertkit.finetuning.adapter_folders import load_task_adapter
 from bertkit.finetuning.models import BertForSequenceClassification, BertForTokenClassification
 from bertkit.peft import PeftConfig, apply_peft
 from bertkit.peft.folders import save_adapter

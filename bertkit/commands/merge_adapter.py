@@ -16,7 +16,7 @@ def run(args: argparse.Namespace) -> None:
     from pathlib import Path
 
     from ..atomic import claim_output_folder
-    from ..finetuning.adapters import merge_adapter
+    from ..finetuning.adapter_folders import merge_adapter
 
     if Path(args.output).resolve() == Path(args.adapter).resolve():
         raise ValueError(f"the output {args.output} is the adapter folder itself: write the merged model elsewhere")

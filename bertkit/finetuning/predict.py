@@ -15,7 +15,7 @@ import torch
 from ..peft.folders import is_adapter_folder
 from ..tokenization import AutoTokenizer, BertTokenizer
 from ..training.device import resolve_device
-from .adapters import base_folder, load_task_adapter
+from .adapter_folders import base_folder, load_task_adapter
 from .config import FinetuneConfig
 from .data import LabelMap
 from .models import BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification, TaskConfig

@@ -36,7 +36,7 @@ from ..training.metrics import read_metrics
 from ..training.state import check_output_dir, check_resumed_config, save_run_config
 from ..training.threads import cpu_threads
 from . import ner
-from .adapters import load_task_adapter
+from .adapter_folders import load_task_adapter
 from .config import FinetuneConfig
 from .data import LabelMap, load_examples, normalize_text, split_examples
 from .datasets import dataset_task, load_dataset

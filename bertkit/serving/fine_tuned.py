@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from ..encoding.precision import apply_precision
-from ..finetuning.adapters import load_task_adapter
+from ..finetuning.adapter_folders import load_task_adapter
 from ..finetuning.predict import SequenceClassifier, task_kind
 from ..peft import merge_lora
 from ..peft.folders import TASK_CONFIG, is_adapter_folder

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from ..checkpoint import has_mlm_head
-from ..finetuning.adapters import load_task_adapter
+from ..finetuning.adapter_folders import load_task_adapter
 from ..model import AutoModel, AutoModelForMaskedLM
 from ..peft import merge_lora
 from ..peft.folders import is_adapter_folder
