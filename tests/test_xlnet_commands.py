@@ -44,3 +44,98 @@ def test_params_of_an_xlnet_folder_read_its_own_config(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "total (XLNetModel)" in out and f"{expected:,}" in out
     assert json.loads((tmp_path / "config.json").read_text())["model_type"] == "xlnet"
+
+
+@pytest.fixture(scope="module")
+def review_corpus(tmp_path_factory):
+    """Real English text, 5 reviews (one a line) per document."""
+    from bertkit.corpora import rotten_tomatoes_reviews
+
+    reviews = [text for _, text in rotten_tomatoes_reviews()[:600]]
+    path = tmp_path_factory.mktemp("corpus") / "reviews.txt"
+    path.write_text("\n\n".join("\n".join(reviews[i:i + 5]) for i in range(0, len(reviews), 5)) + "\n")
+    return path
+
+
+def plm_args(corpus, tokenizer, out, *extra):
+    return ["pretrain", "objective=plm", f"corpus=[{corpus}]", f"tokenizer={tokenizer}", "model_preset=tiny",
+            "max_seq_length=32", "batch_size=8", "warmup_steps=2", "logging_steps=1", "progress=false",
+            "eval_batches=2", "learning_rate=0.002", "threads=1", f"output_dir={out}", *extra]
+
+
+def test_pretrain_objective_plm_learns_and_its_model_loads_in_transformers(
+        review_corpus, minilm_dir, tmp_path):
+    from bertkit.training.metrics import read_metrics
+
+    out = tmp_path / "plm"
+    assert main(plm_args(review_corpus, minilm_dir, out, "max_steps=60", "eval_steps=30", "mem_len=24")) == 0
+    records = read_metrics(out / "metrics.jsonl")
+    train = [r for r in records if r["split"] == "train"]
+    evals = [r for r in records if r["split"] == "eval"]
+    assert len(train) == 60 and all(k in train[0] for k in ("plm_loss", "plm_accuracy", "tokens_per_second"))
+    assert [r["step"] for r in evals] == [30, 60]
+    start, end = train[0]["plm_loss"], sum(r["plm_loss"] for r in train[-10:]) / 10
+    assert end < start - 1.5 and evals[1]["plm_loss"] < evals[0]["plm_loss"], (start, end, evals)
+    assert evals[-1]["unigram_baseline_loss"] > 0 and evals[-1]["predictions"] > 0  # the baseline beside it
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["architecture"] == "xlnet" and summary["config"]["pair_task"] == "none"
+    saved = json.loads((out / "model" / "config.json").read_text())
+    assert saved["model_type"] == "xlnet" and saved["mem_len"] == 24
+    ours = bertkit.XLNetLMHeadModel.from_pretrained(out / "model").eval()
+    theirs = transformers.XLNetLMHeadModel.from_pretrained(out / "model").eval()
+    ids = torch.randint(1000, 20000, (2, 12), generator=torch.Generator().manual_seed(0))
+    perm = torch.triu(torch.ones(12, 12), diagonal=0).expand(2, 12, 12)  # a left-to-right order
+    with torch.no_grad():
+        mine, hf = ours(ids, perm_mask=perm, use_mems=True), theirs(ids, perm_mask=perm, use_mems=True)
+        assert (mine.logits - hf.logits).abs().max() <= 1e-4
+        after = ids.flip(1)
+        assert (ours(after, mems=mine.mems).logits - theirs(after, mems=hf.mems).logits).abs().max() <= 1e-4
+
+
+def test_an_interrupted_plm_run_resumes_to_the_same_weights(review_corpus, minilm_dir, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from bertkit.training.metrics import read_metrics
+
+    common = ("max_steps=6", "save_steps=3", "eval_steps=2", "eval_fraction=0.1")
+    assert main(plm_args(review_corpus, minilm_dir, tmp_path / "full", *common)) == 0
+    killed = tmp_path / "killed"  # the full run as a kill after step 3 would have left it
+    shutil.copytree(tmp_path / "full", killed)
+    for name in ("model", "checkpoints/step-0000006"):
+        shutil.rmtree(killed / name)
+    (killed / "checkpoints" / "latest").write_text("step-0000003\n")
+    state = torch.load(killed / "checkpoints" / "step-0000003" / "trainer_state.pt", weights_only=True)
+    assert len(state["data"][0]["mems"]) == 2  # the memory after step 3 is in the checkpoint, one per layer
+    assert main(plm_args(review_corpus, minilm_dir, killed, *common, "--resume")) == 0
+    runs = [[{k: r[k] for k in ("step", "loss", "plm_loss", "plm_accuracy") if k in r}
+             for r in read_metrics(tmp_path / name / "metrics.jsonl")] for name in ("full", "killed")]
+    assert len(runs[0]) == 9 and runs[0] == runs[1]  # 6 train + 3 eval records, bit for bit
+    full, resumed = (load_file(tmp_path / name / "model" / "model.safetensors") for name in ("full", "killed"))
+    assert all(torch.equal(full[k], resumed[k]) for k in full)
+
+
+@pytest.mark.parametrize("values, message", [
+    (dict(objective="plm", pair_task="nsp"), "pair_task: nsp"),
+    (dict(objective="plm", masking="whole_word"), "masking: whole_word"),
+    (dict(objective="plm", init_from="somewhere"), "init_from: somewhere"),
+    (dict(objective="plm", parallel_corpus=["x.tsv"]), "parallel_corpus"),
+    (dict(objective="plm", architecture="albert"), "trains an XLNet, not architecture albert"),
+    (dict(architecture="xlnet"), "pretrained with objective: plm"),
+    (dict(mem_len=64), "mem_len is read by objective: plm"),
+    (dict(objective="plm", plm_k=0), "plm_k must be an integer ≥ 1"),
+    (dict(objective="plm", mem_len=-1), "mem_len must be an integer ≥ 0"),
+])
+def test_plm_settings_that_do_not_apply_are_refused(values, message):
+    from bertkit.pretraining import PretrainingConfig
+
+    with pytest.raises(ValueError, match=message):
+        PretrainingConfig(**values)
+
+
+def test_plm_defaults_train_an_xlnet_with_a_segment_of_memory():
+    from bertkit.pretraining import PretrainingConfig
+
+    config = PretrainingConfig(objective="plm", max_seq_length=64)
+    assert (config.architecture, config.pair_task, config.mem_len, config.plm_k) == ("xlnet", "none", 64, 6)

@@ -31,7 +31,7 @@ class PretrainingConfig(StepTrainingOptions):
     eval_fraction: float = 0.05  # the share of documents held out for evaluation when there is no eval_corpus
     tokenizer: str | None = None  # a folder with vocab.txt (+ tokenizer_config.json); none: init_from's
     init_from: str | None = None  # continued pretraining: a model folder (missing heads start fresh)
-    architecture: str = "bert"  # from scratch: bert|roberta|albert|electra|distilbert|ernie|nezha (init_from: its own)
+    architecture: str = "bert"  # from scratch: bert roberta albert electra distilbert ernie nezha xlm xlnet
     model_preset: str = "mini"  # from scratch: tiny, mini, small, medium, base, large (or the architecture's own)
     num_hidden_layers: int | None = None  # override the preset's layers
     hidden_size: int | None = None  # override the preset's width
@@ -41,7 +41,9 @@ class PretrainingConfig(StepTrainingOptions):
     embedding_size: int | None = None  # ALBERT / ELECTRA: factorized embeddings of this width
     num_hidden_groups: int | None = None  # ALBERT: layers share the weights of this many groups
     pair_task: str | None = None  # nsp | sop | none; default: the architecture's own (PAIR_TASKS), none for electra
-    objective: str = "mlm"  # mlm: masked LM (+ pair_task); electra: generator MLM + replaced-token detection; tlm: XLM
+    objective: str = "mlm"  # mlm: masked LM (+ pair_task); electra: MLM + replaced tokens; tlm: XLM; plm: XLNet
+    plm_k: int = 6  # plm: 1/K of each factorisation order is predicted (the paper's K = 6)
+    mem_len: int | None = None  # plm: hidden states kept per layer for the next segment; None: max_seq_length; 0: none
     parallel_corpus: list[str] = field(default_factory=list)  # tlm: lines lang<TAB>sentence<TAB>lang<TAB>translation
     languages: list[str] = field(default_factory=lambda: ["en", "fr", "de"])  # tlm: language ids (no corpus: numbers)
     generator_size: float = 0.25  # electra: the generator's width as a fraction of the discriminator's
@@ -66,17 +68,19 @@ class PretrainingConfig(StepTrainingOptions):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.pair_task is None:
-            self.pair_task = "none" if self.objective in ("electra", "tlm") else PAIR_TASKS.get(self.model_type(),
-                                                                                                  "none")
+            self.pair_task = "none" if self.objective in ("electra", "tlm", "plm") else PAIR_TASKS.get(
+                self.model_type(), "none")
         choices = {"pair_task": TASKS, "word_boundaries": WORD_BOUNDARIES, "corpus_format": ("lines", "raw"),
-                   "architecture": ("bert", "roberta", "albert", "electra", "distilbert", "ernie", "nezha", "xlm"),
-                   "objective": ("mlm", "electra", "tlm")}
+                   "architecture": ("bert", "roberta", "albert", "electra", "distilbert", "ernie", "nezha", "xlm",
+                                    "xlnet"),
+                   "objective": ("mlm", "electra", "tlm", "plm")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.objective == "electra":
             self.check_electra()
         self.check_tlm()
+        self.check_plm()
         self.masking_config()  # validates the masking fields
         self.check_units()
         if self.max_seq_length < 8:
@@ -136,6 +140,35 @@ class PretrainingConfig(StepTrainingOptions):
         if not isinstance(self.languages, list) or len(set(self.languages)) < 2 or len(set(self.languages)) != len(
                 self.languages):
             raise ValueError(f"languages must list two or more distinct languages, got {self.languages!r}")
+
+    def check_plm(self) -> None:
+        """The permutation LM trains an XLNet from scratch on the corpus read as token streams, with memory."""
+        if self.objective != "plm":
+            if self.architecture == "xlnet":
+                raise ValueError("architecture xlnet is pretrained with objective: plm here")
+            if self.mem_len is not None:
+                raise ValueError(f"mem_len is read by objective: plm, not objective: {self.objective}")
+            return
+        if self.architecture not in ("bert", "xlnet"):  # bert: the default, left as it is
+            raise ValueError(f"objective plm trains an XLNet, not architecture {self.architecture}; set "
+                             "architecture: xlnet (or objective: mlm)")
+        self.architecture = "xlnet"
+        problems = [f"{name}: {value}" for name, value, wanted in (
+            ("pair_task", self.pair_task, "none"), ("masking", self.masking, "token"),
+            ("init_from", self.init_from, None), ("parallel_corpus", self.parallel_corpus, []),
+            ("embedding_size", self.embedding_size, None), ("num_hidden_groups", self.num_hidden_groups, None),
+            ("max_position_embeddings", self.max_position_embeddings, None)) if value != wanted]
+        if problems:
+            raise ValueError(f"objective plm predicts a random factorisation order of each segment with an XLNet "
+                             f"from scratch (relative positions, no pair task, no masks); these settings do not "
+                             f"apply: {'; '.join(problems)}")
+        for name in ("plm_k", "mem_len"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                      or value < (1 if name == "plm_k" else 0)):
+                raise ValueError(f"{name} must be an integer ≥ {1 if name == 'plm_k' else 0}, got {value!r}")
+        if self.mem_len is None:
+            self.mem_len = self.max_seq_length  # the previous segment, whole
 
     def check_units(self) -> None:
         """ERNIE's knowledge masking needs its units: a list file, or jieba's words for Chinese phrases."""

@@ -48,7 +48,8 @@ def token_stream(documents: list[list[str]], tokenizer: Any, separator: int) -> 
 
 class PLMBatches:
     """Endless PLM batches: step t holds segment t of each stream (a rank reads its own streams); after the last
-    segment the streams start over and the batch says so (``reset_memory``)."""
+    segment the streams start over and the batch says so (``reset_memory``). ``mems`` is the memory the step carried
+    out of the last batch handed out: saved with the position, so a resumed run reads the memory it would have."""
 
     def __init__(self, stream: list[int], batch_size: int, length: int, pad: int, special: set[int],
                  seed: int = 0, rank: int = 0, world_size: int = 1, k: int = PARTIAL_PREDICTION_K):
@@ -59,6 +60,7 @@ class PLMBatches:
         self.steps = document_segments(stream[rank * part:(rank + 1) * part], batch_size, length)
         self.pad, self.special, self.k = pad, frozenset(special), k
         self.position, self.rng = 0, random.Random(seed + 1000 * rank)
+        self.mems: tuple[torch.Tensor, ...] | None = None
 
     def next_batch(self) -> dict[str, Any]:
         if self.position == len(self.steps):
@@ -69,25 +71,43 @@ class PLMBatches:
         return batch
 
     def state_dict(self) -> dict[str, Any]:
-        return {"position": self.position, "rng": self.rng.getstate()}
+        mems = None if self.mems is None else [m.detach().cpu() for m in self.mems]
+        return {"position": self.position, "rng": self.rng.getstate(), "mems": mems}
 
     def load_state_dict(self, values: dict[str, Any]) -> None:
         self.position = values["position"]
         version, internal, gauss = values["rng"]
         self.rng.setstate((version, tuple(internal), gauss))
+        mems = values.get("mems")
+        self.mems = None if mems is None else tuple(mems)
 
 
 class PLMStep:
-    """The trainer's step function: ``plm_step`` carrying each stream's memory from one step to the next (a resumed
-    run starts its memory afresh)."""
+    """The trainer's step function: ``plm_step`` carrying each stream's memory from one step to the next — on
+    ``batches`` when given (so checkpoints keep it), else on the step itself."""
 
-    def __init__(self) -> None:
-        self.mems: tuple[torch.Tensor, ...] | None = None
+    def __init__(self, batches: PLMBatches | None = None) -> None:
+        self.batches = batches
+        self.own_mems: tuple[torch.Tensor, ...] | None = None
+
+    @property
+    def mems(self) -> tuple[torch.Tensor, ...] | None:
+        return self.own_mems if self.batches is None else self.batches.mems
+
+    @mems.setter
+    def mems(self, value: tuple[torch.Tensor, ...] | None) -> None:
+        if self.batches is None:
+            self.own_mems = value
+        else:
+            self.batches.mems = value
 
     def __call__(self, model: nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, float]]:
         if batch.get("reset_memory"):
             self.mems = None
-        loss, stats, self.mems = plm_step(model, batch, self.mems)
+        mems = self.mems
+        if mems is not None:  # a resumed run's memory comes from the checkpoint on the CPU
+            mems = tuple(m.to(batch["input_ids"].device) for m in mems)
+        loss, stats, self.mems = plm_step(model, batch, mems)
         return loss, stats | {"tokens": float(batch["attention_mask"].sum())}
 
 
@@ -149,6 +169,7 @@ def plm_data(config: Any, tokenizer: Any, special: Any) -> tuple[list[int], list
                              f"{config.max_seq_length}: add documents or set eval_fraction: 0")
         rng = random.Random(config.seed + 1)  # the same held-out orders in every run with this seed
         steps = document_segments(held, streams, config.max_seq_length)[: config.eval_batches]
-        eval_batches = [plm_batch(rows, special.pad, rng, special_ids=specials) | {"reset_memory": i == 0}
+        k = getattr(config, "plm_k", PARTIAL_PREDICTION_K)
+        eval_batches = [plm_batch(rows, special.pad, rng, k, specials) | {"reset_memory": i == 0}
                         for i, rows in enumerate(steps)]
     return stream, eval_batches, unigram_log_probs(stream, len(tokenizer))

@@ -32,13 +32,14 @@ from .documents import read_documents
 from .electra import ElectraPretrainingModel, electra_step, evaluate_electra
 from .instances import SpecialIds, create_instances
 from .objective import evaluate_pretraining, pretraining_step
+from .plm_run import PLMBatches, PLMStep, evaluate_plm, plm_data, plm_model
 from .tlm_run import TLMBatches, evaluate_tlm, tlm_data, tlm_model, tlm_step
 from .tokenized import tokenize_documents
 from .units import load_units
 
 logger = logging.getLogger(__name__)
-PLOT_KEYS = ("loss", "mlm_accuracy", "nsp_accuracy", "rtd_accuracy", "learning_rate", "perplexity",
-             "tokens_per_second")
+PLOT_KEYS = ("loss", "mlm_accuracy", "nsp_accuracy", "rtd_accuracy", "plm_loss", "plm_accuracy", "learning_rate",
+             "perplexity", "tokens_per_second")
 
 
 def load_tokenizer(config: PretrainingConfig) -> BertTokenizer:
@@ -73,9 +74,10 @@ def fresh_config(config: PretrainingConfig, tokenizer: BertTokenizer) -> BertCon
                                               "num_hidden_groups")}
     pad = tokenizer.convert_tokens_to_ids(tokenizer.pad_token)
     shape = {k: v for k, v in sizes.items() if v is not None}
+    model_type = "bert" if config.architecture == "xlnet" else config.architecture  # XLNet's sizes are BERT's
     if config.architecture == "roberta":  # positions count from pad + 1: room for max_seq_length real tokens
         shape["max_position_embeddings"] = shape.get("max_position_embeddings", config.max_seq_length) + pad + 1
-    return BertConfig.preset(config.model_preset, model_type=config.architecture, vocab_size=len(tokenizer),
+    return BertConfig.preset(config.model_preset, model_type=model_type, vocab_size=len(tokenizer),
                              pad_token_id=pad, **shape)
 
 
@@ -84,6 +86,8 @@ def build_model(config: PretrainingConfig, tokenizer: BertTokenizer) -> torch.nn
     checkpoint has none; for ``objective: electra``, a generator + discriminator pair."""
     if config.objective == "tlm":  # an XLM from scratch, one language embedding per language of the run
         return tlm_model(fresh_config(config, tokenizer), config.languages)
+    if config.objective == "plm":  # mem_len 0: an XLNet without memory
+        return plm_model(fresh_config(config, tokenizer), config.mem_len or None)
     if config.objective == "electra":
         model = ElectraPretrainingModel(fresh_config(config, tokenizer), config.generator_size, config.rtd_weight)
         if config.max_seq_length > model.config.max_tokens:
@@ -197,11 +201,18 @@ def run_pretraining(config: PretrainingConfig, resume: bool = False) -> dict:
     model = build_model(config, tokenizer)
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable()
-    pair_task, tlm = config.pair_task != "none", config.objective == "tlm"
+    pair_task, tlm, plm = config.pair_task != "none", config.objective == "tlm", config.objective == "plm"
+    special, unigram = special_ids(tokenizer), None
     if tlm:  # parallel pairs, masked on both sides (tlm_run.py)
-        data = PretrainingData(*tlm_data(config, tokenizer, special_ids(tokenizer)))
-        batches = TLMBatches(data.train, config.batch_size, special_ids(tokenizer), len(tokenizer),
+        data = PretrainingData(*tlm_data(config, tokenizer, special))
+        batches = TLMBatches(data.train, config.batch_size, special, len(tokenizer),
                              config.masking_config(), config.seed, distributed.rank(), distributed.world_size())
+    elif plm:  # the corpus as side-by-side token streams, random factorisation orders (plm_run.py)
+        stream, eval_batches, unigram = plm_data(config, tokenizer, special)
+        data = PretrainingData(stream, eval_batches, int(unigram.argmax()))
+        batches = PLMBatches(stream, config.batch_size, config.max_seq_length, special.pad,
+                             {special.cls, special.sep, special.pad, special.mask}, config.seed, distributed.rank(),
+                             distributed.world_size(), config.plm_k)
     else:
         data = build_data(config, tokenizer)
         batches = PretrainingBatches(data.train, config.batch_size, special_ids(tokenizer), len(tokenizer),
@@ -216,14 +227,18 @@ def run_pretraining(config: PretrainingConfig, resume: bool = False) -> dict:
             return evaluate_electra(m, data.eval_batches, data.most_frequent_token, config.seed)
         if tlm:
             return evaluate_tlm(m, data.eval_batches, data.most_frequent_token)
+        if plm:
+            return evaluate_plm(m, data.eval_batches, unigram)
         return evaluate_pretraining(m, data.eval_batches, pair_task, data.most_frequent_token)
 
-    step = electra_step if electra else tlm_step if tlm else lambda m, b: pretraining_step(m, b, pair_task)
+    step = electra_step if electra else tlm_step if tlm else PLMStep(batches) if plm else \
+        lambda m, b: pretraining_step(m, b, pair_task)
     trainer = Trainer(model, args, batches, step,
                       evaluate=evaluate if data.eval_batches else None, tokenizer=tokenizer)
     result = trainer.train(resume=resume)
     checksums = distributed.gather(parameter_checksum(model))
-    summary = {"steps": result.step, "train_instances": len(data.train), "ranks": distributed.world_size(),
+    instances = len(batches.steps) * config.batch_size if plm else len(data.train)  # plm: segments of the streams
+    summary = {"steps": result.step, "train_instances": instances, "ranks": distributed.world_size(),
                "device": str(device), "ddp_backend": distributed.backend(),
                "rank_checksums": checksums, "config": config.to_dict(),
                "final_train": next((r for r in reversed(result.history) if r["split"] == "train"), None),
