@@ -13,7 +13,7 @@ import re
 import pytest
 import torch
 import transformers
-from sentencepiece_fixtures import held_out_lines, training_lines
+from sentencepiece_fixtures import HARD_TEXT, held_out_lines, training_lines
 
 from bertkit import AutoModel, AutoModelForSeq2SeqLM
 from bertkit.tokenization import AutoTokenizer
@@ -71,6 +71,17 @@ def test_the_folder_gives_transformers_ids(folders, family):
         if key in expected:
             assert got[key] == expected[key], key
     assert ours(first)["input_ids"] == theirs(first)["input_ids"]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_ids_without_offsets_equal_the_ids_with_offsets(folders, family):
+    tokenizer = AutoTokenizer.from_pretrained(folders[family])
+    texts = HARD_TEXT + ["``Quoted'' Café ÀÉÎ", "[MASK] <mask> <extra_id_7> <sep><cls> x", *held_out_lines()[::900]]
+    for text in texts:  # the ids-only path skips spans (SentencePiece's encode_ids, ASCII preparation by str.lower)
+        assert tokenizer(text)["input_ids"] == tokenizer(text, return_offsets_mapping=True)["input_ids"], text
+    pair = (texts[:8], texts[8:16])
+    assert tokenizer(*pair, truncation=True, max_length=12)["input_ids"] == tokenizer(
+        *pair, truncation=True, max_length=12, return_offsets_mapping=True)["input_ids"]
 
 
 @pytest.mark.slow  # four random models: ~20 s

@@ -19,6 +19,7 @@ ALBERT and XLNet prepare the text before SentencePiece as their original tokeniz
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from typing import Any
 
@@ -27,8 +28,21 @@ from .sp_tokenizer import Prepared, SentencePieceTokenizer
 SENTINELS = 100  # T5's <extra_id_0> .. <extra_id_99>
 
 
+@functools.lru_cache(maxsize=65536)
+def _prepared_char(char: str, lower: bool, strip_accents: bool) -> str:
+    """One character as ALBERT / XLNet hand it to SentencePiece: accents removed, lower case."""
+    chars = unicodedata.normalize("NFKD", char) if strip_accents else char
+    if strip_accents:  # Rust's is_combining_mark: every mark (Mn, Mc, Me), as transformers' StripAccents
+        chars = "".join(c for c in chars if unicodedata.category(c) not in ("Mn", "Mc", "Me"))
+    if lower:
+        chars = "".join(c.lower() for c in chars)  # per character: no final-sigma rule, as Rust
+    return chars
+
+
 def prepare_like_albert(text: str, lower: bool, strip_accents: bool) -> Prepared:
     """`````` / ``''`` → ``"``, accents removed, lower case: each output character keeps its original span."""
+    if text.isascii() and "``" not in text and "''" not in text:  # no accents, one character each: str.lower
+        return (text.lower() if lower else text), list(range(len(text))), list(range(1, len(text) + 1))
     out: list[str] = []
     starts: list[int] = []
     ends: list[int] = []
@@ -40,11 +54,7 @@ def prepare_like_albert(text: str, lower: bool, strip_accents: bool) -> Prepared
             ends.append(i + 2)
             i += 2
             continue
-        chars = unicodedata.normalize("NFKD", text[i]) if strip_accents else text[i]
-        if strip_accents:  # Rust's is_combining_mark: every mark (Mn, Mc, Me), as transformers' StripAccents
-            chars = "".join(c for c in chars if unicodedata.category(c) not in ("Mn", "Mc", "Me"))
-        if lower:
-            chars = "".join(c.lower() for c in chars)  # per character: no final-sigma rule, as Rust
+        chars = _prepared_char(text[i], lower, strip_accents)
         out.append(chars)
         starts += [i] * len(chars)
         ends += [i + 1] * len(chars)

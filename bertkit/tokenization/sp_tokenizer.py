@@ -24,7 +24,7 @@ from typing import Any
 
 from ..atomic import write_text_atomic
 from .batch import BatchEncoding, EncodesBatches, Sequence, check_text, rust_truncation_lengths, to_tensors
-from .lookup import SPECIAL_ROLES, NamedSpecialTokens
+from .lookup import SPECIAL_ROLES, NamedSpecialTokens, special_token_pattern
 from .sentencepiece import SentencePieceProcessor, decode_bytes
 from .sp_normalizer import SPACE_SYMBOL
 
@@ -84,7 +84,7 @@ class SentencePieceTokenizer(NamedSpecialTokens, EncodesBatches):
                 self.vocab[token] = len(self.vocab)
         self.ids_to_tokens = {i: t for t, i in self.vocab.items()}
         self._specials = set(self.all_special_tokens)
-        self._by_length = sorted(self._specials, key=len, reverse=True)
+        self._special_pattern = special_token_pattern(self._specials)
         self._spm_ids = [self.vocab.get(p, self.vocab[self.unk_token]) for p in self.sp.pieces]
         self.fix_spm_ids(self._spm_ids)
         self.sampling: tuple[float, int, random.Random] | None = None
@@ -134,12 +134,9 @@ class SentencePieceTokenizer(NamedSpecialTokens, EncodesBatches):
     def _segments(self, text: str) -> list[tuple[str, int, bool, int]]:
         """The text cut at special tokens written in it: (piece, start, is_special, end of its span)."""
         out: list[tuple[str, int, bool, int]] = []
-        start = i = 0
-        while i < len(text):
-            token = next((t for t in self._by_length if text.startswith(t, i)), None)
-            if token is None:
-                i += 1
-                continue
+        start = 0
+        for match in self._special_pattern.finditer(text) if self._special_pattern is not None else ():
+            token, i = match.group(), match.start()  # the leftmost special token, the longest there
             before = text[start:i]
             span_start = i
             if token in self.lstrip_tokens:
@@ -148,7 +145,7 @@ class SentencePieceTokenizer(NamedSpecialTokens, EncodesBatches):
                     span_start = start + len(before)
             out.append((before, start, False, start + len(before)))
             out.append((token, span_start, True, i + len(token)))
-            i = start = i + len(token)
+            start = match.end()
         out.append((text[start:], start, False, len(text)))
         return [s for s in out if s[0] or s[2]]
 
@@ -199,8 +196,19 @@ class SentencePieceTokenizer(NamedSpecialTokens, EncodesBatches):
         return ids, spans
 
     def text_to_ids(self, text: str) -> list[int]:
-        """Text → ids (no special tokens added)."""
-        return self.text_to_ids_with_offsets(text)[0]
+        """Text → ids (no special tokens added); without sampling, no spans are built (SentencePiece's fast path,
+        the same ids)."""
+        if self.sampling is not None:
+            return self.text_to_ids_with_offsets(text)[0]
+        check_text(text, "text")
+        ids: list[int] = []
+        spm_ids, encode = self._spm_ids, self.sp.encode_ids
+        for piece, _, special, _ in self._segments(text):
+            if special:
+                ids.append(self.vocab[piece])
+            else:
+                ids += [spm_ids[i] for i in encode(self.prepare(piece)[0])]
+        return ids
 
     def tokenize(self, text: str) -> list[str]:
         """Text → tokens (no special tokens added)."""
@@ -232,17 +240,18 @@ class SentencePieceTokenizer(NamedSpecialTokens, EncodesBatches):
     def _build(self, text: str, pair: str | None, add_special: bool, truncation: bool | str,
                max_length: int | None, offsets: bool) -> Sequence:
         """One sequence: tokenize, truncate (the Rust tokenizers' rule, as transformers), add special tokens."""
-        ids_a, spans_a = self.text_to_ids_with_offsets(text)
-        ids_b, spans_b = self.text_to_ids_with_offsets(pair) if pair is not None else (None, None)
+        ids_a, spans_a = self.text_to_ids_with_offsets(text) if offsets else (self.text_to_ids(text), None)
+        ids_b, spans_b = (None, None) if pair is None else self.text_to_ids_with_offsets(pair) if offsets else (
+            self.text_to_ids(pair), None)
         if truncation:
             budget = max_length - (self.num_special_tokens_to_add(pair is not None) if add_special else 0)
             if budget < 0:
                 raise ValueError(f"max_length={max_length} leaves no room for the special tokens")
             keep_a, keep_b = rust_truncation_lengths(len(ids_a), None if ids_b is None else len(ids_b), budget,
                                                      truncation)
-            ids_a, spans_a = ids_a[:keep_a], spans_a[:keep_a]
+            ids_a, spans_a = ids_a[:keep_a], spans_a[:keep_a] if spans_a else spans_a
             if ids_b is not None:
-                ids_b, spans_b = ids_b[:keep_b], spans_b[:keep_b]
+                ids_b, spans_b = ids_b[:keep_b], spans_b[:keep_b] if spans_b else spans_b
         if add_special:
             return self.build_inputs(ids_a, ids_b, spans_a, spans_b)
         seq = Sequence()
