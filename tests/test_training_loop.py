@@ -181,7 +181,8 @@ def test_the_time_budget_stops_evaluates_and_checkpoints_at_the_step_it_is_spent
 
 def test_without_a_budget_the_run_goes_to_max_steps(tmp_path, monkeypatch):
     fake_clock(monkeypatch, 3600.0, monotonic=True)  # hours pass between steps: no budget, no stop
-    assert trainer(tmp_path, 4, max_minutes=None).train().step == 4
+    result = trainer(tmp_path, 4, max_minutes=None).train()
+    assert result.step == 4 and result.stopped_early is False
 
 
 def test_ctrl_c_names_the_step_and_the_checkpoint(tmp_path):
