@@ -16,7 +16,7 @@ from .atomic import write_bytes_atomic
 # Modules under bertkit/commands/ that add their own subcommands: each has ``register(subparsers) -> None``.
 COMMAND_MODULES: list[str] = ["train_tokenizer", "word_model", "pretrain", "explain", "finetune", "predict",
                                  "tune", "serve", "embeddings", "export", "merge_adapter", "generate",
-                                 "pretrain_gpt", "seq2seq", "distill"]
+                                 "pretrain_gpt", "seq2seq", "distill", "evaluate"]
 
 
 def _model_dir(value: str | None) -> Path:
