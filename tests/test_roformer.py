@@ -1,5 +1,6 @@
 """RoFormer (rotary positions on the shared blocks) against transformers' RoFormerModel / RoFormerForMaskedLM:
-every trainable weight perturbed, padded batches, folders both ways, parameter counts, LoRA on it."""
+every trainable weight perturbed, padded batches, folders both ways, parameter counts, LoRA and the other PEFT
+methods on it."""
 
 import copy
 
@@ -9,6 +10,7 @@ import transformers
 from family_fixtures import perturb
 
 from bertkit.config import BertConfig
+from bertkit.finetuning.models import BertForSequenceClassification, TaskConfig
 from bertkit.model.auto import AutoModel, AutoModelForMaskedLM, AutoModelForPreTraining
 from bertkit.model.parameters import total_parameters
 from bertkit.model.roformer import RoFormerForMaskedLM, RoFormerModel
@@ -172,3 +174,30 @@ def test_merged_lora_equals_unmerged_on_roformer():
     assert set(merged_model.state_dict()) == set(lora_model().state_dict())
     assert (merged - unmerged).abs().max() <= 1e-5
     assert (unmerged - base).abs().max() > 1e-3  # the LoRA branches are on the path
+
+
+@pytest.mark.parametrize("method", ["lora", "houlsby", "pfeiffer", "prefix", "ptuning_v2", "prompt", "ptuning",
+                                    "bitfit"])
+def test_every_peft_method_on_a_roformer_classifier_keeps_rows_independent_of_padding_and_trains(method):
+    fields = SHAPE | dict(num_hidden_layers=2)
+    config = TaskConfig(model_type="roformer", position_embedding_type="rotary", rotary_value=True, pooling="cls",
+                        id2label={0: "a", 1: "b", 2: "c"}, **fields)
+    torch.manual_seed(0)
+    model = apply_peft(perturb(BertForSequenceClassification(config)).eval(),
+                       PeftConfig(method=method, r=2, adapter_size=3, num_virtual_tokens=3, encoder_hidden_size=6))
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():  # the methods start as the identity: noise shows a wrong wiring
+        for p in model.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn(p.shape, generator=g) * 0.2)
+    x = batch(seq=11)
+    x.pop("labels")
+    with torch.no_grad():
+        batched = model(**x).logits
+        for row, length in ((0, 11), (1, 11), (2, 5)):
+            alone = model(**{k: v[row:row + 1, :length] for k, v in x.items()}).logits
+            assert (alone - batched[row]).abs().max() <= 1e-5
+    model.train()
+    model(**x, labels=torch.tensor([0, 1, 2])).loss.backward()
+    trained = [p for p in model.parameters() if p.requires_grad]
+    assert trained and all(p.grad is not None and p.grad.abs().sum() > 0 for p in trained)
