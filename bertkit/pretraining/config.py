@@ -53,6 +53,7 @@ class PretrainingConfig(StepTrainingOptions):
     units_file: str | None = None  # masking phrase / entity: the phrases or entities, one per line
     mlm_probability: float = 0.15  # share of tokens chosen for prediction
     max_predictions_per_seq: int = 20  # most masked positions per sequence
+    word_order_probability: float = 0.0  # mlm: share of sequences with a trigram shuffled to restore (StructBERT: 0.05)
     dynamic_masking: bool = True  # a fresh mask every time an instance is seen (else dupe_factor fixed copies)
     dupe_factor: int = 5  # static masking: copies of the corpus, each with its own mask
     max_seq_length: int = 128  # tokens per instance, [CLS] and [SEP] included
@@ -81,6 +82,7 @@ class PretrainingConfig(StepTrainingOptions):
             self.check_electra()
         self.check_tlm()
         self.check_plm()
+        self.check_word_order()
         self.masking_config()  # validates the masking fields
         self.check_units()
         if self.max_seq_length < 8:
@@ -169,6 +171,15 @@ class PretrainingConfig(StepTrainingOptions):
                 raise ValueError(f"{name} must be an integer ≥ {1 if name == 'plm_k' else 0}, got {value!r}")
         if self.mem_len is None:
             self.mem_len = self.max_seq_length  # the previous segment, whole
+
+    def check_word_order(self) -> None:
+        """StructBERT's word-order loss is an extra term of masked-LM pretraining, on a share of the sequences."""
+        value = self.word_order_probability
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            raise ValueError(f"word_order_probability must be a number in [0, 1], got {value!r}")
+        if value and self.objective != "mlm":
+            raise ValueError(f"word_order_probability adds StructBERT's word-order loss to objective: mlm, not "
+                             f"objective: {self.objective}")
 
     def check_units(self) -> None:
         """ERNIE's knowledge masking needs its units: a list file, or jieba's words for Chinese phrases."""

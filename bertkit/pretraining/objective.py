@@ -1,5 +1,6 @@
 """The pretraining step and its evaluation: ``L = L_mlm + L_nsp``, with the vocabulary projection run only on the
-masked positions (the MLM decoder is most of the step when it runs on every position)."""
+masked positions (the MLM decoder is most of the step when it runs on every position); a batch with StructBERT's
+shuffled trigrams (``word_order_labels``) adds ``L_word`` (word_order.py)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,15 @@ from torch import nn
 
 from ..model.heads import IGNORE_INDEX
 from ..training.device import model_device, move_batch
+from .word_order import word_order_step
 
 
 def pretraining_step(model: nn.Module, batch: dict[str, torch.Tensor], pair_task: bool = True
                      ) -> tuple[torch.Tensor, dict[str, float]]:
     """Loss of one batch for a pretraining model (``BertForPreTraining``, ``RobertaForMaskedLM``, … or its DDP
     wrapper), plus accuracies and the token count."""
+    if "word_order_labels" in batch:
+        return word_order_step(model, batch, pair_task)
     labels = batch["labels"]
     out = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], labels=labels,
                 next_sentence_label=batch["next_sentence_label"] if pair_task else None, return_logits=False)

@@ -36,10 +36,11 @@ from .plm_run import PLMBatches, PLMStep, evaluate_plm, plm_data, plm_model
 from .tlm_run import TLMBatches, evaluate_tlm, tlm_data, tlm_model, tlm_step
 from .tokenized import tokenize_documents
 from .units import load_units
+from .word_order import WordOrderBatches
 
 logger = logging.getLogger(__name__)
-PLOT_KEYS = ("loss", "mlm_accuracy", "nsp_accuracy", "rtd_accuracy", "plm_loss", "plm_accuracy", "learning_rate",
-             "perplexity", "tokens_per_second")
+PLOT_KEYS = ("loss", "mlm_accuracy", "nsp_accuracy", "rtd_accuracy", "plm_loss", "plm_accuracy", "word_order_loss",
+             "learning_rate", "perplexity", "tokens_per_second")
 
 
 def load_tokenizer(config: PretrainingConfig) -> BertTokenizer:
@@ -218,6 +219,10 @@ def run_pretraining(config: PretrainingConfig, resume: bool = False) -> dict:
         batches = PretrainingBatches(data.train, config.batch_size, special_ids(tokenizer), len(tokenizer),
                                      config.masking_config(), config.dynamic_masking, config.seed,
                                      distributed.rank(), distributed.world_size())
+        if config.word_order_probability:  # StructBERT: shuffled trigrams to restore, after masking
+            batches = WordOrderBatches(batches, config.word_order_probability,
+                                       {special.cls, special.sep, special.pad, special.mask}, config.seed,
+                                       distributed.rank())
     args = config.training_arguments(plot_keys=PLOT_KEYS)
 
     electra = config.objective == "electra"
