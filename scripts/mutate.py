@@ -100,20 +100,22 @@ def summarize(verdicts: dict[str, str], equivalent: dict[str, str]) -> dict:
     survived = sorted(n for n, s in verdicts.items() if s == "survived" and n not in equivalent)
     marked = [n for n in verdicts if n in equivalent]
     untested = [n for n, s in verdicts.items() if s == "no tests"]
+    pending = [n for n, s in verdicts.items() if s == "checked" and n not in equivalent]  # a run stopped early
     other = sorted(f"{n}: {s}" for n, s in verdicts.items()
-                   if s not in ("killed", "timeout", "survived", "no tests") and n not in equivalent)
+                   if s not in ("killed", "timeout", "survived", "no tests", "checked") and n not in equivalent)
     judged = len(killed) + len(survived)
     return {"mutants": len(verdicts), "killed": len(killed), "survived": survived, "equivalent": len(marked),
-            "untested": untested, "other": other, "score": len(killed) / judged if judged else 1.0}
+            "untested": untested, "pending": pending, "other": other, "score": len(killed) / judged if judged else 1.0}
 
 
 def write_report(results: dict[str, dict], equivalent: dict[str, str]) -> None:
     """docs/mutation.md: the table, then the survivors and the mutants no mapped test reaches."""
-    rows = ["| module | mutants | killed | survived | equivalent | no test reaches | score |",
-            "|---|---|---|---|---|---|---|"]
-    totals = [0, 0, 0, 0, 0]
+    rows = ["| module | mutants | killed | survived | equivalent | no test reaches | not run yet | score |",
+            "|---|---|---|---|---|---|---|---|"]
+    totals = [0, 0, 0, 0, 0, 0]
     for module, r in sorted(results.items()):
-        counts = [r["mutants"], r["killed"], len(r["survived"]), r["equivalent"], len(r["untested"])]
+        counts = [r["mutants"], r["killed"], len(r["survived"]), r["equivalent"], len(r["untested"]),
+                  len(r.get("pending", []))]
         totals = [a + b for a, b in zip(totals, counts, strict=True)]
         rows.append(f"| {module} | " + " | ".join(map(str, counts)) + f" | {r['score']:.1%} |")
     judged = totals[1] + totals[2]
@@ -122,7 +124,9 @@ def write_report(results: dict[str, dict], equivalent: dict[str, str]) -> None:
             "Made by `make mutate` (`scripts/mutate.py`, mutmut 3, the modules and their tests in `mutation.toml`).",
             "Score = killed / (killed + survived): a mutant is killed when a mapped test fails or runs past its time",
             "limit; mutants marked equivalent (no behaviour change, reasons in `mutation.toml`) and those no mapped",
-            "test reaches are left out of it and counted apart. Messages and logging lines are not mutated.", "",
+            "test reaches are left out of it and counted apart. Messages and logging lines are not mutated.",
+            "Not run yet: mutants of a run stopped before their turn (`--reuse` continues it); the score is over",
+            "the judged ones only.", "",
             *rows, ""]
     survivors = [(m, n) for m, r in sorted(results.items()) for n in r["survived"] + r["other"]]
     if survivors:
