@@ -131,6 +131,15 @@ def test_bert_with_rotary_positions_trains():
     assert sum(losses[-3:]) / 3 < 0.5 * losses[0]
 
 
+def test_angles_cached_in_inference_mode_serve_a_training_step_after():
+    model = BertForMaskedLM(BertConfig(position_embedding_type="rotary", **TINY))
+    ids = torch.randint(1, 50, (2, 13))
+    with torch.inference_mode():
+        model.eval()(ids)
+    model.train()(ids, labels=ids).loss.backward()  # the same length: the cached angles are used again
+    assert model.bert.encoder.layer[0].attention.self.query.weight.grad.abs().sum() > 0
+
+
 def test_a_bert_folder_with_rotary_positions_reads_back_the_same_model(tmp_path):
     config = BertConfig(position_embedding_type="rotary", rotary_dim=6, rotary_base=1000.0, rotary_value=True, **TINY)
     torch.manual_seed(0)

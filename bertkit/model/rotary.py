@@ -13,18 +13,30 @@ sines in the first half of the columns, cosines in the second) when the model ha
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 from torch import nn
 
 from ..config import BertConfig
 
 
-def rotary_angles(start: int, length: int, dim: int, base: float, device: torch.device | None = None
-                  ) -> torch.Tensor:
+def rotary_angles(start: int, length: int, dim: int, base: float) -> torch.Tensor:
     """(length, dim / 2) float64: angle p·base^(−2i / dim) of pair i at positions start … start + length − 1."""
-    position = torch.arange(start, start + length, dtype=torch.float64, device=device)
-    frequency = base ** (-torch.arange(0, dim, 2, dtype=torch.float64, device=device) / dim)
+    position = torch.arange(start, start + length, dtype=torch.float64)
+    frequency = base ** (-torch.arange(0, dim, 2, dtype=torch.float64) / dim)
     return position[:, None] * frequency[None, :]
+
+
+@lru_cache(maxsize=16)
+def cos_sin_of(start: int, length: int, dim: int, base: float, device: torch.device, dtype: torch.dtype
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of :func:`rotary_angles`, on ``device`` in ``dtype``: computed once in float64 on the CPU (far
+    positions keep their precision; some devices have no float64), then shared by every layer of the forward.
+    Made outside inference mode, so that a training step may reuse what an inference call cached."""
+    with torch.inference_mode(False):
+        angle = rotary_angles(start, length, dim, base)
+        return angle.cos().to(device, dtype), angle.sin().to(device, dtype)
 
 
 def rotary_table(positions: int, dim: int, base: float = 10000.0) -> torch.Tensor:
@@ -78,8 +90,7 @@ class RotaryPositions(nn.Module):
         """(length, dim / 2) cos and sin of positions start … start + length − 1, in ``like``'s dtype."""
         table = self.__dict__.get("table")
         if table is None:
-            angle = rotary_angles(start, length, self.dim, self.base, like.device)
-            return angle.cos().to(like.dtype), angle.sin().to(like.dtype)
+            return cos_sin_of(start, length, self.dim, self.base, like.device, like.dtype)
         if start + length > table.weight.shape[0]:
             raise ValueError(f"input reaches position {start + length} but the model's rotary table has "
                              f"{table.weight.shape[0]} positions (max_position_embeddings); truncate it")
