@@ -17,12 +17,14 @@ from torch import nn
 
 from ..assets import default_model_dir
 from ..model import AutoModel, EncoderModel
+from ..model.unpadded import ATTENTION_MODES, pack, unpadded_forward, unpadded_unsupported
 from ..tokenization import AutoTokenizer, BertTokenizer
 from ..training.device import resolve_device
 from .batching import pad_batch, run_sorted
 from .modules import FolderLayout, Normalize, check_sizes, read_layout, write_layout
 from .pooling import Pooling, parse_modes
 from .precision import apply_precision, autocast, checked_precision, compile_model
+from .unpadded import first_rows, packed_pool
 from .whitening import Whitening, fit_whitening
 
 
@@ -52,17 +54,20 @@ class SentenceEncoder(nn.Module):
             raise ValueError(f"the folder's pooling takes {layout.token_dimension}-d token vectors, but the model's "
                              f"hidden size is {model.config.hidden_size}")
         check_sizes(self.pooled_dimension, list(self.head))
+        self.unpadded: str | None = None  # the attention mode of unpadded batches (use_unpadded), None: padded
         self.eval()
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike | None = None, device: str | torch.device | None = None,
-                        precision: str = "fp32", compile: bool = False) -> SentenceEncoder:
+                        precision: str = "fp32", compile: bool = False, unpadded: bool | str = False
+                        ) -> SentenceEncoder:
         """Load a sentence-transformers or Hugging Face folder (default: the installed MiniLM package) onto
         ``device`` (auto | cpu | cuda | cuda:N; None: the CPU).
 
         ``precision`` (``"fp32"``, ``"bf16"``, ``"int8"``: see precision.py) falls back to fp32, with a warning,
         where this machine has no native kernels for it; ``compile=True`` runs the model through ``torch.compile``
-        and warms it up once.
+        and warms it up once; ``unpadded`` (True or an attention mode) packs each batch's tokens without padding
+        (see :meth:`use_unpadded`).
         """
         precision = checked_precision(precision)
         folder = Path(folder) if folder is not None else default_model_dir()
@@ -73,6 +78,7 @@ class SentenceEncoder(nn.Module):
         encoder = cls(model, AutoTokenizer.from_pretrained(layout.transformer_dir), layout=layout)
         encoder = encoder.to(resolve_device(device)) if device is not None else encoder
         apply_precision(encoder.model, precision, encoder.tokenizer)
+        encoder.use_unpadded(unpadded)
         if compile:
             compile_model(encoder.model)
             encoder.encode(["a warm-up sentence", "and a second, longer one, so that the batch is padded"])
@@ -82,6 +88,20 @@ class SentenceEncoder(nn.Module):
     def precision(self) -> str:
         """The precision the model runs in: ``"fp32"``, ``"bf16"`` or ``"int8"``."""
         return getattr(self.model, "inference_precision", "fp32")
+
+    def use_unpadded(self, mode: bool | str = True) -> None:
+        """Encode batches unpadded (``bertkit.model.unpadded``): the tokens packed without padding, attention per
+        sequence (``True``: ``"repad"``, or one of ``ATTENTION_MODES``), pooling from the packed rows; ``False``:
+        padded batches. Equal to the padded path to float rounding; a model it cannot run is a clear error."""
+        if mode is False or mode is None:
+            self.unpadded = None
+            return
+        mode = "repad" if mode is True else mode
+        if mode not in ATTENTION_MODES:
+            raise ValueError(f"unpadded must be True, False or one of {ATTENTION_MODES}, got {mode!r}")
+        if reason := unpadded_unsupported(self.model):
+            raise ValueError(f"unpadded batches are not available for this model: {reason}")
+        self.unpadded = mode
 
     def save_pretrained(self, folder: str | os.PathLike) -> Path:
         """Write the folder sentence-transformers writes (weights, vocab, modules.json, pooling, Dense, settings)."""
@@ -227,6 +247,8 @@ class SentenceEncoder(nn.Module):
     def _encode_batch(self, batch: list[list[int]], pool: Pooling | None, layers: list[int],
                       modules: list[nn.Module], prompt_length: int) -> torch.Tensor:
         """One padded batch through the model, pooled (``pool=None``: the model's own pooler output)."""
+        if self.unpadded is not None:
+            return self._encode_unpadded(batch, pool, layers, modules, prompt_length)
         input_ids, attention_mask = pad_batch(batch, self.tokenizer.pad_token_id, self.device)
         want_layers = layers not in ([-1], [self.model.config.num_hidden_layers])
         with autocast(self.model):
@@ -238,6 +260,26 @@ class SentenceEncoder(nn.Module):
         else:
             hidden = [output.hidden_states[i] for i in layers] if want_layers else [output.last_hidden_state]
             vectors = torch.cat([pool(h, attention_mask, prompt_length) for h in hidden], dim=-1)
+        for module in modules:
+            vectors = module(vectors)
+        return vectors.float().cpu()
+
+    @torch.inference_mode()
+    def _encode_unpadded(self, batch: list[list[int]], pool: Pooling | None, layers: list[int],
+                         modules: list[nn.Module], prompt_length: int) -> torch.Tensor:
+        """One batch packed without padding through the model, pooled from the packed rows."""
+        packed = pack(batch)
+        want_layers = layers not in ([-1], [self.model.config.num_hidden_layers])
+        with autocast(self.model):
+            last, states = unpadded_forward(self.model, packed, want_layers, self.unpadded)
+            if pool is None:
+                if self.model.pooler is None:
+                    raise ValueError("pooling='pooled' needs a model with a pooler; this checkpoint has none")
+                vectors = self.model.pooler(first_rows(last, packed))
+            else:
+                skip = prompt_length if prompt_length and not pool.include_prompt else 0
+                hidden = [states[i] for i in layers] if want_layers else [last]
+                vectors = torch.cat([packed_pool(pool.modes, h, packed, skip) for h in hidden], dim=-1)
         for module in modules:
             vectors = module(vectors)
         return vectors.float().cpu()
