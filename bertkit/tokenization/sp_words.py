@@ -111,9 +111,15 @@ class WordSegmenter:
         """A word's ids (unknown pieces expanded), its pieces' scores, the smallest running-score bound at which
         its decision is too close (``too_close`` solved for ``base``), and its |score| sum, a little enlarged
         because float32's rounding may make the exact running score a little larger."""
-        segments, steps, gap, total = self._remember(word)
+        if self.unigram is None:
+            return self._expanded(self.sp._segment_run(word)), [], math.inf, 0.0
+        path, total, gap = self.unigram.best_path(word)
+        ids = [i for _, _, i in path]
+        if self.sp.unk_id in ids:
+            ids = self._expanded([(word[s:e], i, s, e) for s, e, i in path])
+        steps = self.unigram.step_scores(word, path)
         limit = gap / (4.8e-7 * (len(word) + 1)) - abs(total) - 1.0
-        return self._expanded(segments), steps, limit, sum(map(abs, steps)) * 1.001
+        return ids, steps, limit, sum(map(abs, steps)) * 1.001
 
     def _expanded(self, segments) -> list[int]:
         """The ids of segments with unknown pieces expanded (bytes, or a run as one ``<unk>``)."""
