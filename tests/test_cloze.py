@@ -14,7 +14,15 @@ import transformers
 from bertkit.cli import main
 from bertkit.model import AutoModelForMaskedLM
 from bertkit.pretraining import PretrainingConfig
-from bertkit.pretraining.cloze import STOP_WORDS, build_cloze, cloze_jsonl, held_out_sentences, read_cloze, score_cloze
+from bertkit.pretraining.cloze import (
+    STOP_WORDS,
+    build_cloze,
+    cloze_jsonl,
+    held_out_sentences,
+    part_of_speech,
+    read_cloze,
+    score_cloze,
+)
 from bertkit.pretraining.documents import read_documents
 from bertkit.pretraining.run import split_documents
 from bertkit.pretraining.sources import write_corpus
@@ -81,6 +89,18 @@ def test_the_seed_decides_the_items(corpus, minilm_dir):
     sentences = held_out_sentences(corpus, 0.05)
     first, again = (cloze_jsonl(build_cloze(sentences, tokenizer, n=30, seed=1)) for _ in range(2))
     assert first == again != cloze_jsonl(build_cloze(sentences, tokenizer, n=30, seed=2))
+
+
+@pytest.mark.parametrize(("sentence", "word", "pos"), [
+    ("They can conquer the hill.", "conquer", "verb"), ("It was very careless of them.", "careless", "adjective"),
+    ("He came to the end.", "end", "noun"), ("The idea of it.", "idea", "noun"),
+    ("She sang beautifully here.", "beautifully", "adverb"), ("A bunch of exotic creatures here.", "creatures", "noun"),
+    ("Their celebration lasted.", "celebration", "noun"), ("A xyzw fell.", "xyzw", "other"),
+])
+def test_part_of_speech_guesses(sentence, word, pos):
+    start = sentence.index(word)
+    before = sentence[:start].split()
+    assert part_of_speech(word, before[-1] if before else "", sentence[start + len(word):]) == pos
 
 
 def transformers_top5(folder, texts):

@@ -3,7 +3,9 @@ score: top-1 / top-5 accuracy of a masked-LM's fill-mask, overall and per part o
 
 No part-of-speech tagger is installed here (nltk's data cannot be downloaded), so content words are found with a
 closed-class word list (determiners, pronouns, prepositions, conjunctions, auxiliaries, ...) and the part of speech
-is guessed from the suffix (``-ly`` adverb, ``-tion`` noun, ``-ous`` adjective, ...; "other" where none matches).
+is guessed from the neighbouring words (a modal or "to" before: verb; "very" before: adjective; a determiner before
+and punctuation after: noun) and else from the suffix (``-ly`` adverb, ``-tion`` noun, ``-ous`` adjective, a plural
+``-s`` noun, ...); "other" where no rule applies. It is a rough split, good for comparing models, not a tagger.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ class ClozeItem:
     text: str  # the sentence, the word replaced by the mask token
     answer: str  # the vocabulary token the mask stands for
     word: str  # the word as the sentence wrote it
-    pos: str  # the part of speech guessed from its suffix
+    pos: str  # the part of speech guessed from its neighbours and suffix
     line: int  # the sentence's line in the corpus file (1-based)
 
 
