@@ -33,3 +33,20 @@ def classifier_head(kind: str, hidden_size: int, num_labels: int, inner_size: in
     if kind == "two_layer":
         return TwoLayerHead(hidden_size, inner_size, num_labels, dropout)
     raise ValueError(f"classifier_head must be one of {CLASSIFIER_HEADS}, got {kind!r}")
+
+
+class SequenceSummary(nn.Module):
+    """XLNet's sentence vector, as transformers' ``sequence_summary``: the last position's hidden state (XLNet pads
+    on the left, so it is the final ``<cls>``) → ``summary`` dense → tanh → dropout. It is XLNet's "pooled"
+    vector, as BERT's pooler reads the first token."""
+
+    def __init__(self, hidden_size: int, dropout: float):
+        super().__init__()
+        self.summary = nn.Linear(hidden_size, hidden_size)
+        self.last_dropout = nn.Dropout(dropout)
+
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if attention_mask is not None and not bool(attention_mask[:, -1].all()):
+            raise ValueError("XLNet's sequence summary reads the last position, which is padding in this batch: "
+                             "pad on the left (padding_side='left', as XLNet's tokenizer does)")
+        return self.last_dropout(torch.tanh(self.summary(hidden[:, -1])))

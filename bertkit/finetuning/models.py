@@ -25,8 +25,9 @@ from ..model import AutoModel, EncoderModel
 from ..model.heads import IGNORE_INDEX
 from ..model.pretrained import Pretrained
 from ..model.pruning import config_of_pruned, stored_pruned_heads
+from ..model.xlnet_architecture import XLNetConfig
 from . import remote
-from .heads import classifier_head
+from .heads import SequenceSummary, classifier_head
 from .input_settings import InputSettings
 
 PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
@@ -67,8 +68,18 @@ class TaskConfig(BertConfig):
 
     @classmethod
     def over(cls, base: BertConfig, **task: Any) -> TaskConfig:
-        """``base``'s shape (every BertConfig field, whatever its class adds) under the task's labels and head."""
+        """``base``'s shape under the task's labels and head: every BertConfig field, and an XLNet's own fields
+        (memory, positions) in an ``XLNetTaskConfig``."""
+        if isinstance(base, XLNetConfig):
+            return XLNetTaskConfig(**{f.name: getattr(base, f.name) for f in dataclasses.fields(XLNetConfig)}, **task)
         return cls(**{f.name: getattr(base, f.name) for f in dataclasses.fields(BertConfig)}, **task)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TaskConfig:
+        """A fine-tuned folder's config.json; an XLNet's is read with XLNet's fields."""
+        if cls is TaskConfig and values.get("model_type") == "xlnet":
+            return XLNetTaskConfig.from_dict(values)
+        return super().from_dict(values)
 
     def to_dict(self) -> dict[str, Any]:
         """config.json's fields, the input settings as a JSON object."""
@@ -84,6 +95,20 @@ class TaskConfig(BertConfig):
 
 
 @dataclass
+class XLNetTaskConfig(XLNetConfig, TaskConfig):
+    """An XLNet under a task head: XLNet's fields and the task's. Its sentence vector is transformers' sequence
+    summary of the last token (``pooling: pooled``, XLNet's pooler), its classifier ``logits_proj`` (``linear``)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.finetuning.task in ("classification", "multi_label", "regression") and (
+                self.pooling != "pooled" or self.classifier_head != "linear"):
+            raise ValueError(f"XLNet classifies as transformers' XLNetForSequenceClassification: pooling: pooled (its "
+                             f"sequence summary of the last token) and classifier_head: linear (logits_proj); got "
+                             f"pooling: {self.pooling}, classifier_head: {self.classifier_head}")
+
+
+@dataclass
 class TaskOutput:
     """Loss (when labels are given) and logits; QA fills ``start_logits`` / ``end_logits`` instead."""
 
@@ -94,7 +119,8 @@ class TaskOutput:
 
 
 CLASS_PREFIXES = {"bert": "Bert", "roberta": "Roberta", "albert": "Albert", "electra": "Electra",
-                  "distilbert": "DistilBert"}
+                  "distilbert": "DistilBert", "xlnet": "XLNet"}
+SUMMARY_ARCHITECTURES = ("xlnet",)  # their pooled vector is a sequence summary (heads.py), under transformers' names
 
 
 def has_pooler(model_type: str) -> bool:
@@ -104,8 +130,9 @@ def has_pooler(model_type: str) -> bool:
 
 def default_pooling(model_type: str) -> str:
     """The sentence vector of a head built over a bare config (no folder to ask, see pooling_choice.py): BERT's
-    pooler where the architecture has one, else [CLS] (ELECTRA, DistilBERT, XLM, GPT-2)."""
-    return "pooled" if has_pooler(model_type) else "cls"
+    pooler where the architecture has one (XLNet: its sequence summary), else [CLS] (ELECTRA, DistilBERT, XLM,
+    GPT-2)."""
+    return "pooled" if model_type in SUMMARY_ARCHITECTURES or has_pooler(model_type) else "cls"
 
 
 def task_encoder(config: TaskConfig, add_pooling_layer: bool) -> EncoderModel:
@@ -145,14 +172,23 @@ class BertForSequenceClassification(TaskModel):
     def __init__(self, config: TaskConfig):
         super().__init__()
         self.config = config
-        setattr(self, self.base_model_prefix, task_encoder(config, add_pooling_layer=config.pooling == "pooled"))
-        self.dropout = nn.Dropout(config.head_dropout)
-        self.classifier = classifier_head(config.classifier_head, config.hidden_size, config.num_labels,
-                                          config.classifier_inner_size, config.head_dropout)
+        summary = config.model_type in SUMMARY_ARCHITECTURES
+        setattr(self, self.base_model_prefix, task_encoder(config, add_pooling_layer=config.pooling == "pooled"
+                                                           and not summary))
+        head = classifier_head(config.classifier_head, config.hidden_size, config.num_labels,
+                               config.classifier_inner_size, config.head_dropout)
+        if summary:  # XLNet: summary → tanh → dropout → logits_proj, as transformers names them
+            self.sequence_summary = SequenceSummary(config.hidden_size, config.head_dropout)
+            self.dropout, self.logits_proj = nn.Identity(), head
+            self.head_prefixes = ("sequence_summary.", "logits_proj.")
+        else:
+            self.dropout, self.classifier = nn.Dropout(config.head_dropout), head
         self.init_weights()
 
     def sentence_vector(self, input_ids, attention_mask, token_type_ids) -> torch.Tensor:
         out = self.base_model(input_ids, attention_mask, token_type_ids)
+        if self.config.pooling == "pooled" and self.config.model_type in SUMMARY_ARCHITECTURES:
+            return self.sequence_summary(out.last_hidden_state, attention_mask)
         if self.config.pooling == "pooled":
             return out.pooler_output
         mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
@@ -173,7 +209,8 @@ class BertForSequenceClassification(TaskModel):
         labels: torch.Tensor | None = None,
     ) -> TaskOutput:
         """Logits (batch, num_labels); the loss of the config's ``problem_type`` when labels are given."""
-        logits = self.classifier(self.dropout(self.sentence_vector(input_ids, attention_mask, token_type_ids)))
+        classifier = self.logits_proj if self.config.model_type in SUMMARY_ARCHITECTURES else self.classifier
+        logits = classifier(self.dropout(self.sentence_vector(input_ids, attention_mask, token_type_ids)))
         loss = None
         if labels is not None:
             kind = self.config.problem_type or "single_label_classification"

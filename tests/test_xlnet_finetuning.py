@@ -1,0 +1,107 @@
+"""XLNet under bertkit's fine-tuning heads: sequence classification is transformers' XLNetForSequenceClassification
+(the sequence summary of the last token → tanh → logits_proj) — equal logits and losses on a left-padded batch with
+every weight perturbed, folders both ways — and the inputs or settings it cannot honour are refused."""
+
+import json
+
+import pytest
+import torch
+import transformers
+
+from bertkit.finetuning.models import (
+    BertForSequenceClassification,
+    TaskConfig,
+    XLNetTaskConfig,
+    default_pooling,
+)
+from bertkit.model.xlnet_architecture import XLNetConfig
+
+SIZES = dict(vocab_size=120, d_model=32, n_layer=2, n_head=4, d_inner=48, pad_token_id=5)
+
+
+def perturb(model: torch.nn.Module, seed: int) -> None:
+    """Every weight moved off its initial value (zero biases, unit LayerNorms included)."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.05 * torch.randn(param.shape, generator=generator))
+
+
+def left_padded_batch() -> dict[str, torch.Tensor]:
+    """Three sequences padded on the left as XLNet's tokenizer pads: <pad>… tokens <sep> <cls>, segments 0 / 1 / 2."""
+    lengths, width = [9, 6, 4], 9
+    input_ids = torch.full((3, width), SIZES["pad_token_id"])
+    attention_mask = torch.zeros(3, width, dtype=torch.long)
+    token_type_ids = torch.full((3, width), 3)  # XLNet's padding segment
+    generator = torch.Generator().manual_seed(1)
+    for row, n in enumerate(lengths):
+        input_ids[row, -n:] = torch.randint(10, SIZES["vocab_size"], (n,), generator=generator)
+        input_ids[row, -2:] = torch.tensor([4, 3])  # <sep> <cls>
+        attention_mask[row, -n:] = 1
+        token_type_ids[row, -n:] = torch.tensor([0] * (n - 1) + [2])
+        token_type_ids[row, -n + n // 2:-1] = 1  # a second segment
+    return dict(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+
+
+@pytest.mark.parametrize("problem, labels", [
+    ("single_label_classification", torch.tensor([2, 0, 1])),
+    ("regression", torch.tensor([0.5, -1.0, 2.0])),
+    ("multi_label_classification", torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0], [1.0, 1.0, 0.0]])),
+])
+def test_a_transformers_xlnet_classifier_loads_with_equal_logits_and_loss(tmp_path, problem, labels):
+    num_labels = 1 if problem == "regression" else 3
+    config = transformers.XLNetConfig(**SIZES, num_labels=num_labels, problem_type=problem)
+    theirs = transformers.XLNetForSequenceClassification(config)
+    perturb(theirs, 0)
+    theirs.save_pretrained(tmp_path)
+    ours = BertForSequenceClassification.from_pretrained(tmp_path)
+    assert isinstance(ours.config, XLNetTaskConfig) and ours.config.num_labels == num_labels
+    assert not ours.loading_report.missing and not ours.loading_report.unexpected
+    batch = left_padded_batch()
+    theirs.eval()
+    with torch.no_grad():
+        expected = theirs(**batch, labels=labels)
+        got = ours(**batch, labels=labels)
+    assert (got.logits - expected.logits).abs().max() <= 1e-5
+    assert abs(got.loss.item() - expected.loss.item()) <= 1e-5
+
+
+def test_a_bertkit_xlnet_classifier_saves_a_folder_transformers_reads(tmp_path):
+    base = XLNetConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                       intermediate_size=48, mem_len=None, clamp_len=6)
+    task = TaskConfig.over(base, id2label={0: "neg", 1: "pos"}, problem_type="single_label_classification")
+    assert isinstance(task, XLNetTaskConfig) and task.clamp_len == 6  # XLNet's own fields travel with the task
+    torch.manual_seed(0)
+    ours = BertForSequenceClassification(task)
+    assert ours.head_prefixes == ("sequence_summary.", "logits_proj.")
+    perturb(ours, 1)
+    ours.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["architectures"] == ["XLNetForSequenceClassification"] and saved["clamp_len"] == 6
+    assert not (tmp_path / "modeling_bertkit.py").exists()  # transformers' own class holds the head
+    theirs = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert type(theirs).__name__ == "XLNetForSequenceClassification"
+    ours.eval()
+    batch, labels = left_padded_batch(), torch.tensor([1, 0, 1])
+    with torch.no_grad():
+        expected, got = theirs(**batch, labels=labels), ours(**batch, labels=labels)
+    assert (got.logits - expected.logits).abs().max() <= 1e-5
+    assert abs(got.loss.item() - expected.loss.item()) <= 1e-5
+    again = BertForSequenceClassification.from_pretrained(tmp_path)  # and back: the same model
+    with torch.no_grad():
+        assert torch.equal(again(**batch).logits, got.logits)
+
+
+def test_what_xlnet_cannot_classify_is_refused():
+    base = XLNetConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                       intermediate_size=48)
+    assert default_pooling("xlnet") == "pooled"
+    with pytest.raises(ValueError, match="pooling: pooled .*got pooling: mean, classifier_head: linear"):
+        TaskConfig.over(base, id2label={0: "a", 1: "b"}, pooling="mean")
+    with pytest.raises(ValueError, match="got pooling: pooled, classifier_head: two_layer"):
+        TaskConfig.over(base, id2label={0: "a", 1: "b"}, classifier_head="two_layer")
+    model = BertForSequenceClassification(TaskConfig.over(base, id2label={0: "a", 1: "b"})).eval()
+    batch = left_padded_batch()
+    right = {k: v.flip(1) for k, v in batch.items()}  # padding on the right: the last position is a <pad>
+    with pytest.raises(ValueError, match="pad on the left"):
+        model(**right)
