@@ -139,12 +139,12 @@ def write_config(folder, **values):
 
 
 @pytest.mark.parametrize("values,message", [
-    (dict(model_type="xlnet"), "model_type 'xlnet' is not supported"),
+    (dict(model_type="mpnet"), "model_type 'mpnet' is not supported"),
     (dict(model_type="bert", position_embedding_type="relative_key", is_decoder=True), "bidirectional encoders"),
     (dict(model_type="bert", is_decoder=True, attention="performer"), "cannot decode"),
     (dict(model_type="bert", is_decoder=True, position_embedding_type="relative_bias"), "is bidirectional here"),
     (dict(model_type="roberta", tie_word_embeddings=False), "tie_word_embeddings"),
-    (dict(model_type="bert", rotary_dim=16), "bertkit does not know .*rotary_dim"),
+    (dict(model_type="bert", rotary_dim=16), "rotary_dim=16 set, but position_embedding_type is 'absolute'"),
     (dict(model_type="bert", hidden_act="mish"), "hidden_act must be one of"),
     (dict(model_type="bert", hidden_size=30, num_attention_heads=4), "not a multiple"),
     (dict(model_type="albert", num_hidden_layers=12, num_hidden_groups=5), "not a multiple of num_hidden_groups"),

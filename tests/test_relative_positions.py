@@ -166,7 +166,7 @@ def test_training_with_dropout_runs_and_backpropagates_into_the_distance_table()
     (dict(model_type="nezha", position_embedding_type="nezha", attention="local"), "attention='local'"),
     (dict(model_type="nezha", position_embedding_type="nezha", max_relative_position=0), "max_relative_position"),
     (dict(position_embedding_type="nezha"), "'nezha' and model_type 'nezha' go together"),
-    (dict(position_embedding_type="rotary"), "not supported"),
+    (dict(position_embedding_type="rotary", rotary_dim=5), "rotary_dim must be an even integer"),
 ])
 def test_settings_the_schemes_cannot_honour_are_refused(values, message):
     with pytest.raises(ValueError, match=message):
