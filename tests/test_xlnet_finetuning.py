@@ -92,7 +92,7 @@ def test_a_bertkit_xlnet_classifier_saves_a_folder_transformers_reads(tmp_path):
         assert torch.equal(again(**batch).logits, got.logits)
 
 
-def test_what_xlnet_cannot_classify_is_refused():
+def test_heads_xlnet_cannot_hold_are_refused():
     base = XLNetConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
                        intermediate_size=48)
     assert default_pooling("xlnet") == "pooled"
@@ -100,8 +100,18 @@ def test_what_xlnet_cannot_classify_is_refused():
         TaskConfig.over(base, id2label={0: "a", 1: "b"}, pooling="mean")
     with pytest.raises(ValueError, match="got pooling: pooled, classifier_head: two_layer"):
         TaskConfig.over(base, id2label={0: "a", 1: "b"}, classifier_head="two_layer")
+
+
+def test_a_batch_padded_on_the_right_reads_the_last_real_token():
+    base = XLNetConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                       intermediate_size=48, mem_len=None)
+    torch.manual_seed(0)
     model = BertForSequenceClassification(TaskConfig.over(base, id2label={0: "a", 1: "b"})).eval()
-    batch = left_padded_batch()
-    right = {k: v.flip(1) for k, v in batch.items()}  # padding on the right: the last position is a <pad>
-    with pytest.raises(ValueError, match="pad on the left"):
-        model(**right)
+    perturb(model, 2)
+    left = left_padded_batch()
+    masks = left["attention_mask"].bool()
+    right = {k: torch.stack([torch.cat([row[mask], row[~mask]]) for row, mask in zip(v, masks, strict=True)])
+             for k, v in left.items()}  # the same texts with their padding moved to the right
+    assert right["attention_mask"][:, -1].tolist() == [1, 0, 0]
+    with torch.no_grad():
+        assert (model(**right).logits - model(**left).logits).abs().max() <= 1e-5

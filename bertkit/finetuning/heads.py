@@ -36,9 +36,10 @@ def classifier_head(kind: str, hidden_size: int, num_labels: int, inner_size: in
 
 
 class SequenceSummary(nn.Module):
-    """XLNet's sentence vector, as transformers' ``sequence_summary``: the last position's hidden state (XLNet pads
-    on the left, so it is the final ``<cls>``) → ``summary`` dense → tanh → dropout. It is XLNet's "pooled"
-    vector, as BERT's pooler reads the first token."""
+    """XLNet's sentence vector, as transformers' ``sequence_summary``: the last token's hidden state (XLNet ends a
+    text with ``<cls>``) → ``summary`` dense → tanh → dropout; XLNet's "pooled" vector, as BERT's pooler reads the
+    first token. transformers reads position -1, the last token of a batch padded on the left as XLNet's tokenizer
+    pads; the last real token is the same there and stays right on a batch padded on the right."""
 
     def __init__(self, hidden_size: int, dropout: float):
         super().__init__()
@@ -46,7 +47,9 @@ class SequenceSummary(nn.Module):
         self.last_dropout = nn.Dropout(dropout)
 
     def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        if attention_mask is not None and not bool(attention_mask[:, -1].all()):
-            raise ValueError("XLNet's sequence summary reads the last position, which is padding in this batch: "
-                             "pad on the left (padding_side='left', as XLNet's tokenizer does)")
-        return self.last_dropout(torch.tanh(self.summary(hidden[:, -1])))
+        last = hidden[:, -1]
+        if attention_mask is not None and not bool(attention_mask[:, -1].all()):  # padded on the right
+            positions = torch.arange(hidden.shape[1], device=hidden.device)
+            index = (attention_mask.bool() * positions).amax(-1)
+            last = hidden[torch.arange(hidden.shape[0], device=hidden.device), index]
+        return self.last_dropout(torch.tanh(self.summary(last)))
