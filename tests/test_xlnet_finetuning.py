@@ -115,3 +115,24 @@ def test_a_batch_padded_on_the_right_reads_the_last_real_token():
     assert right["attention_mask"][:, -1].tolist() == [1, 0, 0]
     with torch.no_grad():
         assert (model(**right).logits - model(**left).logits).abs().max() <= 1e-5
+
+
+def test_a_pretrained_xlnet_folder_starts_a_classifier_with_its_own_settings(tmp_path):
+    from bertkit.finetuning.models import encoder_config
+
+    config = transformers.XLNetConfig(**SIZES, mem_len=16, clamp_len=5, same_length=False)
+    pretrained = transformers.XLNetLMHeadModel(config)
+    perturb(pretrained, 3)
+    pretrained.save_pretrained(tmp_path)
+    base = encoder_config(tmp_path)
+    assert isinstance(base, XLNetConfig) and (base.mem_len, base.clamp_len) == (16, 5)
+    task = TaskConfig.over(base, id2label={0: "neg", 1: "pos"})
+    model = BertForSequenceClassification.from_pretrained(tmp_path, config=task).eval()
+    assert sorted(model.loading_report.missing) == ["logits_proj.bias", "logits_proj.weight",
+                                                    "sequence_summary.summary.bias",
+                                                    "sequence_summary.summary.weight"]  # only the fresh head
+    batch = left_padded_batch()
+    with torch.no_grad():
+        theirs = pretrained.transformer.eval()(**batch).last_hidden_state
+        ours = model.transformer(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+    assert (ours.last_hidden_state - theirs).abs().max() <= 1e-5

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,6 +134,17 @@ def default_pooling(model_type: str) -> str:
     pooler where the architecture has one (XLNet: its sequence summary), else [CLS] (ELECTRA, DistilBERT, XLM,
     GPT-2)."""
     return "pooled" if model_type in SUMMARY_ARCHITECTURES or has_pooler(model_type) else "cls"
+
+
+def encoder_config(folder: str | os.PathLike) -> BertConfig:
+    """The config of a model folder's encoder, read with its architecture's config class (an XLNet's with its
+    memory and position fields, which a BertConfig refuses rather than drops)."""
+    path = Path(folder) / "config.json"
+    try:
+        model_type = json.loads(path.read_text(encoding="utf-8")).get("model_type")
+    except (OSError, ValueError, AttributeError):
+        model_type = None  # BertConfig.from_json_file names what is wrong with the file
+    return (XLNetConfig if model_type == "xlnet" else BertConfig).from_json_file(path)
 
 
 def task_encoder(config: TaskConfig, add_pooling_layer: bool) -> EncoderModel:
