@@ -166,3 +166,22 @@ def test_a_tiny_bert_learns_to_restore_the_order(examples, tokenizer, tmp_path):
 def test_word_order_settings_that_do_not_apply_are_refused(values, message):
     with pytest.raises(ValueError, match=message):
         PretrainingConfig(**values)
+
+
+def test_pretrain_with_word_order_probability_adds_the_loss(minilm_dir, tmp_path):
+    from bertkit.pretraining import run_pretraining
+    from bertkit.training.metrics import read_metrics
+
+    reviews = [text for _, text in rotten_tomatoes_reviews()[:200]]
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join("\n".join(reviews[i:i + 4]) for i in range(0, 200, 4)) + "\n")
+    summary = run_pretraining(PretrainingConfig(
+        corpus=[str(corpus)], tokenizer=str(minilm_dir), model_preset="tiny", max_seq_length=48, batch_size=8,
+        max_steps=3, warmup_steps=1, logging_steps=1, eval_fraction=0, progress=False, threads=1,
+        word_order_probability=0.5, output_dir=str(tmp_path / "out")))
+    assert summary["config"]["word_order_probability"] == 0.5
+    records = read_metrics(tmp_path / "out" / "metrics.jsonl")
+    assert len(records) == 3 and all(r["word_order_tokens"] % 3 == 0 for r in records)
+    assert sum(r["word_order_tokens"] for r in records) > 0  # ~4 of 8 rows a step, 3 tokens each
+    assert all(r["loss"] == pytest.approx(r["mlm_loss"] + r["word_order_loss"] + r["nsp_loss"], rel=1e-5)
+               for r in records)
