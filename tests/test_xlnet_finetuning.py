@@ -136,3 +136,30 @@ def test_a_pretrained_xlnet_folder_starts_a_classifier_with_its_own_settings(tmp
         theirs = pretrained.transformer.eval()(**batch).last_hidden_state
         ours = model.transformer(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
     assert (ours.last_hidden_state - theirs).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("task, ours_class, theirs_class", [
+    ("token_classification", "BertForTokenClassification", "XLNetForTokenClassification"),
+    ("question_answering", "BertForQuestionAnswering", "XLNetForQuestionAnsweringSimple"),
+])
+def test_token_and_span_heads_save_folders_transformers_reads(tmp_path, task, ours_class, theirs_class):
+    from bertkit.finetuning import models
+    from bertkit.finetuning.input_settings import InputSettings
+
+    base = XLNetConfig(vocab_size=120, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                       intermediate_size=48, mem_len=None)
+    labels = {0: "O", 1: "B-X", 2: "I-X"} if task == "token_classification" else {}
+    config = TaskConfig.over(base, id2label=labels, finetuning=InputSettings.from_dict({"task": task}))
+    torch.manual_seed(0)
+    ours = getattr(models, ours_class)(config)
+    perturb(ours, 4)
+    ours.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["architectures"] == [theirs_class]
+    theirs = getattr(transformers, theirs_class).from_pretrained(tmp_path).eval()
+    ours.eval()
+    batch = left_padded_batch()
+    with torch.no_grad():
+        got, expected = ours(**batch), theirs(**batch)
+    names = ("logits",) if task == "token_classification" else ("start_logits", "end_logits")
+    for name in names:
+        assert (getattr(got, name) - getattr(expected, name)).abs().max() <= 1e-5

@@ -121,6 +121,9 @@ class TaskOutput:
 
 CLASS_PREFIXES = {"bert": "Bert", "roberta": "Roberta", "albert": "Albert", "electra": "Electra",
                   "distilbert": "DistilBert", "xlnet": "XLNet"}
+# where transformers' class for a head is not the prefix + bertkit's name (its XLNetForQuestionAnswering is the
+# beam-search head; the single start / end layer is the "Simple" one)
+TRANSFORMERS_CLASSES = {"XLNetForQuestionAnswering": "XLNetForQuestionAnsweringSimple"}
 SUMMARY_ARCHITECTURES = ("xlnet",)  # their pooled vector is a sequence summary (heads.py), under transformers' names
 
 
@@ -165,7 +168,8 @@ class TaskModel(Pretrained):
     @property
     def architecture_name(self) -> str:
         """The class name written to config.json: ``RobertaForSequenceClassification`` for a RoBERTa encoder."""
-        return type(self).__name__.replace("Bert", CLASS_PREFIXES[self.config.model_type], 1)
+        name = type(self).__name__.replace("Bert", CLASS_PREFIXES[self.config.model_type], 1)
+        return TRANSFORMERS_CLASSES.get(name, name)
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, config: TaskConfig | None = None, **kwargs: Any):
