@@ -259,6 +259,9 @@ for _arch in (
 
 ARCHITECTURES["t5"] = Architecture("t5", "model", **T5_SPEC)  # its fields and names: t5_architecture.py
 ARCHITECTURES["xlnet"] = Architecture("xlnet", "transformer", **XLNET_SPEC)  # xlnet_architecture.py
+# XLM-R is RoBERTa under another name: its prefix, names and fields; only the defaults of XLMRobertaConfig
+ARCHITECTURES["xlm-roberta"] = dataclasses.replace(ARCHITECTURES["roberta"], model_type="xlm-roberta",
+                                                   defaults=BERT_DEFAULTS | {"pad_token_id": 1})
 SUPPORTED = tuple(ARCHITECTURES)
 
 

@@ -23,6 +23,7 @@ from .roformer import RoFormerForMaskedLM, RoFormerModel
 from .seq2seq import TransformerForConditionalGeneration, TransformerModel
 from .t5 import T5ForConditionalGeneration, T5Model
 from .xlm import XLMModel, XLMWithLMHeadModel
+from .xlm_roberta import XLMRobertaForMaskedLM, XLMRobertaModel
 from .xlnet import XLNetLMHeadModel, XLNetModel
 
 
@@ -70,7 +71,8 @@ class AutoModel(_Auto):
     classes = {"bert": BertModel, "roberta": RobertaModel, "albert": AlbertModel, "electra": ElectraModel,
                "distilbert": DistilBertModel, "gpt2": GPT2Model, "transformer": TransformerModel,
                "bart": TransformerModel, "marian": TransformerModel, "ernie": ErnieModel, "nezha": NezhaModel,
-               "xlm": XLMModel, "t5": T5Model, "xlnet": XLNetModel, "roformer": RoFormerModel}
+               "xlm": XLMModel, "t5": T5Model, "xlnet": XLNetModel, "roformer": RoFormerModel,
+               "xlm-roberta": XLMRobertaModel}
 
 
 class AutoModelForMaskedLM(_Auto):
@@ -78,7 +80,8 @@ class AutoModelForMaskedLM(_Auto):
 
     classes = {"bert": BertForMaskedLM, "roberta": RobertaForMaskedLM, "albert": AlbertForMaskedLM,
                "electra": ElectraForMaskedLM, "distilbert": DistilBertForMaskedLM, "ernie": ErnieForMaskedLM,
-               "nezha": NezhaForMaskedLM, "xlm": XLMWithLMHeadModel, "roformer": RoFormerForMaskedLM}
+               "nezha": NezhaForMaskedLM, "xlm": XLMWithLMHeadModel, "roformer": RoFormerForMaskedLM,
+               "xlm-roberta": XLMRobertaForMaskedLM}
 
 
 class AutoModelForPreTraining(_Auto):
@@ -88,7 +91,7 @@ class AutoModelForPreTraining(_Auto):
     classes = {"bert": BertForPreTraining, "roberta": RobertaForMaskedLM, "albert": AlbertForPreTraining,
                "electra": ElectraForPreTraining, "distilbert": DistilBertForMaskedLM, "ernie": ErnieForPreTraining,
                "nezha": NezhaForPreTraining, "xlm": XLMWithLMHeadModel, "xlnet": XLNetLMHeadModel,
-               "roformer": RoFormerForMaskedLM}
+               "roformer": RoFormerForMaskedLM, "xlm-roberta": XLMRobertaForMaskedLM}
 
 
 class AutoModelForSeq2SeqLM(_Auto):
