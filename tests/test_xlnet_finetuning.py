@@ -163,3 +163,13 @@ def test_token_and_span_heads_save_folders_transformers_reads(tmp_path, task, ou
     names = ("logits",) if task == "token_classification" else ("start_logits", "end_logits")
     for name in names:
         assert (getattr(got, name) - getattr(expected, name)).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("setting", [dict(summary_type="first"), dict(summary_use_proj=False),
+                                     dict(summary_activation="relu"), dict(summary_first_dropout=0.2)])
+def test_a_sequence_summary_bertkit_does_not_compute_is_refused(tmp_path, setting):
+    transformers.XLNetForSequenceClassification(transformers.XLNetConfig(**SIZES, num_labels=2, **setting)
+                                                ).save_pretrained(tmp_path)
+    key = next(iter(setting))
+    with pytest.raises(ValueError, match=f"cannot compute: {key}="):
+        BertForSequenceClassification.from_pretrained(tmp_path)

@@ -114,9 +114,11 @@ XLNET_SPEC = dict(
     written=tuple(_XLNET_DEFAULTS),
     unwritten=("attention_probs_dropout_prob", "activation_dropout"),
     fixed=dict(type_vocab_size=0, position_embedding_type="none", max_position_embeddings=1 << 20, norm_first=False),
-    # fine-tuning heads' settings (the sequence summary, SQuAD's top-k), and untie_r: transformers always unties
-    ignored=frozenset({"summary_type", "summary_use_proj", "summary_activation", "summary_last_dropout",
-                       "summary_proj_to_labels", "start_n_top", "end_n_top", "untie_r"}),
+    # fine-tuning heads' settings (the summary's dropout, SQuAD's top-k), and untie_r: transformers always unties
+    ignored=frozenset({"summary_last_dropout", "start_n_top", "end_n_top", "untie_r"}),
+    # the sequence summary bertkit's classifier computes (finetuning/heads.py): the last token, dense, tanh
+    required=dict(summary_type="last", summary_use_proj=True, summary_activation="tanh", summary_proj_to_labels=False,
+                  summary_first_dropout=0),
     derived=_one_dropout,
     # bertkit's feed-forward blocks (Intermediate + ResidualOutput) under XLNet's names
     renames=(
