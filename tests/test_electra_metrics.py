@@ -2,9 +2,12 @@
 position by position from the model's outputs (plain Python sums), the loss weight, the checkpoint's two folders."""
 
 import math
+import shutil
 
 import pytest
 import torch
+from finetuning_fixtures import tiny_tokenizer
+from safetensors.torch import load_file, save_file
 from test_electra_pretraining import masked_batch, tiny_pair
 
 from bertkit.checkpoint import load_weights
@@ -121,3 +124,22 @@ def test_gradient_checkpointing_reaches_both_models():
              if hasattr(m, "gradient_checkpointing")]
     assert len(flags) >= 2 and all(flags)
     assert any(hasattr(m, "gradient_checkpointing") for m in model.generator.modules())
+
+
+def test_loading_reports_what_either_folder_lacks_or_holds_beyond_the_model(tmp_path):
+    saved = tiny_pair()
+    saved.save_pretrained(tmp_path / "step")
+    shutil.rmtree(tmp_path / "step" / GENERATOR_FOLDER)
+    saved.generator.base_model.save_pretrained(tmp_path / "step" / GENERATOR_FOLDER)  # the generator without its head
+    weights = tmp_path / "step" / "model.safetensors"
+    save_file({**load_file(weights), "extra.weight": torch.zeros(2)}, weights)  # the discriminator with a stray tensor
+    report = load_weights(tiny_pair(seed=1), tmp_path / "step")
+    head = {n for n in saved.generator.state_dict() if n.startswith("cls.")} - {"cls.predictions.decoder.weight"}
+    assert head <= set(report.missing) and all(n.startswith("cls.") for n in report.missing)
+    assert report.unexpected == ["extra.weight"]
+
+
+def test_a_checkpoint_keeps_the_tokenizer_beside_both_models(tmp_path):
+    tiny_pair().save_pretrained(tmp_path / "step", tokenizer=tiny_tokenizer())
+    for folder in (tmp_path / "step", tmp_path / "step" / GENERATOR_FOLDER):
+        assert (folder / "vocab.txt").is_file() and (folder / "config.json").is_file()
