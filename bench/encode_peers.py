@@ -39,7 +39,15 @@ SYSTEMS: dict[str, tuple[str, bool, str]] = {
     "bertkit-bf16": ("bertkit bf16", False, "bf16"),
     "bertkit-int8": ("bertkit int8", False, "int8"),
     "bertkit-compile": ("bertkit fp32, torch.compile", False, "fp32"),
+    "bertkit-unpadded": ("bertkit fp32 unpadded (repad attention)", False, "fp32"),
+    "bertkit-unpadded-loop": ("bertkit fp32 unpadded (loop attention)", False, "fp32"),
+    "bertkit-unpadded-nested": ("bertkit fp32 unpadded (nested attention)", False, "fp32"),
+    "bertkit-fp32-unsorted": ("bertkit fp32, batches in input order", False, "fp32"),
+    "bertkit-unpadded-unsorted": ("bertkit fp32 unpadded, input order", False, "fp32"),
 }
+# unpadded rows: the attention mode; -unsorted rows batch the texts in input order (as a server's requests come)
+UNPADDED = {"bertkit-unpadded": "repad", "bertkit-unpadded-loop": "loop", "bertkit-unpadded-nested": "nested",
+            "bertkit-unpadded-unsorted": "repad"}
 
 
 class Skip(Exception):
@@ -197,7 +205,8 @@ def build(name: str, folder: Path, onnx: Path, batch_size: int, threads: int) ->
     precision = {"bertkit-bf16": "bf16", "bertkit-int8": "int8"}.get(name, "fp32")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        encoder = SentenceEncoder.from_pretrained(folder, precision=precision, compile=name == "bertkit-compile")
+        encoder = SentenceEncoder.from_pretrained(folder, precision=precision, compile=name == "bertkit-compile",
+                                                  unpadded=UNPADDED.get(name, False))
     note = "; ".join(str(w.message) for w in caught)
     if encoder.precision != precision:
         raise Skip(f"fell back to {encoder.precision}: {note}")
@@ -205,7 +214,10 @@ def build(name: str, folder: Path, onnx: Path, batch_size: int, threads: int) ->
 
     def encode(texts: list[str]) -> object:
         with kernels.onednn_linear(onednn):
-            return encoder.encode(texts, batch_size=batch_size, pooling="mean", normalize=True)
+            if not name.endswith("-unsorted"):
+                return encoder.encode(texts, batch_size=batch_size, pooling="mean", normalize=True)
+            return np.concatenate([encoder.encode(texts[i: i + batch_size], batch_size=batch_size, pooling="mean",
+                                                  normalize=True) for i in range(0, len(texts), batch_size)])
 
     return encode, note
 

@@ -10,10 +10,11 @@ only. Attention is the one step that mixes rows; it runs per sequence (as Modern
 - ``"loop"``: one SDPA call per sequence, unmasked: no padding at all, a kernel launch per sequence and layer.
 - ``"nested"``: the sequences as one jagged nested tensor through SDPA.
 
-bench/encode.py --unpadded-attention measures them (see the report of issue 27). The layers' submodules are called
-directly (``layer.attention.output``, ``layer.feed_forward``), so quantized or bf16 projections run as in the padded
-path; a layer whose attention was replaced or hooked, relative positions, decoders, prefixes and efficient attention
-kernels are refused by :func:`unpadded_unsupported` — their padded forward is the only one that knows them.
+``bench/encode.py --systems bertkit-unpadded,bertkit-unpadded-loop,bertkit-unpadded-nested`` measures them. The
+layers' submodules are called directly (``layer.attention.output``, ``layer.feed_forward``), so quantized or bf16
+projections run as in the padded path; a layer whose attention was replaced or hooked, relative positions, decoders,
+prefixes and efficient attention kernels are refused by :func:`unpadded_unsupported` — their padded forward is the
+only one that knows them.
 """
 
 from __future__ import annotations
