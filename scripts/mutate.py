@@ -143,7 +143,8 @@ def main() -> None:
     parser.add_argument("modules", nargs="*", help="modules of mutation.toml (default: all)")
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 1, help="mutants run at once")
     parser.add_argument("--report", action="store_true",
-                        help="no run: recount the last run of each module against mutation.toml's equivalents")
+                        help="no run: recount the last run (finished or stopped) of each staged module against "
+                             "mutation.toml's equivalents")
     parser.add_argument("--reuse", action="store_true",
                         help="keep mutmut's verdicts from the last run (only right when no test changed since)")
     parser.add_argument("--survivors", action="store_true",
@@ -156,7 +157,7 @@ def main() -> None:
     equivalent = plan.get("equivalent", {})
     results = json.loads(RESULTS.read_text(encoding="utf-8")) if RESULTS.is_file() else {}
     if args.report:
-        for module in args.modules or [m for m in plan["modules"] if m in results]:
+        for module in args.modules or [m for m in plan["modules"] if (staged(m) / "mutants").is_dir()]:
             results[module] = summarize(statuses(staged(module)), equivalent)
         RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n", encoding="utf-8")
         write_report(results, equivalent)
