@@ -199,9 +199,3 @@ def test_sampling_is_a_data_augmentation_switch(folders):
     assert ours(text)["input_ids"] == best
     ours.disable_sampling()
     assert ours(text)["input_ids"] == best
-
-
-def test_deberta_split_by_punct_is_refused_not_ignored(folders):
-    with pytest.raises(ValueError, match="split_by_punct=True"):
-        FAMILIES["DebertaV2Tokenizer"].from_pretrained(folders["DebertaV2Tokenizer"], split_by_punct=True)
-    assert FAMILIES["DebertaV2Tokenizer"].from_pretrained(folders["DebertaV2Tokenizer"], split_by_punct=False)

@@ -20,10 +20,13 @@ ALBERT and XLNet prepare the text before SentencePiece as their original tokeniz
 from __future__ import annotations
 
 import functools
+import string
 import unicodedata
 from typing import Any
 
+from .sp_normalizer import SPACE_SYMBOL
 from .sp_tokenizer import Prepared, SentencePieceTokenizer
+from .sp_words import words
 
 SENTINELS = 100  # T5's <extra_id_0> .. <extra_id_99>
 
@@ -163,6 +166,34 @@ class CamembertTokenizer(XLMRobertaTokenizer):
         super().__init__(vocab_file, additional_special_tokens=additional_special_tokens, **settings)
 
 
+@functools.lru_cache(maxsize=65536)
+def is_punctuation(char: str) -> bool:
+    """The Punctuation pre-tokenizer's test (as BERT's): ASCII punctuation (``$ + < = > ^ ` | ~`` too) or any
+    Unicode P* character."""
+    return char in string.punctuation or unicodedata.category(char).startswith("P")
+
+
+def punctuation_words(normalized: str, start: int = 0) -> list[tuple[str, list[int]]]:
+    """DeBERTa-v2's ``split_by_punct`` on SentencePiece-normalised text from ``start`` (past a dummy prefix), as
+    transformers 5's pre-tokenizers (Punctuation isolated, then Metaspace prepending ``▁`` to every pre-token and
+    splitting before each ``▁``): (word, the normalised position of each of its characters; an added ``▁`` takes
+    the next one's)."""
+    chunks: list[tuple[int, int]] = []
+    for i in range(start, len(normalized)):
+        if is_punctuation(normalized[i]):
+            chunks += [(start, i), (i, i + 1)] if i > start else [(i, i + 1)]
+            start = i + 1
+    if start < len(normalized):
+        chunks.append((start, len(normalized)))
+    out = []
+    for s, e in chunks:
+        text, positions = normalized[s:e], list(range(s, e))
+        if text[0] != SPACE_SYMBOL:  # the ▁ a pre-token gets, though no space stood there
+            text, positions = SPACE_SYMBOL + text, [s, *positions]
+        out += [(word, positions[k:k + len(word)]) for k, word in words(text)]
+    return out
+
+
 class DebertaV2Tokenizer(SentencePieceTokenizer):
     """DeBERTa-v2 / v3: ``[CLS] A [SEP] B [SEP]`` with segment ids; ``[MASK]`` after the model's pieces."""
 
@@ -178,15 +209,38 @@ class DebertaV2Tokenizer(SentencePieceTokenizer):
         unknown = set(settings) - set(known)
         if unknown:
             raise TypeError(f"{type(self).__name__} got unexpected settings {sorted(unknown)}")
-        if settings.get("split_by_punct"):
-            raise ValueError("DebertaV2Tokenizer(split_by_punct=True) splits at punctuation before SentencePiece, "
-                             "which bertkit's DeBERTa-v2 tokenizer does not do: refused rather than ignored")
+        for name, value in settings.items():
+            if not isinstance(value, bool):
+                raise ValueError(f"{type(self).__name__}({name}=...) must be true or false, got {value!r}")
         return {**known, **settings}
 
     def prepare(self, text: str) -> Prepared:
         if not self.settings["do_lower_case"]:
             return super().prepare(text)
-        return prepare_like_albert(text, True, False)
+        if text.isascii():  # one character each
+            return text.lower(), list(range(len(text))), list(range(1, len(text) + 1))
+        # transformers' Lowercase alone (no ALBERT quotes), per character as Rust's: each keeps its span
+        lowered = [_prepared_char(char, True, False) for char in text]
+        starts = [i for i, chars in enumerate(lowered) for _ in chars]
+        return "".join(lowered), starts, [i + 1 for i in starts]
+
+    def segment(self, normalized: str, added_prefix: bool = False) -> list[tuple[str, int, int, int]]:
+        """With ``split_by_punct``: each word of ``punctuation_words`` segmented alone (the Rust Unigram's
+        pre-tokens), its pieces placed back in the normalised text."""
+        if not self.settings["split_by_punct"]:
+            return super().segment(normalized, added_prefix)
+        out = []
+        for word, positions in punctuation_words(normalized, int(added_prefix)):
+            for piece, i, s, e in super().segment(word):
+                # an added ▁ sits at the character after it: a piece of it alone spans that character
+                start = positions[min(s, len(word) - 1)]
+                out.append((piece, i, start, positions[e - 1] + 1 if e > s else start))
+        return out
+
+    def text_to_ids(self, text: str) -> list[int]:
+        if self.settings["split_by_punct"]:  # the ids-only fast path knows no punctuation split
+            return self.text_to_ids_with_offsets(text)[0]
+        return super().text_to_ids(text)
 
 
 FAMILIES: dict[str, type[SentencePieceTokenizer]] = {

@@ -87,6 +87,9 @@ def tokenizer_arguments(folder: Path, cls: type[SentencePieceTokenizer]) -> dict
         _, implied = read_unigram_json(folder / "tokenizer.json")
         arguments = {"tokenizer_json": folder / "tokenizer.json"}
         probe = cls.check_settings(cls.__new__(cls), {})
+        if implied["split_by_punct"] and "split_by_punct" not in probe:  # never drop a split silently
+            raise ValueError(f"{folder / 'tokenizer.json'}: a Punctuation pre_tokenizer is DeBERTa-v2's "
+                             f"split_by_punct, which {cls.__name__} does not have")
         arguments.update({key: value for key, value in implied.items() if key in probe})
     else:
         raise FileNotFoundError(f"{folder} holds no SentencePiece model; {cls.__name__} reads {cls.vocab_file_name} "

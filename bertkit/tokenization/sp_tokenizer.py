@@ -120,6 +120,14 @@ class SentencePieceTokenizer(NamedSpecialTokens, EncodesBatches):
         """The text SentencePiece sees (ALBERT / XLNet change quotes, accents and case)."""
         return unchanged(text)
 
+    def segment(self, normalized: str, added_prefix: bool = False) -> list[tuple[str, int, int, int]]:
+        """(piece, id, start, end) over the normalised text: the best segmentation, or a sampled one
+        (``added_prefix``: its first ``▁`` is SentencePiece's dummy prefix, not a space of the text)."""
+        if self.sampling is None:
+            return self.sp.segment(normalized)
+        alpha, nbest_size, rng = self.sampling  # subword regularisation: another segmentation on every call
+        return self.sp.sample_segment(normalized, alpha, nbest_size, rng)
+
     # -- vocabulary ---------------------------------------------------------------------------------------
 
 
@@ -156,12 +164,8 @@ class SentencePieceTokenizer(NamedSpecialTokens, EncodesBatches):
             return []
         normalized, rule_starts, rule_ends, _ = self.sp.normalizer.normalize_with_spans(prepared)
         out = []
-        if self.sampling is None:
-            segments = self.sp.segment(normalized)
-        else:  # subword regularisation: another segmentation on every call
-            alpha, nbest_size, rng = self.sampling
-            segments = self.sp.sample_segment(normalized, alpha, nbest_size, rng)
-        for _, i, s, e in segments:
+        added_prefix = bool(normalized) and rule_ends[0] == 0  # SentencePiece's dummy ▁ with no space before it
+        for _, i, s, e in self.segment(normalized, added_prefix):
             if s == e:  # a byte piece before the last of its character: empty, where the character starts
                 k = rule_starts[min(s, len(normalized) - 1)]
                 out.append((self._spm_ids[i], (starts[k] + start, starts[k] + start)))

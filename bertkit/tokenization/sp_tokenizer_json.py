@@ -4,7 +4,8 @@ the SentencePiece model it was converted from.
 The parts bertkit follows: ``model`` (Unigram: ``vocab`` as [piece, score] pairs at their final ids, ``unk_id``,
 ``byte_fallback``); ``normalizer`` (``Precompiled``: SentencePiece's charsmap, base64; around it ``Replace`` ``\\`\\```
 / ``''``, ``NFKD`` + ``StripAccents``, ``Lowercase`` — ALBERT / XLNet's preparation — and DeBERTa's ``Strip`` /
-``Replace`` of runs of spaces); ``pre_tokenizer`` (``WhitespaceSplit`` and ``Metaspace`` with ``▁``); and
+``Replace`` of runs of spaces); ``pre_tokenizer`` (``WhitespaceSplit`` and ``Metaspace`` with ``▁``, DeBERTa's
+``Punctuation`` isolated: ``split_by_punct``); and
 ``added_tokens`` (special tokens become control pieces). The template around a text is the family's (its
 tokenizer_class), as in transformers. Any other part is refused with its name.
 """
@@ -21,7 +22,7 @@ from .sentencepiece_model import BYTE, CONTROL, NORMAL, UNKNOWN, ModelProto, Pie
 from .tokenizer_json import UnsupportedTokenizer
 
 NORMALIZERS = {"Sequence", "Precompiled", "Replace", "NFKD", "StripAccents", "Lowercase", "Strip", "NFC"}
-PRE_TOKENIZERS = {"Sequence", "WhitespaceSplit", "Metaspace"}
+PRE_TOKENIZERS = {"Sequence", "WhitespaceSplit", "Metaspace", "Punctuation"}
 _BYTE = re.compile(r"<0x[0-9A-F]{2}>")
 
 
@@ -68,9 +69,10 @@ def read_unigram_json(path: Path) -> tuple[ModelProto, dict[str, Any]]:
                                        f"({', '.join(sorted(NORMALIZERS))})")
     pre_tokenizers = _flatten(data.get("pre_tokenizer"), "pretokenizers")
     for step in pre_tokenizers:
-        if step.get("type") not in PRE_TOKENIZERS or step.get("replacement", "\u2581") != "\u2581":
+        if step.get("type") not in PRE_TOKENIZERS or step.get("replacement", "\u2581") != "\u2581" or \
+                step.get("behavior", "isolated").lower() != "isolated":
             raise UnsupportedTokenizer(f"{path}: pre_tokenizer {step.get('type')!r} ({step}) is not one bertkit "
-                                       "follows (WhitespaceSplit, Metaspace with ▁)")
+                                       "follows (WhitespaceSplit, Metaspace with ▁, Punctuation isolated)")
     metaspace = next((s for s in pre_tokenizers if s.get("type") == "Metaspace"), {})
     charsmap = b""
     for step in normalizers:
@@ -92,7 +94,8 @@ def read_unigram_json(path: Path) -> tuple[ModelProto, dict[str, Any]]:
                              "add_dummy_prefix": metaspace.get("prepend_scheme", "always") != "never",
                              "remove_extra_whitespaces": True, "escape_whitespaces": True}
     types = {step.get("type") for step in normalizers}
-    settings = {"do_lower_case": "Lowercase" in types, "keep_accents": "StripAccents" not in types}
+    settings = {"do_lower_case": "Lowercase" in types, "keep_accents": "StripAccents" not in types,
+                "split_by_punct": any(step.get("type") == "Punctuation" for step in pre_tokenizers)}
     return proto, settings
 
 
@@ -161,7 +164,8 @@ def unigram_json(tokenizer) -> dict:
     if tokenizer.space_in_offsets:  # DeBERTa-v2: no whitespace split, runs of spaces folded by the normaliser
         steps += [{"type": "Strip", "strip_left": False, "strip_right": True},
                   {"type": "Replace", "pattern": {"Regex": " {2,}"}, "content": " "}]
-        pre_tokenizer = {"type": "Sequence", "pretokenizers": [metaspace]}
+        punctuation = [{"type": "Punctuation", "behavior": "Isolated"}] if tokenizer.settings["split_by_punct"] else []
+        pre_tokenizer = {"type": "Sequence", "pretokenizers": [*punctuation, metaspace]}
     else:
         pre_tokenizer = {"type": "Sequence", "pretokenizers": [{"type": "WhitespaceSplit"}, metaspace]}
     model = {"type": "Unigram", "unk_id": tokenizer.unk_token_id, "vocab": vocab,

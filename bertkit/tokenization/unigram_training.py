@@ -322,9 +322,10 @@ FAMILY_PIECES = {
               ("<pad>", CONTROL), ("<mask>", CONTROL), ("<eod>", CONTROL), ("<eop>", CONTROL)),
     "t5": (("<pad>", CONTROL), ("</s>", CONTROL), ("<unk>", UNKNOWN)),
     "xlm-roberta": META_PIECES,
+    "deberta-v2": (("[PAD]", CONTROL), ("[CLS]", CONTROL), ("[SEP]", CONTROL), ("[UNK]", UNKNOWN)),  # v3's layout
 }
 FAMILY_CLASSES = {"albert": "AlbertTokenizer", "xlnet": "XLNetTokenizer", "t5": "T5Tokenizer",
-                  "xlm-roberta": "XLMRobertaTokenizer"}
+                  "xlm-roberta": "XLMRobertaTokenizer", "deberta-v2": "DebertaV2Tokenizer"}
 
 
 def read_lines(files: Iterable[str]) -> list[str]:
