@@ -302,6 +302,7 @@ def main() -> None:
     parser.add_argument("--recipe", type=Path, help="a further bertkit recipe (c), a PretrainingConfig YAML")
     parser.add_argument("--cloze-n", type=int, default=500)
     parser.add_argument("--out", type=Path, default=ROOT / "out/bench/pretrain_quality")
+    parser.add_argument("--report-only", action="store_true", help="print the report of the runs already in --out")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # a recipe's own process
     args = parser.parse_args()
     if args.minutes <= 0 or args.evals < 1:
@@ -315,6 +316,9 @@ def main() -> None:
             recipe = CONFIG if args.child == "b" else args.recipe
             run_bertkit(args.out, args.minutes, args.evals, args.threads, recipe, f"{args.child} {recipe.stem}")
         return
+    if args.report_only:
+        print(f"CPU: {cpu_description()}", flush=True)
+        return report(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "curves-part.jsonl").unlink(missing_ok=True)
     print(f"CPU: {cpu_description()}; {args.threads} threads; {args.minutes:g} minutes per recipe", flush=True)
@@ -341,6 +345,11 @@ def report(out: Path) -> None:
     a_records, summary = next(iter(by_recipe.values())), {}
     target = a_records[-1]["top1"]
     for recipe, records in list(by_recipe.items())[1:]:
+        if target <= a_records[0]["top1"]:  # (a) learned nothing measurable: any recipe "reaches" it at once
+            print(f"\n(a)'s held-out top-1 did not rise above its first evaluation's ({target:.1%}): no time-to-"
+                  f"quality ratio for {recipe}; give more --minutes")
+            summary[recipe] = {"reaches_a_final_top1_at_minutes": None, "time_to_quality_ratio": None}
+            continue
         reached = time_to_reach(records, target)
         ratio = a_records[-1]["minutes"] / reached if reached else None
         summary[recipe] = {"reaches_a_final_top1_at_minutes": reached, "time_to_quality_ratio": ratio}
