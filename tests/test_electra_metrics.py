@@ -143,3 +143,12 @@ def test_a_checkpoint_keeps_the_tokenizer_beside_both_models(tmp_path):
     tiny_pair().save_pretrained(tmp_path / "step", tokenizer=tiny_tokenizer())
     for folder in (tmp_path / "step", tmp_path / "step" / GENERATOR_FOLDER):
         assert (folder / "vocab.txt").is_file() and (folder / "config.json").is_file()
+
+
+def test_given_replacements_of_another_integer_dtype_corrupt_alike():
+    model = tiny_pair().eval()
+    batch, original = masked_batch()
+    chosen = original[batch["labels"] != -100].roll(1)
+    with torch.no_grad():
+        wide, narrow = model(**batch, replacements=chosen), model(**batch, replacements=chosen.int())
+    assert torch.equal(narrow.corrupted_ids, wide.corrupted_ids) and narrow.corrupted_ids.dtype == original.dtype
