@@ -29,7 +29,8 @@ _EXPORTS = {
     "T5Config": "bertkit.t5_config",
     **{name: "bertkit.model.t5" for name in ("T5Model", "T5ForConditionalGeneration")},
     "XLNetConfig": "bertkit.model.xlnet_architecture",
-    **{name: "bertkit.model" for name in ("XLNetModel", "XLNetLMHeadModel")},
+    **{name: "bertkit.model" for name in ("XLNetModel", "XLNetLMHeadModel", "RoFormerModel", "RoFormerForMaskedLM",
+                                          "XLMRobertaModel", "XLMRobertaForMaskedLM")},
 }
 
 __all__ = [*_EXPORTS, "__version__"]

@@ -199,11 +199,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("params", help="parameter breakdown of a BERT-family model")
     p.add_argument("--arch", default="bert", choices=["bert", "roberta", "albert", "electra", "distilbert", "ernie",
-                                                      "nezha", "xlm", "t5", "xlnet"])
+                                                      "nezha", "xlm", "t5", "xlnet", "roformer"])
     p.add_argument("--preset", default="base", help="bert, ernie, xlm: tiny mini small medium base large; roberta, "
                    "nezha: base large; albert: base large xlarge xxlarge; electra: small base large (+ -generator); "
                    "distilbert: base; xlm also mlm-en-2048 mlm-17-1280 mlm-100-1280; t5: small base large v1_1-small "
-                   "v1_1-base v1_1-large; xlnet: base large (default: base)")
+                   "v1_1-base v1_1-large; xlnet: base large; roformer: base (default: base)")
     p.add_argument("--model", help="a model folder whose config.json to count instead of a preset")
     p.add_argument("--heads", action="store_true", help="include the pretraining heads (MLM, NSP / SOP, RTD)")
     p.add_argument("--plot", metavar="PNG", help="also draw the breakdown as a bar chart")

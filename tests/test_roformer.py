@@ -117,13 +117,17 @@ def test_the_rotary_table_is_read_so_a_changed_table_changes_both_alike(tmp_path
         assert (real(ours(**x).logits, x["attention_mask"]) - real(a, x["attention_mask"])).abs().max() > 1e-3
 
 
-def test_base_preset_counts_equal_transformers():
+def test_base_preset_counts_equal_transformers(capsys):
+    from bertkit.cli import main
+
     config = BertConfig.preset("base", model_type="roformer")
     with torch.device("meta"):
         encoder = transformers.RoFormerModel(transformers.RoFormerConfig())
         masked_lm = transformers.RoFormerForMaskedLM(transformers.RoFormerConfig())
     assert total_parameters(config) == encoder.num_parameters()
     assert total_parameters(config, with_heads=True) == masked_lm.num_parameters()
+    assert main(["params", "--arch", "roformer", "--preset", "base"]) == 0
+    assert "total (RoFormerModel)" in (out := capsys.readouterr().out) and f"{encoder.num_parameters():,}" in out
 
 
 def test_an_input_past_the_rotary_table_is_refused():

@@ -139,3 +139,43 @@ def test_plm_defaults_train_an_xlnet_with_a_segment_of_memory():
 
     config = PretrainingConfig(objective="plm", max_seq_length=64)
     assert (config.architecture, config.pair_task, config.mem_len, config.plm_k) == ("xlnet", "none", 64, 6)
+
+
+def test_a_plm_pretrained_xlnet_fine_tunes_through_the_cli_with_its_sequence_summary(
+        review_corpus, minilm_dir, tmp_path):
+    from bertkit.finetuning.predict import load_predictor
+
+    out = tmp_path / "plm"
+    assert main(plm_args(review_corpus, minilm_dir, out, "max_steps=3")) == 0
+    rows = [{"text": text, "label": label} for text, label in
+            [("a fine warm film", "pos"), ("dull and far too long", "neg")] * 8]
+    data = tmp_path / "train.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tuned = tmp_path / "tuned"
+    assert main(["finetune", f"model={out / 'model'}", f"train_file={data}", f"dev_file={data}", "epochs=1",
+                 "max_length=16", "batch_size=8", "threads=1", "progress=false", f"output_dir={tuned}"]) == 0
+    saved = json.loads((tuned / "best" / "config.json").read_text())
+    assert saved["architectures"] == ["XLNetForSequenceClassification"] and saved["pooling"] == "pooled"
+    predictor = load_predictor(tuned / "best")
+    texts = ["a fine warm film", "dull and far too long"]
+    ours = predictor.predict_logits(texts)
+    theirs = transformers.AutoModelForSequenceClassification.from_pretrained(tuned / "best").eval()
+    for text, row in zip(texts, ours, strict=True):  # one at a time: transformers summarises position -1, which
+        batch = predictor.tokenizer([text], return_tensors="pt")  # a right-padded batch fills with padding
+        with torch.no_grad():
+            logits = theirs(input_ids=batch["input_ids"], token_type_ids=batch.get("token_type_ids")).logits
+        assert abs(logits[0].numpy() - row).max() <= 1e-4
+
+
+def test_fine_tuning_a_model_type_without_task_heads_is_refused_by_name(minilm_dir, tmp_path):
+    folder = tmp_path / "roformer"
+    config = transformers.RoFormerConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                         intermediate_size=37, embedding_size=32)
+    transformers.RoFormerModel(config).save_pretrained(folder)
+    for name in ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        if (minilm_dir / name).is_file():
+            (folder / name).write_bytes((minilm_dir / name).read_bytes())
+    data = tmp_path / "train.jsonl"
+    data.write_text(json.dumps({"text": "a film", "label": "pos"}) + "\n")
+    assert main(["finetune", f"model={folder}", f"train_file={data}", "epochs=1", f"output_dir={tmp_path / 'o'}",
+                 "progress=false"]) == 2

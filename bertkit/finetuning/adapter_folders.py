@@ -19,6 +19,7 @@ from .models import (
     BertForTokenClassification,
     TaskConfig,
     default_pooling,
+    encoder_config,
 )
 
 ARCHITECTURE_CLASSES = {"ForSequenceClassification": MODEL_CLASSES["classification"],
@@ -63,7 +64,7 @@ def load_task_adapter(folder: str | os.PathLike, base_model: str | os.PathLike |
     """The task model an adapter folder describes, in eval mode."""
     folder = Path(folder)
     base_dir = base_folder(folder, base_model)
-    base = BertConfig.from_json_file(base_dir / "config.json")
+    base = encoder_config(base_dir)
     _, values = read_adapter_config(folder)
     check_base(values, base, folder)
     config, cls = task_config(folder, base)

@@ -25,6 +25,8 @@ def folder_pooling(folder: str | Path) -> tuple[str, str]:
         else {}
     if saved.get("pooling") in POOLINGS:  # a model bertkit fine-tuned: go on as it was trained
         return saved["pooling"], "the fine-tuned folder's own (config.json pooling)"
+    if saved.get("model_type") == "xlnet":  # the only head XLNet's classifiers have
+        return "pooled", "XLNet's sequence summary of the last token (transformers' XLNetForSequenceClassification)"
     if (folder / MODULES_FILE).is_file():
         modes = read_layout(folder).pooling.modes
         extra = f", the first of {'+'.join(modes)}" if len(modes) > 1 else ""

@@ -41,7 +41,7 @@ from .config import FinetuneConfig
 from .data import LabelMap, load_examples, normalize_text, split_examples
 from .datasets import dataset_task, load_dataset
 from .input_settings import InputSettings
-from .models import MODEL_CLASSES, TaskConfig
+from .models import CLASS_PREFIXES, MODEL_CLASSES, TaskConfig, encoder_config
 from .pooling_choice import AUTO, folder_pooling
 from .tasks import build_task
 
@@ -142,9 +142,12 @@ def resolved_pooling(config: FinetuneConfig) -> tuple[str, str]:
 def build_model(config: FinetuneConfig, labels: LabelMap, words: str = "whitespace") -> torch.nn.Module:
     """The task model: pretrained encoder weights and a fresh head (or all fresh for ``init: random``)."""
     folder = model_dir(config)
-    base = BertConfig.from_json_file(folder / "config.json")
+    base = encoder_config(folder)
     if config.architecture and config.architecture != base.model_type:
         base = base.as_architecture(config.architecture)
+    if base.model_type not in CLASS_PREFIXES:  # a task head's folder names transformers' class for it
+        raise ValueError(f"{folder} holds a {base.model_type} model; bertkit fine-tunes "
+                         f"{', '.join(CLASS_PREFIXES)} models")
     model_class = MODEL_CLASSES[config.task]
     tc = task_config(config, base, labels, words)
     model = model_class.from_pretrained(folder, config=tc) if config.init == "pretrained" else model_class(tc)

@@ -2,9 +2,10 @@
 
 Blocks: ``embeddings``, ``attention`` (+ ``position_bias``), ``feed_forward``, ``block`` (a layer), ``encoder``
 (stacks, shared or not, and the encoder model), ``heads``; speed paths: ``kernels``; positions inside attention:
-``relative_positions``. One short file per architecture (``bert``, ``roberta``, ``albert``, ``electra``,
-``distilbert``, ``ernie``, ``nezha``, ``xlm``, ``gpt2``, ``t5``, ``xlnet``); ``architectures`` holds their config
-fields and transformers' names; ``auto`` dispatches on ``model_type``.
+``relative_positions``, ``rotary``. One short file per architecture (``bert``, ``roberta``, ``albert``,
+``electra``, ``distilbert``, ``ernie``, ``nezha``, ``xlm``, ``xlm_roberta``, ``gpt2``, ``t5``, ``xlnet``,
+``roformer``); ``architectures`` holds their config fields and transformers' names; ``auto`` dispatches on
+``model_type``.
 """
 
 from .albert import AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
@@ -25,9 +26,11 @@ from .gpt2 import GPT2LMHeadModel, GPT2Model
 from .heads import BertForPreTrainingOutput, MaskedLMOutput, ReplacedTokenOutput
 from .nezha import NezhaForMaskedLM, NezhaForPreTraining, NezhaModel
 from .roberta import RobertaForMaskedLM, RobertaModel
+from .roformer import RoFormerForMaskedLM, RoFormerModel
 from .seq2seq import TransformerForConditionalGeneration, TransformerModel
 from .t5 import T5ForConditionalGeneration, T5Model
 from .xlm import XLMModel, XLMWithLMHeadModel
+from .xlm_roberta import XLMRobertaForMaskedLM, XLMRobertaModel
 from .xlnet import XLNetLMHeadModel, XLNetModel
 
 __all__ = [
@@ -63,11 +66,15 @@ __all__ = [
     "ReplacedTokenOutput",
     "RobertaForMaskedLM",
     "RobertaModel",
+    "RoFormerForMaskedLM",
+    "RoFormerModel",
     "T5ForConditionalGeneration",
     "T5Model",
     "TransformerForConditionalGeneration",
     "TransformerModel",
     "XLMModel",
+    "XLMRobertaForMaskedLM",
+    "XLMRobertaModel",
     "XLMWithLMHeadModel",
     "XLNetLMHeadModel",
     "XLNetModel",
