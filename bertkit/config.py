@@ -236,7 +236,7 @@ class BertConfig:
     @property
     def max_tokens(self) -> int:
         """The longest input the positions allow: RoBERTa's position ids start after the padding index."""
-        if self.model_type == "roberta" and self.position_embedding_type in ("absolute", "sinusoidal"):
+        if self.model_type in ("roberta", "xlm-roberta") and self.position_embedding_type in ("absolute", "sinusoidal"):
             return self.max_position_embeddings - self.pad_token_id - 1
         return self.max_position_embeddings
 

@@ -148,3 +148,13 @@ def test_an_xlm_roberta_folder_runs_end_to_end_as_in_transformers(xlmr_folder):
         expected_logits = transformers.AutoModelForMaskedLM.from_pretrained(xlmr_folder).eval()(**theirs_tokens)
     assert max_diff(hidden, expected_hidden.last_hidden_state, mask) <= 1e-5
     assert max_diff(logits, expected_logits.logits, mask) <= 1e-5
+
+
+def test_an_input_past_the_positions_is_refused_by_name_not_an_index_error():
+    """XLM-R counts positions after the padding index, as RoBERTa: max_position_embeddings − 2 tokens fit."""
+    model = XLMRobertaModel(BertConfig(model_type="xlm-roberta", pad_token_id=1, **SHAPE)).eval()
+    fits = SHAPE["max_position_embeddings"] - 2
+    with torch.no_grad():
+        model(torch.full((1, fits), 5))
+        with pytest.raises(ValueError, match=f"{fits}"):
+            model(torch.full((1, fits + 1), 5))

@@ -101,7 +101,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "byte-bpe: GPT-2 / RoBERTa byte-level BPE (merges as tokenizers' ByteLevelBPETokenizer); "
                         "unigram: SentencePiece's Unigram language model (seeds, EM, pruning), a .model file; "
                         "sp-bpe: SentencePiece's BPE, a .model file")
-    p.add_argument("--family", choices=["albert", "xlnet", "t5", "xlm-roberta"],
+    p.add_argument("--family", choices=["albert", "xlnet", "t5", "xlm-roberta", "deberta-v2"],
                    help="unigram / sp-bpe: the special pieces and tokenizer_config.json of this model family (default "
                         "albert)")
     p.add_argument("--normalizer-from", metavar="MODEL",
