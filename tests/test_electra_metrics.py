@@ -12,7 +12,13 @@ from test_electra_pretraining import masked_batch, tiny_pair
 
 from bertkit.checkpoint import load_weights
 from bertkit.config import BertConfig
-from bertkit.pretraining.electra import GENERATOR_FOLDER, ElectraPretrainingModel, electra_step, evaluate_electra
+from bertkit.pretraining.electra import (
+    GENERATOR_FOLDER,
+    ElectraPretrainingModel,
+    electra_step,
+    evaluate_electra,
+    generator_config,
+)
 
 
 def counted(out, batch, baseline: int = -1) -> dict[str, float]:
@@ -152,3 +158,11 @@ def test_given_replacements_of_another_integer_dtype_corrupt_alike():
     with torch.no_grad():
         wide, narrow = model(**batch, replacements=chosen), model(**batch, replacements=chosen.int())
     assert torch.equal(narrow.corrupted_ids, wide.corrupted_ids) and narrow.corrupted_ids.dtype == original.dtype
+
+
+def test_the_generator_size_must_be_in_zero_to_one():
+    config = tiny_pair().discriminator.config
+    assert generator_config(config, 1.0).hidden_size == config.hidden_size  # as wide as the discriminator: allowed
+    for size in (0.0, 1.5, -0.25):
+        with pytest.raises(ValueError, match=r"generator_size must be in \(0, 1\]"):
+            generator_config(config, size)

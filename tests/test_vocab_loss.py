@@ -13,11 +13,12 @@ from bertkit.model.vocab_loss import vocab_cross_entropy, vocab_slices
 
 @pytest.mark.parametrize("rows", [0, 1, 150, 4096, 5000, 1 << 14, 10**6])
 def test_slices_are_powers_of_two_that_cover_the_vocabulary(rows):
-    slices = vocab_slices(rows, 30522)
+    vocab = 5_000_000  # wider than one slice of any row count
+    slices = vocab_slices(rows, vocab)
     budget = vocab_loss.SLICE_ELEMENTS // max(rows, 1)
     width = max(256, 2 ** math.floor(math.log2(budget))) if budget else 256  # the widest power of two that fits
-    assert [s.start for s in slices] == list(range(0, 30522, width))
-    assert [s.stop for s in slices] == [min(s.start + width, 30522) for s in slices]
+    assert [s.start for s in slices] == list(range(0, vocab, width))
+    assert [s.stop for s in slices] == [min(s.start + width, vocab) for s in slices]
 
 
 def leaves(rows: int, vocab: int, dim: int = 16, dtype=torch.float64):
@@ -45,6 +46,7 @@ def test_a_tie_across_slices_predicts_the_first_token_as_argmax_does(monkeypatch
     loss, predictions = vocab_cross_entropy(hidden, weight, bias, labels)
     reference_loss, reference_argmax, _ = expected(hidden, weight, bias, labels)
     assert torch.equal(predictions, reference_argmax) and set(predictions.tolist()) == {10}
+    assert predictions.dtype == torch.long
     assert loss.item() == pytest.approx(reference_loss.item(), rel=1e-12)
 
 
