@@ -148,9 +148,12 @@ def test_fused_qkv_is_one_gemm_and_steps_aside_for_a_hook(monkeypatch):
     monkeypatch.setattr(kernels.F, "linear", lambda *args: gemms.append(args[1].shape) or original(*args))
     kernels.project_qkv(*modules, x, training=True)
     assert gemms == [(18, 6)]  # one GEMM over the three concatenated weights
-    modules[1].register_forward_hook(lambda module, args, out: seen.append(module))
-    kernels.project_qkv(*modules, x, training=True)
-    assert seen == [modules[1]]
+    gemms.clear()
+    for watched in modules:  # a hook on any of the three: three separate projections
+        fresh = qkv()
+        fresh[modules.index(watched)].register_forward_hook(lambda module, args, out: seen.append(module))
+        kernels.project_qkv(*fresh, x, training=True)
+    assert len(seen) == 3 and (18, 6) not in gemms  # module by module, each projection its own call
 
 
 @pytest.mark.parametrize("down_bias", [True, False])
@@ -176,6 +179,7 @@ def test_feed_forward_recomputes_the_gelu_only_for_plain_exact_modules(monkeypat
     kernels.feed_forward(up, nn.GELU(approximate="tanh"), down, x, training=True)
     kernels.feed_forward(up, nn.GELU(), down, x, training=False)
     kernels.feed_forward(up, nn.GELU(), Subclassed(12, 6), x, training=True)
+    kernels.feed_forward(Subclassed(6, 12), nn.GELU(), down, x, training=True)
     assert used == [1]
 
 
@@ -240,3 +244,14 @@ def test_exporting_is_seen_while_torch_export_traces():
     assert not kernels.exporting()
     torch.export.export(Probe(), (torch.randn(2),))
     assert seen and all(seen)
+
+
+def test_the_explicit_path_is_taken_for_maps_or_cpu_dropout_only(monkeypatch):
+    taken, original = [], kernels.explicit_attention
+    monkeypatch.setattr(kernels, "explicit_attention", lambda *args: taken.append(args[-1]) or original(*args))
+    q, k, v, mask = heads()
+    assert kernels.attention(q, k, v, mask, 0.0, return_probs=False)[1] is None
+    assert taken == []  # SDPA
+    assert kernels.attention(q, k, v, mask, 0.5, return_probs=False)[1] is None  # maps not asked: none returned
+    assert kernels.attention(q, k, v, mask, 0.0, return_probs=True)[1] is not None
+    assert taken == [0.5, 0.0]
