@@ -336,3 +336,16 @@ def test_a_nested_output_dir_is_made(tmp_path):
     deep = tmp_path / "a" / "b" / "run"
     trainer(deep, 2).train()
     assert [r["step"] for r in read_metrics(deep / "metrics.jsonl")] == [1, 2]
+
+
+@pytest.mark.parametrize("cores, threads", [(1, "auto"), (2, None), (2, 2)])
+def test_no_thread_trial_on_one_core_or_without_threads_auto(tmp_path, capsys, cores, threads):
+    before = torch.get_num_threads()
+    torch.set_num_threads(cores)
+    try:
+        run = trainer(tmp_path, 24, threads=threads)
+        run.train()
+        assert "threads: auto" not in capsys.readouterr().err and run.chosen_threads is None
+        assert torch.get_num_threads() == cores
+    finally:
+        torch.set_num_threads(before)
