@@ -349,3 +349,22 @@ def test_no_thread_trial_on_one_core_or_without_threads_auto(tmp_path, capsys, c
         assert torch.get_num_threads() == cores
     finally:
         torch.set_num_threads(before)
+
+
+def test_the_thread_trial_needs_twice_its_steps_left(tmp_path, capsys):
+    """With 2 cores the trial takes 2 + 3 × 2 = 8 steps: it runs when 16 steps are left, not 15 (resumed: left)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        trainer(tmp_path / "16", 16, threads="auto").train()
+        err = capsys.readouterr().err
+        assert "threads: auto → " in err and "too few steps" not in err
+        torch.set_num_threads(2)
+        trainer(tmp_path / "15", 15, threads="auto").train()
+        assert "threads: auto → 2 (too few steps to time 1 thread against 2)" in capsys.readouterr().err
+        trainer(tmp_path / "resumed", 10, save_steps=10).train()  # no trial: threads not auto
+        torch.set_num_threads(2)
+        trainer(tmp_path / "resumed", 24, save_steps=10, threads="auto").train(resume=True)  # 14 left
+        assert "too few steps" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(before)
