@@ -52,7 +52,7 @@ def cmd_encode(args: argparse.Namespace) -> None:
     if args.output is not None and Path(args.output).suffix not in (".npy", ".jsonl"):
         raise ValueError(f"-o {args.output}: write .npy (the vectors) or .jsonl (text + vector per line)")
     encoder = SentenceEncoder.from_pretrained(_model_dir(args.model), device=args.device, precision=args.precision,
-                                              compile=args.compile)
+                                              compile=args.compile, unpadded=args.unpadded or False)
     layers = [int(x) for x in args.layer.split(",")]
     vectors = encoder.encode(texts, pooling=args.pooling, layer=layers, normalize=args.normalize,
                              prompt_name=args.prompt_name, batch_size=args.batch_size, max_length=args.max_length,
@@ -193,6 +193,9 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
                    help="fp32 (default), bf16 or int8; falls back to fp32, with a warning, where this CPU has no "
                         "native kernels for it")
     p.add_argument("--compile", action="store_true", help="run the model through torch.compile (slow first start)")
+    p.add_argument("--unpadded", nargs="?", const="repad", choices=["repad", "loop", "nested"],
+                   help="pack each batch's tokens without padding, attention per sequence (the same vectors; faster "
+                        "on texts of mixed lengths); optionally how attention runs (default repad)")
     p.add_argument("--model", help=model_help)
     p.add_argument("--device", default="auto", help="auto (a GPU when there is one), cpu, cuda or cuda:N")
     p.set_defaults(run=cmd_encode)

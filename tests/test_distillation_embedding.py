@@ -49,7 +49,7 @@ def test_embedding_students_load_in_sentence_transformers_with_equal_vectors(tmp
 
 def test_an_embedding_student_learns_the_teachers_vectors():
     from bertkit.distillation.embedding import student_encoder, teacher_targets, unnormalized
-    from bertkit.encoding.encoder import pad_batch
+    from bertkit.encoding.sentence_encoder import pad_batch
 
     teacher = tiny_sentence_encoder()
     student = student_encoder(teacher, DistillConfig(mode="embedding", student_hidden_size=16, student_heads=2,

@@ -177,3 +177,20 @@ def test_packed_attention_modes_agree_with_padded_attention_mask():
         for mode in ATTENTION_MODES:
             hidden, _ = unpadded_forward(encoder.model, pack(ids), attention=mode)
             assert (hidden - expected).abs().max() <= TOLERANCE, mode
+
+
+def test_bertkit_encode_unpadded_writes_the_padded_vectors(tmp_path):
+    from bertkit.cli import main
+
+    texts = ["a short one", "a much longer sentence about a film that ran on and on and on", "mid length text here"]
+    source = tmp_path / "texts.txt"
+    source.write_text("\n".join(texts) + "\n")
+    assert main(["encode", "--file", str(source), "--batch-size", "3", "-o", str(tmp_path / "padded.npy")]) == 0
+    assert main(["encode", "--file", str(source), "--batch-size", "3", "--unpadded", "-o",
+                 str(tmp_path / "packed.npy")]) == 0
+    assert main(["encode", "--file", str(source), "--unpadded", "loop", "-o", str(tmp_path / "loop.npy")]) == 0
+    padded = np.load(tmp_path / "padded.npy")
+    for name in ("packed", "loop"):
+        assert np.abs(np.load(tmp_path / f"{name}.npy") - padded).max() <= 1e-5
+    with pytest.raises(SystemExit):
+        main(["encode", "x", "--unpadded", "sideways"])

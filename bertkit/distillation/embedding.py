@@ -23,10 +23,10 @@ from torch import nn
 
 from ..assets import default_model_dir
 from ..encoding import SentenceEncoder
-from ..encoding.encoder import pad_batch
 from ..encoding.modules import Dense, FolderLayout, Normalize
 from ..encoding.pairs import Pair
 from ..encoding.retrieval import retrieval_metrics
+from ..encoding.sentence_encoder import pad_batch
 from ..finetuning.train import seed_everything
 from ..model import AutoModel
 from ..training import Trainer

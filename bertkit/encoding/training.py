@@ -28,9 +28,9 @@ from ..training.run_options import EpochTrainingOptions
 from ..training.state import check_output_dir
 from ..training.threads import cpu_threads
 from .batching import pad_batch
-from .encoder import SentenceEncoder
 from .losses import LOSSES, cosent_loss, cosine_similarity_loss, multiple_negatives_ranking_loss
 from .retrieval import retrieval_metrics
+from .sentence_encoder import SentenceEncoder
 
 DATASETS = ("python_docs",)
 
