@@ -100,9 +100,9 @@ def summarize(verdicts: dict[str, str], equivalent: dict[str, str]) -> dict:
     survived = sorted(n for n, s in verdicts.items() if s == "survived" and n not in equivalent)
     marked = [n for n in verdicts if n in equivalent]
     untested = [n for n, s in verdicts.items() if s == "no tests"]
-    pending = [n for n, s in verdicts.items() if s == "checked" and n not in equivalent]  # a run stopped early
+    pending = [n for n, s in verdicts.items() if s == "not checked" and n not in equivalent]  # a run stopped early
     other = sorted(f"{n}: {s}" for n, s in verdicts.items()
-                   if s not in ("killed", "timeout", "survived", "no tests", "checked") and n not in equivalent)
+                   if s not in ("killed", "timeout", "survived", "no tests", "not checked") and n not in equivalent)
     judged = len(killed) + len(survived)
     return {"mutants": len(verdicts), "killed": len(killed), "survived": survived, "equivalent": len(marked),
             "untested": untested, "pending": pending, "other": other, "score": len(killed) / judged if judged else 1.0}
