@@ -176,6 +176,7 @@ def test_the_time_budget_stops_evaluates_and_checkpoints_at_the_step_it_is_spent
     # the deadline is 0.125 s + 60 × 0.125 min = 7.625 s; step k reads 0.125 (k + 1) s: strictly past it at k = 61
     assert result.step == 61 and result.stopped_early is False
     assert [(r["step"], r["split"]) for r in result.history if r["split"] == "eval"] == [(61, "eval")]
+    assert [r["step"] for r in result.history if r["split"] == "train"] == [61]  # the partial window is logged
     assert latest_checkpoint(tmp_path / "checkpoints").name == "step-0000061"
 
 

@@ -234,7 +234,10 @@ class Trainer:
             window_tokens += stats.pop("tokens", 0.0)
             for key, value in stats.items():
                 window[key] = window.get(key, 0.0) + value
-            if self.step % args.logging_steps == 0 or self.step == args.max_steps:
+            # rank 0's clock decides for every rank, so that all of them stop at the same step
+            out_of_time = bool(args.max_minutes) and distributed.gather(time.monotonic() > deadline)[0]
+            last = self.step == args.max_steps or out_of_time
+            if self.step % args.logging_steps == 0 or last:  # a stopped run logs its last, partial window too
                 elapsed = time.perf_counter() - window_start
                 record = {"step": self.step, "split": "train", **{k: v / window_steps for k, v in window.items()},
                           "tokens_per_second": window_tokens * distributed.world_size() / max(elapsed, 1e-9)}
@@ -245,9 +248,6 @@ class Trainer:
                                     if k in record}, "threads": torch.get_num_threads()})
                 window, window_steps, window_tokens, window_start = {}, 0, 0.0, time.perf_counter()
             bar.update(1)
-            # rank 0's clock decides for every rank, so that all of them stop at the same step
-            out_of_time = bool(args.max_minutes) and distributed.gather(time.monotonic() > deadline)[0]
-            last = self.step == args.max_steps or out_of_time
             if self.evaluate_fn and ((args.eval_steps and self.step % args.eval_steps == 0) or last):
                 stopped_early = self.run_evaluation(history, log)
             if args.save_steps and (self.step % args.save_steps == 0 or last or stopped_early):
