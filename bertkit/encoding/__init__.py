@@ -1,7 +1,8 @@
 """Layer 2 — sentence embeddings: sentence-transformers folders, pooling, whitening, bi-encoder training.
 
-``SentenceEncoder`` (sentence_encoder.py) runs a folder's pipeline; modules.py reads and writes the folder; pooling.py has
-every pooling mode; whitening.py fits BERT-whitening; losses.py and training.py train a bi-encoder on pairs.
+``SentenceEncoder`` (sentence_encoder.py) runs a folder's pipeline; modules.py reads and writes the folder;
+pooling.py has every pooling mode; whitening.py fits BERT-whitening; losses.py and training.py train a bi-encoder on
+pairs.
 """
 
 from .batching import pad_batch
