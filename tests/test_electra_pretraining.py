@@ -208,7 +208,7 @@ def test_resume_from_a_checkpoint_continues_identically(review_corpus, minilm_di
 @pytest.mark.parametrize("overrides, message", [
     (["generator_size=1.5"], "generator wider than the discriminator"),
     (["pair_task=nsp"], "set pair_task: none"),
-    (["objective=gan"], "objective must be one of ('mlm', 'electra', 'tlm'), got 'gan'"),
+    (["objective=gan"], "objective must be one of ('mlm', 'electra', 'tlm', 'plm'), got 'gan'"),
     (["architecture=roberta"], "set architecture: electra"),
     (["rtd_weight=0"], "rtd_weight must be positive"),
 ])
