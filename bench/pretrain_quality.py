@@ -181,7 +181,8 @@ def run_transformers(out: Path, minutes: float, evals: int, threads: int) -> Non
                                      num_attention_heads=4, intermediate_size=1024)  # the mini preset
     transformers.set_seed(42)  # TrainingArguments' default seed
     model = transformers.BertForMaskedLM(config)
-    clock = Clock(torch.load(out / "eval.pt"), 60 * minutes, evals, out / "curves-part.jsonl", "a transformers")
+    held_out = torch.load(out / "eval.pt", weights_only=True)
+    clock = Clock(held_out, 60 * minutes, evals, out / "curves-part.jsonl", "a transformers")
 
     def masked_logits(batch):  # the head at the masked positions only, as bertkit's evaluation does
         model.eval()
@@ -213,7 +214,7 @@ def run_bertkit(out: Path, minutes: float, evals: int, threads: int, recipe: Pat
     from bertkit.pretraining import PretrainingConfig
     from bertkit.pretraining import run as pretraining_run
 
-    clock = Clock(torch.load(out / "eval.pt"), 60 * minutes, evals, out / "curves-part.jsonl", name)
+    clock = Clock(torch.load(out / "eval.pt", weights_only=True), 60 * minutes, evals, out / "curves-part.jsonl", name)
     kept: dict = {}
 
     class Timed(pretraining_run.Trainer):  # the recipe's own Trainer, begun on the clock, asked after every step
