@@ -61,10 +61,12 @@ class FinetuneConfig(EpochTrainingOptions):
     encoder_hidden_size: int | None = None  # ptuning: the prompt encoder's width; none: the model's
     # inputs
     max_length: int = 128  # tokens per example, [CLS] and [SEP] included
-    long_text: str = "head"  # texts past max_length: head | tail | head+tail | sliding
+    long_text: str = "head"  # texts past max_length: head | tail | head+tail | sliding | key_sentences | hierarchical
     head_tokens: int | str = "auto"  # head+tail: tokens from the start, or "auto" (128 up to 800 tokens, then 256)
     window_stride: int | None = None  # sliding: tokens between window starts; none: half a window
     window_aggregation: str = "mean"  # sliding: how the windows' logits combine, mean | max
+    key_sentence_model: str | None = None  # key_sentences: a sentence encoder folder; none: the model's embeddings
+    max_chunks: int = 16  # hierarchical: windows per document (more: that many spread over it)
     # past the pretrained positions (documents of thousands of tokens): the position table grown by copying
     # (model.long_positions), and Longformer's ±local_window band with [CLS] global instead of full attention
     max_positions: int | None = None  # grow the position table to this many (documents past the pretrained)
@@ -85,6 +87,11 @@ class FinetuneConfig(EpochTrainingOptions):
     # evaluation
     metric: str | None = None  # the dev metric that picks the best checkpoint; none: the task's usual one
     early_stopping_patience: int = 0  # stop after this many evaluations without a better dev score (0: never)
+    # self-training / Noisy Student (self_training.py): the model labels unlabeled_file, a student learns from it
+    unlabeled_file: str | None = None  # texts without labels: .txt (one a line), or .csv / .tsv / .jsonl (text)
+    self_training: int = 0  # rounds of teacher → soft labels → student (0: plain fine-tuning)
+    confidence_threshold: float = 0.0  # keep pseudo-labelled rows whose top probability is ≥ this
+    student_layers: int | None = None  # a student of this many of the teacher's layers; none: the same size
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -109,6 +116,8 @@ class FinetuneConfig(EpochTrainingOptions):
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.attention not in ATTENTIONS:
             raise ValueError(f"attention must be one of {ATTENTIONS} (fine-tuning), got {self.attention!r}")
+        if not isinstance(self.max_chunks, int) or self.max_chunks < 1:
+            raise ValueError(f"max_chunks must be a positive integer, got {self.max_chunks!r}")
         if not isinstance(self.local_window, int) or self.local_window < 1:
             raise ValueError(f"local_window must be a positive integer, got {self.local_window!r}")
         if self.max_positions is not None and (not isinstance(self.max_positions, int) or self.max_positions < 1):
@@ -122,6 +131,24 @@ class FinetuneConfig(EpochTrainingOptions):
         if self.metric is None:
             self.metric = DEFAULT_METRIC[self.task]
         self.peft_config()  # bad PEFT settings fail here, before any data is read
+        self.check_self_training()
+
+    def check_self_training(self) -> None:
+        """Self-training's options: rounds with an unlabeled file, on single-label classification, fully trained."""
+        if not isinstance(self.self_training, int) or self.self_training < 0:
+            raise ValueError(f"self_training must be a number of rounds ≥ 0, got {self.self_training!r}")
+        if self.self_training and not self.unlabeled_file:
+            raise ValueError("self_training needs unlabeled_file: the texts the teacher labels for the student")
+        if self.unlabeled_file and not self.self_training:
+            raise ValueError("unlabeled_file is read only by self-training: set self_training to a number of rounds")
+        if not 0.0 <= self.confidence_threshold <= 1.0:
+            raise ValueError(f"confidence_threshold must be a probability in [0, 1], got {self.confidence_threshold}")
+        if self.student_layers is not None and (not isinstance(self.student_layers, int) or self.student_layers < 1):
+            raise ValueError(f"student_layers must be a positive integer, got {self.student_layers!r}")
+        if self.self_training and self.task != "classification":
+            raise ValueError(f"self_training learns soft class labels: task must be classification, not {self.task}")
+        if self.self_training and self.peft_config() is not None:
+            raise ValueError("self_training trains whole students: it does not combine with peft or train_head_only")
 
     def peft_config(self) -> PeftConfig | None:
         """The PEFT method of this run (``train_head_only`` is the ``head`` method), or None: full fine-tuning."""

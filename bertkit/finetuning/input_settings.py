@@ -27,6 +27,8 @@ class InputSettings:
     head_tokens: int | str = "auto"
     window_stride: int | None = None
     window_aggregation: str = "mean"
+    key_sentence_model: str | None = None
+    max_chunks: int = 16
     doc_stride: int = 128
     max_answer_length: int = 30
     n_best: int = 20
