@@ -51,6 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                "the default, HTTP requests pick one with adapter_id)")
     _flag(p, "precision", default="fp32", type=str.lower, choices=["fp32", "bf16", "int8"],
           help="fp32 (default), bf16 or int8; falls back to fp32, with a warning, where the CPU lacks native kernels")
+    _flag(p, "unpadded", nargs="?", const="repad", default=None, choices=["repad", "loop", "nested"],
+          help="pack each batch's tokens without padding (attention per text: repad, the default mode, loop or "
+               "nested); embedding strategies only (default: padded batches)")
     _flag(p, "verbose", action="store_true", help="log every request")
     # production flags, spelt as text-embeddings-inference spells them
     _flag(p, "max_batch_tokens", type=int, default=16384, help="most tokens per batch, summed over its texts "

@@ -54,9 +54,16 @@ def packed_pool(modes: Sequence[str], hidden: torch.Tensor, packed: PackedBatch,
     return vectors[0] if len(vectors) == 1 else torch.cat(vectors, dim=-1)
 
 
+def repad_rows(rows: torch.Tensor, packed: PackedBatch, width: int) -> torch.Tensor:
+    """Packed rows ``(total, dim)`` back into a zero-padded batch ``(batch, width, dim)``."""
+    out = rows.new_zeros(len(packed.lengths), width, rows.shape[-1])
+    out[packed.sequence.to(rows.device), packed.positions.to(rows.device)] = rows
+    return out
+
+
 def first_rows(hidden: torch.Tensor, packed: PackedBatch) -> torch.Tensor:
     """Each sequence's first row (``[CLS]``), shaped ``(batch, 1, dim)`` for the model's pooler."""
     return hidden[packed.offsets.to(hidden.device)][:, None]
 
 
-__all__ = ["first_rows", "packed_pool"]
+__all__ = ["first_rows", "packed_pool", "repad_rows"]

@@ -41,6 +41,7 @@ class PackedBatch:
     input_ids: torch.Tensor  # (total,) long
     lengths: torch.Tensor  # (batch,) long, on the CPU
     offsets: torch.Tensor  # (batch,) long: the first row of each sequence
+    token_types: torch.Tensor | None = None  # (total,) long segment ids; None: all 0
 
     @property
     def positions(self) -> torch.Tensor:
@@ -54,13 +55,18 @@ class PackedBatch:
         return torch.repeat_interleave(torch.arange(len(self.lengths)), self.lengths)
 
 
-def pack(batch: Sequence[Sequence[int]]) -> PackedBatch:
-    """Id lists → one packed batch (every list non-empty)."""
+def pack(batch: Sequence[Sequence[int]], token_types: Sequence[Sequence[int]] | None = None) -> PackedBatch:
+    """Id lists (and their segment ids, for pairs) → one packed batch (every list non-empty)."""
     if not batch or any(len(ids) == 0 for ids in batch):
         raise ValueError("an unpadded batch needs at least one sequence, each with at least one token")
     lengths = torch.tensor([len(ids) for ids in batch])
     offsets = torch.cumsum(lengths, 0) - lengths
-    return PackedBatch(torch.tensor([i for ids in batch for i in ids]), lengths, offsets)
+    types = None
+    if token_types is not None:
+        if [len(t) for t in token_types] != lengths.tolist():
+            raise ValueError("token_types must give one segment id per token of each sequence")
+        types = torch.tensor([t for row in token_types for t in row], dtype=torch.long)
+    return PackedBatch(torch.tensor([i for ids in batch for i in ids]), lengths, offsets, types)
 
 
 def unpadded_unsupported(model: EncoderModel) -> str | None:
@@ -89,7 +95,9 @@ def packed_embeddings(model: EncoderModel, packed: PackedBatch) -> torch.Tensor:
     if model.count_positions_after_padding:  # RoBERTa: positions start after the padding index
         positions = positions + model.embeddings.padding_idx + 1
     ids = packed.input_ids.to(device)[None]
-    segments = torch.zeros_like(ids) if model.config.type_vocab_size else None  # as check_inputs gives
+    segments = None
+    if model.config.type_vocab_size:  # no segment ids: all 0, as check_inputs gives
+        segments = torch.zeros_like(ids) if packed.token_types is None else packed.token_types.to(device)[None]
     x = model.embeddings(ids, segments, position_ids=positions.to(device)[None])
     return x[0] if model.embeddings_project is None else model.embeddings_project(x[0])
 
@@ -147,6 +155,11 @@ def check_packed(model: EncoderModel, packed: PackedBatch) -> None:
     low, high = int(packed.input_ids.min()), int(packed.input_ids.max())
     if low < 0 or high >= model.config.vocab_size:
         raise ValueError(f"token ids must lie in [0, {model.config.vocab_size}); got {low}..{high}")
+    types = packed.token_types
+    if types is not None and types.numel() and not 0 <= int(types.min()) <= int(types.max()) < max(
+            1, model.config.type_vocab_size):
+        raise ValueError(f"segment ids must lie in [0, {model.config.type_vocab_size}); got "
+                         f"{int(types.min())}..{int(types.max())}")
 
 
 def unpadded_forward(model: EncoderModel, packed: PackedBatch, output_hidden_states: bool = False,

@@ -11,7 +11,9 @@ from ..encoding import SentenceEncoder
 from ..encoding.batching import pad_batch, pad_rows, run_sorted
 from ..encoding.pooling import Pooling, pool
 from ..encoding.precision import autocast
+from ..encoding.unpadded import repad_rows
 from ..model import EncoderModel
+from ..model.unpadded import pack, unpadded_forward, unpadded_unsupported
 from ..tokenization import BertTokenizer
 from .features import Item, build_features
 from .protocol import EMBED, ENCODE, TOKENS
@@ -81,6 +83,8 @@ class ServingModel:
         if settings.pooling_strategy == "CLS_POOLED" and "pooler.dense.weight" in model.loading_report.missing:
             raise ValueError(f"pooling_strategy CLS_POOLED needs a pooler, and {settings.model_dir} has no "
                              "pooler weights")
+        if settings.unpadded and (reason := unpadded_unsupported(model)):
+            raise ValueError(f"-unpadded: {settings.model_dir} cannot run unpadded batches: {reason}")
         return cls(model, load_tokenizer(settings.model_dir, settings.cased_tokenization), settings,
                    sentence_settings(encoder, settings.model_dir))
 
@@ -106,9 +110,7 @@ class ServingModel:
     def _by_length(self, ids: list[list[int]], reduce) -> np.ndarray:
         @torch.inference_mode()
         def step(chosen: list[int]) -> np.ndarray:
-            input_ids, mask = pad_batch([ids[i] for i in chosen], self.tokenizer.pad_token_id, self.device)
-            with autocast(self.model):
-                hidden = self.model(input_ids, attention_mask=mask).last_hidden_state
+            hidden, _, mask = self._encoder([ids[i] for i in chosen])
             return reduce(hidden, mask).float().cpu().numpy()
 
         out = run_sorted([len(x) for x in ids], MODEL_BATCH_SIZE, step) if ids else None
@@ -141,14 +143,31 @@ class ServingModel:
 
     @torch.inference_mode()
     def _forward(self, batch: list) -> torch.Tensor:
-        input_ids, padding = pad_batch([f.input_ids for f in batch], self.tokenizer.pad_token_id, self.device)
-        segment_ids = pad_rows([f.segment_ids for f in batch], 0).to(self.device)
-        mask = pad_rows([f.mask for f in batch], 0).to(self.device)
         strategy = self.settings.pooling_strategy
-        with autocast(self.model):
-            output = self.model(input_ids, attention_mask=mask, token_type_ids=segment_ids,
-                                output_hidden_states=strategy != "CLS_POOLED")
+        hidden, states, padding = self._encoder([f.input_ids for f in batch], [f.segment_ids for f in batch],
+                                                [f.mask for f in batch], all_layers=strategy != "CLS_POOLED")
         if strategy == "CLS_POOLED":
-            return output.pooler_output.float().cpu()
-        hidden = torch.cat([output.hidden_states[i] for i in self.hidden_indices], dim=-1)
+            with autocast(self.model):
+                return self.model.pooler(hidden).float().cpu()
+        mask = pad_rows([f.mask for f in batch], 0).to(self.device)
+        hidden = torch.cat([states[i] for i in self.hidden_indices], dim=-1)
         return pool_strategy(strategy, hidden, mask, padding).float().cpu()
+
+    def _encoder(self, ids: list[list[int]], segments: list[list[int]] | None = None,
+                 mask: list[list[int]] | None = None, all_layers: bool = False
+                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None, torch.Tensor]:
+        """One batch through the encoder: the last hidden state, every layer's when asked (embeddings first) and
+        the padding mask, padded ``(batch, longest, …)``; packed without padding under ``-unpadded`` (whose
+        settings refuse the attention ``mask`` that differs from the padding, mask_cls_sep's)."""
+        input_ids, padding = pad_batch(ids, self.tokenizer.pad_token_id, self.device)
+        with autocast(self.model):
+            if self.settings.unpadded:
+                packed = pack(ids, segments)
+                last, states = unpadded_forward(self.model, packed, all_layers, self.settings.unpadded)
+                width = input_ids.shape[1]
+                states = tuple(repad_rows(s, packed, width) for s in states) if states else None
+                return repad_rows(last, packed, width), states, padding
+            output = self.model(input_ids, attention_mask=padding if mask is None else pad_rows(mask, 0).to(
+                self.device), token_type_ids=None if segments is None else pad_rows(segments, 0).to(self.device),
+                output_hidden_states=all_layers)
+        return output.last_hidden_state, output.hidden_states, padding

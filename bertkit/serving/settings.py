@@ -13,6 +13,7 @@ from ..training.device import check_spec, resolve_device
 from .strategies import STRATEGY_IDS, checked_strategy
 
 PRECISIONS = ("fp32", "bf16", "int8")  # as bertkit.encoding.precision has them (checked here without torch)
+UNPADDED_MODES = ("repad", "loop", "nested")  # bertkit.model.unpadded's attention modes
 
 
 @dataclass
@@ -39,6 +40,7 @@ class ServerSettings:
     device: str = "auto"  # auto | cpu | cuda | cuda:N; auto and cuda spread the workers over the GPUs
     adapters: dict[str, Path] | list[str] | None = None  # NAME=DIR adapter folders served on model_dir (the base)
     precision: str = "fp32"  # fp32, bf16 or int8 (bertkit.encoding.precision); a fallback to fp32 is a warning
+    unpadded: str | None = None  # repad | loop | nested: each batch's tokens packed without padding; None: padded
     verbose: bool = False
     # production settings, named as text-embeddings-inference names its flags
     max_batch_tokens: int = 16384  # tokens per batch, summed over its texts
@@ -88,6 +90,7 @@ class ServerSettings:
         resolve_device(device)  # a GPU asked for where there is none is refused before any worker starts
         if str(self.precision).lower() not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        check_unpadded(self.unpadded, self.pooling_strategy, self.mask_cls_sep)
         ports = [p for p in (self.port, self.port_out, self.http_port) if p is not None]
         if any(not 0 < p < 65536 for p in ports) or len(set(ports)) != len(ports):
             raise ValueError(f"port, port_out and http_port must be distinct ports in 1..65535, got {ports}")
@@ -134,6 +137,21 @@ class ServerSettings:
         values["pooling_strategy"] = STRATEGY_IDS[self.pooling_strategy]
         values["pooling_strategy_name"] = self.pooling_strategy
         return values
+
+
+def check_unpadded(mode: str | None, strategy: str, mask_cls_sep: bool) -> None:
+    """Refuse an unpadded setting the server could not honour (rather than serve padded batches silently)."""
+    if mode is None:
+        return
+    if mode not in UNPADDED_MODES:
+        raise ValueError(f"unpadded must be one of {', '.join(UNPADDED_MODES)}, got {mode!r}")
+    from .strategies import FINE_TUNED
+
+    if checked_strategy(strategy) in FINE_TUNED:
+        raise ValueError(f"unpadded batches serve embeddings: the fine-tuned heads of {strategy} run padded")
+    if mask_cls_sep:
+        raise ValueError("mask_cls_sep hides [CLS] / [SEP] from attention inside a sequence, which packed batches "
+                         "cannot express: leave out one of -mask_cls_sep and -unpadded")
 
 
 def parse_max_seq_len(value: int | str | None) -> int | None:
