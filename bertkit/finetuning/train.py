@@ -171,7 +171,12 @@ def finetune(
     config: FinetuneConfig, on_evaluate: Callable[[dict[str, float]], None] | None = None, resume: bool = False
 ) -> FinetuneResult:
     """Train, keep the best dev model in ``output_dir/best``, score it on test; ``on_evaluate`` sees every dev eval;
-    ``resume`` continues from ``output_dir``'s latest checkpoint (``save_steps``)."""
+    ``resume`` continues from ``output_dir``'s latest checkpoint (``save_steps``); ``self_training``: rounds of
+    teacher → pseudo labels → student (self_training.py)."""
+    if config.self_training:
+        from .self_training import self_train  # it builds on this module's functions
+
+        return self_train(config, resume)
     resolve_device(config.device)  # device: cuda where there is none fails here, before any work
     check_output_dir(config.output_dir, resume, config.overwrite)  # an earlier run is never silently replaced
     if resume:
