@@ -11,7 +11,9 @@ from .data import check_columns, check_task, task_roles
 from .heads import CLASSIFIER_HEADS
 from .long_text import STRATEGIES
 from .models import POOLINGS
+from .prompt import check_pattern, check_verbalizer
 
+METHODS = ("classifier", "prompt")  # a head on the sentence vector, or the MLM head through a pattern
 ATTENTIONS = ("full", "local")  # the kernels fine-tuning pads for (bertkit.model.efficient has more)
 
 DEFAULT_METRIC = {"classification": "accuracy", "multi_label": "micro_f1", "regression": "spearman",
@@ -50,6 +52,12 @@ class FinetuneConfig(EpochTrainingOptions):
     classifier_dropout: float | None = None  # dropout before the head; none: the folder's hidden_dropout_prob
     pooling: str = "auto"  # the vector the head reads: auto (the folder's own), pooled (BERT's pooler), cls, mean, …
     train_head_only: bool = False  # freeze the encoder, train the head (the peft method `head`)
+    # prompt-based fine-tuning (PET / LM-BFF, prompt.py): the MLM head scores a verbaliser word at the pattern's [MASK]
+    method: str = "classifier"  # classifier (a head on the sentence vector) | prompt (the MLM head through a pattern)
+    pattern: str | None = None  # method: prompt: '{text} It was [MASK].' ({text_b}: a pair's second text)
+    verbalizer: dict[str, str] = field(default_factory=dict)  # method: prompt: label → a one-token word
+    prompt_mlm_weight: float = 1e-4  # method: prompt: PET's α in (1 − α)·CE + α·MLM loss; 0: no auxiliary MLM
+    train_examples_per_class: int | None = None  # few-shot: keep N training examples of each label, sampled by seed
     # parameter-efficient fine-tuning (bertkit.peft): a method, and its settings (peft's names, LoRA's prefixed)
     peft: str | None = None  # lora, houlsby, pfeiffer, prefix, ptuning_v2, prompt, ptuning, bitfit, head
     lora_r: int = 8  # LoRA rank r
@@ -94,8 +102,12 @@ class FinetuneConfig(EpochTrainingOptions):
     student_layers: int | None = None  # a student of this many of the teacher's layers; none: the same size
 
     def __post_init__(self) -> None:
+        zero_shot = self.epochs == 0 and self.method == "prompt"  # the shared check wants ≥ 1 epoch: see below
+        self.epochs = 1 if zero_shot else self.epochs
         super().__post_init__()
+        self.epochs = 0 if zero_shot else self.epochs
         check_task(self.task)
+        self.check_prompt()
         self.columns = check_columns(self.columns, task_roles(self.task), f"of {self.task}")
         if self.init not in ("pretrained", "random"):
             raise ValueError(f"init must be 'pretrained' or 'random', got {self.init!r}")
@@ -149,6 +161,27 @@ class FinetuneConfig(EpochTrainingOptions):
             raise ValueError(f"self_training learns soft class labels: task must be classification, not {self.task}")
         if self.self_training and self.peft_config() is not None:
             raise ValueError("self_training trains whole students: it does not combine with peft or train_head_only")
+
+    def check_prompt(self) -> None:
+        """method: prompt's options (pattern, verbaliser, epochs 0 for zero-shot) and the few-shot sample size."""
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.train_examples_per_class is not None and self.train_examples_per_class < 1:
+            raise ValueError(f"train_examples_per_class must be a positive integer, got "
+                             f"{self.train_examples_per_class!r}")
+        if self.method != "prompt":
+            return
+        if self.task != "classification":
+            raise ValueError(f"method: prompt classifies (task: classification), not {self.task}")
+        check_pattern(self.pattern)
+        self.verbalizer = check_verbalizer(self.verbalizer)
+        if not 0 <= self.prompt_mlm_weight < 1:
+            raise ValueError(f"prompt_mlm_weight must be in [0, 1) (PET: 1e-4), got {self.prompt_mlm_weight}")
+        if self.peft or self.train_head_only or self.long_text != "head" or self.attention != "full":
+            raise ValueError("method: prompt trains the whole MLM model on head-truncated inputs: drop peft, "
+                             "train_head_only, long_text and attention")
+        if self.epochs == 0 and self.max_steps:
+            raise ValueError("epochs: 0 (zero-shot) trains nothing: drop max_steps")
 
     def peft_config(self) -> PeftConfig | None:
         """The PEFT method of this run (``train_head_only`` is the ``head`` method), or None: full fine-tuning."""
