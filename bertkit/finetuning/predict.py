@@ -18,9 +18,9 @@ from ..training.device import resolve_device
 from .adapter_folders import base_folder, load_task_adapter
 from .config import FinetuneConfig
 from .data import LabelMap
+from .long_tasks import build_task, folder_class
 from .models import BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification, TaskConfig
 from .ner import entities
-from .tasks import build_task
 
 # the task of a folder, from its class name (any encoder: BertFor…, RobertaFor…, AlbertFor…)
 TASK_SUFFIXES = {"ForSequenceClassification": "sequence", "ForTokenClassification": "token",
@@ -44,7 +44,7 @@ class Predictor:
             self.model.to(resolve_device(device))
         self.settings = _settings(model.config, batch_size)
         self.labels = LabelMap([model.config.id2label[i] for i in sorted(model.config.id2label)])
-        self.task = build_task(self.settings, tokenizer, self.labels)
+        self.task = build_task(self.settings, tokenizer, self.labels, self.model)
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, batch_size: int = 64, device: str | torch.device | None = None):
@@ -54,7 +54,7 @@ class Predictor:
             model = load_task_adapter(folder)
             tokens = folder if (folder / "vocab.txt").is_file() or (folder / "tokenizer.json").is_file() else None
             return cls(model, AutoTokenizer.from_pretrained(tokens or base_folder(folder, None)), batch_size, device)
-        model = cls.model_class.from_pretrained(folder)
+        model = folder_class(folder, cls.model_class).from_pretrained(folder)  # long_text: hierarchical's own
         return cls(model, AutoTokenizer.from_pretrained(folder), batch_size, device)
 
 

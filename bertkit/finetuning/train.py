@@ -41,9 +41,9 @@ from .config import FinetuneConfig
 from .data import LabelMap, load_examples, normalize_text, split_examples
 from .datasets import dataset_task, load_dataset
 from .input_settings import InputSettings
-from .models import CLASS_PREFIXES, MODEL_CLASSES, TaskConfig, encoder_config
+from .long_tasks import build_task, run_model_class
+from .models import CLASS_PREFIXES, TaskConfig, encoder_config
 from .pooling_choice import AUTO, folder_pooling
-from .tasks import build_task
 
 logger = logging.getLogger(__name__)
 PROBLEM_TYPE = {"classification": "single_label_classification", "multi_label": "multi_label_classification",
@@ -148,7 +148,7 @@ def build_model(config: FinetuneConfig, labels: LabelMap, words: str = "whitespa
     if base.model_type not in CLASS_PREFIXES:  # a task head's folder names transformers' class for it
         raise ValueError(f"{folder} holds a {base.model_type} model; bertkit fine-tunes "
                          f"{', '.join(CLASS_PREFIXES)} models")
-    model_class = MODEL_CLASSES[config.task]
+    model_class = run_model_class(config)  # long_text: hierarchical has its own
     tc = task_config(config, base, labels, words)
     model = model_class.from_pretrained(folder, config=tc) if config.init == "pretrained" else model_class(tc)
     if config.max_positions and config.max_positions != base.max_position_embeddings:
@@ -222,7 +222,7 @@ def _finetune(config: FinetuneConfig, on_evaluate: Callable[[dict[str, float]], 
     words = "chars" if config.task == "token_classification" and all(
         len(t) == 1 for e in splits["train"][:200] for t in e["tokens"]) else "whitespace"
     model = build_model(config, labels, words)
-    task = build_task(config, tokenizer, labels)
+    task = build_task(config, tokenizer, labels, model)  # key_sentences ranks with the model's embeddings
     data = EpochBatches(task.features(splits["train"], training=True), config.batch_size, task.collate,
                         seed=config.seed, bucket_size=50 if config.bucket_by_length else 1, length=task.length)
     steps_per_epoch = config.steps_per_epoch(data.steps_per_epoch)
