@@ -1,7 +1,8 @@
 """A sentence-transformers folder: ``modules.json`` read into modules bertkit runs, and written back.
 
 A folder is a pipeline: Transformer (the BERT in the root folder) → Pooling (``1_Pooling/config.json``) → any
-Dense (``2_Dense``: a linear layer and an activation) → Whitening (bertkit's own, see whitening.py) → Normalize.
+Dense (``2_Dense``: a linear layer and an activation) → Whitening or Flow (bertkit's own, see whitening.py and
+flow.py) → Normalize.
 sentence-transformers names module types by their Python path, which moved between its versions
 (``sentence_transformers.models.Dense``, ``sentence_transformers.base.modules.dense.Dense``): the last name decides.
 Any other type is refused by name, since running a pipeline without one of its modules gives wrong vectors.
@@ -19,6 +20,7 @@ import torch
 from torch import nn
 
 from ..checkpoint import find_weights, read_state_dict, save_tensors, write_json
+from .flow import Flow
 from .pooling import Pooling, parse_modes
 from .whitening import Whitening
 
@@ -27,9 +29,10 @@ ST_CONFIG_FILE = "sentence_bert_config.json"
 PROMPTS_FILE = "config_sentence_transformers.json"
 KNOWN_ST_MODULES = ("Transformer", "Pooling", "Dense", "Normalize")
 WHITENING_TYPE = "bertkit.encoding.Whitening"
+FLOW_TYPE = "bertkit.encoding.Flow"
 # What bertkit writes: the short paths every sentence-transformers version resolves (2.x through 6.x).
 WRITTEN_TYPES = {name: f"sentence_transformers.models.{name}" for name in KNOWN_ST_MODULES} | {
-    "Whitening": WHITENING_TYPE}
+    "Whitening": WHITENING_TYPE, "Flow": FLOW_TYPE}
 # sentence-transformers' pooling config before 5.x: one boolean per mode, concatenated in this order.
 LEGACY_POOLING_KEYS = {"pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max",
                        "pooling_mode_mean_tokens": "mean", "pooling_mode_mean_sqrt_len_tokens": "mean_sqrt_len_tokens",
@@ -37,14 +40,14 @@ LEGACY_POOLING_KEYS = {"pooling_mode_cls_token": "cls", "pooling_mode_max_tokens
 
 
 def module_kind(type_name: str) -> str:
-    """The kind of module a ``modules.json`` type names (Transformer, Pooling, Dense, Normalize, Whitening)."""
-    if type_name == WHITENING_TYPE:
-        return "Whitening"
+    """The kind of module a ``modules.json`` type names (Transformer, Pooling, Dense, Normalize, Whitening, Flow)."""
+    if type_name in (WHITENING_TYPE, FLOW_TYPE):
+        return type_name.rpartition(".")[2]
     package, _, name = str(type_name).rpartition(".")
     if package.split(".")[0] == "sentence_transformers" and name in KNOWN_ST_MODULES:
         return name
     raise ValueError(f"modules.json names a module of type {type_name!r}, which bertkit cannot run; it runs "
-                     f"sentence-transformers' {', '.join(KNOWN_ST_MODULES)} and {WHITENING_TYPE}")
+                     f"sentence-transformers' {', '.join(KNOWN_ST_MODULES)}, {WHITENING_TYPE} and {FLOW_TYPE}")
 
 
 def activation_module(name: str | None) -> nn.Module:
@@ -168,7 +171,7 @@ class FolderLayout:
     transformer_dir: Path
     pooling: Pooling = field(default_factory=Pooling)
     token_dimension: int | None = None  # the hidden size the pooling config was written for
-    modules: list[nn.Module] = field(default_factory=list)  # after pooling, in order: Dense, Whitening, Normalize
+    modules: list[nn.Module] = field(default_factory=list)  # after pooling: Dense, Whitening / Flow, Normalize
     max_seq_length: int | None = None
     do_lower_case: bool = False
     prompts: dict[str, str] = field(default_factory=dict)
@@ -187,14 +190,15 @@ def read_layout(folder: str | os.PathLike) -> FolderLayout:
         kinds = [module_kind(e["type"]) for e in entries]
         if kinds[:2] != ["Transformer", "Pooling"] or "Transformer" in kinds[1:] or "Pooling" in kinds[2:]:
             raise ValueError(f"{folder / MODULES_FILE} lists {kinds}; bertkit runs a Transformer, then one Pooling, "
-                             "then Dense / Whitening / Normalize modules")
+                             "then Dense / Whitening / Flow / Normalize modules")
         paths = [folder / e.get("path", "") for e in entries]
         if any(folder.resolve() not in (p.resolve(), *p.resolve().parents) for p in paths):
             raise ValueError(f"{folder / MODULES_FILE} points outside the model folder")
         layout.transformer_dir = paths[0]
         modes, layout.token_dimension, include_prompt = pooling_from_config(read_json(paths[1] / "config.json"))
         layout.pooling = Pooling(modes, include_prompt)
-        loaders = {"Dense": Dense.load, "Whitening": Whitening.load, "Normalize": lambda path: Normalize()}
+        loaders = {"Dense": Dense.load, "Whitening": Whitening.load, "Flow": Flow.load,
+                   "Normalize": lambda path: Normalize()}
         layout.modules = [loaders[kind](path) for kind, path in zip(kinds[2:], paths[2:], strict=True)]
     st_config = layout.transformer_dir / ST_CONFIG_FILE
     if st_config.is_file():
@@ -220,7 +224,7 @@ def check_sizes(pooled: int, modules: list[nn.Module], where: str = "the pipelin
     """The output size of ``modules`` fed ``pooled``-d vectors; a module expecting another size is a clear error."""
     size = pooled
     for index, module in enumerate(modules):
-        if isinstance(module, Dense | Whitening):
+        if isinstance(module, Dense | Whitening | Flow):
             if module.in_features != size:
                 raise ValueError(f"{where}: module {index + 2} ({type(module).__name__}) takes {module.in_features}-d "
                                  f"vectors, but the module before it gives {size}-d ones")
@@ -229,7 +233,7 @@ def check_sizes(pooled: int, modules: list[nn.Module], where: str = "the pipelin
 
 
 def write_layout(folder: Path, layout: FolderLayout, hidden_size: int, max_seq_length: int) -> None:
-    """Write ``modules.json``, the pooling / Dense / Whitening folders and the two settings files."""
+    """Write ``modules.json``, the pooling / Dense / Whitening / Flow folders and the two settings files."""
     entries = [{"idx": 0, "name": "0", "path": "", "type": WRITTEN_TYPES["Transformer"]}]
     pipeline: list[nn.Module] = [layout.pooling, *layout.modules]
     for idx, module in enumerate(pipeline, start=1):
@@ -239,7 +243,7 @@ def write_layout(folder: Path, layout: FolderLayout, hidden_size: int, max_seq_l
         (folder / path).mkdir(parents=True, exist_ok=True)
         if isinstance(module, Pooling):
             write_json(folder / path / "config.json", pooling_config(module, hidden_size))
-        elif isinstance(module, Dense | Whitening):
+        elif isinstance(module, Dense | Whitening | Flow):
             module.save(folder / path)
         else:
             write_json(folder / path / "config.json", {})
