@@ -162,7 +162,10 @@ def test_cli_runs_a_round_with_a_smaller_student(tmp_path, tiny_dir, capsys):  #
     args = [f"{k}={v}" for k, v in options(tmp_path, tiny_dir, epochs=1).items()]
     assert main(["finetune", *args, f"train_file={train}", f"unlabeled_file={unlabeled}", "self_training=1",
                  "student_layers=1"]) == 0
-    assert json.loads(capsys.readouterr().out)["output_dir"] == str(tmp_path / "out")
+    printed = json.loads(capsys.readouterr().out)
+    records = read_metrics(tmp_path / "out" / "metrics.jsonl")
+    assert printed["output_dir"] == str(tmp_path / "out") and len(records) == 2  # rounds 0 and 1: dev (no test_file)
+    assert printed["rounds"] == [{"round": r["round"], "split": r["split"], "accuracy": r["accuracy"]} for r in records]
     saved = json.loads((tmp_path / "out" / "best" / "config.json").read_text())
     assert saved["num_hidden_layers"] == 1 and saved["id2label"] == {"0": "neg", "1": "pos"}
 

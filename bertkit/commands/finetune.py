@@ -15,10 +15,12 @@ def run(args: argparse.Namespace) -> None:
     # --resume: the run's own settings, the given ones over them (one that changes the run is refused by name)
     config = (FinetuneConfig.resumed if args.resume else FinetuneConfig.from_yaml)(args.config, overrides)
     result = finetune(config, resume=args.resume)
-    print(json.dumps({"output_dir": result.output_dir, "metric": result.metric, "dev": result.dev,
-                      "test": result.test, "train_seconds": round(result.train_seconds, 1),
-                      "epochs_run": result.epochs_run, "stopped_early": result.stopped_early,
-                      "tokens_per_second": round(result.tokens_per_second, 1)}, indent=2))
+    summary = {"output_dir": result.output_dir, "metric": result.metric, "dev": result.dev, "test": result.test,
+               "train_seconds": round(result.train_seconds, 1), "epochs_run": result.epochs_run,
+               "stopped_early": result.stopped_early, "tokens_per_second": round(result.tokens_per_second, 1)}
+    if config.self_training:  # each round's score: what the rounds of teacher → student bought
+        summary["rounds"] = [{k: r[k] for k in ("round", "split", result.metric)} for r in result.history]
+    print(json.dumps(summary, indent=2))
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
