@@ -156,16 +156,18 @@ def build_data(config: PretrainingConfig, tokenizer: BertTokenizer) -> Pretraini
     show = config.progress and distributed.is_main()
     train_docs, eval_docs = split_documents(config, read_documents(config.corpus, config.corpus_format))
     units = load_units(config.units_file) if config.units_file else None  # ERNIE's phrases / entities
-    train_docs = tokenize_documents(train_docs, tokenizer, config.word_boundaries, show, units)
+    sampled = config.subword_alpha is not None  # subword regularisation: every copy a fresh segmentation
+    tokenized = None if sampled else tokenize_documents(train_docs, tokenizer, config.word_boundaries, show, units)
     special, masking, vocab_size = special_ids(tokenizer), config.masking_config(), len(tokenizer)
     rng = random.Random(config.seed)
-    copies = 1 if config.dynamic_masking else config.dupe_factor
+    copies = config.dupe_factor if sampled or not config.dynamic_masking else 1
     train: list[Example] = []
-    for _ in range(copies):
-        examples = [to_example(i) for i in create_instances(train_docs, config.max_seq_length, special, rng,
+    for copy in range(copies):
+        docs = sampled_documents(train_docs, tokenizer, config, copy, show) if sampled else tokenized
+        examples = [to_example(i) for i in create_instances(docs, config.max_seq_length, special, rng,
                                                             config.pair_task, config.short_seq_prob)]
         train += examples if config.dynamic_masking else mask_statically(examples, special, vocab_size, masking, rng)
-    counts = Counter(i for doc in train_docs for s in doc for i in s.ids)
+    counts = Counter(i for doc in docs for s in doc for i in s.ids)
     eval_batches = []
     if eval_docs:
         eval_docs = tokenize_documents(eval_docs, tokenizer, config.word_boundaries, show, units)
@@ -177,6 +179,21 @@ def build_data(config: PretrainingConfig, tokenizer: BertTokenizer) -> Pretraini
         eval_batches = [collate(examples[i:i + config.batch_size], special.pad)
                         for i in range(0, len(examples), config.batch_size)]
     return PretrainingData(train, eval_batches, counts.most_common(1)[0][0])
+
+
+def sampled_documents(documents: list, tokenizer: BertTokenizer, config: PretrainingConfig, copy: int,
+                      show: bool) -> list:
+    """The documents tokenized with SentencePiece's sampling (``subword_alpha``, ``subword_nbest_size``), seeded
+    by the run's seed and the copy; the tokenizer is back to its best segmentation afterwards."""
+    if not hasattr(tokenizer, "enable_sampling"):
+        raise ValueError(f"subword_alpha samples SentencePiece segmentations; {type(tokenizer).__name__} has one "
+                         "segmentation per text (train a unigram tokenizer: `bertkit train-tokenizer --model-type "
+                         "unigram`)")
+    tokenizer.enable_sampling(config.subword_alpha, config.subword_nbest_size, seed=config.seed * 1009 + copy)
+    try:
+        return tokenize_documents(documents, tokenizer, config.word_boundaries, show)
+    finally:
+        tokenizer.disable_sampling()
 
 
 def parameter_checksum(model: torch.nn.Module) -> float:

@@ -16,17 +16,27 @@ from .documents import Document
 from .instances import Sentence
 
 WORD_BOUNDARIES = ("wordpiece", "jieba")
+SENTENCEPIECE_WORD_START = "\u2581"  # ▁: SentencePiece's mark of a piece that starts a word
 
 
 def continuation_ids(tokenizer: BertTokenizer) -> frozenset[int]:
-    """Ids of the ``##`` pieces: tokens that continue a word."""
-    return frozenset(i for token, i in tokenizer.get_vocab().items() if token.startswith("##"))
+    """Ids of the tokens that continue a word: WordPiece's ``##`` pieces, else SentencePiece's pieces without the
+    ``▁`` that marks a word's start (special tokens never continue one)."""
+    vocab = tokenizer.get_vocab()
+    if any(token.startswith("##") for token in vocab):
+        return frozenset(i for token, i in vocab.items() if token.startswith("##"))
+    if any(token.startswith(SENTENCEPIECE_WORD_START) for token in vocab):
+        specials = set(tokenizer.all_special_tokens)
+        return frozenset(i for token, i in vocab.items()
+                         if not token.startswith(SENTENCEPIECE_WORD_START) and token not in specials)
+    return frozenset()
 
 
 def wordpiece_sentence(text: str, tokenizer: BertTokenizer, continuations: frozenset[int]) -> Sentence:
-    """Token ids with word starts read off the ``##`` prefix."""
+    """Token ids with word starts read off the ``##`` prefix (SentencePiece: the ``▁`` one); a sentence's first
+    token always starts a word."""
     ids = tokenizer.text_to_ids(text)
-    return Sentence(ids, [i not in continuations for i in ids])
+    return Sentence(ids, [n == 0 or i not in continuations for n, i in enumerate(ids)])
 
 
 def word_boundaries(text: str, words: list[str]) -> set[int]:
