@@ -159,13 +159,16 @@ def test_two_rounds_write_per_round_metrics_and_a_folder_that_predicts(tmp_path,
 def test_cli_runs_a_round_with_a_smaller_student(tmp_path, tiny_dir, capsys):  # noqa: F811
     train = write_jsonl(tmp_path / "train.jsonl", sentiment_examples(32, 0))
     unlabeled = write_jsonl(tmp_path / "u.jsonl", [{"text": e["text"]} for e in sentiment_examples(40, 9)])
-    args = [f"{k}={v}" for k, v in options(tmp_path, tiny_dir, epochs=1).items()]
+    args = [f"{k}={v}" for k, v in options(tmp_path, tiny_dir, epochs=1, student_epochs=2).items()]
     assert main(["finetune", *args, f"train_file={train}", f"unlabeled_file={unlabeled}", "self_training=1",
                  "student_layers=1"]) == 0
     printed = json.loads(capsys.readouterr().out)
     records = read_metrics(tmp_path / "out" / "metrics.jsonl")
     assert printed["output_dir"] == str(tmp_path / "out") and len(records) == 2  # rounds 0 and 1: dev (no test_file)
     assert printed["rounds"] == [{"round": r["round"], "split": r["split"], "accuracy": r["accuracy"]} for r in records]
+    evals = [sum(r["split"] == "eval" for r in read_metrics(tmp_path / "out" / f"round-{n}" / "metrics.jsonl"))
+             for n in (0, 1)]
+    assert evals == [1, 2]  # one evaluation an epoch: epochs=1 for the teacher, student_epochs=2
     saved = json.loads((tmp_path / "out" / "best" / "config.json").read_text())
     assert saved["num_hidden_layers"] == 1 and saved["id2label"] == {"0": "neg", "1": "pos"}
 
@@ -178,6 +181,7 @@ def test_cli_runs_a_round_with_a_smaller_student(tmp_path, tiny_dir, capsys):  #
     ({"self_training": 1, "unlabeled_file": "u.txt", "task": "regression"}, "task must be classification"),
     ({"self_training": 1, "unlabeled_file": "u.txt", "peft": "lora"}, "does not combine with peft"),
     ({"self_training": 1, "unlabeled_file": "u.txt", "student_layers": 0}, "student_layers must be"),
+    ({"self_training": 1, "unlabeled_file": "u.txt", "student_epochs": 0}, "student_epochs must be"),
 ])
 def test_bad_options_are_refused_by_name(extra, message):
     with pytest.raises(ValueError, match=message):

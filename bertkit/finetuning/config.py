@@ -100,6 +100,7 @@ class FinetuneConfig(EpochTrainingOptions):
     self_training: int = 0  # rounds of teacher → soft labels → student (0: plain fine-tuning)
     confidence_threshold: float = 0.0  # keep pseudo-labelled rows whose top probability is ≥ this
     student_layers: int | None = None  # a student of this many of the teacher's layers; none: the same size
+    student_epochs: int | None = None  # passes of each student over labelled + pseudo-labelled rows; none: epochs
 
     def __post_init__(self) -> None:
         zero_shot = self.epochs == 0 and self.method == "prompt"  # the shared check wants ≥ 1 epoch: see below
@@ -155,8 +156,10 @@ class FinetuneConfig(EpochTrainingOptions):
             raise ValueError("unlabeled_file is read only by self-training: set self_training to a number of rounds")
         if not 0.0 <= self.confidence_threshold <= 1.0:
             raise ValueError(f"confidence_threshold must be a probability in [0, 1], got {self.confidence_threshold}")
-        if self.student_layers is not None and (not isinstance(self.student_layers, int) or self.student_layers < 1):
-            raise ValueError(f"student_layers must be a positive integer, got {self.student_layers!r}")
+        for name in ("student_layers", "student_epochs"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if self.self_training and self.task != "classification":
             raise ValueError(f"self_training learns soft class labels: task must be classification, not {self.task}")
         if self.self_training and self.peft_config() is not None:

@@ -194,7 +194,8 @@ def train_student(config: FinetuneConfig, round_number: int, task: SequenceTask,
     check_output_dir(folder, False, config.overwrite)
     data = EpochBatches(features, config.batch_size, soft_collate(task, len(labels)), seed=config.seed + round_number,
                         bucket_size=50 if config.bucket_by_length else 1, length=task.length)
-    args = config.training_arguments(
+    epochs = config.student_epochs or config.epochs  # the students see far more rows than the teacher of round 0
+    args = dataclasses.replace(config, epochs=epochs).training_arguments(
         data.steps_per_epoch, config.metric, ("loss", "learning_rate", config.metric, "pseudo_fraction"),
         output_dir=str(folder), seed=config.seed + round_number, head_prefixes=student.head_prefixes,
         head_lr_scale=config.head_lr_scale, greater_is_better=config.greater_is_better,
