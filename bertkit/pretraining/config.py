@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from ..training.run_options import StepTrainingOptions
+from ..training.run_options import StepTrainingOptions, SubwordSampling
 from .instances import TASKS
 from .masking import MaskingConfig
 from .tokenized import WORD_BOUNDARIES
@@ -17,7 +17,7 @@ PAIR_TASKS = {"bert": "nsp", "albert": "sop", "ernie": "nsp", "nezha": "nsp"}
 
 
 @dataclass
-class PretrainingConfig(StepTrainingOptions):
+class PretrainingConfig(StepTrainingOptions, SubwordSampling):
     """A pretraining run: corpus, tokenizer, model, instances, masking, optimisation, output."""
 
     KIND: ClassVar[str] = "pretraining"
@@ -56,8 +56,6 @@ class PretrainingConfig(StepTrainingOptions):
     word_order_probability: float = 0.0  # mlm: share of sequences with a trigram shuffled to restore (StructBERT: 0.05)
     dynamic_masking: bool = True  # a fresh mask every time an instance is seen (else dupe_factor fixed copies)
     dupe_factor: int = 5  # static masking (or subword_alpha): copies of the corpus, each with its own mask
-    subword_alpha: float | None = None  # SentencePiece Unigram / BPE: each copy sampled (subword regularisation)
-    subword_nbest_size: int = -1  # subword_alpha: sample among the n best segmentations; -1: among all
     max_seq_length: int = 128  # tokens per instance, [CLS] and [SEP] included
     short_seq_prob: float = 0.1  # share of instances cut shorter than max_seq_length (as google-research/bert)
     batch_size: int = 32  # instances per optimizer step (before accumulation)
@@ -184,18 +182,10 @@ class PretrainingConfig(StepTrainingOptions):
             raise ValueError(f"word_order_probability adds StructBERT's word-order loss to objective: mlm, not "
                              f"objective: {self.objective}")
 
-    def check_subword_sampling(self) -> None:
+    def check_subword_sampling(self) -> bool:
         """Subword regularisation re-tokenizes the masked-LM corpus once per copy (``dupe_factor`` copies)."""
-        alpha, nbest = self.subword_alpha, self.subword_nbest_size
-        if alpha is None:
-            if nbest != -1:
-                raise ValueError("subword_nbest_size is read with subword_alpha (subword sampling); set both")
-            return
-        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
-            raise ValueError(f"subword_alpha must be a number > 0 (SentencePiece's alpha), got {alpha!r}")
-        if isinstance(nbest, bool) or not isinstance(nbest, int) or nbest in (0, 1) or nbest < -1:
-            raise ValueError(f"subword_nbest_size must be -1 (all segmentations) or ≥ 2 (the n best), got {nbest!r}: "
-                             "0 and 1 sample nothing")
+        if not super().check_subword_sampling():
+            return False
         if self.objective not in ("mlm", "electra"):
             raise ValueError(f"subword_alpha samples the masked-LM corpus's segmentations; objective "
                              f"{self.objective} reads its data another way")
@@ -205,6 +195,7 @@ class PretrainingConfig(StepTrainingOptions):
         if self.dupe_factor < 2:
             raise ValueError("subword_alpha samples one segmentation per copy of the corpus: dupe_factor must be "
                              "≥ 2 for more than one")
+        return True
 
     def check_units(self) -> None:
         """ERNIE's knowledge masking needs its units: a list file, or jieba's words for Chinese phrases."""

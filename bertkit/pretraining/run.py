@@ -25,6 +25,7 @@ from ..model import (
 from ..tokenization import AutoTokenizer, BertTokenizer
 from ..training import Trainer, distributed
 from ..training.device import resolve_device
+from ..training.run_options import enable_subword_sampling
 from ..training.state import check_output_dir, check_resumed_config, save_run_config
 from .config import PretrainingConfig
 from .dataset import Example, PretrainingBatches, collate, mask_statically, to_example
@@ -185,11 +186,7 @@ def sampled_documents(documents: list, tokenizer: BertTokenizer, config: Pretrai
                       show: bool) -> list:
     """The documents tokenized with SentencePiece's sampling (``subword_alpha``, ``subword_nbest_size``), seeded
     by the run's seed and the copy; the tokenizer is back to its best segmentation afterwards."""
-    if not hasattr(tokenizer, "enable_sampling"):
-        raise ValueError(f"subword_alpha samples SentencePiece segmentations; {type(tokenizer).__name__} has one "
-                         "segmentation per text (train a unigram tokenizer: `bertkit train-tokenizer --model-type "
-                         "unigram`)")
-    tokenizer.enable_sampling(config.subword_alpha, config.subword_nbest_size, seed=config.seed * 1009 + copy)
+    enable_subword_sampling(tokenizer, config, seed=config.seed * 1009 + copy)
     try:
         return tokenize_documents(documents, tokenizer, config.word_boundaries, show)
     finally:

@@ -88,6 +88,38 @@ class TrainingOptions(Options):
 
 
 @dataclass
+class SubwordSampling:
+    """Subword regularisation (Kudo 2018) of a run's training text: a SentencePiece tokenizer draws a segmentation
+    ∝ p^alpha (Unigram; BPE: dropout alpha) every time the text is tokenized anew; held-out text keeps the best."""
+
+    subword_alpha: float | None = None  # None: off; SentencePiece's alpha (0.1 is its usual value)
+    subword_nbest_size: int = -1  # sample among the n best segmentations; -1: among all
+
+    def check_subword_sampling(self) -> bool:
+        """Whether sampling is on; a value SentencePiece would not sample with is a clear error."""
+        alpha, nbest = self.subword_alpha, self.subword_nbest_size
+        if alpha is None:
+            if nbest != -1:
+                raise ValueError("subword_nbest_size is read with subword_alpha (subword sampling); set both")
+            return False
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not alpha > 0:
+            raise ValueError(f"subword_alpha must be a number > 0 (SentencePiece's alpha), got {alpha!r}")
+        if isinstance(nbest, bool) or not isinstance(nbest, int) or nbest in (0, 1) or nbest < -1:
+            raise ValueError(f"subword_nbest_size must be -1 (all segmentations) or ≥ 2 (the n best), got {nbest!r}: "
+                             "0 and 1 sample nothing")
+        return True
+
+
+def enable_subword_sampling(tokenizer: Any, options: SubwordSampling, seed: int) -> None:
+    """Turn the run's sampling on in ``tokenizer`` (seeded), or say why this tokenizer cannot sample."""
+    if not hasattr(tokenizer, "enable_sampling"):
+        raise ValueError(f"subword_alpha samples SentencePiece segmentations; {type(tokenizer).__name__} has one "
+                         "segmentation per text (train a unigram tokenizer: `bertkit train-tokenizer --model-type "
+                         "unigram`)")
+    tokenizer.enable_sampling(options.subword_alpha, options.subword_nbest_size, seed=seed)
+
+
+@dataclass
 class StepTrainingOptions(TrainingOptions):
     """A run counted in optimizer steps (an endless stream of batches): logs and evaluations every so many."""
 
