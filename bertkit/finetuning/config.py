@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ..peft.config import PeftConfig
-from ..training.run_options import EpochTrainingOptions
+from ..training.run_options import EpochTrainingOptions, SubwordSampling
 from .data import check_columns, check_task, task_roles
 from .heads import CLASSIFIER_HEADS
 from .long_text import STRATEGIES
@@ -23,7 +23,7 @@ ALIASES = {"lr": "learning_rate", "lr_type": "lr_schedule", "batch": "batch_size
 
 
 @dataclass
-class FinetuneConfig(EpochTrainingOptions):
+class FinetuneConfig(EpochTrainingOptions, SubwordSampling):
     """What to fine-tune on what, and how. Field names follow transformers' where one exists."""
 
     KIND: ClassVar[str] = "fine-tuning"
@@ -145,6 +145,10 @@ class FinetuneConfig(EpochTrainingOptions):
             self.metric = DEFAULT_METRIC[self.task]
         self.peft_config()  # bad PEFT settings fail here, before any data is read
         self.check_self_training()
+        windows = "question answering" if self.task == "question_answering" else f"long_text: {self.long_text}"
+        if self.check_subword_sampling() and windows in ("question answering", "long_text: sliding"):
+            raise ValueError(f"subword_alpha re-tokenizes each training row every epoch as one example; {windows} "
+                             "cuts a row into windows whose number sampling would change: leave subword_alpha out")
 
     def check_self_training(self) -> None:
         """Self-training's options: rounds with an unlabeled file, on single-label classification, fully trained."""

@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +34,7 @@ from ..training import Trainer
 from ..training.batches import EpochBatches
 from ..training.device import resolve_device
 from ..training.metrics import read_metrics
+from ..training.run_options import enable_subword_sampling
 from ..training.state import check_output_dir, check_resumed_config, save_run_config
 from ..training.threads import cpu_threads
 from . import ner
@@ -205,6 +207,16 @@ def data_summary(config: FinetuneConfig, splits: dict[str, list[dict[str, Any]]]
     return line
 
 
+def sampled_features(task: Any, rows: list[dict], tokenizer: Any, config: FinetuneConfig, epoch: int) -> list:
+    """The training rows' features with the tokenizer sampling (``subword_alpha``), seeded by the run's seed and
+    ``epoch``; the tokenizer is back to its best segmentation (dev, test, the saved folder) afterwards."""
+    enable_subword_sampling(tokenizer, config, seed=config.seed * 1009 + epoch)
+    try:
+        return task.features(rows, training=True)
+    finally:
+        tokenizer.disable_sampling()
+
+
 def _finetune(config: FinetuneConfig, on_evaluate: Callable[[dict[str, float]], None] | None,
               resume: bool) -> FinetuneResult:
     seed_everything(config.seed)
@@ -223,8 +235,12 @@ def _finetune(config: FinetuneConfig, on_evaluate: Callable[[dict[str, float]], 
         len(t) == 1 for e in splits["train"][:200] for t in e["tokens"]) else "whitespace"
     model = build_model(config, labels, words)
     task = build_task(config, tokenizer, labels, model)  # key_sentences ranks with the model's embeddings
-    data = EpochBatches(task.features(splits["train"], training=True), config.batch_size, task.collate,
-                        seed=config.seed, bucket_size=50 if config.bucket_by_length else 1, length=task.length)
+    resample = None
+    if config.subword_alpha is not None:  # subword regularisation: each epoch another segmentation of the rows
+        resample = partial(sampled_features, task, splits["train"], tokenizer, config)
+    data = EpochBatches(resample(0) if resample else task.features(splits["train"], training=True),
+                        config.batch_size, task.collate, seed=config.seed,
+                        bucket_size=50 if config.bucket_by_length else 1, length=task.length, resample=resample)
     steps_per_epoch = config.steps_per_epoch(data.steps_per_epoch)
     args = config.training_arguments(
         data.steps_per_epoch, config.metric, ("loss", "learning_rate", config.metric, "tokens_per_second"),

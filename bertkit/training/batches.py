@@ -18,6 +18,8 @@ class EpochBatches:
 
     ``bucket_size`` > 1 sorts each run of ``bucket_size × batch_size`` shuffled examples by ``length(example)``
     before cutting batches (then shuffles the batches): batches of similar lengths carry little padding.
+    ``resample(epoch)`` gives each epoch's examples (the same count; ``examples`` are epoch 0's), a function of the
+    epoch alone, so a resumed run still sees the uninterrupted one's batches.
     """
 
     def __init__(
@@ -30,6 +32,7 @@ class EpochBatches:
         drop_last: bool = False,
         bucket_size: int = 1,
         length: Callable[[Any], int] | None = None,
+        resample: Callable[[int], Sequence[Any]] | None = None,
     ):
         if not examples:
             raise ValueError("no training examples: the training split is empty")
@@ -39,9 +42,10 @@ class EpochBatches:
             raise ValueError("bucket_size > 1 needs length(example) to sort by")
         self.examples, self.batch_size, self.collate = examples, batch_size, collate
         self.seed, self.shuffle, self.drop_last = seed, shuffle, drop_last
-        self.bucket_size, self.length = bucket_size, length
+        self.bucket_size, self.length, self.resample = bucket_size, length, resample
         self.epoch, self.position = 0, 0
         self._order: list[list[int]] | None = None
+        self._examples_epoch = 0  # the epoch ``examples`` belong to (given ones: epoch 0's)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -69,13 +73,23 @@ class EpochBatches:
     def next_batch(self) -> dict:
         """The next batch; after the last one of an epoch, the first of the next (reshuffled)."""
         if self._order is None:
-            self._order = self.batches_of_epoch(self.epoch)
+            self._start_epoch(self.epoch)
         if self.position >= len(self._order):
             self.epoch, self.position = self.epoch + 1, 0
-            self._order = self.batches_of_epoch(self.epoch)
+            self._start_epoch(self.epoch)
         batch = self._order[self.position]
         self.position += 1
         return self.collate([self.examples[i] for i in batch])
+
+    def _start_epoch(self, epoch: int) -> None:
+        """The epoch's examples (``resample(epoch)``: drawn anew, e.g. another subword segmentation) and order."""
+        if self.resample is not None and epoch != self._examples_epoch:
+            examples = self.resample(epoch)
+            if len(examples) != len(self.examples):
+                raise ValueError(f"resampling epoch {epoch} gave {len(examples)} examples instead of "
+                                 f"{len(self.examples)}: it must keep one example per row")
+            self.examples, self._examples_epoch = examples, epoch
+        self._order = self.batches_of_epoch(epoch)
 
     def state_dict(self) -> dict[str, int]:
         return {"epoch": self.epoch, "position": self.position}
