@@ -21,6 +21,8 @@ from .data import LabelMap
 from .long_tasks import build_task, folder_class
 from .models import BertForQuestionAnswering, BertForSequenceClassification, BertForTokenClassification, TaskConfig
 from .ner import entities
+from .prompt import PROMPT_FILE, read_prompt
+from .prompt_train import PromptModel, PromptTask
 
 # the task of a folder, from its class name (any encoder: BertFor…, RobertaFor…, AlbertFor…)
 TASK_SUFFIXES = {"ForSequenceClassification": "sequence", "ForTokenClassification": "token",
@@ -85,6 +87,28 @@ class SequenceClassifier(Predictor):
                 for row in probabilities]
 
 
+class PromptClassifier(SequenceClassifier):
+    """A prompt-tuned MLM folder (``prompt.json`` beside it): the label whose verbaliser word scores highest at the
+    pattern's mask, with the softmax over those scores as probabilities."""
+
+    def __init__(self, model: PromptModel, tokenizer, prompt: dict[str, Any], batch_size: int = 64,
+                 device: str | torch.device | None = None):
+        self.model, self.tokenizer = model.eval(), tokenizer
+        if device is not None:
+            self.model.to(resolve_device(device))
+        self.settings = FinetuneConfig(method="prompt", pattern=prompt["pattern"], verbalizer=prompt["verbalizer"],
+                                       max_length=prompt["max_length"], columns=prompt.get("columns") or {},
+                                       eval_batch_size=batch_size, progress=False)
+        self.labels = LabelMap(list(prompt["verbalizer"]))
+        self.task = PromptTask(self.settings, tokenizer, self.labels)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike, batch_size: int = 64, device: str | torch.device | None = None):
+        """Load a folder written by ``bertkit finetune method=prompt`` (its ``best/``)."""
+        return cls(PromptModel.from_pretrained(folder), AutoTokenizer.from_pretrained(folder), read_prompt(folder),
+                   batch_size, device)
+
+
 class TokenClassifier(Predictor):
     """Texts → words with tags and entity spans (words: whitespace-split, or characters for Chinese NER)."""
 
@@ -122,6 +146,8 @@ def task_kind(architectures: Sequence[str]) -> str | None:
 def load_predictor(folder: str | os.PathLike, batch_size: int = 64, device: str | torch.device | None = None
                    ) -> Predictor:
     """The predictor for whatever task the folder's config.json names (its ``architectures``)."""
+    if (Path(folder) / PROMPT_FILE).is_file():  # method: prompt's MLM folder: its pattern and verbaliser classify
+        return PromptClassifier.from_pretrained(folder, batch_size, device)
     path = Path(folder) / ("task_config.json" if is_adapter_folder(folder) else "config.json")
     if not path.is_file():
         raise FileNotFoundError(f"no fine-tuned model in {folder}: {path.name} is missing")

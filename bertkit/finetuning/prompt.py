@@ -41,6 +41,9 @@ def check_pattern(pattern: Any) -> str:
     """The pattern if it has ``{text}`` once, ``{text_b}`` at most once and exactly one ``[MASK]``; else ValueError."""
     if not isinstance(pattern, str) or not pattern.strip():
         raise ValueError(f"pattern must be a text such as '{{text}} It was [MASK].', got {pattern!r}")
+    unknown = sorted(set(re.findall(r"\{[^{}]*\}", pattern)) - set(FIELDS))
+    if unknown:
+        raise ValueError(f"pattern has unknown field(s) {unknown}; it may use {{text}} and {{text_b}} only")
     masks = pattern.count(MASK)
     if masks != 1:
         raise ValueError(f"pattern must hold exactly one {MASK} (where the verbaliser word goes), got {masks} in "
@@ -50,9 +53,6 @@ def check_pattern(pattern: Any) -> str:
                          f"{pattern.count('{text}')} in {pattern!r}")
     if pattern.count("{text_b}") > 1:
         raise ValueError(f"pattern may hold {{text_b}} (a pair's second text) at most once: {pattern!r}")
-    unknown = sorted(set(re.findall(r"\{[^{}]*\}", pattern)) - set(FIELDS))
-    if unknown:
-        raise ValueError(f"pattern has unknown field(s) {unknown}; it may use {{text}} and {{text_b}} only")
     return pattern
 
 

@@ -46,6 +46,7 @@ from .input_settings import InputSettings
 from .long_tasks import build_task, run_model_class
 from .models import CLASS_PREFIXES, TaskConfig, encoder_config
 from .pooling_choice import AUTO, folder_pooling
+from .prompt_train import PromptTask, build_prompt_model, prompt_labels, save_prompt_model
 
 logger = logging.getLogger(__name__)
 PROBLEM_TYPE = {"classification": "single_label_classification", "multi_label": "multi_label_classification",
@@ -92,6 +93,8 @@ def load_splits(config: FinetuneConfig) -> dict[str, list[dict[str, Any]]]:
         raise ValueError("no data: give dataset (a named set) or train_file (and dev_file, test_file)")
     if config.limit_train:
         splits["train"] = splits["train"][:config.limit_train]
+    if config.train_examples_per_class:  # few-shot: one seeded sample, the same whatever the method
+        splits["train"] = per_class_sample(splits["train"], config.train_examples_per_class, config.seed)
     if config.limit_eval:
         splits["dev"], splits["test"] = splits["dev"][:config.limit_eval], splits["test"][:config.limit_eval]
     for name in ("train", "dev"):
@@ -107,6 +110,20 @@ def load_splits(config: FinetuneConfig) -> dict[str, list[dict[str, Any]]]:
                     ner.check_tags(example["tags"], where)
                     example["tags"] = ner.repair_bio(example["tags"])
     return splits
+
+
+def per_class_sample(examples: list[dict[str, Any]], per_class: int, seed: int) -> list[dict[str, Any]]:
+    """``per_class`` examples of each label (all of a rarer one), drawn with ``seed``, kept in file order."""
+    if examples and not isinstance(examples[0].get("label"), str):
+        raise ValueError("train_examples_per_class samples single-label classification examples (task: "
+                         "classification)")
+    by_label: dict[str, list[int]] = {}
+    for i, example in enumerate(examples):
+        by_label.setdefault(example["label"], []).append(i)
+    rng = random.Random(seed)
+    chosen = [i for label in sorted(by_label)
+              for i in rng.sample(by_label[label], min(per_class, len(by_label[label])))]
+    return [examples[i] for i in sorted(chosen)]
 
 
 def normalized(example: dict[str, Any]) -> dict[str, Any]:
@@ -222,19 +239,28 @@ def _finetune(config: FinetuneConfig, on_evaluate: Callable[[dict[str, float]], 
     seed_everything(config.seed)
     splits = load_splits(config)
     print(data_summary(config, splits), file=sys.stderr)
-    if config.task in ("classification", "multi_label", "regression"):
+    if config.task in ("classification", "multi_label", "regression") and config.method != "prompt":
         print("pooling: {} ({})".format(*resolved_pooling(config)), file=sys.stderr)
     tokenizer = AutoTokenizer.from_pretrained(model_dir(config))
     if any(e.get("text_pair") for e in splits["train"][:1000]) and hasattr(tokenizer, "pair_truncation"):
         print(f"pairs past max_length={config.max_length} are cut by the {tokenizer.pair_truncation!r} rule "
               f"({PAIR_RULES[tokenizer.pair_truncation]}); it is saved with the model", file=sys.stderr)
-    labels = LabelMap.from_examples(splits["train"], config.task)
-    for name in ("dev", "test"):
-        labels.check(splits[name], config.task, name)
+    if config.method == "prompt":  # the verbaliser's labels, in its order; the data may use no other
+        labels = prompt_labels(config, splits)
+    else:
+        labels = LabelMap.from_examples(splits["train"], config.task)
+        for name in ("dev", "test"):
+            labels.check(splits[name], config.task, name)
     words = "chars" if config.task == "token_classification" and all(
         len(t) == 1 for e in splits["train"][:200] for t in e["tokens"]) else "whitespace"
-    model = build_model(config, labels, words)
-    task = build_task(config, tokenizer, labels, model)  # key_sentences ranks with the model's embeddings
+    if config.method == "prompt":  # PET / LM-BFF: the MLM head read through a pattern (prompt_train.py)
+        model, task = build_prompt_model(config, model_dir(config), tokenizer, labels), PromptTask(config, tokenizer,
+                                                                                                  labels)
+        if config.epochs == 0:
+            return zero_shot(config, model, task, splits, tokenizer, labels)
+    else:
+        model = build_model(config, labels, words)
+        task = build_task(config, tokenizer, labels, model)  # key_sentences ranks with the model's embeddings
     resample = None
     if config.subword_alpha is not None:  # subword regularisation: each epoch another segmentation of the rows
         resample = partial(sampled_features, task, splits["train"], tokenizer, config)
@@ -259,13 +285,16 @@ def _finetune(config: FinetuneConfig, on_evaluate: Callable[[dict[str, float]], 
     if config.peft:  # only the adapter and the head are written (peft's folder format)
         def save_best(m: torch.nn.Module, folder: Path) -> None:
             save_adapter(m, folder, model_dir(config), tokenizer)
+    elif config.method == "prompt":  # the MLM folder and prompt.json: predict reads both
+        def save_best(m: torch.nn.Module, folder: Path) -> None:
+            save_prompt_model(m, folder, tokenizer, config, labels)
 
     trainer = Trainer(model, args, data, task.compute, evaluate=evaluate, tokenizer=tokenizer, save_best=save_best)
     started = time.perf_counter()
     outcome = trainer.train(resume=resume)
     seconds = time.perf_counter() - started
     best_dir = Path(config.output_dir) / "best"
-    best = load_task_adapter(best_dir) if save_best else type(model).from_pretrained(best_dir)
+    best = load_task_adapter(best_dir) if config.peft else type(model).from_pretrained(best_dir)
     best.to(trainer.device)  # the test split is scored where the run trained
     # every evaluation of the run, also those before a resume (metrics.jsonl keeps them)
     evals = [r for r in read_metrics(Path(config.output_dir) / "metrics.jsonl") if r["split"] == "eval"]
@@ -277,10 +306,29 @@ def _finetune(config: FinetuneConfig, on_evaluate: Callable[[dict[str, float]], 
         dev={k: v for k, v in best_dev.items() if k not in ("split",)}, test=test, train_seconds=seconds,
         steps=outcome.step, epochs_run=round(outcome.step / steps_per_epoch, 4), stopped_early=outcome.stopped_early,
         tokens_per_second=float(np.median(speeds)) if speeds else 0.0, history=outcome.history)
+    write_results(config, result, splits, model)
+    return result
+
+
+def write_results(config: FinetuneConfig, result: FinetuneResult, splits: dict[str, list[dict[str, Any]]],
+                  model: torch.nn.Module) -> None:
+    """``output_dir/results.json``: the result, the config, the split sizes and the trainable parameters."""
     summary = {k: v for k, v in dataclasses.asdict(result).items() if k != "history"}
     summary["config"] = config.to_dict()
     summary["sizes"] = {name: len(examples) for name, examples in splits.items()}
     trainable, total = trainable_parameters(model)
     summary["trainable_parameters"] = {"count": trainable, "total": total, "fraction": trainable / total}
     write_text_atomic(Path(config.output_dir) / "results.json", json.dumps(summary, indent=2) + "\n")
+
+
+def zero_shot(config: FinetuneConfig, model: torch.nn.Module, task: PromptTask,
+              splits: dict[str, list[dict[str, Any]]], tokenizer: Any, labels: LabelMap) -> FinetuneResult:
+    """``method: prompt`` with ``epochs: 0``: the MLM model scored through the pattern untrained, saved as ``best``."""
+    model.to(resolve_device(config.device))
+    save_prompt_model(model, Path(config.output_dir) / "best", tokenizer, config, labels)
+    test = task.evaluate(model, splits["test"]) if splits["test"] else None
+    result = FinetuneResult(output_dir=config.output_dir, metric=config.metric, dev=task.evaluate(model, splits["dev"]),
+                            test=test, train_seconds=0.0, steps=0, epochs_run=0.0, stopped_early=False,
+                            tokens_per_second=0.0)
+    write_results(config, result, splits, model)
     return result
