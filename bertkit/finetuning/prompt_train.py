@@ -67,6 +67,15 @@ class PromptModel(nn.Module):
         return cls(AutoModelForMaskedLM.from_pretrained(folder), tokenizer.mask_token_id, ids).eval()
 
 
+def prompt_labels(config: FinetuneConfig, splits: dict[str, list[dict[str, Any]]]) -> LabelMap:
+    """The verbaliser's labels in its order; a label in the data without a verbaliser word is refused."""
+    unknown = sorted({e["label"] for examples in splits.values() for e in examples} - set(config.verbalizer))
+    if unknown:
+        raise ValueError(f"label(s) {unknown[:10]} of the data have no verbalizer word; it maps "
+                         f"{sorted(config.verbalizer)}")
+    return LabelMap(list(config.verbalizer))
+
+
 def build_prompt_model(config: FinetuneConfig, folder: Path, tokenizer: Any, labels: LabelMap) -> PromptModel:
     """The folder's MLM model (``init: random``: fresh weights of its shape) under the run's pattern and verbaliser."""
     base = encoder_config(folder)
