@@ -19,6 +19,7 @@ from torch import nn
 from ..config import BertConfig
 from ..generation.kv_cache import LayerCache
 from . import kernels
+from .disentangled_attention import DisentangledPositions
 from .dropout import Dropout
 from .dropout import dropout as drop
 from .efficient import build_kernel
@@ -45,8 +46,12 @@ class SelfAttention(nn.Module):
         self.prefix: nn.Module | None = None  # prefix tuning: (k, v, mask) → the same with rows before them
         self.kernel: nn.Module | None = build_kernel(config)  # None: full softmax attention (kernels.attention)
         scheme = build_relative_positions(config)  # positions computed from q, k (and v): transformers' name
+        if getattr(config, "relative_attention", False):  # DeBERTa's c2p / p2c terms (disentangled_attention.py)
+            scheme = ("disentangled", DisentangledPositions(config))
+            self.query_scale = scheme[1].query_scale  # scores / √(d · (1 + terms)): the kernel divides by √d
         self.relative_positions = scheme[0] if scheme is not None else None
-        self.position_type = config.position_embedding_type  # what messages name
+        self.position_type = "disentangled" if self.relative_positions == "disentangled" else \
+            config.position_embedding_type  # what messages name
         if scheme is not None:
             setattr(self, *scheme)
         # rotary: q and k turned by their positions before the kernel (self-attention only, never cross-attention)
