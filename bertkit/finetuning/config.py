@@ -71,7 +71,8 @@ class FinetuneConfig(EpochTrainingOptions, SubwordSampling):
     max_length: int = 128  # tokens per example, [CLS] and [SEP] included
     long_text: str = "head"  # texts past max_length: head | tail | head+tail | sliding | key_sentences | hierarchical
     head_tokens: int | str = "auto"  # head+tail: tokens from the start, or "auto" (128 up to 800 tokens, then 256)
-    window_stride: int | None = None  # sliding: tokens between window starts; none: half a window
+    window_stride: int | None = None  # sliding, hierarchical: tokens between window starts; none: half a window
+    # (hierarchical: a whole one)
     window_aggregation: str = "mean"  # sliding: how the windows' logits combine, mean | max
     key_sentence_model: str | None = None  # key_sentences: a sentence encoder folder; none: the model's embeddings
     max_chunks: int = 16  # hierarchical: windows per document (more: that many spread over it)
