@@ -147,6 +147,7 @@ class DebertaV2ForSequenceClassification(Pretrained):
 
     model_type = "deberta-v2"
     config_class = DebertaV2Config
+    head_prefixes = ("pooler.", "classifier.")  # trained by every parameter-efficient method (bertkit.peft)
 
     def __init__(self, config: DebertaV2Config, num_labels: int = 2, problem_type: str | None = None):
         super().__init__()
