@@ -1,13 +1,15 @@
-"""Bi-encoder losses (SBERT): in-batch negatives on pairs, CoSENT and cosine-similarity on scored pairs.
+"""Bi-encoder losses (SBERT): in-batch negatives on pairs, CoSENT and cosine-similarity on scored pairs, and the
+softmax classifier on labelled pairs (SBERT's original NLI objective).
 
 Each takes the embeddings of the batch's columns and returns a scalar; the formulas are sentence-transformers'
-(MultipleNegativesRankingLoss, CoSENTLoss, CosineSimilarityLoss with their default settings).
+(MultipleNegativesRankingLoss, CoSENTLoss, CosineSimilarityLoss, SoftmaxLoss with their default settings).
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 
 def cosine_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -45,5 +47,24 @@ def cosine_similarity_loss(a: torch.Tensor, b: torch.Tensor, scores: torch.Tenso
     return F.mse_loss(F.cosine_similarity(a, b, dim=-1), scores.float().view(-1))
 
 
-# name → (whether the data has a gold score per pair, the loss)
-LOSSES = {"mnrl": False, "cosent": True, "cosine": True}
+class SoftmaxClassifier(nn.Module):
+    """SBERT's classification head: one linear layer on ``(u, v, |u − v|)`` → a logit per label."""
+
+    def __init__(self, dimension: int, num_labels: int):
+        super().__init__()
+        if num_labels < 2:
+            raise ValueError(f"a softmax classifier needs at least 2 labels, got {num_labels}")
+        self.classifier = nn.Linear(3 * dimension, num_labels)
+
+    def forward(self, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        features = torch.cat([u, v, (u - v).abs()], dim=-1)
+        return self.classifier(features.to(self.classifier.weight.dtype))
+
+
+def softmax_loss(head: SoftmaxClassifier, u: torch.Tensor, v: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of each pair's label (a class index) under the head's softmax over its logits."""
+    return F.cross_entropy(head(u, v), labels.long().view(-1))
+
+
+# name → whether the data has a gold score per pair (softmax's rows end with a class label instead)
+LOSSES = {"mnrl": False, "cosent": True, "cosine": True, "softmax": False}
