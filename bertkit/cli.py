@@ -89,6 +89,8 @@ def cmd_params(args: argparse.Namespace) -> None:
     if args.model:
         from .config import Seq2SeqConfig
         from .model.architectures import architecture
+        from .model.deberta_v2_architecture import DebertaV2Config
+        from .model.modernbert_architecture import ModernBertConfig
         from .model.xlnet_architecture import XLNetConfig
         from .t5_config import T5Config
 
@@ -98,13 +100,16 @@ def cmd_params(args: argparse.Namespace) -> None:
         except (OSError, ValueError, AttributeError):
             model_type = None
         seq2seq = model_type is not None and architecture(model_type).seq2seq  # T5, BART, …: their own configs
-        own = {"t5": T5Config, "xlnet": XLNetConfig}  # configs of their own: memory, relative buckets
+        own = {"t5": T5Config, "xlnet": XLNetConfig, "modernbert": ModernBertConfig,  # configs of their own
+               "deberta-v2": DebertaV2Config}
         config = own.get(model_type, Seq2SeqConfig if seq2seq else BertConfig).from_json_file(path)
     else:  # unlike the other commands, no model folder by default: the paper's sizes are what people count
+        from .model.deberta_v2_architecture import DebertaV2Config
+        from .model.modernbert_architecture import ModernBertConfig
         from .model.xlnet_architecture import XLNetConfig
         from .t5_config import T5Config
 
-        own = {"t5": T5Config, "xlnet": XLNetConfig}
+        own = {"t5": T5Config, "xlnet": XLNetConfig, "modernbert": ModernBertConfig, "deberta-v2": DebertaV2Config}
         config = own.get(args.arch, BertConfig).preset(args.preset, model_type=args.arch)
         print(f"the {args.arch} {args.preset!r} preset (defaults --arch bert --preset base; --model DIR counts a "
               "folder)", file=sys.stderr)
@@ -202,11 +207,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     p = sub.add_parser("params", help="parameter breakdown of a BERT-family model")
     p.add_argument("--arch", default="bert", choices=["bert", "roberta", "albert", "electra", "distilbert", "ernie",
-                                                      "nezha", "xlm", "t5", "xlnet", "roformer"])
+                                                      "nezha", "xlm", "t5", "xlnet", "roformer", "modernbert",
+                                                      "deberta-v2"])
     p.add_argument("--preset", default="base", help="bert, ernie, xlm: tiny mini small medium base large; roberta, "
                    "nezha: base large; albert: base large xlarge xxlarge; electra: small base large (+ -generator); "
                    "distilbert: base; xlm also mlm-en-2048 mlm-17-1280 mlm-100-1280; t5: small base large v1_1-small "
-                   "v1_1-base v1_1-large; xlnet: base large; roformer: base (default: base)")
+                   "v1_1-base v1_1-large; xlnet: base large; roformer: base; modernbert: base large; "
+                   "deberta-v2: (v3's) xsmall small base large (default: base)")
     p.add_argument("--model", help="a model folder whose config.json to count instead of a preset")
     p.add_argument("--heads", action="store_true", help="include the pretraining heads (MLM, NSP / SOP, RTD)")
     p.add_argument("--plot", metavar="PNG", help="also draw the breakdown as a bar chart")

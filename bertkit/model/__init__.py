@@ -4,8 +4,8 @@ Blocks: ``embeddings``, ``attention`` (+ ``position_bias``), ``feed_forward``, `
 (stacks, shared or not, and the encoder model), ``heads``; speed paths: ``kernels``; positions inside attention:
 ``relative_positions``, ``rotary``. One short file per architecture (``bert``, ``roberta``, ``albert``,
 ``electra``, ``distilbert``, ``ernie``, ``nezha``, ``xlm``, ``xlm_roberta``, ``gpt2``, ``t5``, ``xlnet``,
-``roformer``); ``architectures`` holds their config fields and transformers' names; ``auto`` dispatches on
-``model_type``.
+``roformer``, ``modernbert``, ``deberta_v2``); ``architectures`` holds their config fields and transformers'
+names; ``auto`` dispatches on ``model_type``.
 """
 
 from .albert import AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
@@ -18,12 +18,14 @@ from .auto import (
 )
 from .bert import BertForMaskedLM, BertForPreTraining, BertModel
 from .causal_lm import BertLMHeadModel
+from .deberta_v2 import DebertaV2ForMaskedLM, DebertaV2ForSequenceClassification, DebertaV2Model
 from .distilbert import DistilBertForMaskedLM, DistilBertModel
 from .electra import ElectraForMaskedLM, ElectraForPreTraining, ElectraModel
 from .encoder import BertModelOutput, EncoderModel
 from .ernie import ErnieForMaskedLM, ErnieForPreTraining, ErnieModel
 from .gpt2 import GPT2LMHeadModel, GPT2Model
 from .heads import BertForPreTrainingOutput, MaskedLMOutput, ReplacedTokenOutput
+from .modernbert import ModernBertForMaskedLM, ModernBertForSequenceClassification, ModernBertModel
 from .nezha import NezhaForMaskedLM, NezhaForPreTraining, NezhaModel
 from .roberta import RobertaForMaskedLM, RobertaModel
 from .roformer import RoFormerForMaskedLM, RoFormerModel
@@ -48,6 +50,9 @@ __all__ = [
     "BertLMHeadModel",
     "BertModel",
     "BertModelOutput",
+    "DebertaV2ForMaskedLM",
+    "DebertaV2ForSequenceClassification",
+    "DebertaV2Model",
     "DistilBertForMaskedLM",
     "DistilBertModel",
     "ElectraForMaskedLM",
@@ -60,6 +65,9 @@ __all__ = [
     "GPT2LMHeadModel",
     "GPT2Model",
     "MaskedLMOutput",
+    "ModernBertForMaskedLM",
+    "ModernBertForSequenceClassification",
+    "ModernBertModel",
     "NezhaForMaskedLM",
     "NezhaForPreTraining",
     "NezhaModel",

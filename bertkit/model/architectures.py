@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import BertConfig
+from .deberta_v2_architecture import DEBERTA_V2_SPEC
+from .modernbert_architecture import MODERNBERT_SPEC
 from .t5_architecture import T5_SPEC, t5_feed_forward_proj
 from .xlnet_architecture import XLNET_SPEC
 
@@ -259,6 +261,8 @@ for _arch in (
 
 ARCHITECTURES["t5"] = Architecture("t5", "model", **T5_SPEC)  # its fields and names: t5_architecture.py
 ARCHITECTURES["xlnet"] = Architecture("xlnet", "transformer", **XLNET_SPEC)  # xlnet_architecture.py
+ARCHITECTURES["deberta-v2"] = Architecture("deberta-v2", "deberta", **DEBERTA_V2_SPEC)  # deberta_v2_architecture.py
+ARCHITECTURES["modernbert"] = Architecture("modernbert", "model", **MODERNBERT_SPEC)  # modernbert_architecture.py
 # XLM-R is RoBERTa under another name: its prefix, names and fields; only the defaults of XLMRobertaConfig
 ARCHITECTURES["xlm-roberta"] = dataclasses.replace(ARCHITECTURES["roberta"], model_type="xlm-roberta",
                                                    defaults=BERT_DEFAULTS | {"pad_token_id": 1})

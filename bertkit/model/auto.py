@@ -12,10 +12,12 @@ from .albert import AlbertForMaskedLM, AlbertForPreTraining, AlbertModel
 from .architectures import SUPPORTED, architecture
 from .bert import BertForMaskedLM, BertForPreTraining, BertModel
 from .causal_lm import BertLMHeadModel
+from .deberta_v2 import DebertaV2ForMaskedLM, DebertaV2Model
 from .distilbert import DistilBertForMaskedLM, DistilBertModel
 from .electra import ElectraForMaskedLM, ElectraForPreTraining, ElectraModel
 from .ernie import ErnieForMaskedLM, ErnieForPreTraining, ErnieModel
 from .gpt2 import GPT2LMHeadModel, GPT2Model
+from .modernbert import ModernBertForMaskedLM, ModernBertModel
 from .nezha import NezhaForMaskedLM, NezhaForPreTraining, NezhaModel
 from .pretrained import Pretrained
 from .roberta import RobertaForMaskedLM, RobertaModel
@@ -72,7 +74,8 @@ class AutoModel(_Auto):
                "distilbert": DistilBertModel, "gpt2": GPT2Model, "transformer": TransformerModel,
                "bart": TransformerModel, "marian": TransformerModel, "ernie": ErnieModel, "nezha": NezhaModel,
                "xlm": XLMModel, "t5": T5Model, "xlnet": XLNetModel, "roformer": RoFormerModel,
-               "xlm-roberta": XLMRobertaModel}
+               "xlm-roberta": XLMRobertaModel, "modernbert": ModernBertModel,
+               "deberta-v2": DebertaV2Model}
 
 
 class AutoModelForMaskedLM(_Auto):
@@ -81,7 +84,8 @@ class AutoModelForMaskedLM(_Auto):
     classes = {"bert": BertForMaskedLM, "roberta": RobertaForMaskedLM, "albert": AlbertForMaskedLM,
                "electra": ElectraForMaskedLM, "distilbert": DistilBertForMaskedLM, "ernie": ErnieForMaskedLM,
                "nezha": NezhaForMaskedLM, "xlm": XLMWithLMHeadModel, "roformer": RoFormerForMaskedLM,
-               "xlm-roberta": XLMRobertaForMaskedLM}
+               "xlm-roberta": XLMRobertaForMaskedLM, "modernbert": ModernBertForMaskedLM,
+               "deberta-v2": DebertaV2ForMaskedLM}
 
 
 class AutoModelForPreTraining(_Auto):
@@ -91,7 +95,8 @@ class AutoModelForPreTraining(_Auto):
     classes = {"bert": BertForPreTraining, "roberta": RobertaForMaskedLM, "albert": AlbertForPreTraining,
                "electra": ElectraForPreTraining, "distilbert": DistilBertForMaskedLM, "ernie": ErnieForPreTraining,
                "nezha": NezhaForPreTraining, "xlm": XLMWithLMHeadModel, "xlnet": XLNetLMHeadModel,
-               "roformer": RoFormerForMaskedLM, "xlm-roberta": XLMRobertaForMaskedLM}
+               "roformer": RoFormerForMaskedLM, "xlm-roberta": XLMRobertaForMaskedLM,
+               "modernbert": ModernBertForMaskedLM, "deberta-v2": DebertaV2ForMaskedLM}
 
 
 class AutoModelForSeq2SeqLM(_Auto):
