@@ -7,6 +7,11 @@ The two share their embeddings (tokens, positions, segments and the embedding La
 ``electra/embeddings`` scope): the generator's MLM loss trains them too. The sampled ids are integers, so no gradient
 flows from the discriminator's loss back through the sampling into the generator (the paper's design: it is not a
 GAN). ``loss = L_mlm(generator) + λ · L_rtd(discriminator)``, λ = 50. The discriminator is the model kept.
+
+``embedding_sharing: gdes`` is DeBERTa-v3's gradient-disentangled embedding sharing (He et al. 2021): the generator
+keeps its own embeddings; the discriminator's token (and position) tables are E_G.detach() + Δ, Δ starting at zero,
+so the discriminator's loss moves only Δ and never pulls the generator's tables its way (the "tug of war" the paper
+measures). Checkpoints hold Δ (``embedding_delta.safetensors``) and a discriminator whose tables are E_G + Δ.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load_file, save_file
 from torch import nn
+from torch.func import functional_call
 
 from .. import checkpoint
 from ..config import BertConfig
@@ -26,6 +33,8 @@ from ..model import ElectraForMaskedLM, ElectraForPreTraining
 from ..model.heads import IGNORE_INDEX
 
 GENERATOR_FOLDER = "generator"  # beside the discriminator in checkpoints: step-N/ and step-N/generator/
+DELTA_FILE = "embedding_delta.safetensors"  # gdes: the discriminator's Δ, beside its weights
+EMBEDDING_SHARING = ("shared", "gdes")
 
 
 def generator_config(discriminator: BertConfig, size: float) -> BertConfig:
@@ -70,16 +79,55 @@ class ElectraPretrainingOutput:
 class ElectraPretrainingModel(nn.Module):
     """Generator + discriminator with one set of embeddings; ``forward`` is the whole ELECTRA step."""
 
-    def __init__(self, discriminator_config: BertConfig, generator_size: float = 0.25, rtd_weight: float = 50.0):
+    def __init__(self, discriminator_config: BertConfig, generator_size: float = 0.25, rtd_weight: float = 50.0,
+                 embedding_sharing: str = "shared"):
         super().__init__()
         if discriminator_config.model_type != "electra":
             raise ValueError(f"ELECTRA pretraining needs an electra config, got {discriminator_config.model_type!r}")
+        if embedding_sharing not in EMBEDDING_SHARING:
+            raise ValueError(f"embedding_sharing must be one of {EMBEDDING_SHARING}, got {embedding_sharing!r}")
         self.rtd_weight = rtd_weight
         self.discriminator = ElectraForPreTraining(discriminator_config)
         self.generator = ElectraForMaskedLM(generator_config(discriminator_config, generator_size))
+        self.embedding_delta = None
+        if embedding_sharing == "gdes":
+            self.use_gdes()
+            return
         shared = self.discriminator.base_model.embeddings
         self.generator.base_model.embeddings = shared
         self.generator.cls.predictions.decoder.weight = shared.word_embeddings.weight  # re-tie the MLM decoder
+
+    def use_gdes(self) -> None:
+        """Δ at zero for each of the discriminator's tables shared by GDES; its own copies become E_G + Δ, kept
+        for saving only (frozen: the optimizer trains Δ)."""
+        self.embedding_delta = nn.ParameterDict()
+        for name, table in self.gdes_tables().items():
+            self.embedding_delta[name] = nn.Parameter(torch.zeros_like(table.weight))
+            table.weight.requires_grad_(False)
+        # whoever saves the discriminator alone (the run's final model) reads E_G + Δ: synced on every state_dict
+        self.discriminator.register_state_dict_pre_hook(lambda *_: self.sync_discriminator())
+        self.sync_discriminator()
+
+    def gdes_tables(self) -> dict[str, nn.Embedding]:
+        """The discriminator's word (and learned position) tables, by name."""
+        embeddings = self.discriminator.base_model.embeddings
+        names = ["word_embeddings"] + (["position_embeddings"] if embeddings.add_positions else [])
+        return {name: getattr(embeddings, name) for name in names}
+
+    def discriminator_tables(self) -> dict[str, torch.Tensor]:
+        """GDES: E_G.detach() + Δ per shared table, under the discriminator's parameter names."""
+        source = self.generator.base_model.embeddings
+        prefix = f"{self.discriminator.base_model_prefix}.embeddings."
+        return {f"{prefix}{name}.weight": getattr(source, name).weight.detach() + delta
+                for name, delta in self.embedding_delta.items()}
+
+    @torch.no_grad()
+    def sync_discriminator(self) -> None:
+        """Write E_G + Δ into the discriminator's own tables, so that it is a whole model on its own (to save)."""
+        if self.embedding_delta is not None:
+            tables = self.discriminator_tables()
+            for name, table in self.gdes_tables().items():
+                table.weight.copy_(tables[f"{self.discriminator.base_model_prefix}.embeddings.{name}.weight"])
 
     @property
     def config(self) -> BertConfig:
@@ -104,16 +152,24 @@ class ElectraPretrainingModel(nn.Module):
         original = torch.where(masked, labels, input_ids)  # labels hold the original token wherever one is masked
         corrupted = original.masked_scatter(masked, replacements.to(original.dtype))
         replaced = (corrupted != original).long()
-        detected = self.discriminator(corrupted, attention_mask, token_type_ids, labels=replaced)
+        if self.embedding_delta is None:
+            detected = self.discriminator(corrupted, attention_mask, token_type_ids, labels=replaced)
+        else:  # GDES: the discriminator reads E_G.detach() + Δ in place of its own tables
+            detected = functional_call(self.discriminator, self.discriminator_tables(),
+                                       (corrupted, attention_mask, token_type_ids), dict(labels=replaced))
         return ElectraPretrainingOutput(generated.mlm_loss + self.rtd_weight * detected.loss,
                                         generated.mlm_loss, detected.loss,
                                         generated.prediction_logits.argmax(-1), detected.logits, corrupted, replaced)
 
     def save_pretrained(self, folder: str | Path, tokenizer: Any = None) -> Path:
         """The discriminator's folder (transformers' ``ElectraForPreTraining``), the generator's in ``generator/``
-        inside it (``ElectraForMaskedLM``): a training checkpoint."""
+        inside it (``ElectraForMaskedLM``): a training checkpoint; with GDES, Δ beside them."""
+        self.sync_discriminator()
         folder = self.discriminator.save_pretrained(folder, tokenizer=tokenizer)
         self.generator.save_pretrained(Path(folder) / GENERATOR_FOLDER, tokenizer=tokenizer)
+        if self.embedding_delta is not None:
+            save_file({k: v.detach().cpu().contiguous() for k, v in self.embedding_delta.items()},
+                      str(Path(folder) / DELTA_FILE))
         return folder
 
     def load_folder(self, folder: str | Path) -> checkpoint.LoadingReport:
@@ -123,6 +179,16 @@ class ElectraPretrainingModel(nn.Module):
             raise ValueError(f"{folder} holds no {GENERATOR_FOLDER}/ folder: not a checkpoint of ELECTRA pretraining")
         first = checkpoint.load_weights(self.discriminator, folder)
         second = checkpoint.load_weights(self.generator, folder / GENERATOR_FOLDER)
+        if self.embedding_delta is not None:
+            if not (folder / DELTA_FILE).is_file():
+                raise ValueError(f"{folder} holds no {DELTA_FILE}: not a checkpoint of GDES pretraining")
+            stored = load_file(str(folder / DELTA_FILE))
+            if set(stored) != set(self.embedding_delta):
+                raise ValueError(f"{folder / DELTA_FILE} holds {sorted(stored)}, expected "
+                                 f"{sorted(self.embedding_delta)}")
+            with torch.no_grad():
+                for name, delta in self.embedding_delta.items():
+                    delta.copy_(stored[name])
         return checkpoint.LoadingReport(first.missing + second.missing, first.unexpected + second.unexpected)
 
     def gradient_checkpointing_enable(self) -> None:
