@@ -57,17 +57,20 @@ def blocked_window_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, 
     tail = blocks * block - length
     span = block + 2 * half_window  # keys a block can reach
 
-    def windows(t: torch.Tensor) -> torch.Tensor:
-        """(batch, heads, L, size) → (batch, heads, blocks, span, size): each block's keys, zero-padded."""
-        padded = F.pad(t, (0, 0, half_window, half_window + tail))
-        return padded.unfold(2, span, block).transpose(-1, -2)
+    def by_block(t: torch.Tensor, width: int, step: int, before: int, after: int) -> torch.Tensor:
+        """(batch, heads, L, size) → (batch · blocks, heads, width, size): rows [i·step − before, …) of block i,
+        zero-padded (one SDPA batch entry per block, the heads sharing its mask)."""
+        padded = F.pad(t, (0, 0, before, after))
+        return padded.unfold(2, width, step).permute(0, 2, 1, 4, 3).reshape(batch * blocks, heads, width, size)
 
-    queries = F.pad(q, (0, 0, 0, tail)).view(batch, heads, blocks, block, size)
     real = torch.ones(batch, length, dtype=torch.bool, device=q.device) if keep is None else keep.bool()
     real = F.pad(real, (half_window, half_window + tail)).unfold(1, span, block)  # (batch, blocks, span)
     offset = torch.arange(span, device=q.device)[None, :] - torch.arange(block, device=q.device)[:, None]
     near = (offset >= 0) & (offset <= 2 * half_window)  # key j of the span is within reach of query r
-    allowed = near[None, None] & real[:, None, :, None, :]  # (batch, 1, blocks, block, span)
-    context = F.scaled_dot_product_attention(queries, windows(k), windows(v), attn_mask=additive(allowed, q.dtype),
-                                             dropout_p=dropout)
-    return context.reshape(batch, heads, blocks * block, size)[:, :, :length]
+    allowed = (near[None, None] & real[:, :, None, :]).reshape(batch * blocks, 1, block, span)
+    context = F.scaled_dot_product_attention(
+        by_block(q, block, block, 0, tail), by_block(k, span, block, half_window, half_window + tail),
+        by_block(v, span, block, half_window, half_window + tail), attn_mask=additive(allowed, q.dtype),
+        dropout_p=dropout)
+    return context.view(batch, blocks, heads, block, size).permute(0, 2, 1, 3, 4).reshape(
+        batch, heads, blocks * block, size)[:, :, :length]
