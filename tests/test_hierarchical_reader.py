@@ -4,6 +4,7 @@ fine-tuning (the encoder learns too) and a saved folder that predicts the same a
 
 import json
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ import torch
 from finetuning_fixtures import FILLER, NEGATIVE, POSITIVE, tiny_dir, tiny_tokenizer  # noqa: F401
 from safetensors.torch import load_file
 
+from bertkit.cli import main
 from bertkit.config import BertConfig
 from bertkit.finetuning import long_text
 from bertkit.finetuning.config import FinetuneConfig
@@ -92,6 +94,8 @@ def test_document_logits_are_the_reader_over_each_documents_window_vectors(tiny_
         cls = model.bert(windows[rows], mask[rows], torch.zeros_like(windows[rows])).last_hidden_state[:, 0]
         expected = model.classifier(model.chunk_reader(cls[None], torch.ones(1, int(rows.sum()))))
         torch.testing.assert_close(logits[doc], expected[0], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="chunk_owner must list each document's windows together"):
+        model(windows, mask, chunk_owner=torch.tensor([0, 1, 0, 1, 2, 2]))
 
 
 def documents(n: int, seed: int) -> list[dict]:
@@ -131,7 +135,7 @@ def test_fine_tuning_trains_the_reader_and_the_encoder_end_to_end(trained, tiny_
     assert any(n.startswith("chunk_reader.layer.") for n in best)
 
 
-def test_saved_folder_reads_documents_the_same_after_reloading(trained):
+def test_saved_folder_reads_documents_the_same_after_reloading(trained, capsys):
     config, _ = trained
     best = f"{config.output_dir}/best"
     saved = json.loads(open(f"{best}/config.json").read())
@@ -145,6 +149,10 @@ def test_saved_folder_reads_documents_the_same_after_reloading(trained):
     np.testing.assert_allclose(predictor.predict_logits(texts), before, atol=1e-5)
     labels = [p["label"] for p in predictor.predict(texts)]
     assert np.mean([a == d["label"] for a, d in zip(labels, documents(12, 5), strict=True)]) >= 0.75
+    inputs = Path(config.output_dir) / "in.txt"
+    inputs.write_text("".join(t + "\n" for t in texts[:3]))
+    assert main(["predict", "--model", best, str(inputs)]) == 0  # bertkit predict reads documents the same way
+    assert [json.loads(line)["label"] for line in capsys.readouterr().out.splitlines()] == labels[:3]
 
 
 def test_hierarchical_refuses_peft_and_token_tasks():

@@ -63,6 +63,8 @@ class ChunkReader(nn.Module):
 
 def grouped(vectors: torch.Tensor, owner: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Window vectors (windows, width), each document's windows consecutive → (documents, chunks, width), mask."""
+    if len(owner) > 1 and bool((owner[1:] < owner[:-1]).any()):
+        raise ValueError("chunk_owner must list each document's windows together, documents in order (0, 0, 1, …)")
     counts = torch.bincount(owner)
     starts = torch.cumsum(counts, 0) - counts
     slot = torch.arange(len(owner), device=owner.device) - starts[owner]
