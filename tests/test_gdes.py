@@ -1,6 +1,6 @@
 """DeBERTa-v3's gradient-disentangled embedding sharing (GDES) in ELECTRA pretraining: the discriminator reads the
 generator's tables plus its own Δ (zero at the start), its loss never reaches the generator's tables, and checkpoints
-hold Δ and a discriminator transformers reads as E_G + Δ."""
+hold Δ and a discriminator transformers reads as E_G + Δ; DeBERTa-v3's pair (a DeBERTa discriminator) alike."""
 
 import pytest
 import torch
@@ -8,6 +8,7 @@ import transformers
 
 from bertkit import checkpoint
 from bertkit.config import BertConfig
+from bertkit.model.deberta_v2_architecture import DebertaV2Config
 from bertkit.pretraining.electra import DELTA_FILE, ElectraPretrainingModel
 
 SHAPE = dict(model_type="electra", vocab_size=97, hidden_size=48, num_hidden_layers=2, num_attention_heads=4,
@@ -108,3 +109,37 @@ def test_bad_sharing_and_a_checkpoint_without_delta_are_refused(tmp_path):
     ElectraPretrainingModel(BertConfig(**SHAPE), generator_size=1 / 3).save_pretrained(tmp_path)
     with pytest.raises(ValueError, match=f"no {DELTA_FILE}"):
         checkpoint.load_weights(gdes_pair(), tmp_path)
+
+
+def deberta_pair(seed: int = 0) -> ElectraPretrainingModel:
+    """DeBERTa-v3's pretraining pair at a tiny size: v3's attention layout, a generator half as deep."""
+    torch.manual_seed(seed)
+    config = DebertaV2Config(vocab_size=97, hidden_size=36, num_hidden_layers=4, num_attention_heads=3,
+                             intermediate_size=37, max_position_embeddings=40, hidden_dropout_prob=0.0,
+                             attention_probs_dropout_prob=0.0, relative_attention=True, position_buckets=8,
+                             pos_att_type="p2c|c2p", norm_rel_ebd="layer_norm", share_att_key=True,
+                             position_biased_input=False)
+    return ElectraPretrainingModel(config, generator_size=0.5, embedding_sharing="gdes")
+
+
+def test_deberta_v3_pair_trains_delta_only_from_the_discriminator_and_transformers_reads_its_encoder(tmp_path):
+    model = deberta_pair().train()
+    generator = model.generator.config
+    assert (generator.num_hidden_layers, generator.hidden_size) == (2, 36)  # half as deep, as wide
+    assert set(model.embedding_delta) == {"word_embeddings"}  # v3 adds no absolute positions to the input
+    batch = masked_batch()
+    model(**batch).rtd_loss.backward()
+    assert model.generator.deberta.embeddings.word_embeddings.weight.grad is None
+    assert model.embedding_delta["word_embeddings"].grad.abs().sum() > 0
+    perturb_delta(model)
+    model.eval()
+    with torch.no_grad():
+        out = model(**batch)
+    model.save_pretrained(tmp_path)
+    encoder = transformers.DebertaV2Model.from_pretrained(tmp_path).eval()
+    head = model.discriminator.discriminator_predictions
+    with torch.no_grad():  # ELECTRA's head on transformers' hidden states: dense, GELU, one logit
+        hidden = encoder(out.corrupted_ids, batch["attention_mask"]).last_hidden_state
+        logits = head.dense_prediction(torch.nn.functional.gelu(head.dense(hidden))).squeeze(-1)
+    real = batch["attention_mask"].bool()
+    assert (logits[real] - out.rtd_logits[real]).abs().max() <= 1e-5

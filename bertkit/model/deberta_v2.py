@@ -24,7 +24,7 @@ from .disentangled_attention import RelativeEmbeddings
 from .dropout import Dropout
 from .encoder import Encoder, EncoderModel
 from .feed_forward import activation
-from .language_models import ForMaskedLM
+from .language_models import ForMaskedLM, ForReplacedTokenDetection
 from .pretrained import Pretrained
 
 
@@ -110,6 +110,15 @@ class DebertaV2Model(EncoderModel):
 class DebertaV2ForMaskedLM(ForMaskedLM):
     """DeBERTa with the masked-LM head (transform, decoder tied to the word embeddings, bias): ``cls.predictions``
     in legacy folders, ``lm_predictions.lm_head`` with ``legacy: false`` (v3's checkpoints)."""
+
+    model_type = "deberta-v2"
+    config_class = DebertaV2Config
+    base_class = DebertaV2Model
+
+
+class DebertaV2ForReplacedTokenDetection(ForReplacedTokenDetection):
+    """DeBERTa-v3's discriminator: the encoder and ELECTRA's replaced-token head (``discriminator_predictions``).
+    transformers has no class for the pair: its DebertaV2Model reads the encoder of the folder."""
 
     model_type = "deberta-v2"
     config_class = DebertaV2Config

@@ -12,6 +12,8 @@ GAN). ``loss = L_mlm(generator) + λ · L_rtd(discriminator)``, λ = 50. The dis
 keeps its own embeddings; the discriminator's token (and position) tables are E_G.detach() + Δ, Δ starting at zero,
 so the discriminator's loss moves only Δ and never pulls the generator's tables its way (the "tug of war" the paper
 measures). Checkpoints hold Δ (``embedding_delta.safetensors``) and a discriminator whose tables are E_G + Δ.
+A ``deberta-v2`` config makes the pair DeBERTa-v3's: a DeBERTa discriminator under ELECTRA's head, a generator as
+wide and ``generator_size`` × as deep (the paper: half), GDES as the paper trains it.
 """
 
 from __future__ import annotations
@@ -30,19 +32,27 @@ from torch.func import functional_call
 from .. import checkpoint
 from ..config import BertConfig
 from ..model import ElectraForMaskedLM, ElectraForPreTraining
+from ..model.deberta_v2 import DebertaV2ForMaskedLM, DebertaV2ForReplacedTokenDetection
 from ..model.heads import IGNORE_INDEX
 
 GENERATOR_FOLDER = "generator"  # beside the discriminator in checkpoints: step-N/ and step-N/generator/
 DELTA_FILE = "embedding_delta.safetensors"  # gdes: the discriminator's Δ, beside its weights
 EMBEDDING_SHARING = ("shared", "gdes")
+# (discriminator, generator) per architecture: ELECTRA's, and DeBERTa-v3's (a DeBERTa encoder under ELECTRA's head)
+MODELS = {"electra": (ElectraForPreTraining, ElectraForMaskedLM),
+          "deberta-v2": (DebertaV2ForReplacedTokenDetection, DebertaV2ForMaskedLM)}
 
 
 def generator_config(discriminator: BertConfig, size: float) -> BertConfig:
     """The generator's shape: ``size`` × the discriminator's hidden and FFN width, its head width, its depth, and
-    embeddings of the discriminator's width (they are shared; the generator projects them down)."""
+    embeddings of the discriminator's width (they are shared; the generator projects them down). DeBERTa-v3's
+    generator is as wide as its discriminator and ``size`` × as deep (the paper: half)."""
     if not 0.0 < size <= 1.0:
         raise ValueError(f"generator_size must be in (0, 1], got {size}: a generator wider than the discriminator "
                          "makes its task too hard (the paper finds ¼–½ of the discriminator's width best)")
+    if discriminator.model_type == "deberta-v2":
+        return dataclasses.replace(discriminator, num_hidden_layers=max(1, round(discriminator.num_hidden_layers
+                                                                                 * size)))
     hidden = max(1, round(discriminator.hidden_size * size))
     heads = max(1, hidden // discriminator.head_size)
     if hidden % heads:
@@ -82,13 +92,15 @@ class ElectraPretrainingModel(nn.Module):
     def __init__(self, discriminator_config: BertConfig, generator_size: float = 0.25, rtd_weight: float = 50.0,
                  embedding_sharing: str = "shared"):
         super().__init__()
-        if discriminator_config.model_type != "electra":
-            raise ValueError(f"ELECTRA pretraining needs an electra config, got {discriminator_config.model_type!r}")
+        if discriminator_config.model_type not in MODELS:
+            raise ValueError(f"ELECTRA pretraining needs an electra config (or deberta-v2: DeBERTa-v3's), got "
+                             f"{discriminator_config.model_type!r}")
         if embedding_sharing not in EMBEDDING_SHARING:
             raise ValueError(f"embedding_sharing must be one of {EMBEDDING_SHARING}, got {embedding_sharing!r}")
         self.rtd_weight = rtd_weight
-        self.discriminator = ElectraForPreTraining(discriminator_config)
-        self.generator = ElectraForMaskedLM(generator_config(discriminator_config, generator_size))
+        discriminator, generator = MODELS[discriminator_config.model_type]
+        self.discriminator = discriminator(discriminator_config)
+        self.generator = generator(generator_config(discriminator_config, generator_size))
         self.embedding_delta = None
         if embedding_sharing == "gdes":
             self.use_gdes()
