@@ -96,7 +96,11 @@ def test_bare_model_has_transformers_names_and_outputs(case, tmp_path):
     x = batch(types=CASES[case].get("type_vocab_size", 1))
     x.pop("labels")
     with torch.no_grad():
-        assert gap(hf(**x).last_hidden_state, ours(**x).last_hidden_state, x["attention_mask"]) <= 1e-5
+        theirs, mine = hf(**x, output_attentions=True), ours(**x, output_attentions=True)
+    mask = x["attention_mask"]
+    assert gap(theirs.last_hidden_state, mine.last_hidden_state, mask) <= 1e-5
+    for a, b in zip(theirs.attentions, mine.attentions, strict=True):  # the maps of the real queries
+        assert gap(a.transpose(1, 2), b.transpose(1, 2), mask) <= 1e-5
 
 
 @pytest.mark.parametrize("case", ["v3", "unbucketed-conv", "c2p-own-keys"])
@@ -115,18 +119,19 @@ def test_bertkit_folder_loads_in_transformers_with_equal_logits(case, tmp_path):
     assert AutoModelForPreTraining.from_pretrained(tmp_path).config == ours.config  # the folder reads back whole
 
 
-@pytest.mark.parametrize(("case", "labels"), [
-    ("v3", torch.tensor([2, 0, 1])),
-    ("c2p-own-keys", torch.tensor([-1, 0, 1])),  # transformers' default loss skips a negative label
-    ("shared-c2p", torch.tensor([0.5, -1.0, 2.0])),  # one label: regression
+@pytest.mark.parametrize(("case", "labels", "problem_type"), [
+    ("v3", torch.tensor([2, 0, 1]), None),
+    ("v3", torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0], [1.0, 1.0, 0.0]]), "multi_label_classification"),
+    ("c2p-own-keys", torch.tensor([-1, 0, 1]), None),  # transformers' default loss skips a negative label
+    ("shared-c2p", torch.tensor([0.5, -1.0, 2.0]), None),  # one label: regression
 ])
-def test_classifier_equals_transformers_both_ways(case, labels, tmp_path):
-    num_labels = 1 if labels.is_floating_point() else 3
+def test_classifier_equals_transformers_both_ways(case, labels, problem_type, tmp_path):
+    num_labels = 1 if labels.dim() == 1 and labels.is_floating_point() else 3
     hf = hf_model(case, "DebertaV2ForSequenceClassification", num_labels=num_labels, pooler_hidden_act="tanh",
-                  cls_dropout=0.0)
+                  cls_dropout=0.0, problem_type=problem_type)
     hf.save_pretrained(tmp_path / "theirs")
     ours = DebertaV2ForSequenceClassification.from_pretrained(tmp_path / "theirs")
-    assert ours.num_labels == num_labels and not ours.loading_report.missing
+    assert ours.num_labels == num_labels and ours.problem_type == problem_type and not ours.loading_report.missing
     x = batch(types=CASES[case].get("type_vocab_size", 1)) | dict(labels=labels)
     with torch.no_grad():
         a, b = hf(**x), ours(**x)
@@ -139,7 +144,7 @@ def test_classifier_equals_transformers_both_ways(case, labels, tmp_path):
     assert not info["missing_keys"] and not info["unexpected_keys"]
     with torch.no_grad():
         assert (again.eval()(**x).logits - a.logits).abs().max() <= 1e-5
-    assert again.config.num_labels == num_labels
+    assert again.config.num_labels == num_labels and again.config.problem_type == problem_type
 
 
 def test_log_buckets_equal_transformers_and_keep_short_distances():
@@ -166,6 +171,21 @@ def test_relative_positions_change_the_output_and_reach_their_gradients():
         before = model.eval()(**x).logits
         encoder.relative.rel_embeddings.weight.mul_(-1.5)
         assert gap(model(**x).logits, before, x["attention_mask"]) > 1e-3
+
+
+def test_gradient_checkpointing_gives_the_same_loss_and_gradients():
+    config = DebertaV2Config(**SHAPE | CASES["unbucketed-conv"])
+    torch.manual_seed(0)
+    plain = perturb(DebertaV2ForMaskedLM(config)).train()
+    checkpointed = copy.deepcopy(plain)
+    checkpointed.gradient_checkpointing_enable()
+    x = batch()
+    losses = [m(**x).loss for m in (plain, checkpointed)]
+    for loss in losses:
+        loss.backward()
+    assert abs(losses[0].item() - losses[1].item()) <= 1e-6
+    for (name, a), b in zip(plain.named_parameters(), checkpointed.parameters(), strict=True):
+        assert (a.grad - b.grad).abs().max() <= 1e-6, name
 
 
 @pytest.mark.parametrize("preset", list(DEBERTA_V3_PRESETS))
