@@ -4,6 +4,7 @@ parameter counts, the unpadded path, the blocked window against a float64 formul
 
 import copy
 import json
+import re
 
 import pytest
 import torch
@@ -126,7 +127,9 @@ def test_classifier_equals_transformers_from_its_folder(case, pooling, tmp_path)
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_bertkit_folders_load_in_transformers_with_equal_outputs(case, tmp_path):
+def test_bertkit_folders_load_in_transformers_with_equal_outputs(case, tmp_path, capsys):
+    from bertkit.cli import main
+
     torch.manual_seed(3)
     masked_lm = perturb(ModernBertForMaskedLM(our_config(case)), seed=3).eval()
     masked_lm.save_pretrained(tmp_path / "mlm")
@@ -140,6 +143,8 @@ def test_bertkit_folders_load_in_transformers_with_equal_outputs(case, tmp_path)
     assert (real(a.logits, mask) - real(b.logits, mask)).abs().max() <= 1e-5
     assert abs(a.loss.item() - b.loss.item()) <= 1e-5
     assert AutoModelForPreTraining.from_pretrained(tmp_path / "mlm").config == masked_lm.config  # reads back whole
+    assert main(["params", "--model", str(tmp_path / "mlm")]) == 0
+    assert re.search(rf"total \(ModernBertModel\) +{theirs.model.num_parameters():,}\n", capsys.readouterr().out)
     classifier = perturb(ModernBertForSequenceClassification(our_config(case, classifier_pooling="mean",
                                                                         id2label={0: "no", 1: "yes"})), 4).eval()
     classifier.save_pretrained(tmp_path / "cls")
@@ -309,3 +314,14 @@ def test_bad_inputs_and_folders_are_refused(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps(values | {"rotary_dim": 8}))
     with pytest.raises(ValueError, match="do not compute rotary_dim=8"):
         AutoModel.from_pretrained(tmp_path)
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    model = perturb(ModernBertForMaskedLM(our_config("biases"))).train()
+    x = batch()
+    model(**x).loss.backward()
+    plain = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    model.gradient_checkpointing_enable()
+    model(**x).loss.backward()
+    assert all((p.grad - plain[n]).abs().max() <= 1e-6 for n, p in model.named_parameters())
