@@ -10,7 +10,7 @@ import pytest
 import tokenizers
 import torch
 import transformers
-from finetuning_fixtures import sentiment_examples, tiny_tokenizer
+from finetuning_fixtures import save_tiny_model, sentiment_examples, tiny_tokenizer
 
 from bertkit.cli import main
 from bertkit.finetuning.config import FinetuneConfig
@@ -257,3 +257,14 @@ def test_data_the_pattern_cannot_read_is_refused(bert_folder):
         pairs.features([{"text": "good", "label": "pos"}])
     with pytest.raises(ValueError, match="alone is .* tokens, more than max_length=4"):
         encode_prompt(tokenizer, "{text} the film was really quite [MASK] .", "good", None, 4)
+
+
+def test_an_encoder_without_an_mlm_head_gets_a_fresh_one_trained_as_a_head(bert_folder, tmp_path, capsys):
+    """A sentence-encoder folder (no cls.predictions.*): the run says so, and the fresh head learns head_lr_scale
+    times faster, as a fresh classifier does; a pretrained MLM head learns at the encoder's rate."""
+    encoder = save_tiny_model(tmp_path / "encoder")
+    tokenizer, labels = AutoTokenizer.from_pretrained(encoder), LabelMap(list(VERBALIZER))
+    fresh = build_prompt_model(prompt_config(), encoder, tokenizer, labels)
+    assert "has no trained masked-LM head (5 tensors start fresh)" in capsys.readouterr().err
+    assert fresh.head_prefixes == ("mlm.cls.",)
+    assert build_prompt_model(prompt_config(), bert_folder, tokenizer, labels).head_prefixes == ()

@@ -34,7 +34,7 @@ MLM_HEAD = ("cls.",)  # bertkit's name of every family's masked-LM head
 class PromptModel(nn.Module):
     """An MLM model as a classifier: ``logits`` are the verbaliser words' MLM logits at the mask; the loss PET's."""
 
-    head_prefixes: tuple[str, ...] = ()  # no fresh head: everything is pretrained, one learning rate
+    head_prefixes: tuple[str, ...] = ()  # the MLM head is pretrained: one learning rate (unless it starts fresh)
 
     def __init__(self, mlm: nn.Module, mask_id: int, label_ids: Sequence[int], mlm_weight: float = 0.0):
         super().__init__()
@@ -81,6 +81,7 @@ def build_prompt_model(config: FinetuneConfig, folder: Path, tokenizer: Any, lab
     base = encoder_config(folder)
     if config.max_length > base.max_tokens:
         raise ValueError(f"max_length={config.max_length} is beyond the model's {base.max_tokens} positions")
+    fresh: list[str] = []
     if config.init == "random":
         mlm = AutoModelForMaskedLM.from_config(base)
     else:
@@ -90,7 +91,10 @@ def build_prompt_model(config: FinetuneConfig, folder: Path, tokenizer: Any, lab
             print(f"method: prompt: {folder} has no trained masked-LM head ({len(fresh)} tensors start fresh); "
                   "zero-shot scores are a random head's until it is trained", file=sys.stderr)
     ids = verbalizer_ids(tokenizer, config.pattern, config.verbalizer, labels.labels)
-    return PromptModel(mlm, tokenizer.mask_token_id, ids, config.prompt_mlm_weight).train()
+    model = PromptModel(mlm, tokenizer.mask_token_id, ids, config.prompt_mlm_weight)
+    if config.init == "random" or fresh:  # a fresh head learns head_lr_scale times faster, as a classifier's does
+        model.head_prefixes = tuple(f"mlm.{prefix}" for prefix in MLM_HEAD)
+    return model.train()
 
 
 def save_prompt_model(model: PromptModel, folder: Path, tokenizer: Any, config: FinetuneConfig,
