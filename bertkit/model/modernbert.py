@@ -49,13 +49,18 @@ def rotate_halves(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torc
     return torch.cat([a * cos - b * sin, b * cos + a * sin], dim=-1)
 
 
+def norm(config: ModernBertConfig) -> nn.LayerNorm:
+    """ModernBERT's LayerNorm over hidden_size: a bias only with ``norm_bias``."""
+    return nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps, bias=config.norm_bias)
+
+
 class ModernBertEmbeddings(nn.Module):
     """Token embeddings, LayerNorm (no bias unless ``norm_bias``), dropout: no position or segment table."""
 
     def __init__(self, config: ModernBertConfig):
         super().__init__()
         self.tok_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=config.pad_token_id)
-        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps, bias=config.norm_bias)
+        self.norm = norm(config)
         self.drop = Dropout(config.hidden_dropout_prob)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
@@ -122,10 +127,9 @@ class ModernBertEncoderLayer(nn.Module):
 
     def __init__(self, config: ModernBertConfig, index: int):
         super().__init__()
-        norm = lambda: nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps, bias=config.norm_bias)  # noqa: E731
-        self.attn_norm = nn.Identity() if index == 0 else norm()
+        self.attn_norm = nn.Identity() if index == 0 else norm(config)
         self.attn = ModernBertAttention(config, index)
-        self.mlp_norm = norm()
+        self.mlp_norm = norm(config)
         self.mlp = ModernBertMLP(config)
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
@@ -188,7 +192,7 @@ class ModernBertModel(ModernBertPretrained):
         self.config = config
         self.embeddings = ModernBertEmbeddings(config)
         self.layers = nn.ModuleList(ModernBertEncoderLayer(config, i) for i in range(config.num_hidden_layers))
-        self.final_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps, bias=config.norm_bias)
+        self.final_norm = norm(config)
         self.gradient_checkpointing = False  # training keeps each layer's input only (Pretrained's switch)
         self.init_weights()
 
@@ -240,7 +244,7 @@ class ModernBertPredictionHead(nn.Module):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size, bias=config.classifier_bias)
         self.act = activation(config.classifier_activation)
-        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps, bias=config.norm_bias)
+        self.norm = norm(config)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.norm(self.act(self.dense(x)))
