@@ -86,6 +86,9 @@ def plot(results: list[dict], path: Path, layers: int) -> None:
             per_token = [(n, max(v / n * 1e6 if key.endswith("_s") else v, 1e-3)) for n, v in rows]
             axis.plot(*zip(*per_token, strict=True), marker="o", label=system)
         axis.set(xscale="log", yscale="log", xlabel="sequence length n", title=title)
+        axis.set_xticks(sorted({r["n"] for r in results}), minor=False)
+        axis.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
+        axis.get_xaxis().set_minor_locator(matplotlib.ticker.NullLocator())
         axis.grid(True, which="both", alpha=0.3)
     axes[0].legend()
     figure.suptitle(f"ModernBERT-shaped (hidden 256, window ±64, global every 3rd layer) vs full attention "
