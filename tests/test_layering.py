@@ -120,3 +120,50 @@ def test_modules_export_only_what_they_define():
         if imported & exported:
             passed_on[_module_name(path)] = sorted(imported & exported)
     assert passed_on == {}
+
+
+def _module_circles(package: str) -> list[list[str]]:
+    """Groups of modules under ``package`` that import each other round a circle (strongly connected, Tarjan)."""
+    nodes = sorted(m for m in GRAPH if m.startswith(package + ".") and not GRAPH.get(m + ".__init__"))
+    edges = {m: {t for t in GRAPH[m] if t in GRAPH and t in nodes and t != m} for m in nodes}
+    index, low, stack, on_stack, circles = {}, {}, [], set(), []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in edges[node]:
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                circles.append(sorted(group))
+
+    for node in nodes:
+        if node not in index:
+            visit(node)
+    return circles
+
+
+@pytest.mark.parametrize("package", ["bertkit.tokenization", "bertkit.encoding", "bertkit.serving"])
+def test_no_module_circles_inside_a_package(package):
+    """The SentencePiece files once went round (sp_files ↔ sp_tokenizer, unigram ↔ unigram_nbest, the two trainers)."""
+    assert _module_circles(package) == []
+
+
+def test_the_circle_finder_sees_a_circle():
+    GRAPH["bertkit.tokenization.sp_folder"].add("bertkit.tokenization.sp_files")
+    try:
+        assert any("bertkit.tokenization.sp_folder" in c for c in _module_circles("bertkit.tokenization"))
+    finally:
+        GRAPH["bertkit.tokenization.sp_folder"].discard("bertkit.tokenization.sp_files")

@@ -18,7 +18,8 @@ from sentencepiece_fixtures import held_out_lines, training_lines
 from bertkit.tokenization import AutoTokenizer
 from bertkit.tokenization.sentencepiece import SentencePieceProcessor
 from bertkit.tokenization.sentencepiece_model import serialize_model
-from bertkit.tokenization.unigram_training import digamma, is_valid_piece, train_unigram, train_unigram_folder
+from bertkit.tokenization.sp_training_text import is_valid_piece
+from bertkit.tokenization.unigram_training import digamma, train_unigram, train_unigram_folder
 
 
 def _tokens_per_word(model_file, lines) -> float:

@@ -15,9 +15,9 @@ import heapq
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
-from .sentencepiece_model import ModelProto, Piece
+from .sentencepiece_model import UNKNOWN, ModelProto, Piece
 from .sp_normalizer import Normalizer
-from .unigram_training import META_PIECES, UNKNOWN, add_byte_pieces, count_words, is_valid_piece, words_of
+from .sp_training_text import META_PIECES, add_byte_pieces, count_words, is_valid_piece, words_of
 
 Pair = tuple[str, str]
 

@@ -26,6 +26,7 @@ from ..atomic import write_text_atomic
 from .batch import BatchEncoding, EncodesBatches, Sequence, check_text, rust_truncation_lengths, to_tensors
 from .lookup import SPECIAL_ROLES, NamedSpecialTokens, special_token_pattern
 from .sentencepiece import SentencePieceProcessor, decode_bytes
+from .sp_folder import FAMILY_KEY, tokenizer_arguments
 from .sp_normalizer import SPACE_SYMBOL
 
 Span = tuple[int, int]
@@ -335,8 +336,6 @@ class SentencePieceTokenizer(NamedSpecialTokens, EncodesBatches):
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike, **overrides: Any) -> SentencePieceTokenizer:
         """A folder with the family's ``.model`` file and, if present, ``tokenizer_config.json``."""
-        from .sp_files import tokenizer_arguments
-
         return cls(**{**tokenizer_arguments(Path(folder), cls), **overrides})
 
     def save_pretrained(self, folder: str | os.PathLike) -> list[Path]:
@@ -355,8 +354,6 @@ class SentencePieceTokenizer(NamedSpecialTokens, EncodesBatches):
         if self.tokenizer_json is None and self.sp.model_type == "bpe":
             # transformers' family classes build a Unigram from any tokenizer.json; its generic class reads the BPE
             # one as written (the library's ids), and bertkit keeps the family under FAMILY_KEY
-            from .sp_files import FAMILY_KEY
-
             config = {"tokenizer_class": "PreTrainedTokenizerFast", FAMILY_KEY: self.tokenizer_class,
                       **{k: v for k, v in config.items() if k != "tokenizer_class"}}
         write_text_atomic(folder / "tokenizer_config.json", json.dumps(config, indent=2, ensure_ascii=False) + "\n")

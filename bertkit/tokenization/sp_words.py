@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 from .sp_normalizer import SPACE_SYMBOL
-from .unigram import f32
+from .unigram_lattice import f32
 
 CACHE_LIMIT = 500_000  # words
 WORDWISE_LIMIT = 3000  # characters; beyond, the running score may reach SentencePiece's reset at 100,000

@@ -18,31 +18,15 @@ from __future__ import annotations
 
 import math
 import random
-import struct
 from array import array
-from dataclasses import dataclass
 
 from .sentencepiece_model import NORMAL, UNUSED, USER_DEFINED
 from .sp_normalizer import utf8_length
+from .unigram_lattice import Node, f32
+from .unigram_nbest import nbest
 
 UNK_PENALTY = 10.0
 SCORE_RESET = 100_000.0
-_FLOAT = struct.Struct("f")
-
-
-def f32(x: float) -> float:
-    """Round to float32: SentencePiece adds scores in float32, and ties between segmentations depend on it."""
-    return _FLOAT.unpack(_FLOAT.pack(x))[0]
-
-
-@dataclass(frozen=True)
-class Node:
-    """A piece of the lattice: characters ``[start, end)`` of the normalised text, its id and score."""
-
-    start: int
-    end: int
-    id: int
-    score: float
 
 
 class UnigramModel:
@@ -176,8 +160,6 @@ class UnigramModel:
 
         As SentencePiece: an empty text gives one empty segmentation, and ``size`` 1 the best with score 0.
         """
-        from .unigram_nbest import nbest
-
         if not text:
             return [([], 0.0)]
         if size <= 1:

@@ -14,7 +14,7 @@ and the search falls back to the best path after too many hypotheses, both as Se
 
 from __future__ import annotations
 
-from .unigram import Node, f32
+from .unigram_lattice import Node, f32
 
 MAX_NBEST = 1024
 MAX_AGENDA = 10_000

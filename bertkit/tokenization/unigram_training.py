@@ -1,8 +1,8 @@
 """Training a Unigram vocabulary as SentencePiece's trainer does, in pure Python, written as a ``.model`` file.
 
-1. ``count_words`` — normalise each line (``▁`` for spaces, a dummy prefix), keep the characters that cover
-   ``character_coverage`` of the text (the rest become U+2585, unknown), and count the words (a word starts at
-   each ``▁``: pieces never cross one).
+1. ``count_words`` (``sp_training_text.py``, shared with the BPE trainer) — normalise each line (``▁`` for spaces,
+   a dummy prefix), keep the characters that cover ``character_coverage`` of the text (the rest become U+2585,
+   unknown), and count the words (a word starts at each ``▁``: pieces never cross one).
 2. ``seed_pieces`` — every character, and the substrings (2 to 16 characters, seen at least twice, one script, ``▁``
    only in front) with the highest frequency × length; their frequencies become log-probabilities.
 3. EM, ``num_sub_iterations`` times per round — E: expected count of each piece over every segmentation of every
@@ -17,16 +17,14 @@
 from __future__ import annotations
 
 import math
-import unicodedata
 from collections import Counter
 from collections.abc import Iterable
 
-from .sentencepiece_model import BYTE, CONTROL, NORMAL, UNKNOWN, ModelProto, Piece
-from .sp_normalizer import SPACE_SYMBOL, Normalizer
+from .sentencepiece_model import CONTROL, NORMAL, UNKNOWN, ModelProto, Piece
+from .sp_bpe_training import train_sp_bpe
+from .sp_normalizer import Normalizer
+from .sp_training_text import META_PIECES, UNK_CHAR, add_byte_pieces, count_words, is_valid_piece, words_of
 from .unigram import UnigramModel
-
-UNK_CHAR = "\u2585"
-META_PIECES = (("<unk>", UNKNOWN), ("<s>", CONTROL), ("</s>", CONTROL))
 
 
 def digamma(x: float) -> float:
@@ -40,74 +38,6 @@ def digamma(x: float) -> float:
     xx2 = xx * xx
     xx4 = xx2 * xx2
     return result + math.log(x) + xx2 / 24 - 7 * xx4 / 960 + 31 * xx4 * xx2 / 8064 - 127 * xx4 * xx4 / 30720
-
-
-def script(char: str) -> str:
-    """A character's script for the one-script rule: letters by their Unicode name, marks inherit, the rest Common."""
-    category = unicodedata.category(char)
-    if category.startswith("M"):
-        return "Inherited"
-    if not category.startswith("L"):
-        return "Common"
-    name = unicodedata.name(char, "UNKNOWN").split()[0]
-    return "CJK" if name in ("CJK", "HIRAGANA", "KATAKANA", "KANGXI") or char == "\u30fc" else name
-
-
-def is_valid_piece(piece: str, max_length: int = 16, split_digits: bool = False) -> bool:
-    """SentencePiece's rules for a piece: no unknown character, ``▁`` only first, one script, digits apart."""
-    if not piece or len(piece) > max_length or UNK_CHAR in piece or " " in piece or SPACE_SYMBOL in piece[1:]:
-        return False
-    previous = None
-    for char in piece:
-        if char == SPACE_SYMBOL:
-            continue
-        if split_digits and char.isdecimal() and len(piece) > 1:
-            return False
-        kind = script(char)
-        kind = previous if kind == "Inherited" else kind
-        if previous is not None and kind is not None and kind != previous:
-            return False
-        previous = kind
-    return True
-
-
-def count_words(lines: Iterable[str], normalizer: Normalizer, character_coverage: float) -> tuple[Counter, dict]:
-    """Word frequencies of the normalised corpus (rare characters as U+2585), and the required characters.
-
-    The keys are (word, what follows it): ``▁`` (another word) or ``\0`` (the end of the line), which the seeds
-    need; ``words_of`` sums them per word.
-    """
-    sentences = Counter(normalizer.normalize_text(line) for line in lines)
-    sentences.pop("", None)
-    chars: Counter = Counter()
-    for sentence, freq in sentences.items():
-        for char in sentence:
-            chars[char] += freq
-    total, covered, required = sum(chars.values()), 0, {}
-    for char, count in sorted(chars.items(), key=lambda kv: (-kv[1], kv[0])):
-        if covered / total >= character_coverage:
-            break
-        covered += count
-        required[char] = count
-    words: Counter = Counter()
-    for sentence, freq in sentences.items():
-        if any(c not in required for c in sentence):
-            sentence = "".join(c if c in required else UNK_CHAR for c in sentence)
-        start = 0
-        while start < len(sentence):
-            end = sentence.find(SPACE_SYMBOL, start + 1)
-            end = len(sentence) if end < 0 else end
-            words[sentence[start:end], SPACE_SYMBOL if end < len(sentence) else "\0"] += freq
-            start = end
-    return words, required
-
-
-def words_of(contexts: Counter) -> Counter:
-    """Word frequencies from (word, what follows) frequencies."""
-    words: Counter = Counter()
-    for (word, _), freq in contexts.items():
-        words[word] += freq
-    return words
 
 
 def seed_pieces(contexts: Counter, seed_size: int, max_length: int, split_digits: bool) -> dict[str, float]:
@@ -229,16 +159,6 @@ def prune_unreachable(pieces: dict[str, float]) -> dict[str, float]:
         if not alternative > pieces[piece]:
             kept[piece] = pieces[piece]
     return kept
-
-
-def add_byte_pieces(model: ModelProto, n_meta: int) -> ModelProto:
-    """Byte fallback: the 256 ``<0xNN>`` pieces right after the special pieces, as SentencePiece's trainer puts them
-    (an unknown character is then spelled in its UTF-8 bytes)."""
-    byte_pieces = [Piece(f"<0x{b:02X}>", 0.0, BYTE) for b in range(256)]
-    model.pieces = model.pieces[:n_meta] + byte_pieces + model.pieces[n_meta:]
-    model.trainer_spec["byte_fallback"] = True
-    model.trainer_spec["vocab_size"] = len(model.pieces)
-    return model
 
 
 def finalize(pieces: dict[str, float], required: dict[str, int], vocab_size: int,
@@ -364,8 +284,6 @@ def train_unigram_folder(files: Iterable[str], output, vocab_size: int, family: 
 
         spec = load_model(normalizer_from).normalizer_spec
     if model_type == "bpe":
-        from .sp_bpe_training import train_sp_bpe
-
         model = train_sp_bpe(lines, vocab_size, character_coverage=character_coverage, split_digits=split_digits,
                              meta_pieces=FAMILY_PIECES[family], normalizer_spec=spec, byte_fallback=byte_fallback)
     else:
