@@ -25,14 +25,16 @@ PATTERN = "{text} It was [MASK]."
 VERBALIZER = {"pos": "great", "neg": "awful"}
 
 
-def save_bert_mlm(folder, noise: float = 0.0):
-    """A random 2-layer transformers BertForMaskedLM (hidden 32) over the tiny WordPiece vocabulary; ``noise`` moves
-    every weight (biases and LayerNorms too, which start at 0 and 1) so that no part of the head is invisible."""
+def save_bert_mlm(folder, noise: float = 0.0, kind: str = "bert"):
+    """A random 2-layer transformers BertForMaskedLM (hidden 32; ``kind="electra"``: ELECTRA's generator, embeddings
+    of 16) over the tiny WordPiece vocabulary; ``noise`` moves every weight (biases and LayerNorms too, which start
+    at 0 and 1) so that no part of the head is invisible."""
     tokenizer = tiny_tokenizer()
     torch.manual_seed(0)
-    model = transformers.BertForMaskedLM(transformers.BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=64))
+    sizes = {"vocab_size": tokenizer.vocab_size, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2,
+             "intermediate_size": 64, "max_position_embeddings": 64}
+    model = transformers.ElectraForMaskedLM(transformers.ElectraConfig(embedding_size=16, **sizes)) \
+        if kind == "electra" else transformers.BertForMaskedLM(transformers.BertConfig(**sizes))
     with torch.no_grad():
         for parameter in model.parameters():
             parameter += noise * torch.randn_like(parameter)
@@ -44,6 +46,11 @@ def save_bert_mlm(folder, noise: float = 0.0):
 @pytest.fixture(scope="module")
 def bert_folder(tmp_path_factory):
     return save_bert_mlm(tmp_path_factory.mktemp("bert-mlm"), noise=0.1)
+
+
+@pytest.fixture(scope="module")
+def electra_folder(tmp_path_factory):
+    return save_bert_mlm(tmp_path_factory.mktemp("electra-generator"), noise=0.1, kind="electra")
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +106,7 @@ def oracle_scores(hf_model, hf_tokenizer, input_ids, attention_mask, words) -> t
     return logits[rows, positions][:, hf_tokenizer.convert_tokens_to_ids(words)]
 
 
-@pytest.mark.parametrize("case", ["bert", "roberta"])
+@pytest.mark.parametrize("case", ["bert", "roberta", "electra"])
 def test_scores_are_transformers_mlm_logits_at_the_mask(request, case):
     folder = request.getfixturevalue(f"{case}_folder")
     ours, theirs = AutoTokenizer.from_pretrained(folder), transformers.AutoTokenizer.from_pretrained(folder)
