@@ -34,19 +34,21 @@ from .pretrained import Pretrained
 @lru_cache(maxsize=32)
 def rope_table(length: int, dim: int, base: float, device: torch.device, dtype: torch.dtype
                ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(length, dim / 2) cos and sin of position p · base^(−2i / dim), in float32 arithmetic as the model was
-    trained; shared by every layer of a kind. Made outside inference mode so training may reuse it."""
+    """(length, dim) cos and signed sin of position p · base^(−2i / dim) for feature pairs (i, i + dim / 2): cos
+    twice, then (−sin, sin), in float32 arithmetic as the model was trained; shared by every layer of a kind.
+    Made outside inference mode so training may reuse it."""
     with torch.inference_mode(False):
         frequency = 1.0 / (base ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
         angle = torch.arange(length, dtype=torch.float32)[:, None] * frequency[None, :]
-        return angle.cos().to(device, dtype), angle.sin().to(device, dtype)
+        cos, sin = angle.cos(), angle.sin()
+        return torch.cat([cos, cos], -1).to(device, dtype), torch.cat([-sin, sin], -1).to(device, dtype)
 
 
 def rotate_halves(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Turn pairs (i, i + d/2) of x's last dimension by the angles of ``cos`` / ``sin`` (broadcast over x's
-    leading dimensions, one row per position): (a, b) → (a cos − b sin, b cos + a sin)."""
+    """Turn pairs (i, i + d/2) of x's last dimension: (a, b) → (a cos − b sin, b cos + a sin), with ``cos`` /
+    ``sin`` as :func:`rope_table` lays them out (broadcast over x's leading dimensions, one row per position)."""
     a, b = x.chunk(2, dim=-1)
-    return torch.cat([a * cos - b * sin, b * cos + a * sin], dim=-1)
+    return x * cos + torch.cat([b, a], dim=-1) * sin
 
 
 def norm(config: ModernBertConfig) -> nn.LayerNorm:
