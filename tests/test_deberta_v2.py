@@ -158,6 +158,16 @@ def test_log_buckets_equal_transformers_and_keep_short_distances():
         assert torch.equal(ours[distance > 0].diff() >= 0, torch.ones_like(ours[distance > 0].diff(), dtype=bool))
 
 
+def test_inputs_past_the_position_table_equal_transformers_without_absolute_positions(tmp_path):
+    hf = hf_model("v3")  # no absolute table: distances past max_relative_positions share the last buckets
+    hf.save_pretrained(tmp_path)
+    ours = AutoModelForMaskedLM.from_pretrained(tmp_path)
+    ids = torch.randint(3, SHAPE["vocab_size"], (2, 2 * SHAPE["max_position_embeddings"] + 5),
+                        generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        assert (hf(input_ids=ids).logits - ours(input_ids=ids).logits).abs().max() <= 1e-5
+
+
 def test_relative_positions_change_the_output_and_reach_their_gradients():
     config = DebertaV2Config(**SHAPE | CASES["v3"])
     torch.manual_seed(0)
