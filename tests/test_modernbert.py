@@ -126,6 +126,18 @@ def test_classifier_equals_transformers_from_its_folder(case, pooling, tmp_path)
     assert abs(a.loss.item() - b.loss.item()) <= 1e-5
 
 
+@pytest.mark.parametrize("labels,targets", [(1, torch.tensor([0.5, -1.0, 2.0])),
+                                            (2, torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]]))])
+def test_regression_and_multi_label_losses_equal_transformers(labels, targets, tmp_path):
+    hf = hf_model("ModernBertForSequenceClassification", "plain", classifier_pooling="mean", num_labels=labels)
+    hf.save_pretrained(tmp_path)
+    ours = ModernBertForSequenceClassification.from_pretrained(tmp_path)
+    x = batch() | dict(labels=targets)
+    with torch.no_grad():
+        a, b = hf(**x), ours(**x)
+    assert (a.logits - b.logits).abs().max() <= 1e-5 and abs(a.loss.item() - b.loss.item()) <= 1e-5
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_bertkit_folders_load_in_transformers_with_equal_outputs(case, tmp_path, capsys):
     from bertkit.cli import main

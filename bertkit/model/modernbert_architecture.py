@@ -154,9 +154,10 @@ def _is_count(value: Any, minimum: int) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
 
 
-MODERNBERT_PRESETS = {
-    "base": dict(),
-    "large": dict(hidden_size=1024, num_hidden_layers=28, num_attention_heads=16, intermediate_size=2624),
+MODERNBERT_PRESETS = {  # answerdotai/ModernBERT-base and -large: transformers' defaults but the mean pooling
+    "base": dict(classifier_pooling="mean"),
+    "large": dict(hidden_size=1024, num_hidden_layers=28, num_attention_heads=16, intermediate_size=2624,
+                  classifier_pooling="mean"),
 }
 
 _DEFAULTS = {f.name: f.default for f in dataclasses.fields(ModernBertConfig) if f.default is not dataclasses.MISSING}
