@@ -72,20 +72,22 @@ def run(model: str, out: Path, method: str, shots: int | None, seed: int, args: 
     started = time.perf_counter()
     result = finetune(config)
     return {"method": method, "shots": shots, "seed": seed, "test_accuracy": result.test["accuracy"],
-            "dev_accuracy": result.dev["accuracy"], "seconds": round(time.perf_counter() - started, 1)}
+            "test_mcc": result.test["mcc"], "dev_accuracy": result.dev["accuracy"],
+            "seconds": round(time.perf_counter() - started, 1)}
 
 
 def table(summary: dict) -> str:
-    """The Markdown table: accuracy (mean ± standard error) per method and examples per class."""
+    """The Markdown table: accuracy (mean ± standard error) per method and examples per class, with the mean
+    Matthews correlation beside it (0 for a model that predicts one class whatever the review)."""
     lines = ["| examples / class | zero-shot | plain fine-tuning | prompt fine-tuning | prompt − plain |",
              "|---|---|---|---|---|"]
     zero = summary["zero-shot"]
     for shots in summary["shots"]:
         row = summary[str(shots)]
-        lines.append(f"| {shots} | {100 * zero['mean']:.1f} | {100 * row['plain']['mean']:.1f} ± "
-                     f"{100 * row['plain']['se']:.1f} | {100 * row['prompt']['mean']:.1f} ± "
-                     f"{100 * row['prompt']['se']:.1f} | {100 * row['gain']['mean']:+.1f} ± "
-                     f"{100 * row['gain']['se']:.1f} |")
+        cells = [f"{100 * row[m]['mean']:.1f} ± {100 * row[m]['se']:.1f} (MCC {row[m]['mcc']:.2f})"
+                 for m in ("plain", "prompt")]
+        lines.append(f"| {shots} | {100 * zero['mean']:.1f} (MCC {zero['mcc']:.2f}) | {cells[0]} | {cells[1]} | "
+                     f"{100 * row['gain']['mean']:+.1f} ± {100 * row['gain']['se']:.1f} |")
     return "\n".join(lines)
 
 
@@ -113,13 +115,15 @@ def main() -> None:
                 write_text_atomic(out / "runs.jsonl", "".join(json.dumps(r) + "\n" for r in runs))
     summary: dict = {"model": args.model, "cpu": cpu_name(), "shots": args.shots, "seeds": args.seeds,
                      "epochs": args.epochs, "eval_examples": args.eval_examples,
-                     "zero-shot": {"mean": runs[0]["test_accuracy"], "se": 0.0}}
+                     "zero-shot": {"mean": runs[0]["test_accuracy"], "se": 0.0, "mcc": runs[0]["test_mcc"]}}
     for shots in args.shots:
         by = {m: {r["seed"]: r["test_accuracy"] for r in runs if r["method"] == m and r["shots"] == shots}
               for m in ("plain", "prompt")}
         gains = [by["prompt"][s] - by["plain"][s] for s in sorted(by["plain"])]  # paired by seed: same examples
-        summary[str(shots)] = {m: dict(zip(("mean", "se"), mean_se(list(by[m].values())), strict=True))
-                               for m in by} | {"gain": dict(zip(("mean", "se"), mean_se(gains), strict=True))}
+        mcc = {m: statistics.fmean(r["test_mcc"] for r in runs if r["method"] == m and r["shots"] == shots)
+               for m in by}
+        summary[str(shots)] = {m: dict(zip(("mean", "se"), mean_se(list(by[m].values())), strict=True)) | {
+            "mcc": mcc[m]} for m in by} | {"gain": dict(zip(("mean", "se"), mean_se(gains), strict=True))}
     summary["table"] = table(summary)
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     print(f"{summary['table']}\n\nRotten Tomatoes test accuracy (%), {args.seeds} seeds, {args.eval_examples} test "

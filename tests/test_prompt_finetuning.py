@@ -235,7 +235,8 @@ def test_a_long_text_loses_its_end_never_the_pattern(bert_folder):
     ({"prompt_mlm_weight": 1.0}, r"prompt_mlm_weight must be in \[0, 1\)"),
     ({"peft": "lora"}, "drop peft"),
     ({"method": "cloze"}, "method must be one of"),
-    ({"method": "classifier", "epochs": 0}, "epochs must be a positive integer"),
+    ({"method": "classifier", "epochs": 0}, "got 0 .zero-shot scoring, epochs: 0, needs method: prompt"),
+    ({"epochs": 0, "max_steps": 10}, "drop max_steps"),
 ])
 def test_bad_options_are_refused_by_name(options, message):
     with pytest.raises(ValueError, match=message):

@@ -104,6 +104,9 @@ class FinetuneConfig(EpochTrainingOptions, SubwordSampling):
     student_epochs: int | None = None  # passes of each student over labelled + pseudo-labelled rows; none: epochs
 
     def __post_init__(self) -> None:
+        if self.epochs == 0 and self.method != "prompt":
+            raise ValueError("epochs must be a positive integer, got 0 (zero-shot scoring, epochs: 0, needs method: "
+                             "prompt; a fresh classifier head has nothing to score with)")
         zero_shot = self.epochs == 0 and self.method == "prompt"  # the shared check wants ≥ 1 epoch: see below
         self.epochs = 1 if zero_shot else self.epochs
         super().__post_init__()
