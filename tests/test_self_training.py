@@ -15,6 +15,8 @@ from bertkit.finetuning.config import FinetuneConfig
 from bertkit.finetuning.data import LabelMap
 from bertkit.finetuning.predict import SequenceClassifier
 from bertkit.finetuning.self_training import (
+    PseudoLabels,
+    balanced_rows,
     noisy_texts,
     pseudo_label,
     read_unlabeled,
@@ -100,7 +102,7 @@ def test_student_batches_carry_the_clean_texts_teacher_logits_on_the_noisy_input
     texts = [e["text"] for e in sentiment_examples(12, seed=2)]
     pseudo = pseudo_label(model, task, texts, 0.0)
     inputs = noisy_texts(texts, texts, "[MASK]", seed=0)
-    features = student_features(task, train, pseudo, inputs)
+    features = student_features(task, train, inputs, pseudo.logits)
     assert [f["label"] for f in features[:5]] == [LABELS.label2id[e["label"]] for e in train]
     for j, feature in enumerate(features[5:]):
         assert feature["label"] == IGNORE_INDEX
@@ -113,6 +115,23 @@ def test_student_batches_carry_the_clean_texts_teacher_logits_on_the_noisy_input
         logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
     assert float(loss.detach()) == pytest.approx(float(student_loss(logits, batch["labels"], batch["teacher_logits"])))
     assert stats["pseudo_fraction"] == pytest.approx(12 / 17)
+
+
+def test_balancing_follows_the_labelled_shares_keeping_the_most_confident_and_repeating_the_rare():
+    rng = np.random.default_rng(0)
+    first = rng.uniform(0.05, 0.95, size=20)
+    probabilities = np.stack([first, 1 - first], 1)
+    kept = np.flatnonzero(probabilities.max(1) >= 0.6)
+    pseudo = PseudoLabels([str(i) for i in range(20)], np.log(probabilities), probabilities, kept,
+                          probabilities[kept].argmax(1))
+    rows = balanced_rows(pseudo, np.array([0.25, 0.75]))
+    by_class = {c: sorted((i for i in kept if probabilities[i].argmax() == c), key=lambda i: -probabilities[i, c])
+                for c in (0, 1)}
+    want = {0: round(0.25 * len(kept)), 1: round(0.75 * len(kept))}
+    assert len(by_class[0]) > want[0] and 0 < len(by_class[1]) < want[1]  # one class cut, the other repeated
+    for c in (0, 1):
+        expected = [by_class[c][k % len(by_class[c])] for k in range(want[c])]
+        assert [i for i in rows.tolist() if probabilities[i].argmax() == c] == expected
 
 
 def test_noise_masks_or_replaces_words_in_place():

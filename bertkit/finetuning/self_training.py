@@ -4,7 +4,10 @@
 Round 0 is the usual fine-tuning on the labelled rows: the first teacher. Each round after it:
 
 1. the teacher gives class probabilities for every text of ``unlabeled_file``; the rows whose top probability is
-   ≥ ``confidence_threshold`` are kept (the pseudo-labelled rows);
+   ≥ ``confidence_threshold`` are kept (the pseudo-labelled rows), then balanced to the labelled rows' class
+   shares (Noisy Student's balancing: a class the teacher favours keeps its most confident rows, a class it
+   neglects repeats its rows, each repeat with its own noise) — a teacher that leans to one class would
+   otherwise teach a student that leans further;
 2. a student — the pretrained model again, or ``student_layers`` of its layers (distillation/student.py), with a
    fresh head and dropout on — learns from the labelled rows (cross-entropy on the gold label) and the kept rows
    (KL from the teacher's probabilities, distillation/losses.py). The kept rows reach the student through noise
@@ -121,6 +124,18 @@ def pseudo_label(teacher: nn.Module, task: SequenceTask, texts: list[str], thres
     return PseudoLabels(texts, logits, probabilities, kept, probabilities[kept].argmax(1))
 
 
+def balanced_rows(pseudo: PseudoLabels, shares: np.ndarray) -> np.ndarray:
+    """Indices of kept rows, repeats allowed, as many as were kept, whose classes follow ``shares`` (the labelled
+    rows' class fractions): each class's rows by falling confidence, cut short or cycled to its count."""
+    chosen = []
+    for label, share in enumerate(shares):
+        rows = pseudo.kept[pseudo.labels == label]
+        if len(rows):  # a class the teacher never predicts confidently has nothing to repeat
+            by_confidence = rows[np.argsort(-pseudo.probabilities[rows, label], kind="stable")]
+            chosen.append(np.resize(by_confidence, round(share * len(pseudo.kept))))
+    return np.concatenate(chosen)
+
+
 def noisy_texts(texts: list[str], vocabulary_texts: list[str], mask_token: str, seed: int) -> list[str]:
     """Each text with words masked and replaced (augment.py's rules, ``NOISE``'s rates), one noisy copy each."""
     rng = random.Random(seed)
@@ -133,14 +148,13 @@ def noisy_texts(texts: list[str], vocabulary_texts: list[str], mask_token: str, 
     return out
 
 
-def student_features(task: SequenceTask, train: list[dict[str, Any]], pseudo: PseudoLabels,
-                     inputs: list[str]) -> list[dict[str, Any]]:
-    """Labelled features (gold label), then one feature per window of each kept row's ``inputs`` text with no gold
-    label and the teacher's logits of the clean text as its target."""
+def student_features(task: SequenceTask, train: list[dict[str, Any]], inputs: list[str],
+                     teacher_logits: np.ndarray) -> list[dict[str, Any]]:
+    """Labelled features (gold label), then one feature per window of each pseudo-labelled input (a noisy text)
+    with no gold label and ``teacher_logits`` (of its clean text, row by row) as its target."""
     labelled = [dict(f, teacher_logits=None) for f in task.features(train, training=True)]
-    kept_inputs = [inputs[i] for i in pseudo.kept]
-    soft = [dict(f, label=IGNORE_INDEX, teacher_logits=pseudo.logits[pseudo.kept[f["doc"]]].tolist())
-            for f in task.features(unlabeled(kept_inputs), training=True)]
+    soft = [dict(f, label=IGNORE_INDEX, teacher_logits=teacher_logits[f["doc"]].tolist())
+            for f in task.features(unlabeled(inputs), training=True)]
     return labelled + soft
 
 
@@ -170,6 +184,10 @@ def student_step(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torc
     logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
     return student_loss(logits, batch["labels"], batch["teacher_logits"]), {
         "tokens": float(batch["attention_mask"].sum()), "pseudo_fraction": float((batch["labels"] < 0).float().mean())}
+
+
+def class_counts(labels: LabelMap, ids: np.ndarray) -> dict[str, int]:
+    return {labels.labels[i]: int(n) for i, n in enumerate(np.bincount(ids, minlength=len(labels)))}
 
 
 def build_student(config: FinetuneConfig, labels: LabelMap) -> nn.Module:
@@ -249,13 +267,17 @@ def _self_train(config: FinetuneConfig) -> FinetuneResult:
     teacher = MODEL_CLASSES["classification"].from_pretrained(round_dir(config, 0) / "best").to(device)
     labels = LabelMap([teacher.config.id2label[i] for i in range(len(teacher.config.id2label))])
     task = build_task(config, tokenizer, labels)
+    gold = np.bincount([labels.label2id[e["label"]] for e in splits["train"]], minlength=len(labels))
+    vocabulary_texts = [e["text"] for e in splits["train"]] + texts
     for round_number in range(1, config.self_training + 1):
         pseudo = pseudo_label(teacher, task, texts, config.confidence_threshold)
-        vocabulary_texts = [e["text"] for e in splits["train"]] + texts
-        inputs = noisy_texts(texts, vocabulary_texts, tokenizer.mask_token, config.seed + round_number)
-        features = student_features(task, splits["train"], pseudo, inputs)
+        rows = balanced_rows(pseudo, gold / gold.sum())
+        inputs = noisy_texts([texts[i] for i in rows], vocabulary_texts, tokenizer.mask_token,
+                             config.seed + round_number)
+        features = student_features(task, splits["train"], inputs, pseudo.logits[rows])
         print(f"round {round_number}: {len(pseudo.kept):,} of {len(texts):,} unlabeled rows kept "
-              f"(≥ {config.confidence_threshold}), classes {dict(Counter(labels.labels[i] for i in pseudo.labels))}",
+              f"(≥ {config.confidence_threshold}), classes {class_counts(labels, pseudo.labels)}, balanced to "
+              f"{class_counts(labels, pseudo.logits[rows].argmax(1))} ({len(set(rows.tolist())):,} distinct)",
               file=sys.stderr)
         teacher, outcome, steps_per_epoch = train_student(config, round_number, task, tokenizer, labels, features,
                                                           splits["dev"])
