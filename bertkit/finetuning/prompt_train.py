@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..checkpoint import LoadingReport, load_weights
 from ..encoding.batching import pad_rows
 from ..model import AutoModelForMaskedLM
 from ..model.heads import IGNORE_INDEX
@@ -58,6 +59,10 @@ class PromptModel(nn.Module):
     def save_pretrained(self, folder: str | os.PathLike, tokenizer: Any = None) -> Path:
         """The MLM folder (transformers loads it as ``*ForMaskedLM``); ``prompt.json`` is written by the run."""
         return self.mlm.save_pretrained(folder, tokenizer)
+
+    def load_folder(self, folder: str | os.PathLike) -> LoadingReport:
+        """Load a checkpoint's MLM weights (what ``--resume`` calls through ``checkpoint.load_weights``)."""
+        return load_weights(self.mlm, Path(folder))
 
     @classmethod
     def from_pretrained(cls, folder: str | os.PathLike) -> PromptModel:
