@@ -58,6 +58,13 @@ class PretrainingConfig(StepTrainingOptions, SubwordSampling):
     dupe_factor: int = 5  # static masking (or subword_alpha): copies of the corpus, each with its own mask
     max_seq_length: int = 128  # tokens per instance, [CLS] and [SEP] included
     short_seq_prob: float = 0.1  # share of instances cut shorter than max_seq_length (as google-research/bert)
+    # recipe switches for a small time budget (Cramming, Geiping & Goldstein 2023), each off by default
+    pack_sequences: bool = False  # every sequence full length, sentences running on (pair_task: none; packing.py)
+    pack_across_documents: bool = False  # pack_sequences: documents run on too, [SEP] between them
+    max_tokens_per_char: float | None = None  # drop training sentences that tokenize worse than this (not eval)
+    dropout: float | None = None  # from scratch: hidden and attention dropout (Cramming: 0); None: the preset's
+    norm_first: bool = False  # from scratch: pre-LN blocks, a final LayerNorm (transformers' BERT has no such option)
+    projection_bias: bool = True  # from scratch: False drops the biases of every projection (Cramming)
     batch_size: int = 32  # instances per optimizer step (before accumulation)
     gradient_checkpointing: bool = False  # less activation memory for about a third more compute
     eval_batches: int = 20  # batches of held-out instances each evaluation reads
@@ -69,8 +76,8 @@ class PretrainingConfig(StepTrainingOptions, SubwordSampling):
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.pair_task is None:
-            self.pair_task = "none" if self.objective in ("electra", "tlm", "plm") else PAIR_TASKS.get(
-                self.model_type(), "none")
+            one_segment = self.objective in ("electra", "tlm", "plm") or self.pack_sequences
+            self.pair_task = "none" if one_segment else PAIR_TASKS.get(self.model_type(), "none")
         choices = {"pair_task": TASKS, "word_boundaries": WORD_BOUNDARIES, "corpus_format": ("lines", "raw"),
                    "architecture": ("bert", "roberta", "albert", "electra", "distilbert", "ernie", "nezha", "xlm",
                                     "xlnet"),
@@ -84,6 +91,7 @@ class PretrainingConfig(StepTrainingOptions, SubwordSampling):
         self.check_plm()
         self.check_word_order()
         self.check_subword_sampling()
+        self.check_recipe()
         self.masking_config()  # validates the masking fields
         self.check_units()
         if self.max_seq_length < 8:
@@ -196,6 +204,33 @@ class PretrainingConfig(StepTrainingOptions, SubwordSampling):
             raise ValueError("subword_alpha samples one segmentation per copy of the corpus: dupe_factor must be "
                              "≥ 2 for more than one")
         return True
+
+    def check_recipe(self) -> None:
+        """The budget recipe's switches: packing has one segment, block changes build a fresh BERT / RoBERTa."""
+        if self.pack_across_documents and not self.pack_sequences:
+            raise ValueError("pack_across_documents is read by pack_sequences: set pack_sequences: true")
+        if self.pack_sequences:
+            if self.pair_task != "none" or self.objective not in ("mlm", "electra"):
+                raise ValueError(f"pack_sequences fills one segment per sequence for a masked LM: it needs pair_task: "
+                                 f"none (got {self.pair_task}) and objective mlm or electra (got {self.objective})")
+            if self.short_seq_prob not in (0.0, 0.1):  # 0.1: the default, which packing leaves unused
+                raise ValueError(f"pack_sequences makes every sequence full length; short_seq_prob "
+                                 f"{self.short_seq_prob} would cut some short: leave it out")
+            self.short_seq_prob = 0.0
+        limit = self.max_tokens_per_char
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, (int, float)) or limit <= 0):
+            raise ValueError(f"max_tokens_per_char must be a number > 0 (tokens per character), got {limit!r}")
+        if self.dropout is not None and (isinstance(self.dropout, bool) or not 0.0 <= self.dropout < 1.0):
+            raise ValueError(f"dropout must be a probability in [0, 1), got {self.dropout!r}")
+        blocks = [name for name, value, default in (("norm_first", self.norm_first, False),
+                                                     ("projection_bias", self.projection_bias, True),
+                                                     ("dropout", self.dropout, None)) if value != default]
+        if blocks and self.init_from:
+            raise ValueError(f"{', '.join(blocks)} shape a model trained from scratch; init_from's checkpoint keeps "
+                             "its own blocks")
+        if blocks and self.architecture not in ("bert", "roberta") and blocks != ["dropout"]:
+            raise ValueError(f"{', '.join(b for b in blocks if b != 'dropout')} change BERT's and RoBERTa's blocks "
+                             f"here, not architecture {self.architecture}")
 
     def check_units(self) -> None:
         """ERNIE's knowledge masking needs its units: a list file, or jieba's words for Chinese phrases."""

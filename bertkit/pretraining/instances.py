@@ -49,7 +49,8 @@ class SpecialIds:
     mask: int
 
 
-def _concat(sentences: list[Sentence]) -> Sentence:
+def concat_sentences(sentences: list[Sentence]) -> Sentence:
+    """The sentences run together as one (ids and word starts)."""
     return Sentence([i for s in sentences for i in s.ids], [w for s in sentences for w in s.word_starts])
 
 
@@ -69,7 +70,8 @@ def _random_span(documents: list[list[Sentence]], exclude: int, target: int, rng
     return span
 
 
-def _pack(a: Sentence, b: Sentence | None, special: SpecialIds) -> tuple[list[int], list[int], list[bool]]:
+def with_specials(a: Sentence, b: Sentence | None, special: SpecialIds) -> tuple[list[int], list[int], list[bool]]:
+    """``[CLS] A [SEP]`` (``B [SEP]`` after it): ids, segment ids and word starts."""
     ids = [special.cls, *a.ids, special.sep]
     types = [0] * len(ids)
     starts = [True, *a.word_starts, True]
@@ -103,14 +105,14 @@ def instances_from_document(
         length += len(document[i].ids)
         if i == len(document) - 1 or length >= target:
             if task == "none":
-                a = _concat(chunk)
+                a = concat_sentences(chunk)
                 del a.ids[max_tokens:], a.word_starts[max_tokens:]
-                instances.append(Instance(*_pack(a, None, special), label=0))
+                instances.append(Instance(*with_specials(a, None, special), label=0))
             elif pair := _split_pair(documents, index, chunk, target, rng, task):
                 a, b, label, put_back = pair
                 i -= put_back
                 truncate_pair(a, b, max_tokens, rng)
-                instances.append(Instance(*_pack(a, b, special), label=label))
+                instances.append(Instance(*with_specials(a, b, special), label=label))
             chunk, length = [], 0
             target = rng.randint(2, max_tokens) if rng.random() < short_seq_prob else max_tokens
         i += 1
@@ -120,15 +122,15 @@ def instances_from_document(
 def _split_pair(documents, index, chunk, target, rng, task):
     """Split a chunk into (A, B, label, sentences to put back); None when a lone sentence cannot pair."""
     cut = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
-    a = _concat(chunk[:cut])
+    a = concat_sentences(chunk[:cut])
     if task == "nsp" and (len(chunk) == 1 or rng.random() < 0.5):
         if len(documents) < 2:
             raise ValueError("next-sentence prediction needs at least two documents in the corpus")
-        b = _concat(_random_span(documents, index, max(1, target - len(a.ids)), rng))
+        b = concat_sentences(_random_span(documents, index, max(1, target - len(a.ids)), rng))
         return a, b, 1, len(chunk) - cut  # the displaced sentences are used for the next chunk
     if len(chunk) == 1:
         return None  # SOP needs two real segments
-    b = _concat(chunk[cut:])
+    b = concat_sentences(chunk[cut:])
     if task == "sop" and rng.random() < 0.5:
         return b, a, 1, 0
     return a, b, 0, 0

@@ -33,6 +33,7 @@ from .documents import read_documents
 from .electra import ElectraPretrainingModel, electra_step, evaluate_electra
 from .instances import SpecialIds, create_instances
 from .objective import evaluate_pretraining, pretraining_step
+from .packing import packed_instances
 from .plm_run import PLMBatches, PLMStep, evaluate_plm, plm_data, plm_model
 from .tlm_run import TLMBatches, evaluate_tlm, tlm_data, tlm_model, tlm_step
 from .tokenized import tokenize_documents
@@ -79,6 +80,10 @@ def fresh_config(config: PretrainingConfig, tokenizer: BertTokenizer) -> BertCon
     model_type = "bert" if config.architecture == "xlnet" else config.architecture  # XLNet's sizes are BERT's
     if config.architecture == "roberta":  # positions count from pad + 1: room for max_seq_length real tokens
         shape["max_position_embeddings"] = shape.get("max_position_embeddings", config.max_seq_length) + pad + 1
+    if config.dropout is not None:
+        shape |= {"hidden_dropout_prob": config.dropout, "attention_probs_dropout_prob": config.dropout}
+    if config.norm_first or not config.projection_bias:
+        shape |= {"norm_first": config.norm_first, "use_bias": config.projection_bias}
     return BertConfig.preset(config.model_preset, model_type=model_type, vocab_size=len(tokenizer),
                              pad_token_id=pad, **shape)
 
@@ -158,15 +163,20 @@ def build_data(config: PretrainingConfig, tokenizer: BertTokenizer) -> Pretraini
     train_docs, eval_docs = split_documents(config, read_documents(config.corpus, config.corpus_format))
     units = load_units(config.units_file) if config.units_file else None  # ERNIE's phrases / entities
     sampled = config.subword_alpha is not None  # subword regularisation: every copy a fresh segmentation
-    tokenized = None if sampled else tokenize_documents(train_docs, tokenizer, config.word_boundaries, show, units)
+    tokenized = None if sampled else tokenize_documents(train_docs, tokenizer, config.word_boundaries, show, units,
+                                                        config.max_tokens_per_char)
     special, masking, vocab_size = special_ids(tokenizer), config.masking_config(), len(tokenizer)
     rng = random.Random(config.seed)
     copies = config.dupe_factor if sampled or not config.dynamic_masking else 1
     train: list[Example] = []
     for copy in range(copies):
         docs = sampled_documents(train_docs, tokenizer, config, copy, show) if sampled else tokenized
-        examples = [to_example(i) for i in create_instances(docs, config.max_seq_length, special, rng,
-                                                            config.pair_task, config.short_seq_prob)]
+        if config.pack_sequences:  # full-length sequences, sentences running on (packing.py)
+            instances = packed_instances(docs, config.max_seq_length, special, rng, config.pack_across_documents)
+        else:
+            instances = create_instances(docs, config.max_seq_length, special, rng, config.pair_task,
+                                         config.short_seq_prob)
+        examples = [to_example(i) for i in instances]
         train += examples if config.dynamic_masking else mask_statically(examples, special, vocab_size, masking, rng)
     counts = Counter(i for doc in docs for s in doc for i in s.ids)
     eval_batches = []
@@ -188,7 +198,8 @@ def sampled_documents(documents: list, tokenizer: BertTokenizer, config: Pretrai
     by the run's seed and the copy; the tokenizer is back to its best segmentation afterwards."""
     enable_subword_sampling(tokenizer, config, seed=config.seed * 1009 + copy)
     try:
-        return tokenize_documents(documents, tokenizer, config.word_boundaries, show)
+        return tokenize_documents(documents, tokenizer, config.word_boundaries, show,
+                                  max_tokens_per_char=config.max_tokens_per_char)
     finally:
         tokenizer.disable_sampling()
 

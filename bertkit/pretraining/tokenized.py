@@ -61,10 +61,12 @@ def jieba_sentence(text: str, tokenizer: BertTokenizer, segment: Callable[[str],
 
 def tokenize_documents(
     documents: list[Document], tokenizer: BertTokenizer, boundaries: str = "wordpiece", progress: bool = True,
-    units: list[str] | None = None,
+    units: list[str] | None = None, max_tokens_per_char: float | None = None,
 ) -> list[list[Sentence]]:
     """Every sentence tokenized; sentences with no tokens and documents with no sentences are dropped. ``units``:
-    phrases / entities each made one word where they occur (ERNIE's knowledge masking, ``units.py``)."""
+    phrases / entities each made one word where they occur (ERNIE's knowledge masking, ``units.py``);
+    ``max_tokens_per_char``: sentences the tokenizer cuts into more pieces per character are dropped too (text the
+    vocabulary was not made for: tables, code, another script — Cramming's filter)."""
     continuations = continuation_ids(tokenizer)
     if boundaries == "jieba":
         from ..tokenization.chinese import segment
@@ -89,7 +91,8 @@ def tokenize_documents(
             return unit_sentence(text, base, tokenizer.text_to_ids_with_offsets(text)[1], matcher)
     tokenized = []
     for document in tqdm(documents, desc="tokenizing", unit="doc", disable=not progress):
-        sentences = [s for s in map(encode, document) if s.ids]
+        sentences = [s for s, text in zip(map(encode, document), document, strict=True) if s.ids and (
+            max_tokens_per_char is None or len(s.ids) <= max_tokens_per_char * len(text))]
         if sentences:
             tokenized.append(sentences)
     return tokenized
