@@ -56,7 +56,8 @@ class InvertibleLinear(nn.Module):
         rotation = torch.linalg.qr(torch.randn(dimension, dimension, generator=generator, dtype=torch.float64))[0]
         permutation, lower, upper = torch.linalg.lu(rotation)
         diagonal = torch.diagonal(upper)
-        self.register_buffer("permutation", permutation.float())
+        # P as the row each row of L·U moves to: indexing is a d-fold cheaper matmul, and a smaller file
+        self.register_buffer("permutation", permutation.argmax(dim=1))
         self.register_buffer("sign", diagonal.sign().float())
         self.lower = nn.Parameter(torch.tril(lower, -1).float())
         self.upper = nn.Parameter(torch.triu(upper, 1).float())
@@ -67,7 +68,7 @@ class InvertibleLinear(nn.Module):
         eye = torch.eye(len(self.log_s), dtype=self.log_s.dtype, device=self.log_s.device)
         lower = torch.tril(self.lower, -1) + eye
         upper = torch.triu(self.upper, 1) + torch.diag(self.sign * self.log_s.exp())
-        return self.permutation @ lower @ upper
+        return (lower @ upper)[self.permutation]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return x @ self.weight().T, self.log_s.sum().expand(x.shape[0])
