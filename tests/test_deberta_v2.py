@@ -3,6 +3,7 @@ DebertaV2ForMaskedLM / DebertaV2ForSequenceClassification: every weight perturbe
 ways, log buckets, the published v3 sizes' parameter counts, LoRA on it, and the configs it refuses."""
 
 import copy
+import json
 
 import pytest
 import torch
@@ -208,6 +209,29 @@ def test_v3_presets_count_as_transformers(preset, capsys):
     assert total_parameters(config, with_heads=True) == masked_lm.num_parameters()
     assert main(["params", "--arch", "deberta-v2", "--preset", preset]) == 0
     assert f"{encoder.num_parameters():,}" in capsys.readouterr().out
+
+
+# microsoft/deberta-v3-base's config.json and deberta-v2-xlarge's (its convolution, d_head written out), as published
+V3_BASE_JSON = dict(model_type="deberta-v2", attention_probs_dropout_prob=0.1, hidden_act="gelu",
+                    hidden_dropout_prob=0.1, hidden_size=768, initializer_range=0.02, intermediate_size=3072,
+                    max_position_embeddings=512, relative_attention=True, position_buckets=256,
+                    norm_rel_ebd="layer_norm", share_att_key=True, pos_att_type="p2c|c2p", layer_norm_eps=1e-7,
+                    max_relative_positions=-1, position_biased_input=False, num_attention_heads=12,
+                    num_hidden_layers=12, type_vocab_size=0, vocab_size=128100)
+V2_XLARGE_JSON = V3_BASE_JSON | dict(hidden_size=1536, intermediate_size=6144, num_attention_heads=24,
+                                     num_hidden_layers=24, attention_head_size=64, conv_kernel_size=3, conv_act="gelu",
+                                     pooler_dropout=0, pooler_hidden_act="gelu", pooler_hidden_size=1536)
+
+
+def test_published_config_files_read_as_the_presets_and_count_as_transformers(tmp_path, capsys):
+    (tmp_path / "config.json").write_text(json.dumps(V3_BASE_JSON))
+    assert DebertaV2Config.from_json_file(tmp_path / "config.json") == DebertaV2Config.preset("base")
+    (tmp_path / "config.json").write_text(json.dumps(V2_XLARGE_JSON))
+    with torch.device("meta"):
+        xlarge = transformers.DebertaV2Model(transformers.DebertaV2Config.from_json_file(tmp_path / "config.json"))
+    assert main(["params", "--model", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"{xlarge.num_parameters():,}" in out and "convolution over the embeddings" in out
 
 
 def lora_model() -> torch.nn.Module:
