@@ -20,6 +20,7 @@ from bertkit.finetuning.prompt import encode_prompt, verbalizer_ids
 from bertkit.finetuning.prompt_train import PromptTask, build_prompt_model, prompt_labels
 from bertkit.finetuning.train import finetune, load_splits
 from bertkit.tokenization import AutoTokenizer
+from bertkit.tokenization.unigram_training import train_unigram_folder
 
 PATTERN = "{text} It was [MASK]."
 VERBALIZER = {"pos": "great", "neg": "awful"}
@@ -46,6 +47,25 @@ def save_bert_mlm(folder, noise: float = 0.0, kind: str = "bert"):
 @pytest.fixture(scope="module")
 def bert_folder(tmp_path_factory):
     return save_bert_mlm(tmp_path_factory.mktemp("bert-mlm"), noise=0.1)
+
+
+@pytest.fixture(scope="module")
+def albert_folder(tmp_path_factory):
+    """A random transformers AlbertForMaskedLM over a SentencePiece Unigram tokenizer trained here by bertkit."""
+    folder = tmp_path_factory.mktemp("albert-mlm")
+    text = folder / "text.txt"
+    text.write_text("\n".join(e["text"] + ". It was great." for e in sentiment_examples(300)) + "\nit was awful" * 30,
+                    encoding="utf-8")
+    tokenizer = train_unigram_folder([str(text)], folder, 120, "albert", character_coverage=1.0)
+    torch.manual_seed(0)
+    model = transformers.AlbertForMaskedLM(transformers.AlbertConfig(
+        vocab_size=len(tokenizer), embedding_size=16, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=64))
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter += 0.1 * torch.randn_like(parameter)
+    model.save_pretrained(folder)
+    return folder
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +126,7 @@ def oracle_scores(hf_model, hf_tokenizer, input_ids, attention_mask, words) -> t
     return logits[rows, positions][:, hf_tokenizer.convert_tokens_to_ids(words)]
 
 
-@pytest.mark.parametrize("case", ["bert", "roberta", "electra"])
+@pytest.mark.parametrize("case", ["bert", "roberta", "albert", "electra"])
 def test_scores_are_transformers_mlm_logits_at_the_mask(request, case):
     folder = request.getfixturevalue(f"{case}_folder")
     ours, theirs = AutoTokenizer.from_pretrained(folder), transformers.AutoTokenizer.from_pretrained(folder)
@@ -117,8 +137,8 @@ def test_scores_are_transformers_mlm_logits_at_the_mask(request, case):
     # the input is the filled pattern as transformers' tokenizer reads it, [MASK] as the tokenizer's own mask
     filled = [f"{e['text']} It was {theirs.mask_token}." for e in examples]
     assert [f["input_ids"] for f in task.features(examples)] == [theirs(t)["input_ids"] for t in filled]
-    # the verbaliser word as the model predicts it after a space: RoBERTa's Ġ form, not the bare word
-    words = [("Ġ" if case == "roberta" else "") + VERBALIZER[label] for label in labels.labels]
+    # the verbaliser word as the model predicts it after a space: RoBERTa's Ġ form (ALBERT's ▁), not the bare word
+    words = [{"roberta": "Ġ", "albert": "▁"}.get(case, "") + VERBALIZER[label] for label in labels.labels]
     assert verbalizer_ids(ours, PATTERN, VERBALIZER, labels.labels) == theirs.convert_tokens_to_ids(words)
     if case == "roberta":
         assert theirs.convert_tokens_to_ids("great") != theirs.convert_tokens_to_ids("Ġgreat")
