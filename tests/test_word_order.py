@@ -185,3 +185,34 @@ def test_pretrain_with_word_order_probability_adds_the_loss(minilm_dir, tmp_path
     assert sum(r["word_order_tokens"] for r in records) > 0  # ~4 of 8 rows a step, 3 tokens each
     assert all(r["loss"] == pytest.approx(r["mlm_loss"] + r["word_order_loss"] + r["nsp_loss"], rel=1e-5)
                for r in records)
+
+
+def test_held_out_evaluation_scores_word_order_on_fixed_shuffles(minilm_dir, tmp_path):
+    """The run's evaluation adds word-order loss / accuracy on the held-out batches, every row shuffled, the same
+    shuffles each time: the final record equals evaluate_word_order on the saved model and rebuilt batches."""
+    from bertkit.pretraining import run_pretraining
+    from bertkit.pretraining.run import build_data, held_out_word_order
+    from bertkit.training.metrics import read_metrics
+
+    reviews = [text for _, text in rotten_tomatoes_reviews()[:240]]
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n\n".join("\n".join(reviews[i:i + 4]) for i in range(0, 240, 4)) + "\n")
+    config = PretrainingConfig(
+        corpus=[str(corpus)], tokenizer=str(minilm_dir), model_preset="tiny", max_seq_length=48, batch_size=8,
+        max_steps=4, warmup_steps=1, logging_steps=2, eval_steps=2, eval_batches=3, eval_fraction=0.2,
+        progress=False, threads=1, word_order_probability=0.5, output_dir=str(tmp_path / "out"))
+    run_pretraining(config)
+    evals = [r for r in read_metrics(tmp_path / "out" / "metrics.jsonl") if r["split"] == "eval"]
+    assert len(evals) == 2 and all({"word_order_loss", "word_order_accuracy", "mlm_loss"} <= set(r) for r in evals)
+    tokenizer = BertTokenizer.from_pretrained(minilm_dir)
+    batches = held_out_word_order(config, build_data(config, tokenizer).eval_batches, special := special_ids(
+        tokenizer))
+    rows = sum(len(b["input_ids"]) for b in batches)
+    assert evals[-1]["shuffled"] == 3 * rows  # a trigram in every held-out row
+    assert [b["input_ids"].tolist() for b in held_out_word_order(config, build_data(config, tokenizer).eval_batches,
+                                                                 special)] == [b["input_ids"].tolist() for b in batches]
+    saved = BertForPreTraining.from_pretrained(tmp_path / "out" / "model")
+    assert evaluate_word_order(saved, batches)["word_order_loss"] == pytest.approx(evals[-1]["word_order_loss"],
+                                                                                   rel=1e-5)
+    assert held_out_word_order(PretrainingConfig(corpus=["x"], tokenizer="x", output_dir=str(tmp_path)), batches,
+                               special) == []

@@ -22,6 +22,7 @@ from ..model import (
     NezhaForPreTraining,
     RobertaForMaskedLM,
 )
+from ..model.heads import IGNORE_INDEX
 from ..tokenization import AutoTokenizer, BertTokenizer
 from ..training import Trainer, distributed
 from ..training.device import resolve_device
@@ -38,7 +39,7 @@ from .plm_run import PLMBatches, PLMStep, evaluate_plm, plm_data, plm_model
 from .tlm_run import TLMBatches, evaluate_tlm, tlm_data, tlm_model, tlm_step
 from .tokenized import tokenize_documents
 from .units import load_units
-from .word_order import WordOrderBatches
+from .word_order import WordOrderBatches, add_word_order, evaluate_word_order
 
 logger = logging.getLogger(__name__)
 PLOT_KEYS = ("loss", "mlm_accuracy", "nsp_accuracy", "rtd_accuracy", "plm_loss", "plm_accuracy", "word_order_loss",
@@ -192,6 +193,17 @@ def build_data(config: PretrainingConfig, tokenizer: BertTokenizer) -> Pretraini
     return PretrainingData(train, eval_batches, counts.most_common(1)[0][0])
 
 
+def held_out_word_order(config: PretrainingConfig, batches: list[dict[str, torch.Tensor]],
+                        special: SpecialIds) -> list[dict[str, torch.Tensor]]:
+    """StructBERT's held-out task: the evaluation batches with a trigram shuffled in every row, the same shuffles at
+    every evaluation (seeded apart from the masks); none without ``word_order_probability``."""
+    if not config.word_order_probability or not batches:
+        return []
+    rng = random.Random(config.seed + 2)
+    shuffled = [add_word_order(b, 1.0, {special.cls, special.sep, special.pad, special.mask}, rng) for b in batches]
+    return [b for b in shuffled if (b["word_order_labels"] != IGNORE_INDEX).any()]
+
+
 def sampled_documents(documents: list, tokenizer: BertTokenizer, config: PretrainingConfig, copy: int,
                       show: bool) -> list:
     """The documents tokenized with SentencePiece's sampling (``subword_alpha``, ``subword_nbest_size``), seeded
@@ -249,6 +261,7 @@ def run_pretraining(config: PretrainingConfig, resume: bool = False) -> dict:
                                        {special.cls, special.sep, special.pad, special.mask}, config.seed,
                                        distributed.rank())
     args = config.training_arguments(plot_keys=PLOT_KEYS)
+    word_order_eval = held_out_word_order(config, data.eval_batches, special) if not (tlm or plm) else []
 
     electra = config.objective == "electra"
 
@@ -259,7 +272,8 @@ def run_pretraining(config: PretrainingConfig, resume: bool = False) -> dict:
             return evaluate_tlm(m, data.eval_batches, data.most_frequent_token)
         if plm:
             return evaluate_plm(m, data.eval_batches, unigram)
-        return evaluate_pretraining(m, data.eval_batches, pair_task, data.most_frequent_token)
+        scores = evaluate_pretraining(m, data.eval_batches, pair_task, data.most_frequent_token)
+        return scores | (evaluate_word_order(m, word_order_eval) if word_order_eval else {})
 
     step = electra_step if electra else tlm_step if tlm else PLMStep(batches) if plm else \
         lambda m, b: pretraining_step(m, b, pair_task)
