@@ -203,8 +203,9 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients():
 def test_v3_presets_count_as_transformers(preset, capsys):
     config = DebertaV2Config.preset(preset)
     hf_config = transformers.DebertaV2Config(**config.to_dict())
-    with torch.device("meta"):
-        encoder, masked_lm = transformers.DebertaV2Model(hf_config), transformers.DebertaV2ForMaskedLM(hf_config)
+    with torch.device("meta"):  # one build: the masked LM holds the encoder
+        masked_lm = transformers.DebertaV2ForMaskedLM(hf_config)
+    encoder = masked_lm.deberta
     assert total_parameters(config) == encoder.num_parameters()
     assert total_parameters(config, with_heads=True) == masked_lm.num_parameters()
     assert main(["params", "--arch", "deberta-v2", "--preset", preset]) == 0
