@@ -18,6 +18,7 @@ from bertkit.model.deberta_v2 import DebertaV2ForMaskedLM, DebertaV2ForSequenceC
 from bertkit.model.deberta_v2_architecture import DEBERTA_V3_PRESETS, DebertaV2Config
 from bertkit.model.disentangled_attention import log_bucket_positions
 from bertkit.model.parameters import total_parameters
+from bertkit.model.pruning import prune_heads
 from bertkit.peft import PeftConfig, apply_peft, merge_lora
 from bertkit.peft.lora import LoraLinear
 
@@ -335,4 +336,7 @@ def test_bad_folders_and_arguments_are_refused(tmp_path):
         DebertaV2Model(BertConfig(**SHAPE | dict(model_type="deberta-v2")))  # a BertConfig lacks DeBERTa's fields
     with pytest.raises(ValueError, match="unknown DeBERTa preset"):
         DebertaV2Config.preset("huge")
+    pruned = prune_heads(DebertaV2Model(config), {0: [1]})
+    with pytest.raises(ValueError, match="pruned heads are not supported with disentangled attention"):
+        pruned(torch.ones(1, 5, dtype=torch.long))
 

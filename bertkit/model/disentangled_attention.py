@@ -93,6 +93,9 @@ class DisentangledPositions(nn.Module):
         if not self.shared:
             raise ValueError("disentangled attention reads the encoder's relative embeddings: build it inside a "
                              "DebertaV2Model (DisentangledPositions.bind)")
+        if q.shape[1] != self.num_heads:  # transformers cannot prune DeBERTa either: no pruned position layout
+            raise ValueError(f"attention has {q.shape[1]} heads but its position projections {self.num_heads}: "
+                             "pruned heads are not supported with disentangled attention")
         queries, keys = q.shape[-2], k.shape[-2]
         index = relative_index(queries, keys, self.span, self.buckets, self.max_position, q.device)
         table = self.pos_dropout(self.shared[0]()).to(q.dtype)
