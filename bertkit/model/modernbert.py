@@ -103,9 +103,10 @@ class ModernBertAttention(nn.Module):
     def project(self, x: torch.Tensor, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Rows (…, hidden) → q, k, v of (…, heads, head_size), q and k turned by each row's position."""
         q, k, v = self.Wqkv(x).unflatten(-1, (3, self.num_heads, self.head_size)).unbind(-3)
-        cos, sin = rope_table(self.positions, self.head_size, self.rope_base, x.device, x.dtype)
+        cos, sin = rope_table(self.positions, self.head_size, self.rope_base, x.device, torch.float32)
         cos, sin = cos[positions].unsqueeze(-2), sin[positions].unsqueeze(-2)  # one angle row per token, all heads
-        return rotate_halves(q, cos, sin), rotate_halves(k, cos, sin), v
+        # turned in float32 and cast back, as transformers does: bf16 / fp16 runs keep the angles' precision
+        return rotate_halves(q.float(), cos, sin).to(q.dtype), rotate_halves(k.float(), cos, sin).to(k.dtype), v
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
         """(batch, L, heads, head_size) q, k, v → the context (batch, L, hidden); ``keep`` marks real keys."""
