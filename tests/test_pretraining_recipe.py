@@ -123,3 +123,4 @@ def test_the_fast_recipe_config_turns_every_switch_on():
     assert (recipe.pair_task, recipe.pack_sequences, recipe.pack_across_documents, recipe.dropout, recipe.norm_first,
             recipe.projection_bias, recipe.short_seq_prob) == ("none", True, True, 0.0, True, False, 0.0)
     assert recipe.max_tokens_per_char is not None and recipe.max_minutes == 10
+    assert recipe.training_arguments().lr_schedule_clock == "budget"

@@ -71,6 +71,7 @@ class TrainingArguments:
     plot_keys: Sequence[str] = ("loss", "learning_rate")
     progress: bool = True
     max_minutes: float | None = None  # a time budget: stop (evaluate, checkpoint) once it is spent
+    lr_schedule_clock: str = "steps"  # steps: warm-up and decay over max_steps; budget: over max_minutes' seconds
     threads: int | str | None = None  # "auto": the first steps time 1 thread against torch's count (threads.py)
 
     def __post_init__(self) -> None:
@@ -78,6 +79,10 @@ class TrainingArguments:
             raise ValueError(f"max_steps must be ≥ 1, got {self.max_steps}")
         if self.gradient_accumulation_steps < 1:
             raise ValueError("gradient_accumulation_steps must be ≥ 1")
+        if self.lr_schedule_clock not in ("steps", "budget"):
+            raise ValueError(f"lr_schedule_clock must be steps or budget, got {self.lr_schedule_clock!r}")
+        if self.lr_schedule_clock == "budget" and not self.max_minutes:
+            raise ValueError("lr_schedule_clock budget spreads the schedule over max_minutes: set max_minutes")
         check_spec(self.device)
 
 
@@ -133,7 +138,10 @@ class Trainer:
         self.device_type = self.device.type  # where bf16 autocast applies
         self.optimizer = build_optimizer(model, args.learning_rate, args.weight_decay, args.head_prefixes,
                                          args.head_lr_scale)
-        self.scheduler = build_scheduler(self.optimizer, args.lr_schedule, args.warmup_steps, args.max_steps)
+        self.spent_before, self.started = 0.0, self.clock()  # budget clock: seconds of earlier runs, this start
+        on_clock = self.budget_spent if args.lr_schedule_clock == "budget" else None
+        self.scheduler = build_scheduler(self.optimizer, args.lr_schedule, args.warmup_steps, args.max_steps,
+                                         on_clock)
         self.wrapped = distributed.wrap(model, self.device)
         self.step, self.best_metric, self.bad_evals = 0, None, 0
         self.chosen_threads: int | None = None  # what threads: auto settled on (kept in checkpoints)
@@ -164,6 +172,8 @@ class Trainer:
         self.step = trainer_state["step"]
         self.best_metric, self.bad_evals = trainer_state.get("best_metric"), trainer_state.get("bad_evals", 0)
         self.chosen_threads = trainer_state.get("chosen_threads")
+        if self.args.lr_schedule_clock == "budget":  # the budget spans the resumed runs: the schedule goes on
+            self.spent_before = float(trainer_state.get("spent_seconds", 0.0))
         return self.step
 
     def save_checkpoint(self) -> None:
@@ -174,7 +184,8 @@ class Trainer:
             values = {"step": self.step, "max_steps": self.args.max_steps, "optimizer": self.optimizer.state_dict(),
                       "scheduler": self.scheduler.state_dict(), "data": data_states, "rng": rngs,
                       "best_metric": self.best_metric, "bad_evals": self.bad_evals,
-                      "chosen_threads": self.chosen_threads}
+                      "chosen_threads": self.chosen_threads,
+                      "spent_seconds": self.spent_before + self.clock() - self.started}
             state.save_checkpoint(self.output_dir / "checkpoints", self.step, self.model, values, self.tokenizer,
                                   keep=self.args.save_total_limit)
         distributed.barrier()
@@ -196,7 +207,8 @@ class Trainer:
         history: list[dict] = []
         bar = tqdm(total=args.max_steps, initial=self.step, disable=not (args.progress and main), unit="step",
                    dynamic_ncols=True)
-        deadline = time.monotonic() + 60 * args.max_minutes if args.max_minutes else math.inf
+        self.started = self.clock()
+        deadline = self.started + 60 * args.max_minutes - self.spent_before if args.max_minutes else math.inf
         self.wrapped.train()
         try:
             stopped_early = self._loop(history, log, bar, deadline)
@@ -207,6 +219,14 @@ class Trainer:
         if main:
             plot_metrics(self.output_dir / "metrics.jsonl", self.output_dir / "metrics.png", args.plot_keys)
         return TrainingResult(self.step, history, self.best_metric, stopped_early)
+
+    def clock(self) -> float:
+        """Seconds on the monotonic clock: what the time budget and the budget schedule read."""
+        return time.monotonic()
+
+    def budget_spent(self) -> float:
+        """The share of the time budget spent so far, earlier runs of a resumed one included (0 → 1)."""
+        return (self.spent_before + self.clock() - self.started) / (60 * self.args.max_minutes)
 
     def _latest_checkpoint(self) -> Path | None:
         try:
@@ -235,7 +255,7 @@ class Trainer:
             for key, value in stats.items():
                 window[key] = window.get(key, 0.0) + value
             # rank 0's clock decides for every rank, so that all of them stop at the same step
-            out_of_time = bool(args.max_minutes) and distributed.gather(time.monotonic() > deadline)[0]
+            out_of_time = bool(args.max_minutes) and distributed.gather(self.clock() > deadline)[0]
             last = self.step == args.max_steps or out_of_time
             if self.step % args.logging_steps == 0 or last:  # a stopped run logs its last, partial window too
                 elapsed = time.perf_counter() - window_start

@@ -38,6 +38,7 @@ class TrainingOptions(Options):
     seed: int = 0  # seed of the initialisation, the data order and dropout
     threads: int | str | None = None  # torch threads; auto: the first steps time 1 against all, the faster stays
     max_minutes: float | None = None  # a time budget: stop (evaluate, save) once it is spent; 0 or none: no budget
+    lr_schedule_clock: str = "steps"  # steps: warm-up / decay over max_steps; budget: over max_minutes (Cramming)
     save_steps: int = 0  # checkpoints every this many steps, to continue with --resume where the command has it
     save_total_limit: int = 2  # checkpoints kept (the newest)
     output_dir: str = "out/run"  # where the model, metrics and checkpoints go
@@ -63,6 +64,11 @@ class TrainingOptions(Options):
             raise ValueError(f"lr_schedule must be one of {tuple(SCHEDULES)}, got {self.lr_schedule!r}")
         if self.max_minutes is not None and self.max_minutes < 0:
             raise ValueError(f"max_minutes must be ≥ 0 (0 or none: no budget), got {self.max_minutes}")
+        if self.lr_schedule_clock not in ("steps", "budget"):
+            raise ValueError(f"lr_schedule_clock must be steps or budget, got {self.lr_schedule_clock!r}")
+        if self.lr_schedule_clock == "budget" and not self.max_minutes:
+            raise ValueError("lr_schedule_clock budget spreads warm-up and decay over the time budget: set "
+                             "max_minutes")
         self.device = check_spec(self.device)
         self.threads = check_threads(self.threads)
 
@@ -82,7 +88,7 @@ class TrainingOptions(Options):
         shared = {name: getattr(self, name) for name in (
             "output_dir", "learning_rate", "weight_decay", "lr_schedule", "gradient_accumulation_steps",
             "max_grad_norm", "bf16", "device", "seed", "save_steps", "save_total_limit", "max_minutes", "threads",
-            "progress")}
+            "progress", "lr_schedule_clock")}
         given = {"metric_for_best": metric_for_best} | ({"plot_keys": tuple(plot_keys)} if plot_keys else {})
         return TrainingArguments(**(shared | counts | {"warmup_steps": warmup} | given | extra))
 
