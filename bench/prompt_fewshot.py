@@ -1,12 +1,12 @@
 """Few-shot Rotten Tomatoes: prompt-based fine-tuning (PET / LM-BFF, ``method=prompt``) against plain fine-tuning
 (a classifier head) on the very same examples, and zero-shot prompting.
 
-    .venv/bin/python bench/prompt_fewshot.py [--model DIR] [--shots 16 32] [--seeds 5] [--epochs 10]
+    .venv/bin/python bench/prompt_fewshot.py [--model DIR] [--shots 16 32] [--seeds 5] [--epochs 10] [--lr 5e-5]
                                              [--eval-examples 300] [--threads 2] [--out out/bench/prompt_fewshot]
 
 For each number of examples per class and each seed, ``train_examples_per_class`` draws the training sample with
-that seed (the same sample for both methods), then each method fine-tunes for ``--epochs`` (batch 8, lr 5e-5, a fresh
-head 10× faster, best epoch on dev) and is scored on test. Dev and test are the first ``--eval-examples`` of
+that seed (the same sample for both methods), then each method fine-tunes for ``--epochs`` (batch 8, ``--lr``, a
+fresh head 10× faster, best epoch on dev) and is scored on test. Dev and test are the first ``--eval-examples`` of
 bertkit's fixed 80/10/10 split (seed 0) of the de-duplicated reviews. The pattern and verbaliser are LM-BFF's for
 SST-2: ``{text} It was [MASK].`` with fresh → great, rotten → terrible. Zero-shot is the pattern on the untrained
 MLM head (``epochs=0``). Means ± standard errors over seeds go to ``OUT/summary.json`` and a Markdown table; every
@@ -66,7 +66,7 @@ def run(model: str, out: Path, method: str, shots: int | None, seed: int, args: 
     prompt = {"method": "prompt", "pattern": PATTERN, "verbalizer": VERBALIZER} if method != "plain" else {}
     config = FinetuneConfig(
         dataset="rotten_tomatoes", model=model, output_dir=str(out / f"{method}-{shots}-{seed}"), overwrite=True,
-        limit_eval=args.eval_examples, max_length=64, batch_size=8, learning_rate=5e-5, seed=seed,
+        limit_eval=args.eval_examples, max_length=64, batch_size=8, learning_rate=args.lr, seed=seed,
         epochs=0 if method == "zero-shot" else args.epochs, train_examples_per_class=shots, threads=args.threads,
         progress=False, pooling="mean", **prompt)
     started = time.perf_counter()
@@ -97,6 +97,7 @@ def main() -> None:
     parser.add_argument("--shots", type=int, nargs="+", default=[16, 32], help="training examples per class")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--lr", type=float, default=5e-5, help="the encoder's learning rate (a fresh head: 10×)")
     parser.add_argument("--eval-examples", type=int, default=300, help="dev and test examples scored")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="out/bench/prompt_fewshot")
@@ -114,7 +115,7 @@ def main() -> None:
                 print(json.dumps(runs[-1]), file=sys.stderr)
                 write_text_atomic(out / "runs.jsonl", "".join(json.dumps(r) + "\n" for r in runs))
     summary: dict = {"model": args.model, "cpu": cpu_name(), "shots": args.shots, "seeds": args.seeds,
-                     "epochs": args.epochs, "eval_examples": args.eval_examples,
+                     "epochs": args.epochs, "learning_rate": args.lr, "eval_examples": args.eval_examples,
                      "zero-shot": {"mean": runs[0]["test_accuracy"], "se": 0.0, "mcc": runs[0]["test_mcc"]}}
     for shots in args.shots:
         by = {m: {r["seed"]: r["test_accuracy"] for r in runs if r["method"] == m and r["shots"] == shots}
