@@ -31,7 +31,7 @@ class PretrainingConfig(StepTrainingOptions, SubwordSampling):
     eval_fraction: float = 0.05  # the share of documents held out for evaluation when there is no eval_corpus
     tokenizer: str | None = None  # a folder with vocab.txt (+ tokenizer_config.json); none: init_from's
     init_from: str | None = None  # continued pretraining: a model folder (missing heads start fresh)
-    architecture: str = "bert"  # from scratch: bert roberta albert electra distilbert ernie nezha xlm xlnet
+    architecture: str = "bert"  # from scratch: bert roberta albert electra distilbert ernie nezha roformer xlm xlnet
     model_preset: str = "mini"  # from scratch: tiny, mini, small, medium, base, large (or the architecture's own)
     num_hidden_layers: int | None = None  # override the preset's layers
     hidden_size: int | None = None  # override the preset's width
@@ -79,8 +79,8 @@ class PretrainingConfig(StepTrainingOptions, SubwordSampling):
             one_segment = self.objective in ("electra", "tlm", "plm") or self.pack_sequences
             self.pair_task = "none" if one_segment else PAIR_TASKS.get(self.model_type(), "none")
         choices = {"pair_task": TASKS, "word_boundaries": WORD_BOUNDARIES, "corpus_format": ("lines", "raw"),
-                   "architecture": ("bert", "roberta", "albert", "electra", "distilbert", "ernie", "nezha", "xlm",
-                                    "xlnet"),
+                   "architecture": ("bert", "roberta", "albert", "electra", "distilbert", "ernie", "nezha", "roformer",
+                                    "xlm", "xlnet"),
                    "objective": ("mlm", "electra", "tlm", "plm")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:

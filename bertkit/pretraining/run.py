@@ -21,6 +21,7 @@ from ..model import (
     ErnieForPreTraining,
     NezhaForPreTraining,
     RobertaForMaskedLM,
+    RoFormerForMaskedLM,
 )
 from ..model.heads import IGNORE_INDEX
 from ..tokenization import AutoTokenizer, BertTokenizer
@@ -68,7 +69,7 @@ def special_ids(tokenizer: BertTokenizer) -> SpecialIds:
 # and ALBERT carry the sentence-pair head (NSP, SOP); RoBERTa, DistilBERT and ELECTRA's generator are MLM only.
 PRETRAINING_CLASSES = {"bert": BertForPreTraining, "albert": AlbertForPreTraining, "roberta": RobertaForMaskedLM,
                        "distilbert": DistilBertForMaskedLM, "electra": ElectraForMaskedLM,
-                       "ernie": ErnieForPreTraining, "nezha": NezhaForPreTraining}
+                       "ernie": ErnieForPreTraining, "nezha": NezhaForPreTraining, "roformer": RoFormerForMaskedLM}
 
 
 def fresh_config(config: PretrainingConfig, tokenizer: BertTokenizer) -> BertConfig:
