@@ -225,6 +225,14 @@ V2_XLARGE_JSON = V3_BASE_JSON | dict(hidden_size=1536, intermediate_size=6144, n
                                      pooler_dropout=0, pooler_hidden_act="gelu", pooler_hidden_size=1536)
 
 
+def test_bert_shapes_take_v3_attention_and_v3_names_win():
+    tiny = DebertaV2Config.preset("tiny", vocab_size=50)
+    assert (tiny.num_hidden_layers, tiny.hidden_size, tiny.num_attention_heads, tiny.intermediate_size) == \
+        (2, 128, 2, 512)
+    assert tiny.relative_attention and tiny.position_buckets == 256 and tiny.pos_att_type == ["p2c", "c2p"]
+    assert DebertaV2Config.preset("small").num_hidden_layers == 6  # v3-small, not BERT's small (4 layers)
+
+
 def test_published_config_files_read_as_the_presets_and_count_as_transformers(tmp_path, capsys):
     (tmp_path / "config.json").write_text(json.dumps(V3_BASE_JSON))
     assert DebertaV2Config.from_json_file(tmp_path / "config.json") == DebertaV2Config.preset("base")

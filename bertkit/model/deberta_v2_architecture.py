@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import ACTIVATIONS, BertConfig
+from ..config import ACTIVATIONS, PRESETS, BertConfig
 
 POSITION_ATTENTION_TYPES = ("c2p", "p2c")  # content → position, position → content
 REL_EMBEDDING_NORMS = ("none", "layer_norm")
@@ -144,11 +144,15 @@ class DebertaV2Config(BertConfig):
 
     @classmethod
     def preset(cls, name: str, model_type: str = "deberta-v2", **overrides: Any) -> DebertaV2Config:
-        """DeBERTa-v3 xsmall, small, base or large (their published config.json)."""
-        if model_type != "deberta-v2" or name not in DEBERTA_V3_PRESETS:
+        """DeBERTa-v3 xsmall, small, base or large (their published config.json); BERT's other shapes (tiny, mini,
+        medium) with v3's attention, for models trained from scratch."""
+        shapes = {size: dict(num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=heads,
+                             intermediate_size=4 * hidden) for size, (layers, hidden, heads) in PRESETS.items()}
+        shapes |= DEBERTA_V3_PRESETS  # v3's own sizes win where the names meet (small, base, large)
+        if model_type != "deberta-v2" or name not in shapes:
             raise ValueError(f"unknown DeBERTa preset {name!r} (model_type {model_type!r}); choose one of "
-                             f"{list(DEBERTA_V3_PRESETS)}")
-        return cls(**_V3 | DEBERTA_V3_PRESETS[name] | overrides)
+                             f"{list(shapes)}")
+        return cls(**_V3 | shapes[name] | overrides)
 
 
 # microsoft/deberta-v3-*: relative attention with 256 log buckets, shared keys, no absolute positions in the input
