@@ -335,3 +335,45 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     model.gradient_checkpointing_enable()
     model(**x).loss.backward()
     assert all((p.grad - plain[n]).abs().max() <= 1e-6 for n, p in model.named_parameters())
+
+
+@pytest.mark.parametrize("method", ["lora", "houlsby", "pfeiffer", "bitfit", "head"])
+def test_peft_methods_start_from_the_base_and_train_on_modernbert(method):
+    """apply_peft finds ModernBERT's layers (Wqkv / Wo / Wi by name; the adapters after each sublayer's last
+    projection): at initialisation the output is the base model's, and the method's parameters get gradients."""
+    from bertkit.peft.apply import apply_peft
+    from bertkit.peft.config import PeftConfig
+
+    base = lora_model()
+    tuned = apply_peft(copy.deepcopy(base), PeftConfig(method, **(
+        dict(target_modules=["Wqkv", "Wo", "Wi"]) if method == "lora" else {})))
+    x = batch()
+    x.pop("labels")
+    with torch.no_grad():
+        assert (tuned(**x).logits - base(**x).logits).abs().max() <= 1e-5
+    tuned.train()
+    tuned(**x, labels=torch.tensor([0, 1, 1])).loss.backward()
+    trained = [n for n, p in tuned.named_parameters() if p.requires_grad]
+    assert trained and all(tuned.get_parameter(n).grad is not None for n in trained)
+    body = [n for n in trained if not n.startswith(tuple(tuned.head_prefixes))]
+    assert bool(body) == (method != "head")  # every method but head trains something inside the encoder
+
+
+@pytest.mark.parametrize("method", ["prefix", "ptuning_v2", "prompt", "ptuning"])
+def test_virtual_token_methods_are_refused_by_name_on_modernbert(method):
+    from bertkit.peft.apply import apply_peft
+    from bertkit.peft.config import PeftConfig
+
+    with pytest.raises(ValueError, match=f"peft method {method} puts virtual tokens.*modernbert"):
+        apply_peft(lora_model(), PeftConfig(method))
+
+
+def test_bitfit_without_biases_is_refused():
+    from bertkit.peft.apply import apply_peft
+    from bertkit.peft.config import PeftConfig
+
+    torch.manual_seed(0)
+    plain = ModernBertForSequenceClassification(our_config("plain"))
+    assert not any(n.endswith(".bias") for n, _ in plain.base_model.named_parameters())
+    with pytest.raises(ValueError, match="bitfit trains the encoder's biases"):
+        apply_peft(plain, PeftConfig("bitfit"))

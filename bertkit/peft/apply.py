@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from .bottleneck import AdapterLinear
-from .config import HOULSBY_TARGETS, PFEIFFER_TARGETS, PeftConfig
+from .config import ADAPTER_TARGETS, HOULSBY_TARGETS, PFEIFFER_TARGETS, PeftConfig
 from .lora import LoraLinear
 from .prefix import add_prefix
 from .prompt import add_prompt
@@ -18,15 +18,23 @@ def apply_peft(model: nn.Module, config: PeftConfig) -> nn.Module:
     if getattr(model, "peft_config", None) is not None:
         raise ValueError(f"this model already has a {model.peft_config.method} adapter; load the base model again "
                          "to add another method")
+    method = config.method
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    if (config.is_prefix or config.is_prompt) and not hasattr(getattr(model, "base_model", None), "encoder"):
+        raise ValueError(f"peft method {method} puts virtual tokens into BERT's embeddings or attention blocks; "
+                         f"{model_type} has blocks of its own: use lora, houlsby, pfeiffer, bitfit or head")
+    if method == "bitfit" and not any(name.endswith(".bias") for name, _ in model.base_model.named_parameters()):
+        raise ValueError(f"peft method bitfit trains the encoder's biases, and this {model_type} has none: use lora "
+                         "or an adapter")
     for parameter in model.parameters():
         parameter.requires_grad_(False)
-    method = config.method
     if method == "lora":
         for name in find_targets(model, config.target_modules):
             replace_module(model, name, LoraLinear(model.get_submodule(name), config.r, config.lora_alpha,
                                                    config.lora_dropout))
     elif method in ("houlsby", "pfeiffer"):
-        targets = HOULSBY_TARGETS if method == "houlsby" else PFEIFFER_TARGETS
+        targets = ADAPTER_TARGETS.get(model_type, {}).get(method) or (
+            HOULSBY_TARGETS if method == "houlsby" else PFEIFFER_TARGETS)
         for name in find_targets(model, targets, exact=True):
             replace_module(model, name, AdapterLinear(model.get_submodule(name), config.adapter_size))
     elif config.is_prefix:

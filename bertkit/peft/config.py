@@ -21,6 +21,8 @@ PEFT_TYPES = {"lora": "LORA", "prefix": "PREFIX_TUNING", "ptuning_v2": "PREFIX_T
               "ptuning": "P_TUNING"}
 HOULSBY_TARGETS = ("attention.output.dense", "output.dense")  # after each half's output projection
 PFEIFFER_TARGETS = ("output.dense",)  # after the feed-forward half only
+# the same places in an architecture with its own layer names (ModernBERT: pre-LN, the sublayer's last projection)
+ADAPTER_TARGETS = {"modernbert": {"houlsby": ("attn.Wo", "mlp.Wo"), "pfeiffer": ("mlp.Wo",)}}
 
 
 @dataclass

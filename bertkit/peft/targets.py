@@ -6,7 +6,9 @@ import re
 
 from torch import nn
 
-LAYER = re.compile(r"(?:^|\.)encoder\.layer\.\d+\.(.+)$")
+# a layer of BERT's stack (``….encoder.layer.N.``) or of ModernBERT's (``[model.]layers.N.``, at the top only: the
+# encoder-decoders' ``encoder.layers`` are not encoder layers PEFT knows)
+LAYER = re.compile(r"(?:(?:^|\.)encoder\.layer|^(?:model\.)?layers)\.\d+\.(.+)$")
 
 
 def layer_modules(model: nn.Module) -> dict[str, tuple[str, nn.Linear]]:
