@@ -13,11 +13,13 @@ from .architectures import SUPPORTED, architecture
 from .bert import BertForMaskedLM, BertForPreTraining, BertModel
 from .causal_lm import BertLMHeadModel
 from .deberta_v2 import DebertaV2ForMaskedLM, DebertaV2Model
+from .deberta_v2_architecture import DebertaV2Config
 from .distilbert import DistilBertForMaskedLM, DistilBertModel
 from .electra import ElectraForMaskedLM, ElectraForPreTraining, ElectraModel
 from .ernie import ErnieForMaskedLM, ErnieForPreTraining, ErnieModel
 from .gpt2 import GPT2LMHeadModel, GPT2Model
 from .modernbert import ModernBertForMaskedLM, ModernBertModel
+from .modernbert_architecture import ModernBertConfig
 from .nezha import NezhaForMaskedLM, NezhaForPreTraining, NezhaModel
 from .pretrained import Pretrained
 from .roberta import RobertaForMaskedLM, RobertaModel
@@ -27,6 +29,7 @@ from .t5 import T5ForConditionalGeneration, T5Model
 from .xlm import XLMModel, XLMWithLMHeadModel
 from .xlm_roberta import XLMRobertaForMaskedLM, XLMRobertaModel
 from .xlnet import XLNetLMHeadModel, XLNetModel
+from .xlnet_architecture import XLNetConfig
 
 
 class _Auto:
@@ -56,6 +59,20 @@ class _Auto:
     def from_config(cls, config: BertConfig, **kwargs: Any) -> Pretrained:
         """A freshly initialised model of the config's architecture."""
         return cls.model_class(config.model_type)(config, **kwargs)
+
+
+CONFIG_CLASSES = {"xlnet": XLNetConfig, "deberta-v2": DebertaV2Config, "modernbert": ModernBertConfig}
+
+
+def config_class(model_type: str | None) -> type[BertConfig]:
+    """The config class a ``model_type``'s config.json is read with (fields of its own); BertConfig for the rest."""
+    return CONFIG_CLASSES.get(model_type or "bert", BertConfig)
+
+
+def folder_config(folder: str | os.PathLike) -> BertConfig:
+    """A model folder's config.json, read with its architecture's config class."""
+    path = Path(folder) / "config.json"
+    return config_class(_model_type(path)).from_json_file(path)
 
 
 def _model_type(path: Path) -> str:
