@@ -16,19 +16,22 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from . import kernels
 from .dropout import Dropout
 from .encoder import BertModelOutput
 from .feed_forward import activation
-from .heads import MaskedLMOutput, mlm_loss
+from .heads import IGNORE_INDEX, ROW_MULTIPLE, BertForPreTrainingOutput, MaskedLMOutput, mlm_loss
 from .local_attention import local_global_attention
 from .modernbert_architecture import ModernBertConfig
 from .pretrained import Pretrained
+from .vocab_loss import vocab_cross_entropy
 
 
 @lru_cache(maxsize=32)
@@ -274,14 +277,53 @@ class ModernBertForMaskedLM(ModernBertPretrained):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None,
-                output_hidden_states: bool = False) -> MaskedLMOutput:
-        """Vocabulary logits of every position; the cross-entropy over labels that are not -100."""
-        out = self.model(input_ids, attention_mask, token_type_ids, output_hidden_states)
-        logits = self.decoder(self.head(out.last_hidden_state))
+                output_hidden_states: bool = False, **pretraining: Any) -> MaskedLMOutput | BertForPreTrainingOutput:
+        """Vocabulary logits of every position; the cross-entropy over labels that are not -100. The pretraining
+        step's arguments (``return_logits``, ``only_masked_logits``, ``next_sentence_label``) give its output."""
         if labels is not None and tuple(labels.shape) != tuple(input_ids.shape):
             raise ValueError(f"labels must have input_ids' shape {tuple(input_ids.shape)}, got {tuple(labels.shape)}")
+        out = self.model(input_ids, attention_mask, token_type_ids, output_hidden_states)
+        if pretraining:
+            return self.pretraining_output(out, labels, **pretraining)
+        logits = self.decoder(self.head(out.last_hidden_state))
         loss = mlm_loss(logits, labels) if labels is not None else None
         return MaskedLMOutput(loss, logits, out.hidden_states)
+
+    def pretraining_output(self, out: BertModelOutput, labels: torch.Tensor | None,
+                           next_sentence_label: torch.Tensor | None = None, only_masked_logits: bool = False,
+                           return_logits: bool = True) -> BertForPreTrainingOutput:
+        """What ``bertkit pretrain`` reads, as the family's ``ForMaskedLM`` gives it: with ``only_masked_logits``
+        the head runs on the masked positions only (rows in row-major order); with ``return_logits=False`` the
+        logits are never materialised (``mlm_predictions`` holds the argmax ids). No sentence-pair head."""
+        if next_sentence_label is not None:
+            raise ValueError("ModernBERT has no sentence-pair head: pretrain it without NSP / SOP (pair_task: none)")
+        hidden = out.last_hidden_state
+        if only_masked_logits or not return_logits:
+            if labels is None:
+                raise ValueError("only_masked_logits / return_logits=False need labels (-100 where nothing is "
+                                 "predicted)")
+            predicted = labels != IGNORE_INDEX
+            hidden, labels = hidden[predicted], labels[predicted]
+        logits = predictions = loss = None
+        if return_logits:
+            logits = self.decoder(self.head(hidden))
+            loss = mlm_loss(logits, labels) if labels is not None else None
+        else:
+            loss, predictions = self.masked_loss(hidden, labels)
+        return BertForPreTrainingOutput(loss, logits, None, out.hidden_states, None, loss, None, predictions)
+
+    def masked_loss(self, hidden: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross-entropy and argmax ids of (rows, hidden) states, sliced over the vocabulary without the full
+        logits when the decoder is a plain biased projection; rows padded as the family's MLM head pads them."""
+        x = self.head(hidden)
+        if self.decoder.bias is None or not kernels.is_plain(self.decoder):
+            logits = self.decoder(x)
+            return mlm_loss(logits, labels), logits.argmax(-1)
+        rows, padding = len(x), -len(x) % ROW_MULTIPLE  # one kernel shape per multiple, not per masked count
+        if padding:
+            x, labels = F.pad(x, (0, 0, 0, padding)), F.pad(labels, (0, padding), value=IGNORE_INDEX)
+        loss, predictions = vocab_cross_entropy(x, self.decoder.weight, self.decoder.bias, labels)
+        return loss, predictions[:rows]
 
 
 @dataclass

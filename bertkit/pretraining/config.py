@@ -14,6 +14,12 @@ from .tokenized import WORD_BOUNDARIES
 
 # each architecture's own sentence-pair task (its paper's); RoBERTa, ELECTRA and DistilBERT read full sentences
 PAIR_TASKS = {"bert": "nsp", "albert": "sop", "ernie": "nsp", "nezha": "nsp"}
+ARCHITECTURES = ("bert", "roberta", "albert", "electra", "distilbert", "ernie", "nezha", "roformer", "xlm", "xlnet",
+                 "deberta-v2", "modernbert")
+# objective electra's discriminators: ELECTRA's, and DeBERTa-v3's (a DeBERTa encoder under ELECTRA's head)
+ELECTRA_ARCHITECTURES = ("electra", "deberta-v2")
+# the share of tokens masked when mlm_probability is not given: ModernBERT's recipe masks 30 %, BERT's 15 %
+MLM_PROBABILITIES = {"modernbert": 0.3}
 
 
 @dataclass
@@ -31,7 +37,7 @@ class PretrainingConfig(StepTrainingOptions, SubwordSampling):
     eval_fraction: float = 0.05  # the share of documents held out for evaluation when there is no eval_corpus
     tokenizer: str | None = None  # a folder with vocab.txt (+ tokenizer_config.json); none: init_from's
     init_from: str | None = None  # continued pretraining: a model folder (missing heads start fresh)
-    architecture: str = "bert"  # from scratch: bert roberta albert electra distilbert ernie nezha roformer xlm xlnet
+    architecture: str = "bert"  # from scratch: ARCHITECTURES (deberta-v2: mlm or electra, modernbert: mlm)
     model_preset: str = "mini"  # from scratch: tiny, mini, small, medium, base, large (or the architecture's own)
     num_hidden_layers: int | None = None  # override the preset's layers
     hidden_size: int | None = None  # override the preset's width
@@ -46,13 +52,14 @@ class PretrainingConfig(StepTrainingOptions, SubwordSampling):
     mem_len: int | None = None  # plm: hidden states kept per layer for the next segment; None: max_seq_length; 0: none
     parallel_corpus: list[str] = field(default_factory=list)  # tlm: lines lang<TAB>sentence<TAB>lang<TAB>translation
     languages: list[str] = field(default_factory=lambda: ["en", "fr", "de"])  # tlm: language ids (no corpus: numbers)
-    generator_size: float = 0.25  # electra: the generator's width as a fraction of the discriminator's
+    generator_size: float = 0.25  # electra: the generator's width (deberta-v2: depth) as a share of the discriminator's
+    embedding_sharing: str = "shared"  # electra: shared tables, or gdes (DeBERTa-v3: E_G.detach() + Δ)
     rtd_weight: float = 50.0  # electra: λ in L_mlm + λ·L_rtd (the paper's 50)
     word_boundaries: str = "wordpiece"  # wordpiece | jieba (Chinese whole words)
     masking: str = "token"  # token | whole_word | ngram | span | phrase | entity (ERNIE: units masked whole)
     units_file: str | None = None  # masking phrase / entity: the phrases or entities, one per line
-    mlm_probability: float = 0.15  # share of tokens chosen for prediction
-    max_predictions_per_seq: int = 20  # most masked positions per sequence
+    mlm_probability: float | None = None  # share of tokens chosen for prediction; None: 0.15, modernbert 0.3
+    max_predictions_per_seq: int | None = None  # most masked positions per sequence; None: 20, modernbert no cap
     word_order_probability: float = 0.0  # mlm: share of sequences with a trigram shuffled to restore (StructBERT: 0.05)
     dynamic_masking: bool = True  # a fresh mask every time an instance is seen (else dupe_factor fixed copies)
     dupe_factor: int = 5  # static masking (or subword_alpha): copies of the corpus, each with its own mask
@@ -79,14 +86,22 @@ class PretrainingConfig(StepTrainingOptions, SubwordSampling):
             one_segment = self.objective in ("electra", "tlm", "plm") or self.pack_sequences
             self.pair_task = "none" if one_segment else PAIR_TASKS.get(self.model_type(), "none")
         choices = {"pair_task": TASKS, "word_boundaries": WORD_BOUNDARIES, "corpus_format": ("lines", "raw"),
-                   "architecture": ("bert", "roberta", "albert", "electra", "distilbert", "ernie", "nezha", "roformer",
-                                    "xlm", "xlnet"),
-                   "objective": ("mlm", "electra", "tlm", "plm")}
+                   "architecture": ARCHITECTURES, "objective": ("mlm", "electra", "tlm", "plm"),
+                   "embedding_sharing": ("shared", "gdes")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.mlm_probability is None:
+            self.mlm_probability = MLM_PROBABILITIES.get(self.model_type(), 0.15)
+        if self.max_predictions_per_seq is None:  # ModernBERT's 30 % is not capped at BERT's 20 of 128 tokens
+            modern = self.model_type() in MLM_PROBABILITIES
+            self.max_predictions_per_seq = self.max_seq_length if modern else 20
+        if self.embedding_sharing != "shared" and self.objective != "electra":
+            raise ValueError(f"embedding_sharing: {self.embedding_sharing} shares the generator's embeddings with "
+                             f"ELECTRA's discriminator; it needs objective: electra, not objective: {self.objective}")
         if self.objective == "electra":
             self.check_electra()
+        self.check_init_from()
         self.check_tlm()
         self.check_plm()
         self.check_word_order()
@@ -117,10 +132,12 @@ class PretrainingConfig(StepTrainingOptions, SubwordSampling):
             raise ValueError(f"objective electra has no sentence-pair task (pair_task: {self.pair_task}): the "
                              "discriminator reads single sequences; set pair_task: none (nsp / sop go with "
                              "objective mlm)")
-        if self.architecture not in ("bert", "electra"):  # bert: the default, left as it is
-            raise ValueError(f"objective electra trains an ELECTRA discriminator, not architecture "
-                             f"{self.architecture}; set architecture: electra (or objective: mlm)")
-        self.architecture = "electra"
+        if self.architecture not in ("bert",) + ELECTRA_ARCHITECTURES:  # bert: the default, left as it is
+            raise ValueError(f"objective electra trains an ELECTRA or DeBERTa-v3 discriminator, not architecture "
+                             f"{self.architecture} (no replaced-token recipe here); set architecture: electra or "
+                             f"deberta-v2 (or objective: mlm)")
+        if self.architecture == "bert":
+            self.architecture = "electra"
         if self.init_from:
             raise ValueError("objective electra trains its generator and discriminator from scratch; init_from is "
                              "supported with objective mlm only")
@@ -129,6 +146,19 @@ class PretrainingConfig(StepTrainingOptions, SubwordSampling):
                              "the discriminator makes its task too hard (the paper finds ¼–½ best)")
         if not self.rtd_weight > 0:
             raise ValueError(f"rtd_weight must be positive, got {self.rtd_weight}")
+
+    def check_init_from(self) -> None:
+        """Continued pretraining keeps init_from's architecture: a different ``architecture`` is refused."""
+        config = Path(self.init_from or "") / "config.json"
+        if not self.init_from or self.architecture == "bert" or not config.is_file():
+            return  # bert: the default, which takes init_from's own; a missing folder is reported when loaded
+        try:
+            held = json.loads(config.read_text(encoding="utf-8")).get("model_type", "bert")
+        except (OSError, ValueError, AttributeError):
+            return  # the run reports an unreadable init_from when it loads it
+        if held != self.architecture:
+            raise ValueError(f"architecture: {self.architecture} but init_from {self.init_from} holds a {held} "
+                             f"model; continued pretraining keeps its architecture (leave architecture out)")
 
     def check_tlm(self) -> None:
         """Translation LM trains an XLM from scratch on parallel pairs, token-masked anew at every draw."""

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from ..atomic import write_text_atomic
-from ..config import BertConfig
+from ..config import PRESETS, BertConfig
 from ..model import (
     AlbertForPreTraining,
     BertForPreTraining,
@@ -23,7 +23,11 @@ from ..model import (
     RobertaForMaskedLM,
     RoFormerForMaskedLM,
 )
+from ..model.deberta_v2 import DebertaV2ForMaskedLM
+from ..model.deberta_v2_architecture import DebertaV2Config
 from ..model.heads import IGNORE_INDEX
+from ..model.modernbert import ModernBertForMaskedLM
+from ..model.modernbert_architecture import MODERNBERT_PRESETS, ModernBertConfig
 from ..tokenization import AutoTokenizer, BertTokenizer
 from ..training import Trainer, distributed
 from ..training.device import resolve_device
@@ -69,7 +73,26 @@ def special_ids(tokenizer: BertTokenizer) -> SpecialIds:
 # and ALBERT carry the sentence-pair head (NSP, SOP); RoBERTa, DistilBERT and ELECTRA's generator are MLM only.
 PRETRAINING_CLASSES = {"bert": BertForPreTraining, "albert": AlbertForPreTraining, "roberta": RobertaForMaskedLM,
                        "distilbert": DistilBertForMaskedLM, "electra": ElectraForMaskedLM,
-                       "ernie": ErnieForPreTraining, "nezha": NezhaForPreTraining, "roformer": RoFormerForMaskedLM}
+                       "ernie": ErnieForPreTraining, "nezha": NezhaForPreTraining, "roformer": RoFormerForMaskedLM,
+                       "deberta-v2": DebertaV2ForMaskedLM, "modernbert": ModernBertForMaskedLM}
+MODERNBERT_FFN_RATIO = 1.5  # ModernBERT-base's GeGLU width over its hidden size (1152 / 768), for BERT's shapes
+
+
+def modernbert_config(preset: str, tokenizer: BertTokenizer, **shape: object) -> ModernBertConfig:
+    """ModernBERT base / large, or BERT's shapes (tiny … medium) with ModernBERT's blocks and its FFN ratio; the
+    tokenizer's [CLS] / [SEP] / [PAD] as its special ids."""
+    ids = tokenizer.convert_tokens_to_ids
+    cls, sep = ids(tokenizer.cls_token), ids(tokenizer.sep_token)
+    specials = dict(cls_token_id=cls, bos_token_id=cls, sep_token_id=sep, eos_token_id=sep)
+    if preset in MODERNBERT_PRESETS:
+        return ModernBertConfig.preset(preset, **specials | shape)
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r} for modernbert; choose one of "
+                         f"{list(MODERNBERT_PRESETS) + list(PRESETS)}")
+    layers, hidden, heads = PRESETS[preset]
+    values = dict(num_hidden_layers=layers, hidden_size=hidden, num_attention_heads=heads,
+                  intermediate_size=round(MODERNBERT_FFN_RATIO * shape.get("hidden_size", hidden)))
+    return ModernBertConfig(**values | specials | shape)
 
 
 def fresh_config(config: PretrainingConfig, tokenizer: BertTokenizer) -> BertConfig:
@@ -86,8 +109,12 @@ def fresh_config(config: PretrainingConfig, tokenizer: BertTokenizer) -> BertCon
         shape |= {"hidden_dropout_prob": config.dropout, "attention_probs_dropout_prob": config.dropout}
     if config.norm_first or not config.projection_bias:
         shape |= {"norm_first": config.norm_first, "use_bias": config.projection_bias}
-    return BertConfig.preset(config.model_preset, model_type=model_type, vocab_size=len(tokenizer),
-                             pad_token_id=pad, **shape)
+    shape |= dict(vocab_size=len(tokenizer), pad_token_id=pad)
+    if config.architecture == "deberta-v2":  # v3's sizes (xsmall … large) or BERT's shapes, v3's attention
+        return DebertaV2Config.preset(config.model_preset, **shape)
+    if config.architecture == "modernbert":
+        return modernbert_config(config.model_preset, tokenizer, **shape)
+    return BertConfig.preset(config.model_preset, model_type=model_type, **shape)
 
 
 def build_model(config: PretrainingConfig, tokenizer: BertTokenizer) -> torch.nn.Module:
@@ -98,20 +125,23 @@ def build_model(config: PretrainingConfig, tokenizer: BertTokenizer) -> torch.nn
     if config.objective == "plm":  # mem_len 0: an XLNet without memory
         return plm_model(fresh_config(config, tokenizer), config.mem_len or None)
     if config.objective == "electra":
-        model = ElectraPretrainingModel(fresh_config(config, tokenizer), config.generator_size, config.rtd_weight)
+        model = ElectraPretrainingModel(fresh_config(config, tokenizer), config.generator_size, config.rtd_weight,
+                                        config.embedding_sharing)
         if config.max_seq_length > model.config.max_tokens:
             raise ValueError(f"max_seq_length {config.max_seq_length} exceeds the model's {model.config.max_tokens} "
                              "positions")
         return model
     if config.init_from:
-        model_config = BertConfig.from_json_file(Path(config.init_from) / "config.json")
+        held = config.model_type()  # init_from's own (the config refused a different architecture)
+        config_class = PRETRAINING_CLASSES[held].config_class if held in PRETRAINING_CLASSES else BertConfig
+        model_config = config_class.from_json_file(Path(config.init_from) / "config.json")
         if config.architecture not in ("bert", model_config.model_type):
             raise ValueError(f"architecture: {config.architecture} but init_from {config.init_from} holds a "
                              f"{model_config.model_type} model")
     else:
         model_config = fresh_config(config, tokenizer)
     model_class = PRETRAINING_CLASSES[model_config.model_type]
-    if config.pair_task != "none" and not model_class.sentence_head:
+    if config.pair_task != "none" and not getattr(model_class, "sentence_head", False):  # ModernBERT: no such flag
         raise ValueError(f"{model_config.model_type} has no sentence-pair head for pair_task: {config.pair_task}; "
                          "pretrain it on full sentences (pair_task: none), as RoBERTa was")
     if config.pair_task == "sop" and model_config.model_type == "bert" or (
