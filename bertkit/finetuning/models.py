@@ -23,13 +23,18 @@ from torch import nn
 from ..config import BertConfig
 from ..encoding.pooling import POOLING_MODES, pool
 from ..model import AutoModel, EncoderModel
+from ..model.auto import config_class
+from ..model.deberta_v2_architecture import DebertaV2Config
 from ..model.heads import IGNORE_INDEX
+from ..model.modernbert import ModernBertPretrained
+from ..model.modernbert_architecture import ModernBertConfig
 from ..model.pretrained import Pretrained
 from ..model.pruning import config_of_pruned, stored_pruned_heads
 from ..model.xlnet_architecture import XLNetConfig
 from . import remote
 from .heads import SequenceSummary, classifier_head
 from .input_settings import InputSettings
+from .own_heads import FIRST_TOKEN_HEADS, OWN_HEAD_ARCHITECTURES, SEQUENCE_TASKS, own_head_logits, own_head_modules
 
 PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
 POOLINGS = ("pooled", *POOLING_MODES)  # BERT's pooler, or any single sentence-transformers mode
@@ -70,16 +75,18 @@ class TaskConfig(BertConfig):
     @classmethod
     def over(cls, base: BertConfig, **task: Any) -> TaskConfig:
         """``base``'s shape under the task's labels and head: every BertConfig field, and an XLNet's own fields
-        (memory, positions) in an ``XLNetTaskConfig``."""
-        if isinstance(base, XLNetConfig):
-            return XLNetTaskConfig(**{f.name: getattr(base, f.name) for f in dataclasses.fields(XLNetConfig)}, **task)
+        (memory, positions) in an ``XLNetTaskConfig``, a DeBERTa's or ModernBERT's in theirs."""
+        kind = TASK_CONFIGS.get(base.model_type)
+        if kind is not None and isinstance(base, config_class(base.model_type)):
+            own = dataclasses.fields(config_class(base.model_type))
+            return kind(**{f.name: getattr(base, f.name) for f in own} | task)
         return cls(**{f.name: getattr(base, f.name) for f in dataclasses.fields(BertConfig)}, **task)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TaskConfig:
-        """A fine-tuned folder's config.json; an XLNet's is read with XLNet's fields."""
-        if cls is TaskConfig and values.get("model_type") == "xlnet":
-            return XLNetTaskConfig.from_dict(values)
+        """A fine-tuned folder's config.json; an XLNet's (DeBERTa's, ModernBERT's) is read with its own fields."""
+        if cls is TaskConfig and values.get("model_type") in TASK_CONFIGS:
+            return TASK_CONFIGS[values["model_type"]].from_dict(values)
         return super().from_dict(values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,6 +117,39 @@ class XLNetTaskConfig(XLNetConfig, TaskConfig):
 
 
 @dataclass
+class DebertaV2TaskConfig(DebertaV2Config, TaskConfig):
+    """A DeBERTa-v2 / v3 under a task head: its fields (ContextPooler's among them) and the task's; a run's
+    classifier_dropout is the classifier's ``cls_dropout``."""
+
+    def __post_init__(self) -> None:
+        if self.cls_dropout is None:
+            self.cls_dropout = self.classifier_dropout
+        super().__post_init__()
+
+
+@dataclass
+class ModernBertTaskConfig(ModernBertConfig, TaskConfig):
+    """A ModernBERT under a task head: its sequence classifier pools as ``pooling`` says (cls or mean, written as
+    transformers' ``classifier_pooling``; ``pooled``, a folder that names no pooling: its ``classifier_pooling``)."""
+
+    def __post_init__(self) -> None:
+        if self.classifier_dropout is None:  # a run that names none: ModernBERT's default
+            self.classifier_dropout = 0.0
+        super().__post_init__()
+        if self.finetuning.task not in SEQUENCE_TASKS:
+            raise ValueError(f"modernbert fine-tunes {', '.join(SEQUENCE_TASKS)} here, not {self.finetuning.task} "
+                             "(transformers' token / span heads for it are not built)")
+        if self.pooling == "pooled":
+            self.pooling = self.classifier_pooling
+        if self.pooling not in ("cls", "mean"):
+            raise ValueError(f"modernbert's classifier pools cls or mean (classifier_pooling), got {self.pooling}")
+        self.classifier_pooling = self.pooling
+
+
+TASK_CONFIGS = {"xlnet": XLNetTaskConfig, "deberta-v2": DebertaV2TaskConfig, "modernbert": ModernBertTaskConfig}
+
+
+@dataclass
 class TaskOutput:
     """Loss (when labels are given) and logits; QA fills ``start_logits`` / ``end_logits`` instead."""
 
@@ -120,7 +160,8 @@ class TaskOutput:
 
 
 CLASS_PREFIXES = {"bert": "Bert", "roberta": "Roberta", "albert": "Albert", "electra": "Electra",
-                  "distilbert": "DistilBert", "xlnet": "XLNet"}
+                  "distilbert": "DistilBert", "xlnet": "XLNet", "roformer": "RoFormer", "xlm-roberta": "XLMRoberta",
+                  "deberta-v2": "DebertaV2", "modernbert": "ModernBert"}
 # where transformers' class for a head is not the prefix + bertkit's name (its XLNetForQuestionAnswering is the
 # beam-search head; the single start / end layer is the "Simple" one)
 TRANSFORMERS_CLASSES = {"XLNetForQuestionAnswering": "XLNetForQuestionAnsweringSimple"}
@@ -136,7 +177,7 @@ def default_pooling(model_type: str) -> str:
     """The sentence vector of a head built over a bare config (no folder to ask, see pooling_choice.py): BERT's
     pooler where the architecture has one (XLNet: its sequence summary), else [CLS] (ELECTRA, DistilBERT, XLM,
     GPT-2)."""
-    return "pooled" if model_type in SUMMARY_ARCHITECTURES or has_pooler(model_type) else "cls"
+    return "pooled" if model_type in (*SUMMARY_ARCHITECTURES, *FIRST_TOKEN_HEADS) or has_pooler(model_type) else "cls"
 
 
 def encoder_config(folder: str | os.PathLike) -> BertConfig:
@@ -147,7 +188,7 @@ def encoder_config(folder: str | os.PathLike) -> BertConfig:
         model_type = json.loads(path.read_text(encoding="utf-8")).get("model_type")
     except (OSError, ValueError, AttributeError):
         model_type = None  # BertConfig.from_json_file names what is wrong with the file
-    return (XLNetConfig if model_type == "xlnet" else BertConfig).from_json_file(path)
+    return config_class(model_type).from_json_file(path)
 
 
 def task_encoder(config: TaskConfig, add_pooling_layer: bool) -> EncoderModel:
@@ -188,9 +229,17 @@ class BertForSequenceClassification(TaskModel):
     def __init__(self, config: TaskConfig):
         super().__init__()
         self.config = config
-        summary = config.model_type in SUMMARY_ARCHITECTURES
+        summary, own = config.model_type in SUMMARY_ARCHITECTURES, config.model_type in OWN_HEAD_ARCHITECTURES
         setattr(self, self.base_model_prefix, task_encoder(config, add_pooling_layer=config.pooling == "pooled"
-                                                           and not summary))
+                                                           and not summary and not own))
+        if own:  # the architecture's own classifier, under transformers' names (own_heads.py)
+            for name, module in own_head_modules(config).items():
+                setattr(self, name, module)
+            self.head_prefixes = tuple(f"{name}." for name, module in self.named_children()
+                                       if name != self.base_model_prefix and list(module.parameters()))
+            # ModernBERT's norms have no bias: its own initialisation
+            (ModernBertPretrained.init_weights if config.model_type == "modernbert" else Pretrained.init_weights)(self)
+            return
         head = classifier_head(config.classifier_head, config.hidden_size, config.num_labels,
                                config.classifier_inner_size, config.head_dropout)
         if summary:  # XLNet: summary → tanh → dropout → logits_proj, as transformers names them
@@ -225,8 +274,12 @@ class BertForSequenceClassification(TaskModel):
         labels: torch.Tensor | None = None,
     ) -> TaskOutput:
         """Logits (batch, num_labels); the loss of the config's ``problem_type`` when labels are given."""
-        classifier = self.logits_proj if self.config.model_type in SUMMARY_ARCHITECTURES else self.classifier
-        logits = classifier(self.dropout(self.sentence_vector(input_ids, attention_mask, token_type_ids)))
+        if self.config.model_type in OWN_HEAD_ARCHITECTURES:
+            hidden = self.base_model(input_ids, attention_mask, token_type_ids).last_hidden_state
+            logits = own_head_logits(self, hidden, attention_mask)
+        else:
+            classifier = self.logits_proj if self.config.model_type in SUMMARY_ARCHITECTURES else self.classifier
+            logits = classifier(self.dropout(self.sentence_vector(input_ids, attention_mask, token_type_ids)))
         loss = None
         if labels is not None:
             kind = self.config.problem_type or "single_label_classification"

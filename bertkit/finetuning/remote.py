@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_text_atomic
+from .own_heads import OWN_HEAD_ARCHITECTURES
 
 SOURCE = Path(__file__).parent / "remote_code" / "modeling_bertkit.py"
 MODULE = SOURCE.stem
@@ -24,7 +25,10 @@ CLASS_PREFIXES = {"bert": "", "roberta": "Roberta", "albert": "Albert", "electra
 
 
 def needs_remote_code(config: Any) -> bool:
-    """Whether a sequence-classification config's head is one transformers' own class cannot hold."""
+    """Whether a sequence-classification config's head is one transformers' own class cannot hold (RoFormer's,
+    XLM-R's, DeBERTa's and ModernBERT's classifiers are always their own: finetuning/own_heads.py)."""
+    if config.model_type in OWN_HEAD_ARCHITECTURES:
+        return False
     return config.pooling != "pooled" or config.classifier_head != "linear"
 
 

@@ -45,6 +45,7 @@ from .datasets import dataset_task, load_dataset
 from .input_settings import InputSettings
 from .long_tasks import build_task, run_model_class
 from .models import CLASS_PREFIXES, TaskConfig, encoder_config
+from .own_heads import FIRST_TOKEN_HEADS
 from .pooling_choice import AUTO, folder_pooling
 from .prompt_train import PromptTask, build_prompt_model, prompt_labels, save_prompt_model
 
@@ -152,6 +153,8 @@ def resolved_pooling(config: FinetuneConfig) -> tuple[str, str]:
     """The pooling this run uses and why: the config's, or for ``auto`` the folder's own (pooling_choice.py)."""
     if config.pooling != AUTO:
         return config.pooling, "as the config says"
+    if (config.architecture or encoder_config(model_dir(config)).model_type) in FIRST_TOKEN_HEADS:
+        return "pooled", "the architecture's own classifier reads the first token (finetuning/own_heads.py)"
     pooling, why = folder_pooling(model_dir(config))
     if pooling == "pooled" and config.architecture not in (None, "bert", "albert"):  # init: random as another one
         return "mean", f"the mean of the tokens: a fresh {config.architecture} has no trained pooler"
