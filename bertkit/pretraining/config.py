@@ -52,7 +52,7 @@ class PretrainingConfig(StepTrainingOptions, SubwordSampling):
     mem_len: int | None = None  # plm: hidden states kept per layer for the next segment; None: max_seq_length; 0: none
     parallel_corpus: list[str] = field(default_factory=list)  # tlm: lines lang<TAB>sentence<TAB>lang<TAB>translation
     languages: list[str] = field(default_factory=lambda: ["en", "fr", "de"])  # tlm: language ids (no corpus: numbers)
-    generator_size: float = 0.25  # electra: the generator's width (deberta-v2: depth) as a share of the discriminator's
+    generator_size: float | None = None  # electra: generator width / discriminator's (None: ¼); deberta-v2: depth (½)
     embedding_sharing: str = "shared"  # electra: shared tables, or gdes (DeBERTa-v3: E_G.detach() + Δ)
     rtd_weight: float = 50.0  # electra: λ in L_mlm + λ·L_rtd (the paper's 50)
     word_boundaries: str = "wordpiece"  # wordpiece | jieba (Chinese whole words)
@@ -138,6 +138,8 @@ class PretrainingConfig(StepTrainingOptions, SubwordSampling):
                              f"deberta-v2 (or objective: mlm)")
         if self.architecture == "bert":
             self.architecture = "electra"
+        if self.generator_size is None:
+            self.generator_size = 0.5 if self.architecture == "deberta-v2" else 0.25
         if self.init_from:
             raise ValueError("objective electra trains its generator and discriminator from scratch; init_from is "
                              "supported with objective mlm only")
