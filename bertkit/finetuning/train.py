@@ -24,6 +24,7 @@ import torch
 from ..assets import default_model_dir
 from ..atomic import write_text_atomic
 from ..config import BertConfig
+from ..model.auto import folder_model_type
 from ..model.efficient import use_attention
 from ..model.long_positions import extend_positions
 from ..peft import apply_peft, trainable_parameters
@@ -153,7 +154,7 @@ def resolved_pooling(config: FinetuneConfig) -> tuple[str, str]:
     """The pooling this run uses and why: the config's, or for ``auto`` the folder's own (pooling_choice.py)."""
     if config.pooling != AUTO:
         return config.pooling, "as the config says"
-    if (config.architecture or encoder_config(model_dir(config)).model_type) in FIRST_TOKEN_HEADS:
+    if (config.architecture or folder_model_type(model_dir(config))) in FIRST_TOKEN_HEADS:
         return "pooled", "the architecture's own classifier reads the first token (finetuning/own_heads.py)"
     pooling, why = folder_pooling(model_dir(config))
     if pooling == "pooled" and config.architecture not in (None, "bert", "albert"):  # init: random as another one

@@ -75,6 +75,11 @@ def folder_config(folder: str | os.PathLike) -> BertConfig:
     return config_class(_model_type(path)).from_json_file(path)
 
 
+def folder_model_type(folder: str | os.PathLike) -> str:
+    """The ``model_type`` a folder's config.json names ("bert" where it names none or cannot be read)."""
+    return _model_type(Path(folder) / "config.json")
+
+
 def _model_type(path: Path) -> str:
     """The ``model_type`` a config.json names (old BERT configs name none); the file's errors are read later."""
     try:
