@@ -90,3 +90,33 @@ def test_pooling_and_normalisation_can_be_overridden(tiny_sentence_model, minilm
     np.testing.assert_allclose(pooled.numpy(), expected.numpy(), atol=1e-5)
     with pytest.raises(ValueError, match="pooling must be one of"):
         SentenceEmbeddingGraph(BertModel.from_pretrained(folder), "median", normalize=True)
+
+
+def test_relative_position_models_export_too(tmp_path, minilm_dir):
+    """Shaw's relative_key_query adds a score term inside attention; the exported graph equals bertkit's forward
+    (transformers 5 has no such BERT to compare with). It failed once: a traced view of SDPA's output."""
+    from bertkit.config import BertConfig
+    from bertkit.encoding import SentenceEncoder
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=64,
+                        position_embedding_type="relative_key_query")
+    folder = tmp_path / "model"
+    BertModel(config).eval().save_pretrained(folder)
+    for name in ("vocab.txt", "tokenizer_config.json"):
+        shutil.copy(minilm_dir / name, folder / name)
+    out = export_onnx(folder, tmp_path / "out", pooling="mean")
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    encoder = SentenceEncoder.from_pretrained(folder)
+    texts = ["a short one", "a much longer text that needs padding in the batch"]
+    batch = transformers.BertTokenizer.from_pretrained(minilm_dir)(texts, padding=True, return_tensors="np")
+    tokens, sentences = session.run(None, {name: batch[name].astype(np.int64) for name in (
+        "input_ids", "attention_mask", "token_type_ids")})
+    with torch.no_grad():
+        hidden = encoder.model(torch.tensor(batch["input_ids"]), attention_mask=torch.tensor(
+            batch["attention_mask"])).last_hidden_state.numpy()
+    real = batch["attention_mask"].astype(bool)
+    np.testing.assert_allclose(tokens[real], hidden[real], atol=1e-5)
+    # a plain folder (no modules.json) is exported with mean pooling, not normalised
+    np.testing.assert_allclose(sentences, encoder.encode(texts, pooling="mean", normalize=False), atol=1e-5)

@@ -113,7 +113,10 @@ class SelfAttention(nn.Module):
             attend = kernels.attention if self.kernel is None else self.kernel
             context, probs = attend(q, k, v, mask, dropout, return_probs)
         batch, _, seq, _ = context.shape
-        return context.transpose(1, 2).reshape(batch, seq, -1), probs
+        context = context.transpose(1, 2)
+        if kernels.exporting():  # the exporter decomposes SDPA into ops whose strides differ from the fused
+            context = context.clone(memory_format=torch.contiguous_format)  # kernel's: a traced view would fail
+        return context.reshape(batch, seq, -1), probs
 
 
     def attend_with_positions(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
