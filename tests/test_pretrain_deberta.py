@@ -15,6 +15,7 @@ from bertkit.model.deberta_v2 import DebertaV2ForMaskedLM, DebertaV2ForReplacedT
 from bertkit.model.deberta_v2_architecture import DebertaV2Config
 from bertkit.pretraining import PretrainingConfig, run_pretraining
 from bertkit.pretraining.objective import evaluate_pretraining, pretraining_step
+from bertkit.pretraining.run import build_model, fresh_config, load_tokenizer
 from bertkit.training.metrics import read_metrics
 
 TINY = dict(vocab_size=97, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=48,
@@ -112,6 +113,18 @@ def test_bertkit_pretrain_runs_deberta_v3s_electra_recipe_with_gdes(minilm_dir, 
     mine = DebertaV2ForMaskedLM.from_pretrained(tmp_path / "out" / "generator").eval()
     with torch.no_grad():
         torch.testing.assert_close(mine(ids).logits, generator(input_ids=ids).logits, atol=1e-5, rtol=0)
+
+
+def test_fresh_configs_take_v3s_presets_and_bert_shapes_and_the_pair_shares_its_tables(minilm_dir):
+    base = dict(corpus=["unused"], tokenizer=str(minilm_dir), architecture="deberta-v2")
+    tokenizer = load_tokenizer(PretrainingConfig(**base))
+    xsmall = fresh_config(PretrainingConfig(**base, model_preset="xsmall", num_hidden_layers=3), tokenizer)
+    assert isinstance(xsmall, DebertaV2Config) and (xsmall.hidden_size, xsmall.num_hidden_layers) == (384, 3)
+    assert (xsmall.vocab_size, xsmall.position_buckets, xsmall.relative_attention) == (len(tokenizer), 256, True)
+    pair = build_model(PretrainingConfig(**base, model_preset="tiny", objective="electra"), tokenizer)
+    assert isinstance(pair.discriminator, DebertaV2ForReplacedTokenDetection)
+    assert pair.generator.deberta.embeddings is pair.discriminator.deberta.embeddings  # shared: ELECTRA's default
+    assert pair.generator.config.num_hidden_layers == 1 and pair.embedding_delta is None
 
 
 def test_bad_settings_are_refused_by_name(tmp_path):
