@@ -34,7 +34,7 @@ from ..model.xlnet_architecture import XLNetConfig
 from . import remote
 from .heads import SequenceSummary, classifier_head
 from .input_settings import InputSettings
-from .own_heads import FIRST_TOKEN_HEADS, OWN_HEAD_ARCHITECTURES, SEQUENCE_TASKS, own_head_logits, own_head_modules
+from .own_heads import FIRST_TOKEN_HEADS, SEQUENCE_TASKS, own_head_logits, own_head_modules, uses_own_head
 
 PROBLEM_TYPES = ("single_label_classification", "multi_label_classification", "regression")
 POOLINGS = ("pooled", *POOLING_MODES)  # BERT's pooler, or any single sentence-transformers mode
@@ -229,7 +229,7 @@ class BertForSequenceClassification(TaskModel):
     def __init__(self, config: TaskConfig):
         super().__init__()
         self.config = config
-        summary, own = config.model_type in SUMMARY_ARCHITECTURES, config.model_type in OWN_HEAD_ARCHITECTURES
+        summary, own = config.model_type in SUMMARY_ARCHITECTURES, uses_own_head(config)
         setattr(self, self.base_model_prefix, task_encoder(config, add_pooling_layer=config.pooling == "pooled"
                                                            and not summary and not own))
         if own:  # the architecture's own classifier, under transformers' names (own_heads.py)
@@ -274,7 +274,7 @@ class BertForSequenceClassification(TaskModel):
         labels: torch.Tensor | None = None,
     ) -> TaskOutput:
         """Logits (batch, num_labels); the loss of the config's ``problem_type`` when labels are given."""
-        if self.config.model_type in OWN_HEAD_ARCHITECTURES:
+        if uses_own_head(self.config):
             hidden = self.base_model(input_ids, attention_mask, token_type_ids).last_hidden_state
             logits = own_head_logits(self, hidden, attention_mask)
         else:

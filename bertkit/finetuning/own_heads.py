@@ -35,9 +35,19 @@ class ClassificationHead(nn.Module):
         return self.out_proj(self.dropout(self.act(self.dense(self.dropout(hidden[:, 0])))))
 
 
+def uses_own_head(config) -> bool:
+    """Whether a sequence classifier of this config is its architecture's own class: always for DeBERTa and
+    ModernBERT; for RoFormer and XLM-R with pooling: pooled and a linear classifier (another sentence vector builds
+    bertkit's generic head over the encoder, which no saved folder can name: remote.py refuses it)."""
+    if config.model_type in ("deberta-v2", "modernbert"):
+        return True
+    return config.model_type in OWN_HEAD_ARCHITECTURES and config.pooling == "pooled" and \
+        config.classifier_head == "linear"
+
+
 def check_own_head(config) -> None:
     """The sentence vector and head the architecture's class has; anything else is refused by name."""
-    if config.model_type in FIRST_TOKEN_HEADS and (config.pooling != "pooled" or config.classifier_head != "linear"):
+    if config.model_type == "deberta-v2" and (config.pooling != "pooled" or config.classifier_head != "linear"):
         raise ValueError(f"{config.model_type} classifies as transformers' class does (its head on the first "
                          f"token): pooling: pooled and classifier_head: linear; got pooling: {config.pooling}, "
                          f"classifier_head: {config.classifier_head}")

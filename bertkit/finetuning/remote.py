@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_text_atomic
-from .own_heads import OWN_HEAD_ARCHITECTURES
+from .own_heads import uses_own_head
 
 SOURCE = Path(__file__).parent / "remote_code" / "modeling_bertkit.py"
 MODULE = SOURCE.stem
@@ -25,15 +25,18 @@ CLASS_PREFIXES = {"bert": "", "roberta": "Roberta", "albert": "Albert", "electra
 
 
 def needs_remote_code(config: Any) -> bool:
-    """Whether a sequence-classification config's head is one transformers' own class cannot hold (RoFormer's,
-    XLM-R's, DeBERTa's and ModernBERT's classifiers are always their own: finetuning/own_heads.py)."""
-    if config.model_type in OWN_HEAD_ARCHITECTURES:
+    """Whether a sequence-classification config's head is one transformers' own class cannot hold (the own heads
+    of RoFormer, XLM-R, DeBERTa and ModernBERT never: finetuning/own_heads.py)."""
+    if uses_own_head(config):
         return False
     return config.pooling != "pooled" or config.classifier_head != "linear"
 
 
 def class_name(model_type: str) -> str:
     """The class in ``modeling_bertkit.py`` for an encoder type: ``BertkitForSequenceClassification`` for BERT."""
+    if model_type not in CLASS_PREFIXES:
+        raise ValueError(f"bertkit's remote-code classifier has no {model_type} variant: fine-tune {model_type} with "
+                         "pooling: pooled and classifier_head: linear (transformers' own class)")
     return f"{CLASS_PREFIXES[model_type]}BertkitForSequenceClassification"
 
 

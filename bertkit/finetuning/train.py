@@ -38,7 +38,7 @@ from ..training.metrics import read_metrics
 from ..training.run_options import enable_subword_sampling
 from ..training.state import check_output_dir, check_resumed_config, save_run_config
 from ..training.threads import cpu_threads
-from . import ner
+from . import ner, remote
 from .adapter_folders import load_task_adapter
 from .config import FinetuneConfig
 from .data import LabelMap, load_examples, normalize_text, split_examples
@@ -46,7 +46,7 @@ from .datasets import dataset_task, load_dataset
 from .input_settings import InputSettings
 from .long_tasks import build_task, run_model_class
 from .models import CLASS_PREFIXES, TaskConfig, encoder_config
-from .own_heads import FIRST_TOKEN_HEADS
+from .own_heads import FIRST_TOKEN_HEADS, SEQUENCE_TASKS
 from .pooling_choice import AUTO, folder_pooling
 from .prompt_train import PromptTask, build_prompt_model, prompt_labels, save_prompt_model
 
@@ -173,6 +173,8 @@ def build_model(config: FinetuneConfig, labels: LabelMap, words: str = "whitespa
                          f"{', '.join(CLASS_PREFIXES)} models")
     model_class = run_model_class(config)  # long_text: hierarchical has its own
     tc = task_config(config, base, labels, words)
+    if config.task in SEQUENCE_TASKS and remote.needs_remote_code(tc):
+        remote.class_name(tc.model_type)  # a head no saved folder could name is refused now, not at the first save
     model = model_class.from_pretrained(folder, config=tc) if config.init == "pretrained" else model_class(tc)
     if config.max_positions and config.max_positions != base.max_position_embeddings:
         extend_positions(model, config.max_positions)
