@@ -88,3 +88,23 @@ def test_the_seeds_names_are_search_keys_and_a_typo_gets_a_suggestion():
     with pytest.raises(ValueError, match="cannot search 'learning_rat': not a fine-tuning option; did you mean: "
                                          "learning_rat → learning_rate"):
         SearchSpec.from_dict({"search": {"learning_rat": [1e-5]}})
+
+
+def test_text_options_keep_what_was_typed_and_unreadable_yaml_is_text():
+    """`pattern="{text} It was [MASK]."` is not YAML (a flow mapping cut short): it stays the text typed, as every
+    text option does; a mapping option also takes its YAML text from a flag."""
+    from bertkit.finetuning.config import FinetuneConfig
+    from bertkit.training.options import coerce, parse_overrides
+
+    typed = parse_overrides(["pattern={text} It was [MASK].", "epochs=2", "output_dir=2024", "lr=0.001",
+                             "init_from_yaml={broken"], FinetuneConfig)
+    assert typed == {"pattern": "{text} It was [MASK].", "epochs": 2, "output_dir": "2024", "lr": 0.001,
+                     "init_from_yaml": "{broken"}
+    assert parse_overrides(["pattern={text}"])["pattern"] == {"text": None}  # without the class: YAML's reading
+    assert parse_overrides(["model=null"], FinetuneConfig)["model"] is None  # an optional text can be unset
+    config = FinetuneConfig.from_yaml(None, ["method=prompt", "pattern={text} It was [MASK].",
+                                             'verbalizer={"pos": "great", "neg": "terrible"}'])
+    assert (config.pattern, config.verbalizer) == ("{text} It was [MASK].", {"pos": "great", "neg": "terrible"})
+    assert coerce("verbalizer", '{"pos": "great"}', dict[str, str]) == {"pos": "great"}
+    with pytest.raises(ValueError, match="verbalizer must be a mapping"):
+        coerce("verbalizer", "great", dict[str, str])

@@ -10,7 +10,8 @@ def run(args: argparse.Namespace) -> None:
     from ..distillation import DistillConfig, distill
     from ..training.options import flag_values, parse_overrides
 
-    config = DistillConfig.from_yaml(args.config, parse_overrides(args.overrides) | flag_values(args, DistillConfig))
+    overrides = parse_overrides(args.overrides, DistillConfig) | flag_values(args, DistillConfig)
+    config = DistillConfig.from_yaml(args.config, overrides)
     result = distill(config)
     print(json.dumps({k: v for k, v in result.items() if k != "config"}, indent=2))
 

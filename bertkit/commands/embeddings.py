@@ -82,7 +82,7 @@ def run_train(args: argparse.Namespace) -> None:
     from ..encoding.training import EmbeddingTrainConfig, train_embeddings
     from ..training.options import flag_values, parse_overrides
 
-    overrides = parse_overrides(args.overrides) | flag_values(args, EmbeddingTrainConfig)
+    overrides = parse_overrides(args.overrides, EmbeddingTrainConfig) | flag_values(args, EmbeddingTrainConfig)
     results = train_embeddings(EmbeddingTrainConfig.from_yaml(args.config, overrides))
     print(json.dumps({k: v for k, v in results.items() if k != "config"}, indent=2))
 

@@ -11,7 +11,7 @@ def run(args: argparse.Namespace) -> None:
     from ..finetuning.train import finetune
     from ..training.options import flag_values, parse_overrides
 
-    overrides = parse_overrides(args.overrides) | flag_values(args, FinetuneConfig)
+    overrides = parse_overrides(args.overrides, FinetuneConfig) | flag_values(args, FinetuneConfig)
     # --resume: the run's own settings, the given ones over them (one that changes the run is refused by name)
     config = (FinetuneConfig.resumed if args.resume else FinetuneConfig.from_yaml)(args.config, overrides)
     result = finetune(config, resume=args.resume)

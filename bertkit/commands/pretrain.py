@@ -14,7 +14,7 @@ def cmd_pretrain(args: argparse.Namespace) -> None:
     from ..training.options import flag_values, parse_overrides
 
     # `--max-steps 200` and `max_steps=200` both work, as in every command; flags win over key=value
-    overrides = parse_overrides(args.overrides) | flag_values(args, PretrainingConfig)
+    overrides = parse_overrides(args.overrides, PretrainingConfig) | flag_values(args, PretrainingConfig)
     # --resume: the run's own settings, the given ones over them (one that changes the run is refused by name)
     config = (PretrainingConfig.resumed if args.resume else PretrainingConfig.from_yaml)(args.config, overrides)
     if not config.corpus:

@@ -12,7 +12,7 @@ def cmd_pretrain_gpt(args: argparse.Namespace) -> None:
     from ..pretraining.causal import CausalPretrainingConfig, run_causal_pretraining
     from ..training.options import flag_values, parse_overrides
 
-    overrides = parse_overrides(args.overrides) | flag_values(args, CausalPretrainingConfig)
+    overrides = parse_overrides(args.overrides, CausalPretrainingConfig) | flag_values(args, CausalPretrainingConfig)
     config = CausalPretrainingConfig.from_yaml(args.config, overrides)
     if not config.corpus:
         raise ValueError("no corpus: give `corpus:` in the config file or --corpus FILE [FILE ...]")

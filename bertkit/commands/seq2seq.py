@@ -11,7 +11,8 @@ def cmd_seq2seq(args: argparse.Namespace) -> None:
     from ..seq2seq.run import run_numbers
     from ..training.options import flag_values, parse_overrides
 
-    config = NumbersConfig.from_yaml(args.config, parse_overrides(args.overrides) | flag_values(args, NumbersConfig))
+    overrides = parse_overrides(args.overrides, NumbersConfig) | flag_values(args, NumbersConfig)
+    config = NumbersConfig.from_yaml(args.config, overrides)
     results = run_numbers(config)
     if config.objective == "span_corruption":
         for name, scores in results["trained"].items():

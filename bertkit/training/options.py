@@ -76,7 +76,7 @@ class Options:
                 raise ValueError(f"{path} is not valid YAML: {error}") from None
             if not isinstance(values, dict):
                 raise ValueError(f"{path} must hold a mapping of option: value")
-        values.update(overrides if isinstance(overrides, dict) else parse_overrides(overrides))
+        values.update(overrides if isinstance(overrides, dict) else parse_overrides(overrides, cls))
         return values
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,6 +110,11 @@ def coerce(name: str, value: Any, hint: Any) -> Any:
         items = value if isinstance(value, list) else [value]
         return [coerce(name, item, args[0]) if args else item for item in items]
     if origin is dict or hint is dict:
+        if isinstance(value, str):  # a flag's text: `--verbalizer '{"pos": "great"}'`
+            try:
+                value = yaml.safe_load(value)
+            except yaml.YAMLError:
+                pass
         if not isinstance(value, dict):
             raise ValueError(f"{name} must be a mapping (key: value), got {value!r}")
         return value
@@ -148,14 +153,29 @@ def coerce(name: str, value: Any, hint: Any) -> Any:
     return value
 
 
-def parse_overrides(overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """``["lr=3e-5", "epochs=2"]`` → ``{"lr": 3e-05, "epochs": 2}``."""
+def parse_overrides(overrides: list[str] | tuple[str, ...], config_class: type | None = None) -> dict[str, Any]:
+    """``["lr=3e-5", "epochs=2"]`` → ``{"lr": 3e-05, "epochs": 2}``: values read as YAML, except a text option of
+    ``config_class`` (``pattern="{text} It was [MASK]."`` stays the text typed) and what YAML cannot read."""
+    texts = set()
+    if config_class is not None:
+        hints = typing.get_type_hints(config_class)
+        texts = {name for name, hint in hints.items() if hint is str or (
+            typing.get_origin(hint) in (typing.Union, types.UnionType) and set(typing.get_args(hint)) == {
+                str, type(None)})}
+        texts |= {alias for alias, name in getattr(config_class, "ALIASES", {}).items() if name in texts}
     values = {}
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"override {item!r} is not key=value")
-        values[key.strip().replace("-", "_")] = yaml.safe_load(raw)
+        key = key.strip().replace("-", "_")
+        if key in texts and raw.strip().lower() not in ("null", "none", "~"):
+            values[key] = raw
+            continue
+        try:
+            values[key] = yaml.safe_load(raw)
+        except yaml.YAMLError:  # not YAML: the text as typed (the option's type check says if it cannot be)
+            values[key] = raw
     return values
 
 
