@@ -124,3 +124,15 @@ def test_the_fast_recipe_config_turns_every_switch_on():
             recipe.projection_bias, recipe.short_seq_prob) == ("none", True, True, 0.0, True, False, 0.0)
     assert recipe.max_tokens_per_char is not None and recipe.max_minutes == 10
     assert recipe.training_arguments().lr_schedule_clock == "budget"
+
+
+def test_pair_task_none_read_from_text_stays_none(tmp_path):
+    """`pair_task: none` in YAML or on the command line is the choice none, not "unset" (which gave BERT NSP)."""
+    from bertkit.training.options import parse_overrides
+
+    config = tmp_path / "run.yaml"
+    config.write_text("pair_task: none\ncorpus: [c.txt]\ntokenizer: t\n")
+    assert PretrainingConfig.from_yaml(config).pair_task == "none"
+    assert PretrainingConfig.from_yaml(None, parse_overrides(["pair_task=none", "tokenizer=t"], PretrainingConfig)
+                                       | {"output_dir": str(tmp_path / "o")}).pair_task == "none"
+    assert PretrainingConfig(tokenizer="t", output_dir=str(tmp_path)).pair_task == "nsp"  # auto: BERT's own

@@ -46,7 +46,8 @@ class PretrainingConfig(StepTrainingOptions, SubwordSampling):
     max_position_embeddings: int | None = None  # override the preset's position table size
     embedding_size: int | None = None  # ALBERT / ELECTRA: factorized embeddings of this width
     num_hidden_groups: int | None = None  # ALBERT: layers share the weights of this many groups
-    pair_task: str | None = None  # nsp | sop | none; default: the architecture's own (PAIR_TASKS), none for electra
+    # nsp | sop | none | auto: the architecture's own (PAIR_TASKS; none for electra). Not None: "none" must stay a value
+    pair_task: str = "auto"
     objective: str = "mlm"  # mlm: masked LM (+ pair_task); electra: MLM + replaced tokens; tlm: XLM; plm: XLNet
     plm_k: int = 6  # plm: 1/K of each factorisation order is predicted (the paper's K = 6)
     mem_len: int | None = None  # plm: hidden states kept per layer for the next segment; None: max_seq_length; 0: none
@@ -82,7 +83,7 @@ class PretrainingConfig(StepTrainingOptions, SubwordSampling):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.pair_task is None:
+        if self.pair_task in ("auto", None):
             one_segment = self.objective in ("electra", "tlm", "plm") or self.pack_sequences
             self.pair_task = "none" if one_segment else PAIR_TASKS.get(self.model_type(), "none")
         choices = {"pair_task": TASKS, "word_boundaries": WORD_BOUNDARIES, "corpus_format": ("lines", "raw"),
