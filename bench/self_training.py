@@ -69,6 +69,7 @@ def write_jsonl(path: Path, rows: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=1, help="draws of the 1 %% (and seeds of its runs)")
+    parser.add_argument("--first-seed", type=int, default=0, help="seeds run: first-seed … first-seed + seeds − 1")
     parser.add_argument("--fraction", type=float, default=0.01)
     parser.add_argument("--unlabeled", type=int, default=3000, help="unlabeled training reviews the teacher labels")
     parser.add_argument("--rounds", type=int, default=1)
@@ -90,7 +91,7 @@ def main() -> None:
                   threads=args.threads, progress=False, overwrite=True)
     started = time.perf_counter()
     results: dict[str, list[float]] = defaultdict(list)
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         labelled, rest = stratified_sample(splits["train"], args.fraction, seed)
         train = write_jsonl(folder / f"train-{seed}.jsonl", labelled)
         unlabeled = write_jsonl(folder / f"unlabeled-{seed}.jsonl", [{"text": e["text"]} for e in
