@@ -122,9 +122,11 @@ def test_what_the_own_classes_cannot_hold_is_refused_by_name(folders, tmp_path):
         BertForSequenceClassification(TaskConfig.over(encoder_config(folders["deberta-v2"]), pooling="mean", **labels))
     with pytest.raises(ValueError, match="remote-code classifier has no xlm-roberta variant"):
         finetune(run(tmp_path, folders["xlm-roberta"], classifier_head="two_layer"))
+    with pytest.raises(ValueError, match="deberta-v2's own classifier pools inside its head"):
+        finetune(run(tmp_path, folders["deberta-v2"], long_text="hierarchical", overwrite=True))
     with pytest.raises(ValueError, match="modernbert's classifier pools cls or mean"):
         TaskConfig.over(encoder_config(folders["modernbert"]), pooling="max", **labels)
     ner = write_jsonl(tmp_path / "ner.jsonl", ner_examples(8, 0))
     data = {f"{split}_file": ner for split in ("train", "dev", "test")}
     with pytest.raises(ValueError, match="modernbert fine-tunes classification, multi_label, regression here"):
-        finetune(run(tmp_path, folders["modernbert"], task="token_classification", **data))
+        finetune(run(tmp_path, folders["modernbert"], task="token_classification", overwrite=True, **data))

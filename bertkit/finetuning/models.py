@@ -251,6 +251,10 @@ class BertForSequenceClassification(TaskModel):
         self.init_weights()
 
     def sentence_vector(self, input_ids, attention_mask, token_type_ids) -> torch.Tensor:
+        """The vector the classifier reads (the hierarchical reader groups them); own heads pool inside."""
+        if uses_own_head(self.config):
+            raise ValueError(f"{self.config.model_type}'s own classifier pools inside its head: it has no separate "
+                             "sentence vector for long_text: hierarchical; use another long_text strategy")
         out = self.base_model(input_ids, attention_mask, token_type_ids)
         if self.config.pooling == "pooled" and self.config.model_type in SUMMARY_ARCHITECTURES:
             return self.sequence_summary(out.last_hidden_state, attention_mask)
