@@ -384,3 +384,21 @@ def test_both_distillations_train_with_the_same_settings():
     assert (args.max_steps, args.eval_steps, args.logging_steps, args.warmup_steps) == (30, 3, 1, 3)
     assert (args.metric_for_best, args.plot_keys, args.output_dir) == ("accuracy", ("loss", "accuracy"), "out/x")
     assert DistillConfig(teacher="t", max_steps=7).training_arguments(10, "mrr@10", ()).max_steps == 7
+
+
+@pytest.mark.parametrize("strategy", ["key_sentences", "hierarchical"])
+def test_a_teacher_that_reads_long_texts_its_own_way_is_refused(tmp_path, strategy):
+    """Task distillation cuts texts head-first for teacher and student alike; a teacher fine-tuned to pick key
+    sentences or read chunks would be scored on inputs it never saw, so it is refused by name."""
+    from bertkit.distillation.task import load_teacher
+
+    tiny_classifier().save_pretrained(tmp_path / "teacher", tokenizer=tiny_tokenizer())
+    path = tmp_path / "teacher" / "config.json"
+    saved = json.loads(path.read_text())
+    saved["finetuning"]["long_text"] = strategy
+    path.write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=f"long_text: {strategy}; task distillation"):
+        load_teacher(tmp_path / "teacher")
+    saved["finetuning"]["long_text"] = "head+tail"
+    path.write_text(json.dumps(saved))
+    assert load_teacher(tmp_path / "teacher").config.finetuning.long_text == "head+tail"

@@ -104,6 +104,10 @@ def load_teacher(folder: Path) -> BertForSequenceClassification:
     if not config.id2label or config.finetuning.task != "classification":
         raise ValueError(f"{folder} is not a fine-tuned classifier (no labels, or task "
                          f"{config.finetuning.task!r}): task distillation matches class probabilities")
+    if config.finetuning.long_text in ("key_sentences", "hierarchical"):
+        raise ValueError(f"{folder} was fine-tuned with long_text: {config.finetuning.long_text}; task distillation "
+                         "feeds teacher and student the same head-cut texts: distil a teacher fine-tuned with "
+                         "long_text head, tail, head+tail or sliding")
     return BertForSequenceClassification.from_pretrained(folder, config=config).eval().requires_grad_(False)
 
 
