@@ -130,3 +130,20 @@ def test_what_the_own_classes_cannot_hold_is_refused_by_name(folders, tmp_path):
     data = {f"{split}_file": ner for split in ("train", "dev", "test")}
     with pytest.raises(ValueError, match="modernbert fine-tunes classification, multi_label, regression here"):
         finetune(run(tmp_path, folders["modernbert"], task="token_classification", overwrite=True, **data))
+
+
+@pytest.mark.parametrize("model_type", ARCHITECTURES)
+def test_a_classifier_folder_written_by_transformers_predicts_with_its_logits(folders, tmp_path, model_type):
+    config = transformers_config(model_type, tiny_tokenizer().vocab_size)
+    config.num_labels, config.problem_type = 3, "single_label_classification"
+    torch.manual_seed(1)
+    theirs = transformers.AutoModelForSequenceClassification.from_config(config)
+    generator = torch.Generator().manual_seed(2)
+    with torch.no_grad():  # every weight off its initial value (zero biases, unit norms included)
+        for param in theirs.parameters():
+            param.add_(0.05 * torch.randn(param.shape, generator=generator))
+    theirs.save_pretrained(tmp_path)
+    tiny_tokenizer().save_pretrained(tmp_path)
+    ours = SequenceClassifier.from_pretrained(tmp_path)
+    assert not ours.model.loading_report.missing and not ours.model.loading_report.unexpected
+    assert abs(ours.predict_logits(TEXTS) - their_logits(tmp_path, TEXTS).numpy()).max() <= 1e-5
