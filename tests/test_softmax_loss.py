@@ -109,7 +109,8 @@ def test_train_embeddings_with_softmax(folder, tmp_path, capsys):
     dev = write_jsonl(tmp_path / "dev.jsonl", labelled_rows(16, seed=1))
     out = tmp_path / "out"
     assert main(["train-embeddings", f"model={folder}", f"train_file={train}", f"dev_file={dev}", "loss=softmax",
-                 "batch_size=8", "epochs=2", "lr=3e-3", "evals_per_epoch=1", "progress=false",
+                 "batch_size=8", "epochs=2", "lr=1e-3", "classifier_lr_scale=3", "evals_per_epoch=1",
+                 "progress=false",
                  f"output_dir={out}"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["labels"] == ["different", "same"] and report["metric"] == "accuracy"
@@ -153,6 +154,8 @@ def test_softmax_refusals(tmp_path):
         number_labels([("a", "b", "yes"), ("c", "d", "no")], [], 3)
     with pytest.raises(ValueError, match=r"at least 2 labels; the training rows have only \['yes'\]"):
         number_labels([("a", "b", "yes")], [], None)
+    with pytest.raises(ValueError, match="classifier_lr_scale must be above 0, got 0"):
+        EmbeddingTrainConfig(train_file="x.jsonl", loss="softmax", classifier_lr_scale=0)
     with pytest.raises(ValueError, match="num_labels is for loss softmax"):
         EmbeddingTrainConfig(train_file="x.jsonl", loss="mnrl", num_labels=3)
     with pytest.raises(ValueError, match="python_docs holds pairs without scores or labels"):

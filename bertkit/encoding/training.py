@@ -55,6 +55,7 @@ class EmbeddingTrainConfig(EpochTrainingOptions):
     loss: str = "mnrl"
     scale: float = 20.0  # inverse temperature of mnrl and cosent
     num_labels: int | None = None  # loss softmax: how many classes (None: as many as the training labels show)
+    classifier_lr_scale: float = 1.0  # loss softmax: the fresh classifier's learning rate over lr (SBERT: 1)
     max_seq_length: int | None = None  # None: the folder's
     limit_train: int | None = None
     limit_eval: int | None = None
@@ -82,6 +83,8 @@ class EmbeddingTrainConfig(EpochTrainingOptions):
                                             or self.num_labels < 2):
             raise ValueError(f"num_labels is for loss softmax, an integer ≥ 2; got {self.num_labels!r} with loss "
                              f"{self.loss!r}")
+        if not self.classifier_lr_scale > 0:
+            raise ValueError(f"classifier_lr_scale must be above 0, got {self.classifier_lr_scale!r}")
 
     @property
     def scored(self) -> bool:
@@ -261,7 +264,9 @@ def _train(config: EmbeddingTrainConfig) -> dict[str, Any]:
     data = EpochBatches(train, config.batch_size, collate, seed=config.seed, drop_last=config.loss == "mnrl")
     args = config.training_arguments(data.steps_per_epoch, config.metric if dev else None,
                                      ("loss", "learning_rate", config.metric, "tokens_per_second"),
-                                     **({} if dev else {"eval_steps": 0}))  # no dev set: no evaluations
+                                     **({} if dev else {"eval_steps": 0}),  # no dev set: no evaluations
+                                     **({"head_prefixes": ("classifier.",), "head_lr_scale": config.classifier_lr_scale}
+                                        if label_names else {}))
 
     def compute(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         tokens = sum(float(v.sum()) for k, v in batch.items() if k.startswith("attention_mask_"))
