@@ -13,7 +13,14 @@ from new_encoder_fixtures import ARCHITECTURES, transformers_config
 
 from bertkit.cli import main
 from bertkit.finetuning.config import FinetuneConfig
-from bertkit.finetuning.models import BertForSequenceClassification, TaskConfig, encoder_config
+from bertkit.finetuning.input_settings import InputSettings
+from bertkit.finetuning.models import (
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+    TaskConfig,
+    encoder_config,
+)
 from bertkit.finetuning.predict import SequenceClassifier, TokenClassifier
 from bertkit.finetuning.train import finetune
 
@@ -147,3 +154,26 @@ def test_a_classifier_folder_written_by_transformers_predicts_with_its_logits(fo
     ours = SequenceClassifier.from_pretrained(tmp_path)
     assert not ours.model.loading_report.missing and not ours.model.loading_report.unexpected
     assert abs(ours.predict_logits(TEXTS) - their_logits(tmp_path, TEXTS).numpy()).max() <= 1e-5
+
+
+@pytest.mark.parametrize("task", ["token_classification", "question_answering"])
+@pytest.mark.parametrize("model_type", ["roformer", "xlm-roberta", "deberta-v2"])
+def test_token_and_span_heads_save_transformers_own_classes(folders, tmp_path, model_type, task):
+    token = task == "token_classification"
+    model_class = BertForTokenClassification if token else BertForQuestionAnswering
+    auto = transformers.AutoModelForTokenClassification if token else transformers.AutoModelForQuestionAnswering
+    config = TaskConfig.over(encoder_config(folders[model_type]), id2label={0: "O", 1: "B-X", 2: "I-X"} if token
+                             else {}, finetuning=InputSettings.from_dict({"task": task}))
+    ours = model_class.from_pretrained(folders[model_type], config=config)
+    generator = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for param in ours.parameters():
+            param.add_(0.05 * torch.randn(param.shape, generator=generator))
+    ours.save_pretrained(tmp_path)
+    theirs = auto.from_pretrained(tmp_path).eval()
+    input_ids = torch.randint(5, 40, (2, 7), generator=generator)
+    with torch.no_grad():
+        got, expected = ours.eval()(input_ids), theirs(input_ids=input_ids)
+    pairs = [(got.logits, expected.logits)] if token else [(got.start_logits, expected.start_logits),
+                                                          (got.end_logits, expected.end_logits)]
+    assert all((a - b).abs().max() <= 1e-5 for a, b in pairs)
