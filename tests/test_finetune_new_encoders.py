@@ -177,3 +177,25 @@ def test_token_and_span_heads_save_transformers_own_classes(folders, tmp_path, m
     pairs = [(got.logits, expected.logits)] if token else [(got.start_logits, expected.start_logits),
                                                           (got.end_logits, expected.end_logits)]
     assert all((a - b).abs().max() <= 1e-5 for a, b in pairs)
+
+
+@pytest.mark.parametrize("model_type", ["deberta-v2", "modernbert"])
+def test_a_bert_shape_renamed_to_deberta_or_modernbert_gets_their_task_config(tmp_path, model_type):
+    from bertkit.config import BertConfig
+
+    base = BertConfig.preset("tiny", vocab_size=64, hidden_size=32, num_attention_heads=2, intermediate_size=64)
+    config = TaskConfig.over(base.as_architecture(model_type), id2label={0: "a", 1: "b"}, pooling="cls"
+                             if model_type == "modernbert" else "pooled")
+    assert type(config).__name__ == {"deberta-v2": "DebertaV2TaskConfig", "modernbert": "ModernBertTaskConfig"}[
+        model_type] and config.hidden_size == 32
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(config)
+    with torch.no_grad():  # every weight off its initial value
+        for param in model.parameters():
+            param.add_(0.05 * torch.randn(param.shape))
+    model.save_pretrained(tmp_path)
+    theirs = transformers.AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    ours = BertForSequenceClassification.from_pretrained(tmp_path)
+    input_ids = torch.randint(5, 60, (2, 6))
+    with torch.no_grad():
+        assert (ours(input_ids).logits - theirs(input_ids=input_ids).logits).abs().max() <= 1e-5

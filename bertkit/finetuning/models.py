@@ -77,9 +77,11 @@ class TaskConfig(BertConfig):
         """``base``'s shape under the task's labels and head: every BertConfig field, and an XLNet's own fields
         (memory, positions) in an ``XLNetTaskConfig``, a DeBERTa's or ModernBERT's in theirs."""
         kind = TASK_CONFIGS.get(base.model_type)
-        if kind is not None and isinstance(base, config_class(base.model_type)):
-            own = dataclasses.fields(config_class(base.model_type))
-            return kind(**{f.name: getattr(base, f.name) for f in own} | task)
+        if kind is not None:
+            own = config_class(base.model_type)
+            if not isinstance(base, own):  # a BERT shape renamed (architecture: …): read with the type's fields
+                base = own.from_dict(base.to_dict())
+            return kind(**{f.name: getattr(base, f.name) for f in dataclasses.fields(own)} | task)
         return cls(**{f.name: getattr(base, f.name) for f in dataclasses.fields(BertConfig)}, **task)
 
     @classmethod
