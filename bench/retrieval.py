@@ -45,13 +45,13 @@ def row(name: str, metrics: dict[str, float], seconds: float) -> str:
             f"| {seconds:.0f} |")
 
 
-def compare_precisions(precisions: list[str], queries: list[str], passages: list[str]) -> None:
-    """Retrieval metrics of MiniLM in each precision, and each metric as a share of fp32's."""
+def compare_precisions(precisions: list[str], queries: list[str], passages: list[str], model: str | None) -> None:
+    """Retrieval metrics of the model (MiniLM by default) in each precision, and each as a share of fp32's."""
     print("| MiniLM precision | recall@1 | recall@10 | MRR@10 | seconds | share of fp32 (r@1 / r@10 / MRR) |")
     print("|---|---|---|---|---|---|")
     baseline = None
     for precision in ["fp32", *[p for p in precisions if p != "fp32"]]:
-        encoder = SentenceEncoder.from_pretrained(precision=precision)
+        encoder = SentenceEncoder.from_pretrained(model, precision=precision)
         started = time.perf_counter()
         q, p = (encoder.encode(texts, batch_size=32) for texts in (queries, passages))
         metrics = retrieval_metrics(q, p)
@@ -64,6 +64,8 @@ def compare_precisions(precisions: list[str], queries: list[str], passages: list
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--model", default=None, help="a sentence-transformers or model folder of any supported "
+                                                      "architecture (default: all-MiniLM-L6-v2)")
     parser.add_argument("--fit-texts", type=int, default=2000, help="training-page texts whitening is fitted on")
     parser.add_argument("--train-steps", type=int, default=0, help="bi-encoder steps (0: one epoch)")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -82,12 +84,13 @@ def main() -> None:
           f"{len(test)} test queries over {len(test)} passages; whitening fitted on {len(fit_corpus)} texts")
     print(f"CPU: {cpu_model()}, {args.threads} threads, torch {torch.__version__}\n")
     if args.precisions:
-        compare_precisions(args.precisions.split(","), queries, passages)
+        compare_precisions(args.precisions.split(","), queries, passages, args.model)
         return
-    print("| MiniLM (all-MiniLM-L6-v2) | recall@1 | recall@10 | MRR@10 | seconds |")
+    name = args.model or "MiniLM (all-MiniLM-L6-v2)"
+    print(f"| {name} | recall@1 | recall@10 | MRR@10 | seconds |")
     print("|---|---|---|---|---|")
 
-    encoder = SentenceEncoder.from_pretrained()
+    encoder = SentenceEncoder.from_pretrained(args.model)
     for pooling in () if args.only_training else ("mean", "cls", "max"):
         started = time.perf_counter()
         encoder.pooling = pooling
@@ -108,6 +111,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as out:
         config = EmbeddingTrainConfig(dataset="python_docs", loss="mnrl", batch_size=args.batch_size, epochs=1,
+                                      **({"model": args.model} if args.model else {}),
                                       max_steps=args.train_steps or None, learning_rate=2e-5, output_dir=out,
                                       threads=args.threads, progress=False)
         started = time.perf_counter()
