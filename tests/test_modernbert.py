@@ -377,3 +377,14 @@ def test_bitfit_without_biases_is_refused():
     assert not any(n.endswith(".bias") for n, _ in plain.base_model.named_parameters())
     with pytest.raises(ValueError, match="bitfit trains the encoder's biases"):
         apply_peft(plain, PeftConfig("bitfit"))
+
+
+def test_lora_with_its_default_targets_adapts_wqkv_and_says_so():
+    """peft's default targets (query, value) mean ModernBERT's fused Wqkv; the config kept with the model names it."""
+    from bertkit.peft.apply import apply_peft
+    from bertkit.peft.config import PeftConfig
+
+    model = apply_peft(lora_model(), PeftConfig("lora"))
+    adapted = [name for name, module in model.named_modules() if isinstance(module, LoraLinear)]
+    assert adapted and all(name.endswith("attn.Wqkv") for name in adapted)
+    assert model.peft_config.target_modules == ["Wqkv"]

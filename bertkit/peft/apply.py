@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from torch import nn
 
 from .bottleneck import AdapterLinear
-from .config import ADAPTER_TARGETS, HOULSBY_TARGETS, PFEIFFER_TARGETS, PeftConfig
+from .config import (
+    ADAPTER_TARGETS,
+    DEFAULT_LORA_TARGETS,
+    HOULSBY_TARGETS,
+    LORA_DEFAULT_TARGETS,
+    PFEIFFER_TARGETS,
+    PeftConfig,
+)
 from .lora import LoraLinear
 from .prefix import add_prefix
 from .prompt import add_prompt
@@ -29,7 +38,12 @@ def apply_peft(model: nn.Module, config: PeftConfig) -> nn.Module:
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     if method == "lora":
-        for name in find_targets(model, config.target_modules):
+        targets = config.target_modules
+        if list(targets) == DEFAULT_LORA_TARGETS and model_type in LORA_DEFAULT_TARGETS:
+            # the default: the same projections under this model's names, as the saved adapter_config.json says
+            targets = LORA_DEFAULT_TARGETS[model_type]
+            config = dataclasses.replace(config, target_modules=list(targets))
+        for name in find_targets(model, targets):
             replace_module(model, name, LoraLinear(model.get_submodule(name), config.r, config.lora_alpha,
                                                    config.lora_dropout))
     elif method in ("houlsby", "pfeiffer"):

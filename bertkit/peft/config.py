@@ -23,6 +23,10 @@ HOULSBY_TARGETS = ("attention.output.dense", "output.dense")  # after each half'
 PFEIFFER_TARGETS = ("output.dense",)  # after the feed-forward half only
 # the same places in an architecture with its own layer names (ModernBERT: pre-LN, the sublayer's last projection)
 ADAPTER_TARGETS = {"modernbert": {"houlsby": ("attn.Wo", "mlp.Wo"), "pfeiffer": ("mlp.Wo",)}}
+# LoRA's default targets (peft's: BERT's query and value) where an architecture names them otherwise; ModernBERT
+# projects q, k and v in one Wqkv
+LORA_DEFAULT_TARGETS = {"modernbert": ["Wqkv"]}
+DEFAULT_LORA_TARGETS = ["query", "value"]
 
 
 @dataclass
@@ -34,7 +38,7 @@ class PeftConfig:
     r: int = 8
     lora_alpha: float = 16.0
     lora_dropout: float = 0.0
-    target_modules: list[str] = field(default_factory=lambda: ["query", "value"])
+    target_modules: list[str] = field(default_factory=lambda: list(DEFAULT_LORA_TARGETS))
     adapter_size: int = 64  # the adapters' bottleneck width m
     num_virtual_tokens: int = 20
     encoder_hidden_size: int | None = None  # prefix / P-tuning reparameterisation MLP width (None: hidden size)
