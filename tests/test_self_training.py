@@ -201,6 +201,7 @@ def test_cli_runs_a_round_with_a_smaller_student(tmp_path, tiny_dir, capsys):  #
     ({"self_training": 1, "unlabeled_file": "u.txt", "peft": "lora"}, "does not combine with peft"),
     ({"self_training": 1, "unlabeled_file": "u.txt", "student_layers": 0}, "student_layers must be"),
     ({"self_training": 1, "unlabeled_file": "u.txt", "student_epochs": 0}, "student_epochs must be"),
+    ({"self_training": 1, "unlabeled_file": "u.txt", "long_text": "hierarchical"}, "long_text=hierarchical"),
 ])
 def test_bad_options_are_refused_by_name(extra, message):
     with pytest.raises(ValueError, match=message):

@@ -172,6 +172,9 @@ class FinetuneConfig(EpochTrainingOptions, SubwordSampling):
             raise ValueError(f"self_training learns soft class labels: task must be classification, not {self.task}")
         if self.self_training and self.peft_config() is not None:
             raise ValueError("self_training trains whole students: it does not combine with peft or train_head_only")
+        if self.self_training and (self.method != "classifier" or self.long_text in ("key_sentences", "hierarchical")):
+            raise ValueError("self_training trains classifier heads over head / tail / head+tail / sliding inputs: it "
+                             f"does not combine with method={self.method} or long_text={self.long_text}")
 
     def check_prompt(self) -> None:
         """method: prompt's options (pattern, verbaliser, epochs 0 for zero-shot) and the few-shot sample size."""
