@@ -241,6 +241,8 @@ def test_resume_and_text_pairs_are_refused(tmp_path, tiny_dir):  # noqa: F811
     config = FinetuneConfig(**options(tmp_path, tiny_dir, unlabeled_file=str(unlabeled), self_training=1))
     with pytest.raises(ValueError, match="--resume continues one training run"):
         finetune(config, resume=True)
+    with pytest.raises(ValueError, match="a search cannot follow"):  # Ray Tune's on_evaluate would never be called
+        finetune(config, on_evaluate=lambda scores: None)
     pairs = [dict(e, text_pair="a plot") for e in sentiment_examples(20, 0)]
     config = FinetuneConfig(**options(tmp_path, tiny_dir, train_file=write_jsonl(tmp_path / "p.jsonl", pairs),
                                       unlabeled_file=str(unlabeled), self_training=1))

@@ -201,6 +201,9 @@ def finetune(
     if config.self_training:
         from .self_training import self_train  # it builds on this module's functions
 
+        if on_evaluate is not None:  # Ray Tune follows one run's dev scores; self-training is several runs
+            raise ValueError("self_training runs a fine-tuning per round, whose dev scores a search cannot follow "
+                             "as one trial's: search without self_training, then self-train the best settings")
         return self_train(config, resume)
     resolve_device(config.device)  # device: cuda where there is none fails here, before any work
     check_output_dir(config.output_dir, resume, config.overwrite)  # an earlier run is never silently replaced
