@@ -46,8 +46,7 @@ class PretrainingConfig(StepTrainingOptions, SubwordSampling):
     max_position_embeddings: int | None = None  # override the preset's position table size
     embedding_size: int | None = None  # ALBERT / ELECTRA: factorized embeddings of this width
     num_hidden_groups: int | None = None  # ALBERT: layers share the weights of this many groups
-    # nsp | sop | none | auto: the architecture's own (PAIR_TASKS; none for electra). Not None: "none" must stay a value
-    pair_task: str = "auto"
+    pair_task: str = "auto"  # nsp | sop | none | auto: the architecture's own (PAIR_TASKS), none for electra
     objective: str = "mlm"  # mlm: masked LM (+ pair_task); electra: MLM + replaced tokens; tlm: XLM; plm: XLNet
     plm_k: int = 6  # plm: 1/K of each factorisation order is predicted (the paper's K = 6)
     mem_len: int | None = None  # plm: hidden states kept per layer for the next segment; None: max_seq_length; 0: none
