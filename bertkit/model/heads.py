@@ -140,6 +140,18 @@ class ReplacedTokenOutput:
     attentions: tuple[torch.Tensor, ...] | None = None
 
 
+def predicted_rows(hidden: torch.Tensor, labels: torch.Tensor | None, only_masked: bool
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The rows the vocabulary projection runs on and their labels: every position, or with ``only_masked`` those
+    whose label is not -100, in row-major order (the pretraining speed-up)."""
+    if not only_masked:
+        return hidden, labels
+    if labels is None:
+        raise ValueError("only_masked_logits / return_logits=False need labels (-100 where nothing is predicted)")
+    predicted = labels != IGNORE_INDEX
+    return hidden[predicted], labels[predicted]
+
+
 def mlm_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy over the positions whose label is not -100."""
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1),

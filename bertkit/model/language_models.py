@@ -8,13 +8,13 @@ import torch.nn.functional as F
 
 from .encoder import EncoderModel
 from .heads import (
-    IGNORE_INDEX,
     BertForPreTrainingOutput,
     DiscriminatorPredictions,
     MaskedLMOutput,
     PreTrainingHeads,
     ReplacedTokenOutput,
     mlm_loss,
+    predicted_rows,
 )
 from .pretrained import Pretrained
 
@@ -63,13 +63,7 @@ class ForPreTraining(Pretrained):
         """
         out = self.base_model(input_ids, attention_mask, token_type_ids, output_hidden_states, output_attentions,
                               task_type_ids=task_type_ids)
-        hidden = out.last_hidden_state
-        if only_masked_logits or not return_logits:
-            if labels is None:
-                raise ValueError("only_masked_logits / return_logits=False need labels (-100 where nothing is "
-                                 "predicted)")
-            predicted = labels != IGNORE_INDEX
-            hidden, labels = hidden[predicted], labels[predicted]
+        hidden, labels = predicted_rows(out.last_hidden_state, labels, only_masked_logits or not return_logits)
         prediction_logits = predictions = masked_lm_loss = pair_loss = loss = None
         if return_logits:
             prediction_logits = self.cls.predictions(hidden)

@@ -27,7 +27,7 @@ from . import kernels
 from .dropout import Dropout
 from .encoder import BertModelOutput
 from .feed_forward import activation
-from .heads import IGNORE_INDEX, ROW_MULTIPLE, BertForPreTrainingOutput, MaskedLMOutput, mlm_loss
+from .heads import IGNORE_INDEX, ROW_MULTIPLE, BertForPreTrainingOutput, MaskedLMOutput, mlm_loss, predicted_rows
 from .local_attention import local_global_attention
 from .modernbert_architecture import ModernBertConfig
 from .pretrained import Pretrained
@@ -297,13 +297,7 @@ class ModernBertForMaskedLM(ModernBertPretrained):
         logits are never materialised (``mlm_predictions`` holds the argmax ids). No sentence-pair head."""
         if next_sentence_label is not None:
             raise ValueError("ModernBERT has no sentence-pair head: pretrain it without NSP / SOP (pair_task: none)")
-        hidden = out.last_hidden_state
-        if only_masked_logits or not return_logits:
-            if labels is None:
-                raise ValueError("only_masked_logits / return_logits=False need labels (-100 where nothing is "
-                                 "predicted)")
-            predicted = labels != IGNORE_INDEX
-            hidden, labels = hidden[predicted], labels[predicted]
+        hidden, labels = predicted_rows(out.last_hidden_state, labels, only_masked_logits or not return_logits)
         logits = predictions = loss = None
         if return_logits:
             logits = self.decoder(self.head(hidden))
