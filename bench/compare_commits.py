@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from machine import cpu_name  # noqa: E402  (bench/ is the script's own folder)
+
 WORK = r'''
 import json, time
 import torch
@@ -65,13 +67,6 @@ def measure(checkout: Path) -> dict[str, float]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def cpu_model() -> str:
-    """The CPU's name, from /proc/cpuinfo."""
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -86,7 +81,7 @@ def main() -> None:
         for name in order:
             results[name].append(measure(sides[name]))
             print(name, results[name][-1], flush=True)
-    print(cpu_model())
+    print(cpu_name())
     for key in ("encode_s", "step_s"):
         before = statistics.median(r[key] for r in results["before"])
         after = statistics.median(r[key] for r in results["after"])

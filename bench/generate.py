@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import re
 import sys
 import time
 from pathlib import Path
@@ -24,17 +22,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from machine import cpu_name  # noqa: E402  (bench/ is the script's own folder)
+
 from bertkit.atomic import write_text_atomic  # noqa: E402
 from bertkit.model import GPT2LMHeadModel  # noqa: E402
-
-
-def cpu_model() -> str:
-    """The CPU's model name (from /proc/cpuinfo on Linux)."""
-    try:
-        match = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
-    except OSError:
-        match = None
-    return match.group(1).strip() if match else (platform.processor() or "unknown CPU")
 
 
 def timed(run, repeats: int) -> tuple[float, torch.Tensor]:
@@ -72,7 +63,7 @@ def main() -> None:
     model = GPT2LMHeadModel.from_pretrained(folder)
     prompt = torch.randint(0, args.vocab, (args.batch, args.prompt), generator=torch.Generator().manual_seed(1))
     settings = dict(max_new_tokens=args.new, do_sample=False)
-    print(f"CPU: {cpu_model()}, {args.threads} thread(s), torch {torch.__version__}, transformers "
+    print(f"CPU: {cpu_name()}, {args.threads} thread(s), torch {torch.__version__}, transformers "
           f"{transformers.__version__}")
     print(f"GPT-2 shape: {args.layers} layers, {args.hidden} wide, {args.heads} heads, vocab {args.vocab}; "
           f"batch {args.batch}, prompt {args.prompt}, {args.new} new tokens (greedy)\n")
@@ -95,7 +86,7 @@ def main() -> None:
     speedup = results["bertkit (cache)"]["tokens_per_s"] / results["bertkit (no cache)"]["tokens_per_s"]
     print(f"cache speed-up in bertkit: {speedup:.2f}×")
     write_text_atomic(Path(args.out) / "results.json", json.dumps(
-        dict(cpu=cpu_model(), threads=args.threads, args=vars(args), same_tokens=same, results=results),
+        dict(cpu=cpu_name(), threads=args.threads, args=vars(args), same_tokens=same, results=results),
         indent=2) + "\n")
 
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import platform
 import statistics
 import sys
 import time
@@ -33,6 +32,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from machine import cpu_name  # noqa: E402  (bench/ is the script's own folder)
 
 from bertkit.assets import default_model_dir  # noqa: E402
 from bertkit.atomic import write_text_atomic  # noqa: E402
@@ -43,16 +44,6 @@ PATTERN = "{text} It was [MASK]."
 VERBALIZER = {"fresh": "great", "rotten": "terrible"}
 CANDIDATES = ["out/bench/pretrain_quality/model-a", "out/bench/pretrain_quality/model-b", "out/demo/pretrain/model"]
 
-
-def cpu_name() -> str:
-    """The CPU's model name from /proc/cpuinfo (else what platform says)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def mean_se(values: list[float]) -> tuple[float, float]:

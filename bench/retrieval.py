@@ -12,7 +12,6 @@ all test passages by cosine; recall@1, recall@10 and MRR@10 of its own passage a
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 import tempfile
 import time
@@ -23,21 +22,12 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from machine import cpu_name  # noqa: E402  (bench/ is the script's own folder)
+
 from bertkit.encoding import SentenceEncoder, fit_whitening  # noqa: E402
 from bertkit.encoding.pairs import python_docs_pairs, split_by_source  # noqa: E402
 from bertkit.encoding.retrieval import retrieval_metrics  # noqa: E402
 from bertkit.encoding.training import EmbeddingTrainConfig, train_embeddings  # noqa: E402
-
-
-def cpu_model() -> str:
-    """The CPU's marketing name (from /proc/cpuinfo on Linux)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def row(name: str, metrics: dict[str, float], seconds: float) -> str:
@@ -82,7 +72,7 @@ def main() -> None:
     fit_corpus = [t for p in train for t in (p.query, p.passage)][: args.fit_texts]
     print(f"{len(pairs)} pairs from {len({p.source for p in pairs})} pages: {len(train)} on training pages, "
           f"{len(test)} test queries over {len(test)} passages; whitening fitted on {len(fit_corpus)} texts")
-    print(f"CPU: {cpu_model()}, {args.threads} threads, torch {torch.__version__}\n")
+    print(f"CPU: {cpu_name()}, {args.threads} threads, torch {torch.__version__}\n")
     if args.precisions:
         compare_precisions(args.precisions.split(","), queries, passages, args.model)
         return

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import random
 import statistics
 import sys
@@ -28,19 +27,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from machine import cpu_name  # noqa: E402  (bench/ is the script's own folder)
+
 from bertkit.finetuning.config import FinetuneConfig  # noqa: E402
 from bertkit.finetuning.datasets import load_dataset  # noqa: E402
 from bertkit.finetuning.train import finetune  # noqa: E402
-
-
-def cpu_name() -> str:
-    """The CPU's model name (/proc/cpuinfo), else what platform says."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    return platform.processor() or "unknown CPU"
 
 
 def stratified_sample(examples: list[dict], fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
